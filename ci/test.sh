@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything from scratch into a fresh venv, lint, and run the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+
+run_tests() {
+    # The README's test command:
+    pip install -e ".[test]" && pytest
+}
+
+set +e
+run_tests
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests: failing the run" >&2
+    exit 1
+fi
+[ "$rc" -eq 0 ] || exit "$rc"
+ruff check starburst_dask tests

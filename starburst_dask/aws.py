@@ -1,0 +1,132 @@
+"""AWS clients for one cluster, and the read-only checks made before anything is created.
+
+Endpoints, credentials and profiles come from standard AWS configuration
+(``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...), so the same code talks to AWS and to the
+local Fargate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+from .errors import ConfigurationError, MissingResourceError
+from .options import ClusterOptions
+
+SETUP_HINT = "run: starburst-dask setup"
+
+
+class AwsClients:
+    """The async ECS, EC2, IAM and CloudWatch Logs clients of one cluster.
+
+    Parameters
+    ----------
+    region : str
+        AWS region the clients talk to.
+    """
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._session = get_session()
+        self._stack = contextlib.AsyncExitStack()
+        self.ecs: Any = None
+        self.ec2: Any = None
+        self.iam: Any = None
+        self.logs: Any = None
+
+    def check_credentials(self) -> None:
+        """Raise :class:`ConfigurationError` when no credentials can be found (no AWS call)."""
+        if self._session.get_credentials() is None:
+            raise ConfigurationError(
+                "no AWS credentials found; run `aws configure`, set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or start the local Fargate "
+                "with `starburst-dask local`"
+            )
+
+    async def open(self) -> None:
+        """Create the clients."""
+        for service in ("ecs", "ec2", "iam", "logs"):
+            client = self._session.create_client(service, region_name=self.region)
+            setattr(self, service, await self._stack.enter_async_context(client))
+
+    async def close(self) -> None:
+        """Close the clients and their connections."""
+        await self._stack.aclose()
+
+
+async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
+    """Check that what a cluster needs exists, and find its network; create nothing.
+
+    Returns
+    -------
+    dict
+        ``cluster_arn``, ``subnets``, ``security_groups``, ``execution_role_arn`` and
+        ``task_role_arn``.
+
+    Raises
+    ------
+    MissingResourceError
+        Naming the missing resource and how to create it.
+    """
+    clusters = await aws.ecs.describe_clusters(clusters=[options.cluster])
+    active = [c for c in clusters["clusters"] if c["status"] == "ACTIVE"]
+    if not active:
+        raise MissingResourceError(
+            f"ECS cluster {options.cluster!r} does not exist in {options.region}; "
+            f"{SETUP_HINT} (or pass cluster=...)"
+        )
+    groups = await aws.logs.describe_log_groups(logGroupNamePrefix=options.log_group)
+    if not any(g["logGroupName"] == options.log_group for g in groups["logGroups"]):
+        raise MissingResourceError(
+            f"CloudWatch log group {options.log_group!r} does not exist in {options.region}; "
+            f"{SETUP_HINT} (or pass log_group=...)"
+        )
+    roles = {}
+    for key in ("execution_role", "task_role"):
+        roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
+    subnets, groups = await _network(aws, options)
+    return {"cluster_arn": active[0]["clusterArn"], "subnets": subnets,
+            "security_groups": groups, **roles}
+
+
+async def _role_arn(aws: AwsClients, role: str, option: str) -> str:
+    if role.startswith("arn:"):
+        return role
+    try:
+        return (await aws.iam.get_role(RoleName=role))["Role"]["Arn"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+    raise MissingResourceError(
+        f"IAM role {role!r} ({option}) does not exist; {SETUP_HINT} (or pass {option}=...)"
+    )
+
+
+async def _network(aws: AwsClients, options: ClusterOptions) -> tuple[list[str], list[str]]:
+    """The configured subnets and security groups, or the default VPC's."""
+    subnets, groups = list(options.subnets), list(options.security_groups)
+    if subnets and groups:
+        return subnets, groups
+    vpcs = await aws.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+    if not vpcs["Vpcs"]:
+        raise MissingResourceError(
+            f"no subnets or security groups configured and {options.region} has no default "
+            f"VPC; {SETUP_HINT} (or pass subnets=[...] and security_groups=[...])"
+        )
+    vpc = vpcs["Vpcs"][0]["VpcId"]
+    if not subnets:
+        found = await aws.ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                     {"Name": "default-for-az", "Values": ["true"]}]
+        )
+        subnets = sorted(s["SubnetId"] for s in found["Subnets"])
+    if not groups:
+        found = await aws.ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                     {"Name": "group-name", "Values": ["default"]}]
+        )
+        groups = [g["GroupId"] for g in found["SecurityGroups"]]
+    return subnets, groups

@@ -1,0 +1,320 @@
+"""FargateCluster: a dask cluster whose scheduler and workers are ECS Fargate tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import weakref
+from typing import Any
+
+from dask.utils import format_bytes, parse_bytes
+from distributed.core import Status
+from distributed.deploy.spec import ProcessInterface, SpecCluster
+from distributed.utils import NoOpAwaitable
+
+from . import fargate, tasks
+from .aws import AwsClients, preflight
+from .errors import StarburstError, TaskFailedError
+from .options import ClusterOptions
+
+logger = logging.getLogger(__name__)
+
+
+class FargateTask(ProcessInterface):
+    """One ECS task of a cluster, seen by ``SpecCluster`` as a scheduler or worker.
+
+    Parameters
+    ----------
+    cluster : FargateCluster
+        The cluster the task belongs to (held weakly).
+    task_arn : str, optional
+        The task, when it was launched already (workers are launched in batches).
+    """
+
+    role = "task"
+
+    def __init__(self, *args: Any, cluster: FargateCluster, task_arn: str | None = None,
+                 **kwargs: Any) -> None:
+        self._cluster = weakref.ref(cluster)
+        self.task_arn = task_arn
+        super().__init__()
+
+    @property
+    def cluster(self) -> FargateCluster:
+        cluster = self._cluster()
+        assert cluster is not None, "task outlived its cluster"
+        return cluster
+
+    async def close(self) -> None:
+        """Stop the task and wait until ECS reports it STOPPED."""
+        if self.task_arn is not None:
+            await self.cluster._stop_tasks([self.task_arn], f"{self.role} closed by its cluster")
+        await super().close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task_arn}: status={self.status.name}>"
+
+
+class FargateScheduler(FargateTask):
+    """The scheduler task: launched on start, ready when its address is known."""
+
+    role = "scheduler"
+
+    async def start(self) -> None:
+        cluster = self.cluster
+        [self.task_arn] = await cluster._launch(1, role=self.role)
+        task = await cluster._watcher.running(self.task_arn, cluster.options.launch_timeout)
+        ip = await tasks.task_address(cluster._aws.ec2, task, cluster.options.assign_public_ip)
+        self.address = f"tcp://{ip}:{tasks.SCHEDULER_PORT}"
+        await super().start()
+
+
+class FargateWorker(FargateTask):
+    """A worker task, launched by the cluster in a batch; ready when it is RUNNING."""
+
+    role = "worker"
+
+    def __init__(self, scheduler: str, name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+
+    async def start(self) -> None:
+        await self.cluster._watcher.running(self.task_arn, self.cluster.options.launch_timeout)
+        await super().start()
+
+
+class FargateCluster(SpecCluster):
+    """A dask cluster on AWS ECS Fargate: a scheduler task and worker tasks.
+
+    Every option defaults to dask config ``starburst.*`` (see ``starburst.yaml``);
+    arguments win.
+
+    Parameters
+    ----------
+    n_workers : int
+        Workers to start with.
+    worker_cpu, worker_memory : int
+        Worker task size in Fargate CPU units (1024 = 1 vCPU) and MiB.
+    scheduler_cpu, scheduler_memory : int
+        Scheduler task size.
+    image : str
+        Container image with dask and distributed matching the client's.
+    region : str
+        AWS region; default: the AWS SDK's configured region.
+    cluster : str
+        ECS cluster name or ARN.
+    subnets, security_groups : list of str
+        Task network; default: the default VPC's subnets and default security group.
+    assign_public_ip : bool
+        Give tasks public IPs (and reach the scheduler on its public IP).
+    execution_role, task_role : str
+        IAM role names or ARNs for pulling images and writing logs, and for the tasks.
+    log_group : str
+        CloudWatch Logs group for task output.
+    environment : dict
+        Extra environment variables for every task.
+    tags : dict
+        Extra tags for every task.
+    scheduler_timeout : int
+        Seconds the scheduler stays up with no client before it exits.
+    name : str
+        Cluster name, also every task's ``startedBy``; generated when omitted.
+    asynchronous : bool
+        Use from async code: ``async with FargateCluster(asynchronous=True) as cluster``.
+    **options
+        Further ``starburst.*`` options (``worker_death_timeout``, ``launch_timeout``,
+        ``poll_interval``).
+
+    Examples
+    --------
+    >>> from dask.distributed import Client
+    >>> client = Client(FargateCluster(n_workers=4))  # doctest: +SKIP
+    """
+
+    def __init__(self, n_workers: int | None = None, *, asynchronous: bool = False,
+                 **options: Any) -> None:
+        self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
+        self._aws = AwsClients(self.options.region)
+        self._aws.check_credentials()
+        self._requested = self.options.n_workers
+        self._launch_lock = asyncio.Lock()
+        self._watcher: tasks.TaskWatcher | None = None
+        self._scheduler_lost = False
+        #: Every task this cluster launched and has not yet seen STOPPED.
+        self._live: set[str] = set()
+        self._stopping: set[str] = set()
+        self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self._live)
+        worker = {"cls": FargateWorker, "options": {
+            "nthreads": self.options.worker_vcpus,
+            "memory_limit": self.options.worker_memory_limit,
+        }}
+        try:
+            super().__init__(
+                scheduler={"cls": FargateScheduler, "options": {"cluster": self}},
+                worker=worker,
+                asynchronous=asynchronous,
+                name=self.options.name,
+            )
+        except BaseException:
+            if not asynchronous:  # _start failed: SpecCluster leaves its loop thread running
+                self._loop_runner.stop()
+            raise
+
+    async def _start(self) -> None:
+        if self.status != Status.created:
+            return await super()._start()
+        try:
+            await self._start_tasks()
+        except BaseException as e:
+            self.status = Status.failed
+            await self._close()
+            # SpecCluster wraps a failed scheduler start; show users our own error.
+            if isinstance(e.__cause__, StarburstError):
+                raise e.__cause__ from None
+            raise
+
+    async def _start_tasks(self) -> None:
+        await self._aws.open()
+        found = await preflight(self._aws, self.options)
+        definition = await tasks.ensure_task_definition(self._aws.ecs, self.options, found)
+        self._launcher = tasks.TaskLauncher(
+            self._aws.ecs, found["cluster_arn"], definition,
+            subnets=found["subnets"], security_groups=found["security_groups"],
+            assign_public_ip=self.options.assign_public_ip, started_by=self.options.name,
+        )
+        self._watcher = tasks.TaskWatcher(self._aws.ecs, found["cluster_arn"],
+                                          self.options.poll_interval, self._on_stopped)
+        self._log(
+            f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
+            f"{self._requested} workers {_size(self.options, 'worker')}"
+        )
+        await super()._start()
+        await self._launch_workers()
+
+    async def _launch(self, count: int, role: str) -> list[str]:
+        """Start ``count`` scheduler or worker tasks; every one started is tracked."""
+        o = self.options
+        if role == "scheduler":
+            command, cpu, memory = tasks.scheduler_command(o), o.scheduler_cpu, o.scheduler_memory
+        else:
+            command = tasks.worker_command(o, self.scheduler.address)
+            cpu, memory = o.worker_cpu, o.worker_memory
+        try:
+            arns = await self._launcher.run(count, command=command, cpu=cpu, memory=memory,
+                                            environment=o.environment,
+                                            tags=tasks.task_tags(o, role))
+        except TaskFailedError as e:
+            self._track(e.arns)  # type: ignore[attr-defined]
+            raise
+        self._track(arns)
+        return arns
+
+    def _track(self, arns: list[str]) -> None:
+        self._live.update(arns)
+        self._watcher.watch(arns)
+
+    async def _launch_workers(self) -> None:
+        """Launch the workers that ``scale`` asked for and the spec lacks, in batches."""
+        async with self._launch_lock:
+            missing = self._requested - len(self.worker_spec)
+            if (missing <= 0 or self._scheduler_lost
+                    or self.status not in (Status.starting, Status.running)):
+                return
+            try:
+                arns = await self._launch(missing, role="worker")
+            except TaskFailedError as e:
+                self._add_workers(e.arns)  # type: ignore[attr-defined]
+                raise
+            self._add_workers(arns)
+        await self._correct_state()
+
+    def _add_workers(self, arns: list[str]) -> None:
+        for arn in arns:
+            self.worker_spec[tasks.task_id(arn)] = {
+                "cls": FargateWorker,
+                "options": {"cluster": self, "task_arn": arn, **self.new_spec["options"]},
+            }
+
+    async def _stop_tasks(self, arns: list[str], reason: str) -> None:
+        """Stop tasks and wait until ECS reports them STOPPED."""
+        arns = [a for a in arns if a in self._live]
+        self._stopping.update(arns)
+        await tasks.stop_tasks(self._aws.ecs, self._watcher.cluster_arn, arns, reason)
+        timeout = fargate.STOP_TIMEOUT_DEFAULT + 4 * self.options.poll_interval
+        for arn in arns:
+            if await self._watcher.stopped(arn, timeout) is None:
+                logger.warning("task %s did not report STOPPED within %d s", arn, timeout)
+
+    def _on_stopped(self, task: dict[str, Any]) -> None:
+        """A watched task reached STOPPED: forget it; if a worker died, drop it from the spec."""
+        arn = task["taskArn"]
+        self._live.discard(arn)
+        if arn in self._stopping:
+            self._stopping.discard(arn)
+            return
+        if arn == getattr(self.scheduler, "task_arn", None):
+            self._scheduler_lost = True
+            logger.error("scheduler %s", tasks.describe_stop(task))
+        elif self.worker_spec.pop(tasks.task_id(arn), None) is not None:
+            logger.warning("worker %s", tasks.describe_stop(task))
+            if task.get("startedAt") and not self._scheduler_lost:
+                self._log(f"Launching a replacement for worker {tasks.task_id(arn)}")
+                self.loop.add_callback(self._launch_workers)
+
+    def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
+        """Scale to ``n`` workers (or enough for ``memory`` bytes or ``cores`` threads).
+
+        New workers are launched together, in RunTask calls of up to ten tasks.
+        """
+        if memory is not None:
+            n = max(n, math.ceil(parse_bytes(memory) / self._memory_per_worker()))
+        if cores is not None:
+            n = max(n, math.ceil(cores / self._threads_per_worker()))
+        self._requested = n
+        if n < len(self.worker_spec):
+            super().scale(n)
+        elif self.status == Status.running:
+            self.loop.add_callback(self._launch_workers)
+        if self.asynchronous:
+            return NoOpAwaitable()
+
+    async def _close(self) -> None:
+        if self.status == Status.closed:
+            return
+        self._requested = 0
+        try:
+            await super()._close()
+        finally:
+            if self._watcher is not None:
+                await self._stop_tasks(list(self._live), "cluster closed")
+                await self._watcher.close()
+            await self._aws.close()
+            self._finalizer.detach()
+
+    def __repr__(self) -> str:
+        workers = self.scheduler_info.get("workers", {})
+        return (
+            f"{type(self).__name__}({self.options.name!r}, {self.scheduler_address!r}, "
+            f"workers={len(workers)}/{self._requested}, region={self.options.region!r}, "
+            f"status={self.status.name})"
+        )
+
+
+def _size(options: ClusterOptions, role: str) -> str:
+    cpu, memory = getattr(options, f"{role}_cpu"), getattr(options, f"{role}_memory")
+    return f"{fargate.vcpus(cpu):g} vCPU / {format_bytes(memory * 2**20)}"
+
+
+def _stop_leftovers(options: ClusterOptions, live: set[str]) -> None:
+    """Stop tasks of a cluster that was garbage-collected or left open at exit."""
+    if not live:
+        return
+    import boto3
+
+    ecs = boto3.client("ecs", region_name=options.region)
+    for arn in list(live):
+        try:
+            ecs.stop_task(cluster=options.cluster, task=arn, reason="cluster was not closed")
+        except Exception as e:  # noqa: BLE001 - best effort at shutdown
+            logger.debug("StopTask %s: %s", arn, e)
