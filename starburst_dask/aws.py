@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import botocore.session
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
@@ -39,7 +40,8 @@ class AwsClients:
 
     def check_credentials(self) -> None:
         """Raise :class:`ConfigurationError` when no credentials can be found (no AWS call)."""
-        if self._session.get_credentials() is None:
+        # The sync botocore lookup: reads env, files and metadata endpoints; no AWS API call.
+        if botocore.session.get_session().get_credentials() is None:
             raise ConfigurationError(
                 "no AWS credentials found; run `aws configure`, set AWS_PROFILE or "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or start the local Fargate "

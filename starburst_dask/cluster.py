@@ -175,6 +175,7 @@ class FargateCluster(SpecCluster):
             raise
 
     async def _start_tasks(self) -> None:
+        self._lock = asyncio.Lock()  # SpecCluster makes it later; _close needs it sooner
         await self._aws.open()
         found = await preflight(self._aws, self.options)
         definition = await tasks.ensure_task_definition(self._aws.ecs, self.options, found)

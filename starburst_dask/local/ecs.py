@@ -1,0 +1,370 @@
+"""ECS for the local Fargate: moto's ECS backend whose Fargate tasks are local processes.
+
+:func:`install` swaps :class:`LocalEcsBackend` into moto's ``ecs_backends``; it answers
+through :class:`LocalEcsResponse`, with AWS's validation, defaults and limits, and
+counts what it receives for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import types
+from collections import Counter, deque
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import InvalidSubnetIdError
+from moto.ec2.models import ec2_backends
+from moto.ecs import urls as moto_ecs_urls
+from moto.ecs.exceptions import (
+    EcsClientException,
+    InvalidParameterException,
+)
+from moto.ecs.models import (
+    EC2ContainerServiceBackend,
+    Task,
+    TaskDefinition,
+    ecs_backends,
+)
+from moto.ecs.responses import EC2ContainerServiceResponse
+
+from .. import fargate
+from .metadata import MetadataServer
+from .runtime import Runtime
+from .task import LocalTask
+
+#: Kinds of injected RunTask faults (see :meth:`Controls.fail_next_run_task`).
+FAULT_KINDS = ("throttle", "capacity")
+
+
+class Controls:
+    """Shared by all ECS backends of one local Fargate: processes, faults, counters."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.metadata = MetadataServer(_task_metadata)
+        self.calls: Counter[str] = Counter()
+        self.run_task_counts: list[int] = []
+        self.describe_task_sizes: list[int] = []
+        self._faults: deque[str] = deque()
+        self._lock = threading.Lock()
+
+    def fail_next_run_task(self, n: int, kind: str) -> None:
+        """Make the next ``n`` RunTask calls fail with ``kind`` (see :data:`FAULT_KINDS`)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}, not {kind!r}")
+        with self._lock:
+            self._faults.extend([kind] * n)
+
+    def next_fault(self) -> str | None:
+        """Take the fault for this RunTask call, if one is pending."""
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def count_call(self, action: str) -> None:
+        """Count one ECS request (requests arrive on many threads)."""
+        with self._lock:
+            self.calls[action] += 1
+
+    def close(self) -> None:
+        """Stop every task and wait for it; stop serving task metadata."""
+        self.runtime.shutdown()
+        self.metadata.close()
+
+    def reset_counters(self) -> None:
+        """Forget the calls seen so far."""
+        self.calls.clear()
+        self.run_task_counts.clear()
+        self.describe_task_sizes.clear()
+
+
+_controls: Controls | None = None
+
+
+def install(controls: Controls) -> None:
+    """Make moto's ECS run Fargate tasks as local processes, until :func:`uninstall`.
+
+    Must run before moto builds an ECS backend for the server: ``ecs_backends`` builds
+    each (account, region) backend lazily from its ``backend`` class.
+    """
+    global _controls
+    if _controls is not None:
+        raise RuntimeError("a local Fargate is already running in this process")
+    _controls = controls
+    ecs_backends.backend = LocalEcsBackend
+    ecs_backends.clear()  # drop backends built from the stock class
+
+
+def uninstall() -> None:
+    """Restore moto's stock ECS backend class."""
+    global _controls
+    _controls = None
+    ecs_backends.backend = EC2ContainerServiceBackend
+    ecs_backends.clear()
+
+
+def controls() -> Controls:
+    """The installed :class:`Controls`."""
+    if _controls is None:
+        raise RuntimeError("the local Fargate is not running")
+    return _controls
+
+
+def local_tasks() -> list[LocalTask]:
+    """Every local task of every account and region."""
+    return [
+        task
+        for _, _, backend in ecs_backends.iter_backends()
+        for cluster_tasks in backend.tasks.values()
+        for task in cluster_tasks.values()
+    ]
+
+
+def _task_metadata(task_id: str) -> dict[str, Any] | None:
+    for task in local_tasks():
+        if task.id == task_id:
+            return task.metadata()
+    return None
+
+
+class LocalEcsBackend(EC2ContainerServiceBackend):
+    """moto's ECS backend whose tasks are Fargate tasks run by the local runtime."""
+
+    @property
+    def _url_module(self) -> Any:
+        # moto finds a backend's handlers in the urls module next to its class.
+        return types.SimpleNamespace(
+            url_bases=moto_ecs_urls.url_bases,
+            url_paths={"{0}/$": LocalEcsResponse.dispatch},
+        )
+
+    @property
+    def controls(self) -> Controls:
+        return controls()
+
+    def register_task_definition(  # type: ignore[override]
+        self, family: str, container_definitions: list[dict[str, Any]], **kwargs: Any
+    ) -> TaskDefinition:
+        if "FARGATE" in (kwargs.get("requires_compatibilities") or []):
+            _check_fargate_definition(kwargs)
+        return super().register_task_definition(family, container_definitions, **kwargs)
+
+    def check_run_task(
+        self,
+        cluster_str: str,
+        task_definition_str: str,
+        count: int,
+        launch_type: str | None,
+        networking_configuration: dict[str, Any] | None,
+        capacity_provider_strategy: list[dict[str, Any]] | None,
+    ) -> str | None:
+        """Validate a RunTask as AWS does; return the capacity provider's name, if any."""
+        if not 1 <= count <= fargate.RUN_TASK_MAX_COUNT:
+            raise InvalidParameterException(
+                f"Task count must be between 1 and {fargate.RUN_TASK_MAX_COUNT}."
+            )
+        if launch_type and capacity_provider_strategy:
+            raise InvalidParameterException(
+                "Specify either Launch Type or Capacity Provider Strategy, but not both."
+            )
+        cluster = self._get_cluster(cluster_str)
+        strategy = capacity_provider_strategy
+        if not launch_type and not strategy:
+            strategy = cluster.default_capacity_provider_strategy
+        provider = strategy[0]["capacityProvider"] if strategy else None
+        if capacity_provider_strategy and provider not in (cluster.capacity_providers or []):
+            raise InvalidParameterException(
+                "The specified capacity provider strategy cannot contain a capacity provider "
+                "that is not associated with the cluster. Associate the capacity provider "
+                "with the cluster or specify a valid capacity provider and try again."
+            )
+        if launch_type != "FARGATE" and provider not in fargate.CAPACITY_PROVIDERS:
+            raise InvalidParameterException(
+                "The local Fargate runs Fargate tasks only: use launchType FARGATE or a "
+                "FARGATE or FARGATE_SPOT capacity provider."
+            )
+        task_definition = self.describe_task_definition(task_definition_str)
+        if "FARGATE" not in task_definition.compatibilities:
+            raise InvalidParameterException(
+                "Task definition does not support launch_type FARGATE."
+            )
+        vpc_config = (networking_configuration or {}).get("awsvpcConfiguration") or {}
+        if not vpc_config.get("subnets"):
+            raise InvalidParameterException(
+                "Network Configuration must be provided when networkMode 'awsvpc' is "
+                "specified, with at least one subnet."
+            )
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        for subnet in vpc_config["subnets"]:
+            try:
+                ec2.get_subnet(subnet)
+            except InvalidSubnetIdError:
+                raise InvalidParameterException(
+                    f"Error retrieving subnet information for [{subnet}]: The subnet ID "
+                    f"'{subnet}' does not exist (ErrorCode: InvalidSubnetID.NotFound)"
+                ) from None
+        return provider
+
+    def run_task(  # type: ignore[override]
+        self,
+        cluster_str: str,
+        task_definition_str: str,
+        count: int,
+        overrides: dict[str, Any] | None,
+        started_by: str,
+        tags: list[dict[str, str]] | None,
+        launch_type: str | None,
+        networking_configuration: dict[str, Any] | None = None,
+        group: str | None = None,
+        platform_version: str | None = None,
+        capacity_provider_strategy: list[dict[str, Any]] | None = None,
+    ) -> list[Task]:
+        provider = self.check_run_task(
+            cluster_str,
+            task_definition_str,
+            count,
+            launch_type,
+            networking_configuration,
+            capacity_provider_strategy,
+        )
+        cluster = self._get_cluster(cluster_str)
+        task_definition = self.describe_task_definition(task_definition_str)
+        tasks = [
+            LocalTask(
+                cluster,
+                task_definition,
+                self,
+                ip=self.controls.runtime.allocate_ip(),
+                metadata=self.controls.metadata,
+                network=networking_configuration or {},
+                capacity_provider_name=provider,
+                overrides=overrides or {},
+                group=group or f"family:{task_definition.family}",
+                started_by=started_by or "",
+                tags=tags or [],
+            )
+            for _ in range(count)
+        ]
+        for task in tasks:  # launched by the response, once it has been written
+            self.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        return tasks
+
+    def find_task(self, cluster_str: str, task_str: str) -> LocalTask | None:
+        """The task of ``cluster_str`` with this ARN or id, if any."""
+        cluster = self._get_cluster(cluster_str)
+        task_id = task_str.split("/")[-1]
+        for task in self.tasks.get(cluster.name, {}).values():
+            if task_str == task.task_arn or task_id == task.id:
+                return task
+        return None
+
+    def describe_tasks(self, cluster_str: str, tasks: list[str]) -> list[Task]:
+        if not tasks:
+            raise InvalidParameterException("Tasks cannot be empty.")
+        found = [self.find_task(cluster_str, task) for task in tasks]
+        return [task for task in found if task is not None]
+
+    def stop_task(self, cluster_str: str, task_str: str, reason: str) -> Task:
+        task = self.find_task(cluster_str, task_str)
+        if task is None:
+            raise InvalidParameterException("The referenced task was not found.")
+        task.stop(reason)
+        return task
+
+
+def _check_fargate_definition(kwargs: dict[str, Any]) -> None:
+    """RegisterTaskDefinition's Fargate rules: awsvpc, and a valid task-level size."""
+    network_mode = kwargs.get("network_mode")
+    if network_mode not in (None, "awsvpc"):
+        raise EcsClientException("Fargate only supports network mode 'awsvpc'.")
+    cpu, memory = kwargs.get("cpu"), kwargs.get("memory")
+    if not cpu or not memory:
+        raise EcsClientException(
+            "Fargate requires that 'cpu' and 'memory' be defined at the task level."
+        )
+    try:
+        why = fargate.check_task_size(int(cpu), int(memory))
+    except ValueError:
+        why = f"cpu and memory must be numbers of CPU units and MiB, not {cpu!r}, {memory!r}"
+    if why:
+        raise EcsClientException(
+            f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
+            f"{why}."
+        )
+
+
+class LocalEcsResponse(EC2ContainerServiceResponse):
+    """ECS API answers with real failures, AWS's defaults and limits, and counters."""
+
+    def call_action(self) -> Any:
+        controls().count_call(self._get_action())
+        return super().call_action()
+
+    def run_task(self) -> ActionResult | tuple[str, dict[str, Any]]:  # type: ignore[override]
+        count = self._get_int_param("count", 1)
+        controls().run_task_counts.append(count)
+        fault = controls().next_fault()
+        if fault == "throttle":
+            # Written by hand: ECS's API model lacks this error (AWS's common layer sends
+            # it), and moto would warn about serializing it.
+            body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
+            return body, {"status": 400}
+        if fault == "capacity":
+            self.ecs_backend.check_run_task(
+                self._get_param("cluster", "default"),
+                self._get_param("taskDefinition"),
+                count,
+                self._get_param("launchType"),
+                self._get_param("networkConfiguration"),
+                self._get_param("capacityProviderStrategy"),
+            )
+            failures = [{"reason": fargate.CAPACITY_UNAVAILABLE} for _ in range(count)]
+            return ActionResult({"tasks": [], "failures": failures})
+        result = super().run_task()
+        # AWS answers with the tasks PROVISIONING: write the answer, then start them.
+        status, headers, body = self.serialized(result)
+        for task in result.result["tasks"]:  # type: ignore[index]
+            controls().runtime.launch(task.process)
+        return body, {**headers, "status": status}
+
+    def describe_tasks(self) -> ActionResult:
+        refs = self._get_param("tasks", [])
+        controls().describe_task_sizes.append(len(refs))
+        if len(refs) > fargate.DESCRIBE_TASKS_MAX:
+            raise InvalidParameterException(
+                f"Tasks cannot contain more than {fargate.DESCRIBE_TASKS_MAX} items."
+            )
+        result = super().describe_tasks()
+        cluster = self._get_param("cluster", "default")
+        result.result["failures"] = [  # type: ignore[index]
+            {"arn": ref, "reason": "MISSING"}
+            for ref in refs
+            if self.ecs_backend.find_task(cluster, ref) is None
+        ]
+        return result
+
+    def list_tasks(self) -> ActionResult:
+        max_results = self._get_int_param("maxResults", fargate.LIST_TASKS_MAX)
+        if not 1 <= max_results <= fargate.LIST_TASKS_MAX:
+            raise InvalidParameterException(
+                f"maxResults must be between 1 and {fargate.LIST_TASKS_MAX}."
+            )
+        tasks = self.ecs_backend.list_tasks(
+            self._get_param("cluster", "default"),
+            self._get_param("containerInstance"),
+            self._get_param("family"),
+            self._get_param("startedBy"),
+            self._get_param("serviceName"),
+            # AWS lists only tasks meant to run unless asked for stopped ones.
+            self._get_param("desiredStatus") or "RUNNING",
+        )
+        token = self._get_param("nextToken") or "0"
+        if not token.isdigit():
+            raise InvalidParameterException("Invalid nextToken.")
+        start = int(token)
+        page = tasks[start : start + max_results]
+        result: dict[str, Any] = {"taskArns": [task.task_arn for task in page]}
+        if start + max_results < len(tasks):
+            result["nextToken"] = str(start + max_results)
+        return ActionResult(result)

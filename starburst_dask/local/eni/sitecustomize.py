@@ -1,0 +1,54 @@
+"""Give a local Fargate task process its own address, as its ENI would on AWS.
+
+The local Fargate puts this directory first on ``PYTHONPATH`` and sets
+``STARBURST_LOCAL_TASK_IP`` for each task process. Every loopback address is usable
+on Linux, so binding wildcard addresses and source-address discovery are redirected to
+the task's address: ``dask scheduler`` and ``dask worker`` then listen on and advertise
+it without any command-line change. Without the variable this module does nothing.
+Standard library only: it runs at interpreter start-up, before anything else.
+"""
+
+import os
+import socket
+
+_IP = os.environ.get("STARBURST_LOCAL_TASK_IP")
+_WILDCARDS = (None, "", "0.0.0.0", "::")
+
+
+def _install(ip: str) -> None:
+    getaddrinfo = socket.getaddrinfo
+    bind = socket.socket.bind
+    connect = socket.socket.connect
+
+    def task_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        # A passive lookup asks "where do I listen?": only the task's address, IPv4.
+        if host in _WILDCARDS and family in (0, socket.AF_INET):
+            return getaddrinfo(ip, port, socket.AF_INET, type, proto, flags)
+        return getaddrinfo(host, port, family, type, proto, flags)
+
+    def task_bind(self, address):
+        if self.family == socket.AF_INET and address[0] in ("", "0.0.0.0"):
+            address = (ip, *address[1:])
+        return bind(self, address)
+
+    def task_connect(self, address):
+        if self.family == socket.AF_INET and self.getsockname()[1] == 0:
+            host = address[0]
+            if self.type == socket.SOCK_DGRAM:
+                # The "which address routes out" trick (UDP connect, getsockname):
+                # answer the task's address; off-host targets have no route here.
+                bind(self, (ip, 0))
+                if not host.startswith("127."):
+                    address = (ip, *address[1:])
+            elif host.startswith("127."):
+                # Outgoing connections come from the task's address, as from its ENI.
+                bind(self, (ip, 0))
+        return connect(self, address)
+
+    socket.getaddrinfo = task_getaddrinfo
+    socket.socket.bind = task_bind
+    socket.socket.connect = task_connect
+
+
+if _IP:
+    _install(_IP)

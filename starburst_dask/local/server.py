@@ -1,0 +1,293 @@
+"""The local Fargate: an AWS endpoint on 127.0.0.1 whose ECS tasks are local processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections import Counter
+from importlib import resources
+from types import TracebackType
+from typing import Any
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+from moto.core.base_backend import BackendDict
+from moto.server import ThreadedMotoServer
+
+from .. import fargate
+from . import ecs
+from .runtime import Runtime
+from .task import LocalTask, TaskRecord
+
+DEFAULT_REGION = "us-east-1"
+#: Variables that would mix another account's settings into the local one's.
+_FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_TRUST_ECS_TASKS = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+class LocalFargate:
+    """A local AWS endpoint (moto's server) where Fargate tasks run as local processes.
+
+    Use it as a context manager, which starts it, prepares what a cluster needs and
+    points this process's AWS clients at it (environment variables), then stops every
+    task and restores the environment. Only one can run in a process at a time.
+
+    Parameters
+    ----------
+    port : int
+        Port on 127.0.0.1; 0 picks a free one.
+    region : str
+        The region clients are configured for.
+    prepare : bool
+        Call :meth:`prepare` on start.
+
+    Examples
+    --------
+    >>> with LocalFargate() as aws:  # doctest: +SKIP
+    ...     boto3.client("ecs").list_clusters()
+    """
+
+    def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True):
+        self.port = port
+        self.region = region
+        self._prepare = prepare
+        self._server: ThreadedMotoServer | None = None
+        self._controls: ecs.Controls | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_log_level = logging.NOTSET
+
+    @property
+    def endpoint_url(self) -> str:
+        """The endpoint every AWS service answers on."""
+        if self._server is None:
+            raise RuntimeError("the local Fargate is not running")
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that point AWS clients (of any process) here."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    @property
+    def calls(self) -> Counter[str]:
+        """ECS actions received, by name (``calls["RunTask"]``)."""
+        return self._running().calls
+
+    @property
+    def run_task_counts(self) -> list[int]:
+        """``count`` of each RunTask call, in order."""
+        return self._running().run_task_counts
+
+    @property
+    def describe_task_sizes(self) -> list[int]:
+        """Number of tasks asked for by each DescribeTasks call, in order."""
+        return self._running().describe_task_sizes
+
+    def start(self) -> LocalFargate:
+        """Start the endpoint, set this process's environment, prepare (if asked)."""
+        if self._server is not None:
+            return self
+        controls = ecs.Controls(Runtime())
+        try:
+            ecs.install(controls)
+        except RuntimeError:  # another one is running
+            controls.close()
+            raise
+        self._controls = controls
+        try:
+            werkzeug_log = logging.getLogger("werkzeug")  # one line per request otherwise
+            self._saved_log_level = werkzeug_log.level
+            werkzeug_log.setLevel(logging.WARNING)
+            if self.port:
+                _check_free(self.port)
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+            self._set_env()
+            if self._prepare:
+                self.prepare()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every task and wait for it, stop the endpoint, restore the environment."""
+        if self._controls is not None:
+            self._controls.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._controls is not None:
+            ecs.uninstall()
+            BackendDict.reset()  # the next start begins from a fresh account
+            self._controls = None
+            logging.getLogger("werkzeug").setLevel(self._saved_log_level)
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+    def __enter__(self) -> LocalFargate:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service`` on this endpoint, whatever the environment."""
+        env = self.env
+        return boto3.client(
+            service,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=self.region,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            **kwargs,
+        )
+
+    def prepare(self) -> None:
+        """Create what a cluster needs, under the default names of ``starburst.yaml``.
+
+        The ECS cluster (with the Fargate capacity providers), the execution and task
+        roles and the log group. The default VPC, its subnets and security group exist
+        already. Idempotent.
+        """
+        names = _default_names()
+        self.client("ecs").create_cluster(
+            clusterName=names["cluster"],
+            capacityProviders=list(fargate.CAPACITY_PROVIDERS),
+            defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+        )
+        iam = self.client("iam")
+        for role in (names["execution-role"], names["task-role"]):
+            _ignore(
+                "EntityAlreadyExists",
+                iam.create_role,
+                RoleName=role,
+                AssumeRolePolicyDocument=json.dumps(_TRUST_ECS_TASKS),
+            )
+        _ignore(
+            "ResourceAlreadyExistsException",
+            self.client("logs").create_log_group,
+            logGroupName=names["log-group"],
+        )
+
+    def kill_task(self, task_arn: str) -> None:
+        """SIGKILL a task's process (and all it started); the task stops with code 137."""
+        self._task(task_arn).process.kill()
+
+    def fail_next_run_task(self, n: int = 1, kind: str = "throttle") -> None:
+        """Make the next ``n`` RunTask calls fail.
+
+        Parameters
+        ----------
+        n : int
+            Number of calls to fail. Clients retry throttling by default: each retry
+            is a call.
+        kind : {"throttle", "capacity"}
+            ``"throttle"``: ThrottlingException "Rate exceeded" (HTTP 400).
+            ``"capacity"``: no task starts; one ``failures`` entry per requested task
+            with reason :data:`starburst_dask.fargate.CAPACITY_UNAVAILABLE`.
+        """
+        self._running().fail_next_run_task(n, kind)
+
+    def task_records(self) -> list[TaskRecord]:
+        """Every task as the emulator sees it (process id, address, times)."""
+        return [task.record() for task in ecs.local_tasks()]
+
+    def reset_counters(self) -> None:
+        """Clear :attr:`calls`, :attr:`run_task_counts` and :attr:`describe_task_sizes`."""
+        self._running().reset_counters()
+
+    def _running(self) -> ecs.Controls:
+        if self._controls is None:
+            raise RuntimeError("the local Fargate is not running")
+        return self._controls
+
+    def _task(self, task_arn: str) -> LocalTask:
+        for task in ecs.local_tasks():
+            if task.task_arn == task_arn:
+                return task
+        raise KeyError(f"no such task: {task_arn}")
+
+    def _set_env(self) -> None:
+        foreign = [*_FOREIGN, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]
+        for name in [*self.env, *foreign]:
+            self._saved_env.setdefault(name, os.environ.get(name))
+        for name in foreign:
+            os.environ.pop(name, None)
+        os.environ.update(self.env)
+
+
+def serve(port: int = 0, region: str = DEFAULT_REGION) -> None:
+    """Run a local Fargate until SIGINT or SIGTERM, printing how to point a shell at it.
+
+    Parameters
+    ----------
+    port : int
+        Port on 127.0.0.1; 0 picks a free one.
+    region : str
+        The region clients are configured for.
+    """
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    try:
+        with LocalFargate(port=port, region=region) as aws:
+            print("# Local Fargate running. In another shell:")
+            for name, value in aws.env.items():
+                print(f"export {name}={value}")
+            print("# Stop with Ctrl-C.", flush=True)
+            stop.wait()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _check_free(port: int) -> None:
+    """Raise OSError if ``port`` is taken: ThreadedMotoServer would wait forever."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        probe.bind(("127.0.0.1", port))
+
+
+def _default_names() -> dict[str, str]:
+    text = resources.files("starburst_dask").joinpath("starburst.yaml").read_text()
+    return yaml.safe_load(text)["starburst"]
+
+
+def _ignore(code: str, call: Any, **kwargs: Any) -> None:
+    """Call ``call``, ignoring the AWS error ``code`` (already exists)."""
+    try:
+        call(**kwargs)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != code:
+            raise

@@ -1,0 +1,352 @@
+"""A local Fargate task: moto's ECS task whose essential container is a local process.
+
+moto serializes API answers from model attributes named after the API's members in
+snake case (``created_at`` for ``createdAt``), so :class:`LocalTask` carries the fields
+AWS reports, and updates them as the runtime reports on its process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import suppress
+from datetime import datetime, timezone
+from typing import Any, TypedDict
+
+from moto.ec2.exceptions import InvalidNetworkInterfaceIdError
+from moto.ec2.models import ec2_backends
+from moto.ecr.models import ecr_backends
+from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefinition
+from moto.logs.models import logs_backends
+
+from .. import fargate
+from .metadata import METADATA_VAR, MetadataServer
+from .runtime import TaskProcess
+
+#: Fargate platform version the local tasks report.
+PLATFORM_VERSION = "1.4.0"
+#: An image in an ECR registry: account, region, repository, tag, digest.
+_ECR_IMAGE = re.compile(
+    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
+)
+
+
+class TaskRecord(TypedDict):
+    """The emulator's own view of a task, independent of the ECS API."""
+
+    arn: str
+    lastStatus: str
+    desiredStatus: str
+    #: The task's direct child process (the shim, which outlives the command's processes).
+    pid: int | None
+    ip: str
+    cpu: str
+    memory: str
+    startedAt: datetime | None
+    stoppedAt: datetime | None
+    exitCode: int | None
+    stopCode: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LocalTask(Task):
+    """A Fargate task whose essential container is a local process.
+
+    It reports its real lifecycle (moto's task advances a state on every describe), and
+    its ENI has the loopback address ``ip``, which its process binds and advertises.
+    The runtime calls its :class:`~.runtime.TaskHooks` methods from its own threads.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        task_definition: TaskDefinition,
+        backend: EC2ContainerServiceBackend,
+        ip: str,
+        metadata: MetadataServer,
+        network: dict[str, Any],
+        capacity_provider_name: str | None,
+        overrides: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        vpc_config = network["awsvpcConfiguration"]
+        ec2 = ec2_backends[backend.account_id][backend.region_name]
+        subnet = ec2.get_subnet(vpc_config["subnets"][0])
+        # AWS uses the VPC's default security group when none is given.
+        groups = vpc_config.get("securityGroups") or [
+            ec2.get_default_security_group(subnet.vpc_id).id
+        ]
+        network = {"awsvpcConfiguration": {**vpc_config, "securityGroups": groups}}
+        super().__init__(
+            cluster=cluster,
+            task_definition=task_definition,
+            container_instance_arn=None,
+            resource_requirements=None,
+            backend=backend,
+            launch_type="FARGATE",
+            capacity_provider_name=capacity_provider_name,
+            overrides=overrides,
+            networking_configuration=network,
+            platform_version=PLATFORM_VERSION,
+            **kwargs,
+        )
+        self._lock = threading.Lock()
+        self._status = "PROVISIONING"
+        self.platform_family = "Linux"
+        self.availability_zone = subnet.availability_zone
+        self.cpu = str(overrides.get("cpu") or task_definition.cpu)
+        self.memory = str(overrides.get("memory") or task_definition.memory)
+        self.created_at = _now()
+        self.pull_started_at: datetime | None = None
+        self.pull_stopped_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.execution_stopped_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.stop_code: str | None = None
+        self.stopped_reason: str | None = None
+        self._log_stream: tuple[Any, str, str] | None = None
+        self.ip = ip
+        self._eni = self._replace_eni(ec2, groups, vpc_config.get("assignPublicIp") == "ENABLED")
+        container_def = task_definition.container_definitions[0]
+        container = self.containers[0]
+        container.task_arn = self.task_arn  # moto puts the task definition's ARN here
+        container.exitCode = None
+        container.reason = None
+        container.network_interfaces = [
+            {"attachmentId": self.attachments[0]["id"], "privateIpv4Address": self.ip}
+        ]
+        self.log_config = container_def.get("logConfiguration") or {}
+        self.process = TaskProcess(
+            command=_command(container_def, overrides),
+            environment={
+                **_environment(container_def, overrides),
+                "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
+                METADATA_VAR: metadata.uri(self.id),
+            },
+            ip=self.ip,
+            stop_timeout=min(
+                container_def.get("stopTimeout", fargate.STOP_TIMEOUT_DEFAULT),
+                fargate.STOP_TIMEOUT_MAX,
+            ),
+            hooks=self,
+        )
+
+    def _replace_eni(self, ec2: Any, groups: list[str], public: bool) -> Any:
+        """Swap moto's random-address ENI for one with the task's loopback address."""
+        subnet_id = self.network_configuration["awsvpcConfiguration"]["subnets"][0]
+        details = {d["name"]: d["value"] for d in self.attachments[0]["details"]}
+        ec2.delete_network_interface(details["networkInterfaceId"])
+        eni = ec2.create_network_interface(
+            subnet=subnet_id,
+            private_ip_address=self.ip,
+            group_ids=groups,
+            description="ECS task ENI",
+        )
+        eni.status = "in-use"
+        eni.device_index = 0
+        if public:
+            # The address the cluster connects to, read from EC2 as on AWS.
+            eni.public_ip = self.ip
+        self.attachments[0]["details"] = [
+            {"name": "subnetId", "value": subnet_id},
+            {"name": "networkInterfaceId", "value": eni.id},
+            {"name": "macAddress", "value": eni.mac_address},
+            {"name": "privateDnsName", "value": eni.private_dns_name},
+            {"name": "privateIPv4Address", "value": self.ip},
+        ]
+        return eni
+
+    # The real lifecycle replaces moto's describe-driven state machine.
+    @property
+    def last_status(self) -> str:
+        return self._status
+
+    @last_status.setter
+    def last_status(self, value: str) -> None:
+        self._status = value
+
+    def advance(self) -> None:
+        """Do nothing: the state follows the process, not the number of describes."""
+
+    def record(self) -> TaskRecord:
+        """This task as the emulator sees it."""
+        return TaskRecord(
+            arn=self.task_arn,
+            lastStatus=self.last_status,
+            desiredStatus=self.desired_status,
+            pid=self.process.pid,
+            ip=self.ip,
+            cpu=self.cpu,
+            memory=self.memory,
+            startedAt=self.started_at,
+            stoppedAt=self.stopped_at,
+            exitCode=self.containers[0].exitCode,
+            stopCode=self.stop_code,
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """This task's metadata document (endpoint version 4, the fields that matter)."""
+        family, revision = self.task_definition_arn.rsplit("/", 1)[1].rsplit(":", 1)
+        container = self.containers[0]
+        network = {
+            "NetworkMode": "awsvpc",
+            "IPv4Addresses": [self.ip],
+            "AttachmentIndex": 0,
+            "MACAddress": self._eni.mac_address,
+            "IPv4SubnetCIDRBlock": self._eni.subnet.cidr_block,
+            "PrivateDNSName": self._eni.private_dns_name,
+        }
+        return {
+            "Cluster": self.cluster_arn,
+            "TaskARN": self.task_arn,
+            "Family": family,
+            "Revision": revision,
+            "DesiredStatus": self.desired_status,
+            "KnownStatus": self.last_status,
+            "Limits": {"CPU": fargate.vcpus(int(self.cpu)), "Memory": int(self.memory)},
+            "AvailabilityZone": self.availability_zone,
+            "LaunchType": "FARGATE",
+            "Containers": [
+                {
+                    "DockerId": f"{self.id}-0",
+                    "Name": container.name,
+                    "Image": container.image,
+                    "DesiredStatus": self.desired_status,
+                    "KnownStatus": container.last_status,
+                    "Type": "NORMAL",
+                    "Networks": [network],
+                }
+            ],
+        }
+
+    def stop(self, reason: str | None) -> None:
+        """StopTask: SIGTERM now, SIGKILL after the container's stopTimeout."""
+        with self._lock:
+            if self.desired_status == "STOPPED":  # stopping or stopped already
+                return
+            self.desired_status = "STOPPED"
+            self.stopping_at = _now()
+            self.stop_code = "UserInitiated"
+            self.stopped_reason = reason or "Task stopped by user"
+            if self.last_status == "RUNNING":
+                self.last_status = "STOPPING"
+        self.process.terminate()
+
+    # TaskHooks
+    def prepare(self) -> bool:
+        with self._lock:
+            if self.desired_status == "STOPPED":  # stopped before it started
+                self._finish(None)
+                return False
+            self.last_status = "PENDING"
+            self.pull_started_at = _now()
+        reason = self._open_log_stream() or _pull_error(self.containers[0].image)
+        if reason:
+            self.failed(reason)
+            return False
+        return True
+
+    def started(self, pid: int) -> None:
+        with self._lock:
+            self.pull_stopped_at = self.started_at = _now()
+            self.last_status = "RUNNING" if self.desired_status == "RUNNING" else "STOPPING"
+            self.containers[0].last_status = "RUNNING"
+
+    def output(self, line: str) -> None:
+        if self._log_stream:
+            logs, group, stream = self._log_stream
+            event = {"timestamp": int(_now().timestamp() * 1000), "message": line}
+            logs.put_log_events(group, stream, [event])
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self.stop_code = "TaskFailedToStart"
+            self.stopped_reason = self.containers[0].reason = reason
+            self._finish(None)
+
+    def exited(self, exit_code: int) -> None:
+        with self._lock:
+            if self.stop_code is None:
+                self.stop_code = "EssentialContainerExited"
+                self.stopped_reason = "Essential container in task exited"
+            self._finish(exit_code)
+
+    def _finish(self, exit_code: int | None) -> None:
+        """Mark the task STOPPED and release its ENI; the caller holds the lock."""
+        now = _now()
+        container = self.containers[0]
+        container.last_status = "STOPPED"
+        container.exitCode = exit_code
+        self.desired_status = "STOPPED"
+        self.stopping_at = self.stopping_at or now
+        self.execution_stopped_at = self.stopped_at = now
+        self.attachments[0]["status"] = "DELETED"
+        with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
+            self._eni.ec2_backend.delete_network_interface(self._eni.id)
+        self.last_status = "STOPPED"
+
+    def _open_log_stream(self) -> str | None:
+        """Create the awslogs stream ``prefix/container/task-id``; return why not, if not."""
+        if self.log_config.get("logDriver") != "awslogs":
+            return None
+        options = self.log_config.get("options", {})
+        group = options.get("awslogs-group", "")
+        region = options.get("awslogs-region", self.region_name)
+        logs = logs_backends[self._account_id][region]
+        if group not in logs.groups:
+            return (
+                "ResourceInitializationError: failed to validate logger args: failed to "
+                "create Cloudwatch log stream: ResourceNotFoundException: The specified "
+                f"log group does not exist: {group}"
+            )
+        parts = [options.get("awslogs-stream-prefix"), self.containers[0].name, self.id]
+        stream = "/".join(p for p in parts if p)
+        logs.ensure_log_stream(group, stream)
+        self._log_stream = (logs, group, stream)
+        return None
+
+
+def _pull_error(image: str) -> str | None:
+    """Why pulling ``image`` fails, if it does.
+
+    The local Python environment stands in for every image, but an image of an ECR
+    registry must exist in the local ECR, as a pull would find out.
+    """
+    match = _ECR_IMAGE.match(image)
+    if not match:
+        return None
+    account, region, name, tag, digest = match.groups()
+    repository = ecr_backends[account][region].repositories.get(name)
+    for found in repository.images if repository else []:
+        if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
+            return None
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {image}: {image}: not found"
+    )
+
+
+def _command(container_def: dict[str, Any], overrides: dict[str, Any]) -> list[str]:
+    """Docker's rule: entry point, then the command (the override replaces the command)."""
+    override = _container_override(container_def, overrides)
+    command = override.get("command") or container_def.get("command") or []
+    return [*container_def.get("entryPoint", []), *command]
+
+
+def _environment(container_def: dict[str, Any], overrides: dict[str, Any]) -> dict[str, str]:
+    override = _container_override(container_def, overrides)
+    pairs = [*container_def.get("environment", []), *override.get("environment", [])]
+    return {pair["name"]: pair["value"] for pair in pairs}
+
+
+def _container_override(container_def: dict[str, Any], overrides: dict[str, Any]) -> dict:
+    for override in overrides.get("containerOverrides", []):
+        if override.get("name") == container_def.get("name"):
+            return override
+    return {}
+
+

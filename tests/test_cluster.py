@@ -1,0 +1,195 @@
+"""FargateCluster end to end on the local Fargate: real AWS clients, real dask processes."""
+
+import time
+
+import boto3
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import xarray as xr
+from distributed import Client
+
+from starburst_dask import FargateCluster, MissingResourceError, TaskFailedError
+from starburst_dask.errors import ConfigurationError
+
+FAST = {"poll_interval": 0.5}
+
+
+def wait_until(predicate, timeout=60.0, interval=0.2):
+    """Wait for ``predicate()`` to be true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def running_tasks(ecs):
+    return ecs.list_tasks(cluster="starburst-dask", desiredStatus="RUNNING")["taskArns"]
+
+
+def assert_nothing_left(aws, ecs):
+    """No RUNNING task at the API, and no task process on this machine."""
+    assert running_tasks(ecs) == []
+    pids = [r["pid"] for r in aws.task_records() if r["pid"]]
+    alive = [p for p in pids if psutil.pid_exists(p)
+             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+
+
+@pytest.fixture
+def ecs(local_fargate):
+    return boto3.client("ecs")
+
+
+def test_computes_like_local_dask_and_scales(local_fargate, ecs):
+    with FargateCluster(n_workers=3, **FAST) as cluster, Client(cluster) as client:
+        client.wait_for_workers(3, timeout=120)
+        workers = client.scheduler_info()["workers"].values()
+        # Every worker is a Fargate task: its dask name is its task id, its address the
+        # task's ENI address.
+        tasks = {t["taskArn"].rsplit("/", 1)[1]: t for t in ecs.describe_tasks(
+            cluster="starburst-dask", tasks=running_tasks(ecs))["tasks"]}
+        for w in workers:
+            eni = {d["name"]: d["value"] for d in tasks[w["name"]]["attachments"][0]["details"]}
+            assert w["host"] == eni["privateIPv4Address"]
+        assert cluster.scheduler_address.startswith("tcp://127.")
+        assert "starburst" in repr(cluster) and cluster.dashboard_link.startswith("http://127.")
+
+        # dask.delayed
+        total = dask.delayed(sum)([dask.delayed(pow)(i, 2) for i in range(100)])
+        assert client.compute(total).result() == sum(i**2 for i in range(100))
+
+        # dask.dataframe groupby-aggregate
+        pdf = pd.DataFrame({"key": np.arange(1000) % 7, "value": np.arange(1000.0)})
+        ddf = dd.from_pandas(pdf, npartitions=4)
+        got = client.compute(ddf.groupby("key").value.agg(["sum", "mean"])).result()
+        pd.testing.assert_frame_equal(got.sort_index(),
+                                      pdf.groupby("key").value.agg(["sum", "mean"]))
+
+        # xarray reduction on dask arrays
+        data = np.random.default_rng(0).normal(size=(40, 30))
+        da = xr.DataArray(data, dims=("time", "x")).chunk({"time": 10})
+        got = client.compute(da.mean("time")).result()
+        np.testing.assert_allclose(got.values, data.mean(axis=0))
+
+        cluster.scale(1)
+        wait_until(lambda: len(client.scheduler_info()["workers"]) == 1)
+        cluster.scale(4)
+        client.wait_for_workers(4, timeout=120)
+        wait_until(lambda: len(running_tasks(ecs)) == 5)  # 4 workers and the scheduler
+    assert_nothing_left(local_fargate, ecs)
+
+
+def test_twenty_workers_take_two_runtask_calls_and_shared_polls(local_fargate, ecs):
+    local_fargate.reset_counters()
+    start = time.monotonic()
+    with FargateCluster(n_workers=20, worker_cpu=256, worker_memory=512, **FAST) as cluster:
+        elapsed = time.monotonic() - start
+        counts = list(local_fargate.run_task_counts)
+        polls = list(local_fargate.describe_task_sizes)
+        assert len(cluster.workers) == 20
+        with Client(cluster) as client:  # and all twenty are dask workers
+            client.wait_for_workers(20, timeout=300)
+    assert counts == [1, 10, 10]  # the scheduler, then the workers in two calls
+    # One poller: at most one DescribeTasks call per poll interval (plus the last), each
+    # covering every launching task, never one call per task.
+    assert len(polls) <= elapsed / FAST["poll_interval"] + 2
+    assert max(polls) == 21  # every task of the cluster, the scheduler included
+    assert_nothing_left(local_fargate, ecs)
+
+
+def test_close_stops_every_task_and_waits(local_fargate, ecs):
+    cluster = FargateCluster(n_workers=2, **FAST)
+    arns = [w.task_arn for w in cluster.workers.values()] + [cluster.scheduler.task_arn]
+    cluster.close()
+    described = ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
+    assert {t["lastStatus"] for t in described} == {"STOPPED"}
+    assert {t["stopCode"] for t in described} == {"UserInitiated"}
+    assert_nothing_left(local_fargate, ecs)
+
+
+def test_async_cluster(local_fargate, ecs):
+    async def main():
+        async with (
+            FargateCluster(n_workers=1, asynchronous=True, **FAST) as cluster,
+            Client(cluster, asynchronous=True) as client,
+        ):
+            await client.wait_for_workers(1)
+            assert await client.submit(lambda x: x + 1, 41) == 42
+            await cluster.scale(2)
+            await client.wait_for_workers(2)
+
+    import asyncio
+
+    asyncio.run(main())
+    assert_nothing_left(local_fargate, ecs)
+
+
+def aws_resources(ecs):
+    """What a failed start must not change: task definitions and tasks of any status."""
+    return {
+        "definitions": ecs.list_task_definitions()["taskDefinitionArns"],
+        "tasks": sorted(
+            running_tasks(ecs)
+            + ecs.list_tasks(cluster="starburst-dask", desiredStatus="STOPPED")["taskArns"]
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"worker_cpu": 1024, "worker_memory": 512}, ConfigurationError,
+         ["2048 to 8192 in steps of 1024"]),
+        ({"n_workers": -2}, ConfigurationError, ["n_workers must be 0 or more"]),
+        ({"n_workers": 1.5}, ConfigurationError, ["whole number"]),
+        ({"region": "atlantis-1"}, ConfigurationError, ["unknown AWS region"]),
+        ({"cluster": "no-such-cluster"}, MissingResourceError,
+         ["ECS cluster 'no-such-cluster' does not exist", "starburst-dask setup"]),
+        ({"log_group": "/no/such/group"}, MissingResourceError,
+         ["log group '/no/such/group' does not exist", "starburst-dask setup"]),
+        ({"execution_role": "no-such-role"}, MissingResourceError,
+         ["IAM role 'no-such-role' (execution_role) does not exist", "starburst-dask setup"]),
+        ({"task_role": "no-such-role"}, MissingResourceError,
+         ["IAM role 'no-such-role' (task_role) does not exist"]),
+    ],
+)
+def test_bad_input_changes_nothing(local_fargate, ecs, kwargs, error, words):
+    before = aws_resources(ecs)
+    local_fargate.reset_counters()
+    with pytest.raises(error) as info:
+        FargateCluster(**{"n_workers": 1, **kwargs})
+    for word in words:
+        assert word in str(info.value)
+    assert local_fargate.calls["RunTask"] == 0
+    assert local_fargate.calls["RegisterTaskDefinition"] == 0
+    if error is ConfigurationError:  # found before any AWS call at all
+        assert sum(local_fargate.calls.values()) == 0
+    assert aws_resources(ecs) == before
+
+
+def test_no_credentials_is_a_clear_error(local_fargate, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    local_fargate.reset_counters()
+    with pytest.raises(ConfigurationError, match="no AWS credentials found"):
+        FargateCluster(n_workers=1, region="us-east-1")
+    assert sum(local_fargate.calls.values()) == 0
+
+
+def test_task_that_cannot_start_reports_why(local_fargate, ecs):
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing:latest"
+    with pytest.raises(Exception) as info:
+        FargateCluster(n_workers=1, image=image, **FAST)
+    message = str(info.value)
+    assert "TaskFailedToStart" in message and "CannotPullContainerError" in message
+    assert isinstance(info.value.__cause__ or info.value, TaskFailedError)
+    assert_nothing_left(local_fargate, ecs)
