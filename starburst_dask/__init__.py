@@ -7,12 +7,19 @@
 
 from . import config  # noqa: F401  (registers the starburst config defaults)
 from .cluster import FargateCluster
-from .errors import ConfigurationError, MissingResourceError, StarburstError, TaskFailedError
+from .errors import (
+    ConfigurationError,
+    CostLimitExceeded,
+    MissingResourceError,
+    StarburstError,
+    TaskFailedError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "CostLimitExceeded",
     "FargateCluster",
     "MissingResourceError",
     "StarburstError",

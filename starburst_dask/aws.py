@@ -18,10 +18,13 @@ from .errors import ConfigurationError, MissingResourceError
 from .options import ClusterOptions
 
 SETUP_HINT = "run: starburst-dask setup"
+#: Client attribute -> AWS service.
+_SERVICES = {"ecs": "ecs", "ec2": "ec2", "iam": "iam", "logs": "logs",
+             "quotas": "service-quotas", "cloudwatch": "cloudwatch"}
 
 
 class AwsClients:
-    """The async ECS, EC2, IAM and CloudWatch Logs clients of one cluster.
+    """The async AWS clients of one cluster (ECS, EC2, IAM, Logs, Service Quotas, CloudWatch).
 
     Parameters
     ----------
@@ -37,6 +40,8 @@ class AwsClients:
         self.ec2: Any = None
         self.iam: Any = None
         self.logs: Any = None
+        self.quotas: Any = None
+        self.cloudwatch: Any = None
 
     def check_credentials(self) -> None:
         """Raise :class:`ConfigurationError` when no credentials can be found (no AWS call)."""
@@ -50,9 +55,9 @@ class AwsClients:
 
     async def open(self) -> None:
         """Create the clients."""
-        for service in ("ecs", "ec2", "iam", "logs"):
+        for name, service in _SERVICES.items():
             client = self._session.create_client(service, region_name=self.region)
-            setattr(self, service, await self._stack.enter_async_context(client))
+            setattr(self, name, await self._stack.enter_async_context(client))
 
     async def close(self) -> None:
         """Close the clients and their connections."""

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import click
 
+from . import cli_admin
+from .images import cli as image_cli
+
 
 @click.group()
 @click.version_option(package_name="starburst-dask")
 def main() -> None:
     """Dask clusters on AWS Fargate."""
+
+
+cli_admin.register(main)  # setup, doctor, ls, cleanup, teardown
+main.add_command(image_cli.image)  # image build|render|ls
 
 
 @main.command()
@@ -35,3 +42,48 @@ def local(port: int, region: str) -> None:
     from .local import serve
 
     serve(port=port, region=region)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, help="Clusters to list.")
+def cost(limit: int) -> None:
+    """List recent clusters with their runtime and cost, and today's and this month's totals."""
+    from .ledger import report
+
+    click.echo(report(limit))
+
+
+@main.command()
+@click.option("--request", "vcpus", type=float, default=None,
+              help="File an increase of the quota to this many vCPUs.")
+@click.option("--spot", is_flag=True, help="With --request: the Spot quota, not On-Demand.")
+@click.option("--region", default=None, help="AWS region (default: the configured one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) -> None:
+    """Show the Fargate vCPU quotas, usage and open increase requests; --request one."""
+    import asyncio
+    import json
+
+    import boto3
+
+    from .quota import account_report
+
+    region = region or boto3.session.Session().region_name
+    if not region:
+        raise click.UsageError("no AWS region configured: pass --region")
+    if vcpus is not None and vcpus <= 0:
+        raise click.BadParameter("--request takes a positive number of vCPUs")
+    provider = "FARGATE_SPOT" if spot else "FARGATE"
+    report = asyncio.run(account_report(region, vcpus, provider))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for q in report["quotas"]:
+        limit = "unknown" if q["quota"] is None else f"{q['quota']:g}"
+        click.echo(f"{q['name']} ({q['code']}): quota {limit} vCPU, in use {q['usage']:g}")
+        for r in q["pending_requests"]:
+            click.echo(f"  request {r['id']}: to {r['desired']:g} vCPU, {r['status']}")
+    if "request" in report:
+        r = report["request"]
+        click.echo(f"Requested {r['desired']:g} vCPU: {r['status']} (request {r['id']}); "
+                   "approval can take hours to days")

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import sys
 import weakref
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from dask.utils import format_bytes, parse_bytes
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.utils import NoOpAwaitable
 
-from . import fargate, tasks
+from . import fargate, lifetime, quota, tasks
 from .aws import AwsClients, preflight
-from .errors import StarburstError, TaskFailedError
+from .cost import CostMeter
+from .errors import QuotaExceededError, StarburstError, TaskFailedError
+from .images import resolve_cluster_image
 from .options import ClusterOptions
 
 logger = logging.getLogger(__name__)
@@ -63,7 +68,7 @@ class FargateScheduler(FargateTask):
 
     async def start(self) -> None:
         cluster = self.cluster
-        [self.task_arn] = await cluster._launch(1, role=self.role)
+        self.task_arn = await cluster._launch_scheduler()
         task = await cluster._watcher.running(self.task_arn, cluster.options.launch_timeout)
         ip = await tasks.task_address(cluster._aws.ec2, task, cluster.options.assign_public_ip)
         self.address = f"tcp://{ip}:{tasks.SCHEDULER_PORT}"
@@ -99,7 +104,12 @@ class FargateCluster(SpecCluster):
     scheduler_cpu, scheduler_memory : int
         Scheduler task size.
     image : str
-        Container image with dask and distributed matching the client's.
+        Container image with dask and distributed matching the client's (checked
+        before launch when its tag records them).
+    software : str or path
+        Instead of ``image``: an ``environment.yml``, a ``conda-lock.yml``, or
+        ``"current"`` (this environment); its image is built once per content and kept
+        in ECR (see ``starburst_dask.images``).
     region : str
         AWS region; default: the AWS SDK's configured region.
     cluster : str
@@ -137,13 +147,27 @@ class FargateCluster(SpecCluster):
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
         self._aws = AwsClients(self.options.region)
         self._aws.check_credentials()
+        #: Cost: estimate, running total and rate, limits. Refuses over max_hourly_cost.
+        self.cost = CostMeter.for_cluster(self)
+        # Before any task starts: the image for `software` (found or built in ECR), and
+        # a clear error if the image's distributed is not the client's.
+        self.options = resolve_cluster_image(self.options)
         self._requested = self.options.n_workers
         self._launch_lock = asyncio.Lock()
         self._watcher: tasks.TaskWatcher | None = None
         self._scheduler_lost = False
+        #: The vCPU quota as this cluster last saw it, with its running and waiting workers.
+        #: Capacity providers for workers, in order of preference.
+        self._worker_providers = {False: ("FARGATE",), True: ("FARGATE_SPOT",),
+                                  "fallback": ("FARGATE_SPOT", "FARGATE")}[self.options.spot]
+        self.quota = quota.QuotaStatus(self._worker_providers[0])
+        self._quota_waiter: asyncio.Task | None = None
+        self._quota_requested = False  # auto-request files at most one request
+        self._room = asyncio.Event()  # set when one of our tasks stops
         #: Every task this cluster launched and has not yet seen STOPPED.
         self._live: set[str] = set()
         self._stopping: set[str] = set()
+        self._vcpus: dict[str, tuple[str, float]] = {}  # capacity provider, vCPUs of each
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self._live)
         worker = {"cls": FargateWorker, "options": {
             "nthreads": self.options.worker_vcpus,
@@ -160,6 +184,34 @@ class FargateCluster(SpecCluster):
             if not asynchronous:  # _start failed: SpecCluster leaves its loop thread running
                 self._loop_runner.stop()
             raise
+        if not asynchronous and self.quota.waiting and not self.options.quota_auto_request \
+                and sys.stdin is not None and sys.stdin.isatty():
+            self._offer_quota_request()
+
+    @property
+    def quota_needed(self) -> int:
+        """vCPUs the quota would need for every requested worker to run."""
+        return math.ceil(self.quota.usage
+                         + self.quota.waiting * fargate.vcpus(self.options.worker_cpu))
+
+    def _offer_quota_request(self) -> None:
+        """Ask, at a terminal, whether to file the quota increase that would fit everything."""
+        self.sync(self._fits, self.options.worker_cpu, self.quota.capacity_provider)
+        answer = input(f"Request quota increase to {self.quota_needed} vCPU? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            self.sync(self._request_quota)
+
+    async def _request_quota(self) -> None:
+        provider = self.quota.capacity_provider
+        try:
+            await self._fits(self.options.worker_cpu, provider)  # usage now, not at launch
+            request = await quota.request_increase(self._aws.quotas, provider,
+                                                   self.quota_needed)
+        except (ClientError, BotoCoreError) as e:
+            logger.warning("could not request a quota increase: %s", e)
+            return
+        self._log(f"Requested a Fargate vCPU quota of {request['DesiredValue']:g}: "
+                  f"{request['Status']}; waiting workers launch once it is approved")
 
     async def _start(self) -> None:
         if self.status != Status.created:
@@ -183,52 +235,151 @@ class FargateCluster(SpecCluster):
             self._aws.ecs, found["cluster_arn"], definition,
             subnets=found["subnets"], security_groups=found["security_groups"],
             assign_public_ip=self.options.assign_public_ip, started_by=self.options.name,
+            deadline=self.options.launch_deadline,
         )
         self._watcher = tasks.TaskWatcher(self._aws.ecs, found["cluster_arn"],
                                           self.options.poll_interval, self._on_stopped)
+        self._governor = quota.QuotaGovernor(self._aws.quotas, self._aws.cloudwatch)
         self._log(
             f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
             f"{self._requested} workers {_size(self.options, 'worker')}"
         )
+        self.cost.start(self)  # logs the estimate; watches max_cost and cost_alert
         await super()._start()
         await self._launch_workers()
+        while self._requested and not self.worker_spec:  # not one fits: wait, within reason
+            await asyncio.wait([self._quota_waiter], timeout=self.options.poll_interval)
+            if self._quota_waiter.done():
+                self._quota_waiter.result()  # raises QuotaExceededError
 
-    async def _launch(self, count: int, role: str) -> list[str]:
+    async def _launch(self, count: int, role: str, provider: str = "FARGATE",
+                      retry_capacity: bool = True) -> tasks.Launch:
         """Start ``count`` scheduler or worker tasks; every one started is tracked."""
         o = self.options
         if role == "scheduler":
             command, cpu, memory = tasks.scheduler_command(o), o.scheduler_cpu, o.scheduler_memory
+            command += lifetime.scheduler_args(o)  # idle clients, max lifetime
         else:
             command = tasks.worker_command(o, self.scheduler.address)
+            command += lifetime.worker_args(o)
             cpu, memory = o.worker_cpu, o.worker_memory
         try:
-            arns = await self._launcher.run(count, command=command, cpu=cpu, memory=memory,
-                                            environment=o.environment,
-                                            tags=tasks.task_tags(o, role))
+            launch = await self._launcher.run(count, command=command, cpu=cpu, memory=memory,
+                                              environment=o.environment,
+                                              tags=tasks.task_tags(o, role),
+                                              capacity_provider=provider,
+                                              retry_capacity=retry_capacity)
         except TaskFailedError as e:
-            self._track(e.arns)  # type: ignore[attr-defined]
+            self._track(e.arns, cpu, provider)  # type: ignore[attr-defined]
             raise
-        self._track(arns)
-        return arns
+        self._track(launch.arns, cpu, provider)
+        return launch
 
-    def _track(self, arns: list[str]) -> None:
+    def _record_usage(self) -> None:
+        for provider in fargate.QUOTA_CODES:
+            self._governor.record(provider, sum(
+                v for p, v in map(self._vcpus.get, self._live) if p == provider))
+
+    async def _fits(self, cpu: int, provider: str = "FARGATE") -> int:
+        """How many tasks of ``cpu`` units fit under a quota now; refreshes ``quota``."""
+        status = await self._governor.status(provider)
+        if provider == self.quota.capacity_provider:
+            self.quota.quota, self.quota.usage = status.quota, status.usage
+        return quota.fits(status, fargate.vcpus(cpu))
+
+    async def _launch_scheduler(self) -> str:
+        """Launch the scheduler task once the quota has room for it."""
+        deadline = quota.Deadline(self.options.launch_deadline)
+        while True:
+            if await self._fits(self.options.scheduler_cpu):
+                launch = await self._launch(1, role="scheduler")
+                if launch.arns:
+                    return launch.arns[0]
+            if deadline.expired:
+                raise QuotaExceededError(quota.quota_error(
+                    "FARGATE", fargate.vcpus(self.options.scheduler_cpu), self.quota,
+                    deadline.elapsed))
+            self._log(f"No room for the scheduler under the quota: {self.quota}")
+            await asyncio.sleep(min(self.options.quota_interval, deadline.remaining))
+
+    def _track(self, arns: list[str], cpu: int, provider: str) -> None:
         self._live.update(arns)
+        self._vcpus.update(dict.fromkeys(arns, (provider, fargate.vcpus(cpu))))
+        self._record_usage()
         self._watcher.watch(arns)
 
     async def _launch_workers(self) -> None:
-        """Launch the workers that ``scale`` asked for and the spec lacks, in batches."""
+        """Launch what ``scale`` asked for and the quota allows, in batches; the rest wait."""
         async with self._launch_lock:
             missing = self._requested - len(self.worker_spec)
+            missing = self.cost.affordable(missing)  # none that would pass max_cost
             if (missing <= 0 or self._scheduler_lost
                     or self.status not in (Status.starting, Status.running)):
+                self._set_waiting(0)
                 return
-            try:
-                arns = await self._launch(missing, role="worker")
-            except TaskFailedError as e:
-                self._add_workers(e.arns)  # type: ignore[attr-defined]
-                raise
-            self._add_workers(arns)
+            launched: list[str] = []
+            for provider in self._worker_providers:  # Spot first, if asked for
+                want = missing - len(launched)
+                fit = min(want, await self._fits(self.options.worker_cpu, provider))
+                if not fit:
+                    continue
+                try:
+                    launch = await self._launch(
+                        fit, role="worker", provider=provider,
+                        retry_capacity=provider == self._worker_providers[-1])
+                except TaskFailedError as e:
+                    self._add_workers(e.arns)  # type: ignore[attr-defined]
+                    raise
+                self._add_workers(launch.arns)
+                launched += launch.arns
+            self._set_waiting(missing - len(launched), launching=len(launched))
         await self._correct_state()
+
+    def _set_waiting(self, waiting: int, launching: int = 0) -> None:
+        """Record the workers waiting for quota; say the plan when it changes."""
+        changed = waiting != self.quota.waiting
+        self.quota.waiting, self.quota.running = waiting, len(self.worker_spec)
+        if not waiting:
+            return
+        if changed:
+            vcpus = fargate.vcpus(self.options.worker_cpu)
+            self._log(
+                f"Requested {self._requested} workers ({self._requested * vcpus:g} vCPU); the "
+                f"{self.quota.quota:g} vCPU Fargate quota ({self.quota.usage:g} in use) allows "
+                f"{len(self.worker_spec)} now; launching {launching}, {waiting} waiting for quota"
+            )
+        if self._quota_waiter is None or self._quota_waiter.done():
+            self._quota_waiter = asyncio.ensure_future(self._wait_for_quota())
+            if self.options.quota_auto_request and not self._quota_requested:
+                self._quota_requested = True
+                self._quota_request = asyncio.ensure_future(self._request_quota())
+
+    async def _wait_for_quota(self) -> None:
+        """Launch waiting workers as room appears: our tasks stop, others' usage drops, or
+        the quota is raised. Gives up when no worker at all could run by the deadline."""
+        deadline = quota.Deadline(self.options.launch_deadline)
+        while self.quota.waiting and self.status in (Status.starting, Status.running):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._room.wait(),
+                                       min(self.options.quota_interval, deadline.remaining))
+            self._room.clear()
+            before = len(self.worker_spec)
+            try:
+                await self._launch_workers()
+            except TaskFailedError as e:
+                logger.error("launching workers: %s", e)
+            if len(self.worker_spec) > before:
+                deadline = quota.Deadline(self.options.launch_deadline)
+            elif not self.worker_spec and deadline.expired:
+                self._requested = 0
+                self._set_waiting(0)
+                error = QuotaExceededError(quota.quota_error(
+                    self.quota.capacity_provider, fargate.vcpus(self.options.worker_cpu),
+                    self.quota,
+                    deadline.elapsed))
+                if self.status == Status.starting:
+                    raise error  # FargateCluster() raises it
+                logger.error("giving up on waiting workers: %s", error)
 
     def _add_workers(self, arns: list[str]) -> None:
         for arn in arns:
@@ -251,11 +402,17 @@ class FargateCluster(SpecCluster):
         """A watched task reached STOPPED: forget it; if a worker died, drop it from the spec."""
         arn = task["taskArn"]
         self._live.discard(arn)
+        self._record_usage()
+        self._room.set()
         if arn in self._stopping:
             self._stopping.discard(arn)
             return
         if arn == getattr(self.scheduler, "task_arn", None):
             self._scheduler_lost = True
+            # Nothing left to retire workers through or to terminate: close() must not
+            # wait on connections to a scheduler that is gone (e.g. its max lifetime).
+            self.scheduler.status = Status.closed
+            self.shutdown_scheduler = False
             logger.error("scheduler %s", tasks.describe_stop(task))
         elif self.worker_spec.pop(tasks.task_id(arn), None) is not None:
             logger.warning("worker %s", tasks.describe_stop(task))
@@ -280,16 +437,26 @@ class FargateCluster(SpecCluster):
         if self.asynchronous:
             return NoOpAwaitable()
 
+    async def scale_down(self, workers: Any) -> None:
+        """Retire these workers (``adapt`` calls this); workers waiting for quota are
+        no longer wanted either."""
+        names = {self.scheduler_info["workers"].get(w, {}).get("name", w) for w in workers}
+        self._requested = len(set(self.worker_spec) - names)
+        await super().scale_down(workers)
+
     async def _close(self) -> None:
         if self.status == Status.closed:
             return
         self._requested = 0
+        if self._quota_waiter is not None:
+            self._quota_waiter.cancel()
         try:
             await super()._close()
         finally:
             if self._watcher is not None:
                 await self._stop_tasks(list(self._live), "cluster closed")
                 await self._watcher.close()
+                self.cost.finish(self)  # the final cost line, and the ledger
             await self._aws.close()
             self._finalizer.detach()
 
@@ -298,8 +465,11 @@ class FargateCluster(SpecCluster):
         return (
             f"{type(self).__name__}({self.options.name!r}, {self.scheduler_address!r}, "
             f"workers={len(workers)}/{self._requested}, region={self.options.region!r}, "
-            f"status={self.status.name})"
+            f"status={self.status.name}, cost={self.cost.describe()})"
         )
+
+    def _repr_html_(self, cluster_status: str | None = None) -> str:
+        return super()._repr_html_((cluster_status or "") + self.cost._repr_html_row())
 
 
 def _size(options: ClusterOptions, role: str) -> str:

@@ -17,3 +17,27 @@ class MissingResourceError(StarburstError):
 
 class TaskFailedError(StarburstError, RuntimeError):
     """An ECS task stopped before it ran, or could not be launched."""
+
+
+class QuotaExceededError(TaskFailedError):
+    """No room under the Fargate vCPU quota within the launch deadline."""
+
+
+class CostLimitExceeded(StarburstError, RuntimeError):
+    """The cluster reached its hard cost limit (``max_cost``): it closed every task, and
+    work that had not finished failed with this error.
+
+    Attributes
+    ----------
+    limit, spent : float
+        The limit and the cost reached, in US dollars.
+    """
+
+    def __init__(self, message: str, limit: float = 0.0, spent: float = 0.0) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.spent = spent
+
+    def __reduce__(self) -> tuple:
+        # Pickled to travel through the scheduler to clients: keep the attributes.
+        return type(self), (self.args[0], self.limit, self.spent)

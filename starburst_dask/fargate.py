@@ -38,6 +38,49 @@ STOP_TIMEOUT_MAX = 120
 #: Capacity providers a Fargate cluster carries.
 CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
+#: Published Fargate On-Demand prices (USD, Linux), the fallback when the Price List API
+#: cannot be read: per vCPU-hour and GB-hour by CPU architecture, and per GB-hour of
+#: ephemeral storage beyond the included 20 GB. Regions not listed fall back to
+#: us-east-1's figures. Source: aws.amazon.com/fargate/pricing, as of the date below.
+PUBLISHED_PRICES_DATE = "2026-11-29"
+PUBLISHED_PRICES: dict[str, dict[str, float]] = {
+    "us-east-1": {
+        "X86_64-vCPU": 0.04048,
+        "X86_64-GB": 0.004445,
+        "ARM64-vCPU": 0.03238,
+        "ARM64-GB": 0.00356,
+        "storage-GB": 0.000111,
+    },
+}
+#: Ephemeral storage a task gets without charge (GiB).
+EPHEMERAL_STORAGE_INCLUDED_GIB = 20
+#: Billing: per second, from the start of the image pull until the task stops, with this
+#: minimum per task.
+BILLING_MINIMUM_SECONDS = 60
+#: The Spot discount AWS advertises ("up to 70% off"). Spot prices float and are not
+#: reliably in the Price List, so Spot is priced as On-Demand less a configured discount.
+SPOT_DISCOUNT_ADVERTISED = 0.70
+
+#: AWS Price List API: the region of its endpoint, and Fargate's offer.
+PRICING_REGION = "us-east-1"
+PRICING_SERVICE_CODE = "AmazonECS"
+#: Fargate usage types, without their region prefix, and the price each one gives.
+PRICE_USAGE_TYPES = {
+    "Fargate-vCPU-Hours:perCPU": "X86_64-vCPU",
+    "Fargate-GB-Hours": "X86_64-GB",
+    "Fargate-ARM-vCPU-Hours:perCPU": "ARM64-vCPU",
+    "Fargate-ARM-GB-Hours": "ARM64-GB",
+    "Fargate-EphemeralStorage-GB-Hours": "storage-GB",
+}
+#: Usage type prefix of each region (``USE1-Fargate-GB-Hours``).
+USAGE_TYPE_PREFIXES = {
+    "us-east-1": "USE1", "us-east-2": "USE2", "us-west-1": "USW1", "us-west-2": "USW2",
+    "ca-central-1": "CAN1", "sa-east-1": "SAE1", "eu-west-1": "EU", "eu-west-2": "EUW2",
+    "eu-west-3": "EUW3", "eu-central-1": "EUC1", "eu-north-1": "EUN1",
+    "ap-northeast-1": "APN1", "ap-northeast-2": "APN2", "ap-southeast-1": "APS1",
+    "ap-southeast-2": "APS2", "ap-south-1": "APS3",
+}
+
 #: Task lifecycle states, in order (``lastStatus``).
 TASK_STATES = (
     "PROVISIONING",
@@ -69,6 +112,47 @@ CAPACITY_UNAVAILABLE = (
 #: Service Quotas codes (service code ``fargate``) for the account-wide vCPU quotas.
 QUOTA_SERVICE_CODE = "fargate"
 QUOTA_CODES = {"FARGATE": "L-3032A538", "FARGATE_SPOT": "L-36FBB829"}
+QUOTA_NAMES = {
+    "FARGATE": "Fargate On-Demand vCPU resource count",
+    "FARGATE_SPOT": "Fargate Spot vCPU resource count",
+}
+#: The documented starting quota of a new account (vCPU).
+QUOTA_DEFAULT = 6.0
+
+#: RunTask failure reason when a task would exceed the account's vCPU quota.
+QUOTA_EXCEEDED = "You've reached the limit on the number of vCPUs you can run concurrently"
+
+#: CloudWatch metric of the account's current Fargate vCPU usage.
+USAGE_NAMESPACE = "AWS/Usage"
+USAGE_METRIC = "ResourceCount"
+USAGE_CLASS = {"FARGATE": "Standard/OnDemand", "FARGATE_SPOT": "Standard/Spot"}
+
+
+def usage_dimensions(capacity_provider: str) -> list[dict[str, str]]:
+    """Dimensions of the ``AWS/Usage`` vCPU metric for a capacity provider."""
+    return [
+        {"Name": "Service", "Value": "Fargate"},
+        {"Name": "Type", "Value": "Resource"},
+        {"Name": "Resource", "Value": "vCPU"},
+        {"Name": "Class", "Value": USAGE_CLASS[capacity_provider]},
+    ]
+
+
+#: Token buckets AWS applies per account and region: (burst, refill per second).
+RATE_LIMITS: dict[str, tuple[float, float]] = {
+    "fargate-run-task-calls": (20, 20.0),  # Fargate RunTask calls
+    "fargate-task-launches": (100, 20.0),  # tasks launched (On-Demand and Spot each)
+    "cluster-resource-modify": (100, 40.0),  # RunTask, StartTask, StopTask
+    "cluster-resource-read": (100, 20.0),  # DescribeTasks, ListTasks
+}
+#: Which buckets each ECS action draws one token from.
+ACTION_RATE_LIMITS: dict[str, tuple[str, ...]] = {
+    "RunTask": ("fargate-run-task-calls", "cluster-resource-modify"),
+    "StartTask": ("cluster-resource-modify",),
+    "StopTask": ("cluster-resource-modify",),
+    "DescribeTasks": ("cluster-resource-read",),
+    "ListTasks": ("cluster-resource-read",),
+}
 
 
 def valid_memory(cpu: int) -> tuple[int, ...]:

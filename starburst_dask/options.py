@@ -16,6 +16,10 @@ from .errors import ConfigurationError
 #: Fraction of a worker task's memory left to the OS, the nanny and Python itself.
 MEMORY_HEADROOM = 0.1
 MEMORY_HEADROOM_MIN_MIB = 256
+#: Options whose config key is not ``starburst.<option-with-dashes>``.
+CONFIG_KEYS = {"max_cost": "cost.max-cost", "cost_alert": "cost.alert",
+               "max_hourly_cost": "cost.max-hourly-cost", "quota_interval": "quota.interval",
+               "quota_auto_request": "quota.auto-request"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +36,8 @@ class ClusterOptions:
     scheduler_cpu: int
     scheduler_memory: int
     image: str
+    #: environment.yml, conda-lock.yml or "current": the image is built from it (images/).
+    software: str | None
     region: str
     cluster: str
     subnets: tuple[str, ...]
@@ -42,10 +48,20 @@ class ClusterOptions:
     log_group: str
     environment: dict[str, str]
     tags: dict[str, str]
+    #: US dollars: hard limit, alert threshold, and the most an hour may cost (cost.py).
+    max_cost: float | None
+    cost_alert: float | None
+    max_hourly_cost: float | None
     scheduler_timeout: int
     worker_death_timeout: int
     launch_timeout: float
     poll_interval: float
+    spot: bool | str
+    quota_interval: float
+    quota_auto_request: bool
+    launch_deadline: float
+    #: Seconds (or a duration like "24h") after which a cluster's tasks stop themselves.
+    max_lifetime: float | str | None
 
     @classmethod
     def resolve(cls, **arguments: Any) -> ClusterOptions:
@@ -62,7 +78,12 @@ class ClusterOptions:
             raise ConfigurationError(
                 f"unknown option(s) {sorted(unknown)}; valid options are {names}"
             )
-        values = {n: config.get(n.replace("_", "-"), arguments.get(n)) for n in names}
+        values = {n: config.get(CONFIG_KEYS.get(n, n.replace("_", "-")), arguments.get(n))
+                  for n in names}
+        if arguments.get("software") is not None and arguments.get("image") is not None:
+            raise ConfigurationError("pass image= or software= (which builds the image), "
+                                     "not both")
+        values["software"] = str(values["software"]) if values["software"] else None  # Paths
         values["name"] = values["name"] or f"starburst-{uuid.uuid4().hex[:8]}"
         values["region"] = values["region"] or boto3.session.Session().region_name
         for key in ("subnets", "security_groups"):
@@ -107,7 +128,25 @@ class ClusterOptions:
             raise ConfigurationError(
                 f"cluster name {self.name!r} must be 1-200 letters, digits, '-' or '_'"
             )
-        for key in ("scheduler_timeout", "worker_death_timeout", "launch_timeout"):
+        for key in ("max_cost", "cost_alert", "max_hourly_cost"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, numbers.Real) or value <= 0):
+                raise ConfigurationError(
+                    f"{key} must be a positive number of US dollars (or None), got {value!r}"
+                )
+        if self.cost_alert is not None and self.max_cost is not None \
+                and self.cost_alert >= self.max_cost:
+            raise ConfigurationError(
+                f"cost_alert={self.cost_alert:g} must be below max_cost={self.max_cost:g}: "
+                "the alert warns before the hard limit closes the cluster"
+            )
+        if self.spot not in (False, True, "fallback"):
+            raise ConfigurationError(
+                f"spot must be False, True or 'fallback', not {self.spot!r}"
+            )
+        for key in ("scheduler_timeout", "worker_death_timeout", "launch_timeout",
+                    "poll_interval", "quota_interval", "launch_deadline"):
             if getattr(self, key) <= 0:
                 raise ConfigurationError(f"{key} must be a positive number of seconds")
 

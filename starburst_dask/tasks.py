@@ -9,8 +9,12 @@ not with workers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +23,7 @@ from botocore.exceptions import ClientError
 from . import fargate
 from .errors import TaskFailedError
 from .options import ClusterOptions
+from .throttling import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +114,22 @@ def _matches(wanted: Any, actual: Any) -> bool:
     return wanted == actual
 
 
+@dataclasses.dataclass
+class Launch:
+    """What one :meth:`TaskLauncher.run` started, and how many tasks the quota refused."""
+
+    arns: list[str]
+    quota_refused: int = 0
+    capacity_refused: int = 0  # only when capacity failures are not retried
+
+
 class TaskLauncher:
     """Starts tasks from one task definition, in RunTask calls of up to ten tasks.
+
+    It paces itself under AWS's rate limits (token buckets from ``fargate.RATE_LIMITS``),
+    spreads calls over the subnets (one subnet a call, in turn), and retries throttling
+    and capacity failures with jittered exponential backoff until a deadline. Tasks the
+    vCPU quota refuses are not retried here: the caller's quota governor decides.
 
     Parameters
     ----------
@@ -124,72 +143,145 @@ class TaskLauncher:
         Whether tasks get a public IP.
     started_by : str
         ``startedBy`` of every task (the cluster name).
+    deadline : float
+        Seconds to keep retrying throttled or capacity-starved launches.
     """
 
     def __init__(self, ecs: Any, cluster_arn: str, task_definition: str, *,
                  subnets: list[str], security_groups: list[str], assign_public_ip: bool,
-                 started_by: str) -> None:
+                 started_by: str, deadline: float) -> None:
         self.ecs = ecs
         self.cluster_arn = cluster_arn
         self.task_definition = task_definition
         self.started_by = started_by
-        self.network = {"awsvpcConfiguration": {
-            "subnets": subnets,
-            "securityGroups": security_groups,
-            "assignPublicIp": "ENABLED" if assign_public_ip else "DISABLED",
-        }}
+        self.deadline = deadline
+        self.subnets = collections.deque(subnets)
+        self.security_groups = security_groups
+        self.public_ip = "ENABLED" if assign_public_ip else "DISABLED"
+        self._calls = TokenBucket(*fargate.RATE_LIMITS["fargate-run-task-calls"])
+        self._launches = TokenBucket(*fargate.RATE_LIMITS["fargate-task-launches"])
 
     async def run(self, count: int, *, command: list[str], cpu: int, memory: int,
-                  environment: dict[str, str], tags: list[dict[str, str]]) -> list[str]:
-        """Start ``count`` tasks; return their ARNs.
+                  environment: dict[str, str], tags: list[dict[str, str]],
+                  capacity_provider: str = "FARGATE", retry_capacity: bool = True) -> Launch:
+        """Start up to ``count`` tasks.
+
+        ``retry_capacity=False`` hands capacity failures back instead of retrying them
+        (for a caller that falls back from Spot to On-Demand).
 
         Raises
         ------
         TaskFailedError
-            If any task could not be started; its ``arns`` are those that were.
+            A failure that retrying cannot mend, or throttling or capacity failures past
+            the deadline; its ``arns`` are the tasks that did start.
         """
         overrides = {"cpu": str(cpu), "memory": str(memory), "containerOverrides": [{
             "name": CONTAINER,
             "command": command,
             "environment": [{"name": k, "value": v} for k, v in environment.items()],
         }]}
-        sizes = [min(fargate.RUN_TASK_MAX_COUNT, count - i)
-                 for i in range(0, count, fargate.RUN_TASK_MAX_COUNT)]
-        results = await asyncio.gather(
-            *(self._run_task(n, overrides, tags) for n in sizes), return_exceptions=True
-        )
-        arns: list[str] = []
-        reasons: list[str] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                reasons.append(str(result))
-            else:
-                started, failures = result
-                arns += started
-                reasons += [f.get("reason", "unknown") for f in failures]
-        if reasons:
-            error = TaskFailedError(
-                f"{len(arns)} of {count} tasks started; ECS refused the rest: "
-                + "; ".join(sorted(set(reasons)))
+        launch = Launch([])
+        deadline = time.monotonic() + self.deadline
+        pending, attempt = count, 0
+        while pending:
+            sizes = [min(fargate.RUN_TASK_MAX_COUNT, pending - i)
+                     for i in range(0, pending, fargate.RUN_TASK_MAX_COUNT)]
+            results = await asyncio.gather(
+                *(self._run_task(n, overrides, tags, capacity_provider) for n in sizes),
+                return_exceptions=True,
             )
-            error.arns = arns  # type: ignore[attr-defined]
-            raise error
-        return arns
+            pending, reasons = 0, []
+            for n, result in zip(sizes, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not _retryable(result):
+                        raise self._error(launch, count, [str(result)]) from result
+                    pending += n
+                    reasons.append(str(result))
+                    continue
+                started, failures = result
+                launch.arns += started
+                for failure in failures:
+                    reason = failure.get("reason", "unknown")
+                    if reason.startswith(fargate.QUOTA_EXCEEDED):
+                        launch.quota_refused += 1
+                    elif reason.startswith(fargate.CAPACITY_UNAVAILABLE) and not retry_capacity:
+                        launch.capacity_refused += 1
+                    elif reason.startswith(fargate.CAPACITY_UNAVAILABLE):
+                        pending += 1
+                        reasons.append(reason)
+                    else:
+                        raise self._error(launch, count, [reason])
+            if pending and time.monotonic() + _backoff(attempt) > deadline:
+                raise self._error(launch, count, reasons, f" within {self.deadline:g} s")
+            if pending:
+                logger.info("retrying %d task launches: %s", pending, reasons[-1])
+                await asyncio.sleep(_backoff(attempt))
+                attempt += 1
+        return launch
 
-    async def _run_task(self, count: int, overrides: dict[str, Any],
-                        tags: list[dict[str, str]]) -> tuple[list[str], list[dict[str, Any]]]:
+    def _error(self, launch: Launch, count: int, reasons: list[str],
+               when: str = "") -> TaskFailedError:
+        error = TaskFailedError(
+            f"{len(launch.arns)} of {count} tasks started{when}; ECS refused the rest: "
+            + "; ".join(sorted(set(reasons)))
+        )
+        error.arns = launch.arns  # type: ignore[attr-defined]
+        return error
+
+    async def _pace(self, tasks: int) -> None:
+        """Wait until a RunTask call for ``tasks`` tasks is within AWS's rate limits."""
+        while True:
+            wait = self._calls.take(1)
+            if not wait:
+                wait = self._launches.take(tasks)
+                if not wait:
+                    return
+                self._calls.give(1)
+            await asyncio.sleep(wait)
+
+    async def _run_task(self, count: int, overrides: dict[str, Any], tags: list[dict[str, str]],
+                        capacity_provider: str) -> tuple[list[str], list[dict[str, Any]]]:
+        await self._pace(count)
+        self.subnets.rotate(-1)  # each call in the next subnet: spread over zones
         response = await self.ecs.run_task(
             cluster=self.cluster_arn,
             taskDefinition=self.task_definition,
             count=count,
-            launchType="FARGATE",
-            networkConfiguration=self.network,
+            **_placement(capacity_provider),
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": [self.subnets[0]],
+                "securityGroups": self.security_groups,
+                "assignPublicIp": self.public_ip,
+            }},
             overrides=overrides,
             startedBy=self.started_by,
             tags=tags,
             enableECSManagedTags=True,
         )
         return [t["taskArn"] for t in response["tasks"]], response.get("failures", [])
+
+
+def _placement(capacity_provider: str) -> dict[str, Any]:
+    """RunTask's placement: On-Demand by launch type (needs no capacity provider on the
+    ECS cluster), Spot by capacity provider strategy."""
+    if capacity_provider == "FARGATE":
+        return {"launchType": "FARGATE"}
+    return {"capacityProviderStrategy": [{"capacityProvider": capacity_provider, "weight": 1}]}
+
+
+def _retryable(error: BaseException) -> bool:
+    """Throttling, including EC2's, which RunTask wraps in InvalidParameterException."""
+    if not isinstance(error, ClientError):
+        return False
+    code = error.response.get("Error", {}).get("Code", "")
+    return code in ("ThrottlingException", "RequestLimitExceeded") or (
+        "RequestLimitExceeded" in str(error)
+    )
+
+
+def _backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff: 0.2 s doubling, capped at 10 s."""
+    return random.uniform(0, min(10.0, 0.2 * 2**attempt))
 
 
 class TaskWatcher:

@@ -4,13 +4,26 @@ import pytest
 
 from starburst_dask.local import LocalFargate
 
+ROOMY_QUOTA = 64
+
 
 @pytest.fixture(scope="module")
 def local_fargate():
     """A prepared local Fargate; this process's AWS clients point at it meanwhile.
 
     Module-scoped: one emulator (moto server, task processes) per test module. Only one
-    can run in a process at a time.
+    can run in a process at a time. Its vCPU quota is roomy: tests of the quota itself
+    set their own, since usage lingers in the per-minute usage metric between tests.
     """
-    with LocalFargate() as aws:
+    with LocalFargate(vcpu_quota=ROOMY_QUOTA) as aws:
         yield aws
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cost_files(tmp_path_factory):
+    """The cost ledger and the price cache in temporary directories, not the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("STARBURST_DASK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    patch.setenv("STARBURST_DASK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()

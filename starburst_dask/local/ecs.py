@@ -31,6 +31,7 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .. import fargate
 from .metadata import MetadataServer
+from .quotas import FargateAccount
 from .runtime import Runtime
 from .task import LocalTask
 
@@ -41,12 +42,17 @@ FAULT_KINDS = ("throttle", "capacity")
 class Controls:
     """Shared by all ECS backends of one local Fargate: processes, faults, counters."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, account: FargateAccount) -> None:
         self.runtime = runtime
+        self.account = account
         self.metadata = MetadataServer(_task_metadata)
         self.calls: Counter[str] = Counter()
         self.run_task_counts: list[int] = []
         self.describe_task_sizes: list[int] = []
+        #: Tasks RunTask refused because the vCPU quota had no room.
+        self.quota_refusals = 0
+        #: Calls answered with ThrottlingException for exceeding a rate limit.
+        self.throttled_calls = 0
         self._faults: deque[str] = deque()
         self._lock = threading.Lock()
 
@@ -77,6 +83,8 @@ class Controls:
         self.calls.clear()
         self.run_task_counts.clear()
         self.describe_task_sizes.clear()
+        self.quota_refusals = 0
+        self.throttled_calls = 0
 
 
 _controls: Controls | None = None
@@ -118,6 +126,18 @@ def local_tasks() -> list[LocalTask]:
         for _, _, backend in ecs_backends.iter_backends()
         for cluster_tasks in backend.tasks.values()
         for task in cluster_tasks.values()
+    ]
+
+
+def task_usage() -> list[tuple[str, float, str, str]]:
+    """``(capacity provider, vCPUs, account, region)`` of every task not yet STOPPED."""
+    return [
+        (task.capacity_provider_name or "FARGATE", fargate.vcpus(int(task.cpu)),
+         account_id, region)
+        for account_id, region, backend in ecs_backends.iter_backends()
+        for cluster_tasks in backend.tasks.values()
+        for task in cluster_tasks.values()
+        if task.last_status != "STOPPED"
     ]
 
 
@@ -273,6 +293,13 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         return task
 
 
+def _throttled() -> tuple[str, dict[str, Any]]:
+    """AWS's throttling answer. Written by hand: ECS's API model lacks this error (AWS's
+    common layer sends it), and moto would warn about serializing it."""
+    body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
+    return body, {"status": 400}
+
+
 def _check_fargate_definition(kwargs: dict[str, Any]) -> None:
     """RegisterTaskDefinition's Fargate rules: awsvpc, and a valid task-level size."""
     network_mode = kwargs.get("network_mode")
@@ -298,7 +325,12 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
     """ECS API answers with real failures, AWS's defaults and limits, and counters."""
 
     def call_action(self) -> Any:
-        controls().count_call(self._get_action())
+        action = self._get_action()
+        controls().count_call(action)
+        launches = self._get_int_param("count", 1) if action == "RunTask" else 0
+        if controls().account.throttled(action, launches):
+            controls().throttled_calls += 1
+            return _throttled()
         return super().call_action()
 
     def run_task(self) -> ActionResult | tuple[str, dict[str, Any]]:  # type: ignore[override]
@@ -306,25 +338,35 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
         controls().run_task_counts.append(count)
         fault = controls().next_fault()
         if fault == "throttle":
-            # Written by hand: ECS's API model lacks this error (AWS's common layer sends
-            # it), and moto would warn about serializing it.
-            body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
-            return body, {"status": 400}
+            return _throttled()
+        cluster_str = self._get_param("cluster", "default")
+        definition_str = self._get_param("taskDefinition")
+        launch_type = self._get_param("launchType")
+        network = self._get_param("networkConfiguration")
+        strategy = self._get_param("capacityProviderStrategy")
+        provider = self.ecs_backend.check_run_task(
+            cluster_str, definition_str, count, launch_type, network, strategy
+        )
         if fault == "capacity":
-            self.ecs_backend.check_run_task(
-                self._get_param("cluster", "default"),
-                self._get_param("taskDefinition"),
-                count,
-                self._get_param("launchType"),
-                self._get_param("networkConfiguration"),
-                self._get_param("capacityProviderStrategy"),
-            )
             failures = [{"reason": fargate.CAPACITY_UNAVAILABLE} for _ in range(count)]
             return ActionResult({"tasks": [], "failures": failures})
-        result = super().run_task()
+        overrides = self._get_param("overrides") or {}
+        definition = self.ecs_backend.describe_task_definition(definition_str)
+        vcpus = fargate.vcpus(int(overrides.get("cpu") or definition.cpu))
+        account = controls().account
+        with account.lock:  # admit and register at once, or two calls could share room
+            admitted = account.admit(provider or "FARGATE", vcpus, count, self.current_account)
+            tasks = self.ecs_backend.run_task(
+                cluster_str, definition_str, admitted, overrides,
+                self._get_param("startedBy"), self._get_param("tags"), launch_type, network,
+                self._get_param("group"), self._get_param("platformVersion"), strategy,
+            ) if admitted else []
+        failures = [{"reason": fargate.QUOTA_EXCEEDED} for _ in range(count - admitted)]
+        controls().quota_refusals += len(failures)
         # AWS answers with the tasks PROVISIONING: write the answer, then start them.
-        status, headers, body = self.serialized(result)
-        for task in result.result["tasks"]:  # type: ignore[index]
+        status, headers, body = self.serialized(ActionResult({"tasks": tasks,
+                                                              "failures": failures}))
+        for task in tasks:
             controls().runtime.launch(task.process)
         return body, {**headers, "status": status}
 

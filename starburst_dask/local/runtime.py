@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import shutil
 import signal
 import subprocess
@@ -229,10 +230,16 @@ class Runtime:
 
 
 def _loopback_addresses() -> Iterator[str]:
-    """127.0.0.2, 127.0.0.3, ... 127.0.1.2, ...: host addresses of 127.0.0.0/8."""
-    n = 1
-    while n < 1 << 24:
-        n += 1
-        if n & 0xFF not in (0, 1, 255):  # skip network-, gateway- and broadcast-like
+    """Host addresses of 127.0.0.0/8, from a random 127.a.b.0/24 on.
+
+    Random, so local Fargates running at once on one machine (other shells, parallel
+    test runs) do not hand out the same addresses: a worker would join another's
+    scheduler, or a scheduler fail to bind its port.
+    """
+    start = random.SystemRandom().randrange(1, 1 << 16) << 8
+    for i in range(1 << 24):
+        n = (start + i) % (1 << 24)
+        # Not 127.0.0.x (this host's services); skip network-, gateway- and broadcast-like.
+        if n >> 8 and n & 0xFF not in (0, 1, 255):
             yield f"127.{n >> 16 & 0xFF}.{n >> 8 & 0xFF}.{n & 0xFF}"
     raise RuntimeError("out of loopback addresses")

@@ -20,7 +20,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ecs
+from . import ecs, pricing, quotas
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
@@ -55,6 +55,10 @@ class LocalFargate:
         The region clients are configured for.
     prepare : bool
         Call :meth:`prepare` on start.
+    vcpu_quota : float
+        The account's On-Demand and Spot vCPU quotas, as a new AWS account has them.
+    throttling : bool
+        Enforce AWS's API rate limits (``ThrottlingException``).
 
     Examples
     --------
@@ -62,10 +66,13 @@ class LocalFargate:
     ...     boto3.client("ecs").list_clusters()
     """
 
-    def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True):
+    def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True,
+                 vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True):
         self.port = port
         self.region = region
         self._prepare = prepare
+        self._vcpu_quota = vcpu_quota
+        self._throttling = throttling
         self._server: ThreadedMotoServer | None = None
         self._controls: ecs.Controls | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -105,16 +112,29 @@ class LocalFargate:
         """Number of tasks asked for by each DescribeTasks call, in order."""
         return self._running().describe_task_sizes
 
+    @property
+    def quota_refusals(self) -> int:
+        """Tasks RunTask refused for lack of room under the vCPU quota."""
+        return self._running().quota_refusals
+
+    @property
+    def throttled_calls(self) -> int:
+        """Calls answered with ThrottlingException for exceeding AWS's rate limits."""
+        return self._running().throttled_calls
+
     def start(self) -> LocalFargate:
         """Start the endpoint, set this process's environment, prepare (if asked)."""
         if self._server is not None:
             return self
-        controls = ecs.Controls(Runtime())
+        account = quotas.FargateAccount(ecs.task_usage, self._vcpu_quota, self._throttling)
+        controls = ecs.Controls(Runtime(), account)
         try:
             ecs.install(controls)
         except RuntimeError:  # another one is running
             controls.close()
+            account.close()
             raise
+        quotas.install(account)
         self._controls = controls
         try:
             werkzeug_log = logging.getLogger("werkzeug")  # one line per request otherwise
@@ -124,6 +144,7 @@ class LocalFargate:
                 _check_free(self.port)
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
+            pricing.install(self._server)  # moto has no Price List API
             self._set_env()
             if self._prepare:
                 self.prepare()
@@ -141,6 +162,7 @@ class LocalFargate:
             self._server = None
         if self._controls is not None:
             ecs.uninstall()
+            quotas.uninstall()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
@@ -219,6 +241,16 @@ class LocalFargate:
             with reason :data:`starburst_dask.fargate.CAPACITY_UNAVAILABLE`.
         """
         self._running().fail_next_run_task(n, kind)
+
+    @property
+    def account(self) -> quotas.FargateAccount:
+        """The account's limits: ``quotas`` (settable), ``approval_delay``, ``throttling``."""
+        return self._running().account
+
+    def set_quota(self, vcpus: float, capacity_provider: str = "FARGATE") -> None:
+        """Set a vCPU quota now, as an approved increase (or a decrease) would."""
+        with self.account.lock:
+            self.account.quotas[capacity_provider] = float(vcpus)
 
     def task_records(self) -> list[TaskRecord]:
         """Every task as the emulator sees it (process id, address, times)."""

@@ -1,0 +1,233 @@
+"""The account commands of ``starburst-dask``: setup, doctor, ls, cleanup, teardown.
+
+Thin: the work is in :mod:`.setup`, :mod:`.doctor` and :mod:`.inventory`. Exit codes:
+0 success, 1 a failure (a failed check, an AWS or configuration error), 2 bad usage
+(click's own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+REGION = click.option("--region", default=None,
+                      help="AWS region [default: starburst.region or the SDK's region].")
+ECS_CLUSTER = click.option(
+    "--ecs-cluster", "ecs_clusters", multiple=True,
+    help="ECS cluster to look in (repeatable) [default: starburst.cluster].")
+
+
+def register(group: click.Group) -> None:
+    """Add the commands of this module to ``group``."""
+    for command in (setup, doctor, ls, cleanup, teardown):
+        group.add_command(command)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Report configuration and AWS errors as one line and exit code 1, not a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .errors import StarburstError
+
+    try:
+        yield
+    except (StarburstError, ClientError, BotoCoreError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _usd(amount: float | None) -> str:
+    if amount is None:
+        return "?"
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
+def _seconds(value: str) -> float:
+    from dask.utils import parse_timedelta
+
+    try:
+        return float(parse_timedelta(value, default="seconds"))
+    except (ValueError, KeyError) as e:
+        raise click.BadParameter(f"{value!r} is not a duration like 2h or 30m") from e
+
+
+@click.command()
+@REGION
+@click.option("--vpc", default=None, help="VPC for the tasks [default: the default VPC].")
+@click.option("--subnets", multiple=True,
+              help="Subnet for the tasks (repeatable; two or more zones) "
+                   "[default: the VPC's default subnets].")
+@click.option("--allow-cidr", "allow_cidrs", multiple=True,
+              help="Network besides the VPC's own that may reach the dask ports "
+                   "(repeatable), e.g. your public IP/32. Never 0.0.0.0/0.")
+@click.option("--s3-bucket", default=None,
+              help="Bucket the tasks may read and write (their only permission).")
+@JSON
+def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
+          allow_cidrs: tuple[str, ...], s3_bucket: str | None, as_json: bool) -> None:
+    """Create (or find) everything a cluster needs, once; safe to rerun.
+
+    The ECS cluster, IAM roles, log group, security group and ECR repository, each
+    tagged starburst-dask:managed=true, and a dask config file naming them, so that
+    FargateCluster() needs no arguments.
+    """
+    from . import setup as resources
+
+    with _errors():
+        subnet_list = [s for value in subnets for s in value.split(",") if s]
+        result = resources.setup(region, vpc=vpc, subnets=subnet_list,
+                                 allow_cidrs=list(allow_cidrs), s3_bucket=s3_bucket)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    _table([(r.kind, r.status, r.name, r.detail) for r in result.resources],
+           ("RESOURCE", "STATUS", "NAME", "DETAIL"))
+    quota = "unknown" if result.quota is None else f"{result.quota:g}"
+    click.echo(f"Fargate vCPU quota ({result.region}): {quota}")
+    click.echo("Created or changed what was missing." if result.changed
+               else "Nothing changed: everything was set up already.")
+
+
+@click.command()
+@REGION
+@JSON
+def doctor(region: str | None, as_json: bool) -> None:
+    """Check credentials, region, resources, permissions, quota and image, in order.
+
+    Exits 1 if any check fails; warnings do not fail.
+    """
+    from . import doctor as checks
+
+    results = []
+    for check in checks.checks(region):
+        results.append(check)
+        if not as_json:
+            fix = f"  -> {check.fix}" if check.fix and check.status != checks.OK else ""
+            click.echo(f"[{check.status:>4}] {check.name}: {check.detail}{fix}")
+    if as_json:
+        click.echo(json.dumps(checks.as_json(results), indent=2))
+    if checks.failed(results):
+        raise SystemExit(1)
+
+
+def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    from . import config, inventory
+    from . import setup as resources
+
+    aws = resources.Session(resources.resolve_region(region))
+    names = list(ecs_clusters) or [str(config.get("cluster"))]
+    return aws.ecs, inventory.clusters(aws.ecs, names)
+
+
+@click.command()
+@REGION
+@ECS_CLUSTER
+@click.option("--cost/--no-cost", default=True, show_default=True,
+              help="Show what each cluster cost so far (needs the Price List API or "
+                   "the published prices).")
+@JSON
+def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: bool) -> None:
+    """List running dask clusters: age, task counts and, when known, cost so far."""
+    from . import inventory
+
+    with _errors():
+        ecs, infos = _clusters(region, ecs_clusters)
+    costs = inventory.cost_so_far(infos, ecs.meta.region_name) if infos and cost else {}
+    if as_json:
+        data = [{**c.to_json(), "cost_usd": costs.get(c.name)} for c in infos]
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not infos:
+        click.echo("No running clusters.")
+        return
+    rows = []
+    for c in infos:
+        cost_so_far = costs.get(c.name)
+        rows.append((c.name, c.ecs_cluster, _duration(c.age()), c.roles["scheduler"],
+                     c.roles["worker"],
+                     _usd(cost_so_far)))
+    _table(rows, ("CLUSTER", "ECS CLUSTER", "AGE", "SCHEDULER", "WORKERS", "COST"))
+
+
+@click.command()
+@REGION
+@ECS_CLUSTER
+@click.option("--older-than", default="2h", show_default=True,
+              help="Stop clusters started longer ago than this.")
+@click.option("--cluster", "names", multiple=True,
+              help="Stop this dask cluster whatever its age (repeatable).")
+@click.option("--yes", is_flag=True, help="Stop them; without it, only show what would stop.")
+def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
+            names: tuple[str, ...], yes: bool) -> None:
+    """Stop tasks that clients left behind; a dry run unless --yes.
+
+    Only tasks carrying the project's tags (starburst-dask:cluster and
+    starburst-dask:role) are ever stopped. Candidates: clusters older than
+    --older-than, workers whose scheduler is gone, and clusters named by --cluster.
+    """
+    from . import inventory
+
+    seconds = _seconds(older_than)
+    with _errors():
+        ecs, infos = _clusters(region, ecs_clusters)
+        if names:
+            targets = [c for c in infos if c.name in names]
+        else:
+            targets = inventory.orphans(infos, seconds)
+        if not targets:
+            click.echo("Nothing to clean up.")
+            return
+        _table([(c.name, c.ecs_cluster, _duration(c.age()), len(c.tasks)) for c in targets],
+               ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"))
+        if not yes:
+            click.echo("Dry run: rerun with --yes to stop these tasks.")
+            return
+        stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
+    click.echo(f"Stopped {len(stopped)} tasks.")
+
+
+@click.command()
+@REGION
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def teardown(region: str | None, yes: bool) -> None:
+    """Delete what setup created (only resources tagged starburst-dask:managed=true)."""
+    from . import setup as resources
+
+    with _errors():
+        aws, found = resources.managed_resources(region)
+        doomed = [r for r in found if r.status == resources.EXISTS]
+        _table([(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
+               ("RESOURCE", "NAME", "ACTION"))
+        if not doomed:
+            click.echo("Nothing to delete.")
+            return
+        if not yes:
+            click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
+        done = resources.teardown(aws, found)
+    failures = [r for r in done if r.status == "failed"]
+    for r in failures:
+        click.echo(f"could not delete {r.kind} {r.name}: {r.detail}", err=True)
+    click.echo(f"Deleted {sum(r.status == resources.DELETED for r in done)} resources.")
+    if failures:
+        raise SystemExit(1)

@@ -1,0 +1,107 @@
+"""The hard cost limit: fail unfinished work with CostLimitExceeded, then close the cluster.
+
+Closing alone would leave users with ``CancelledError`` ("lost the connection to the
+scheduler"), which does not say why. So first the scheduler marks every unfinished task
+erred with the :class:`~starburst_dask.errors.CostLimitExceeded` (its dependents follow,
+and every client is told, as for an exception raised in a task); then the in-process
+clients detach those futures, since a client cancels all its futures when its scheduler
+goes away; then every task of the cluster is stopped. Results already gathered stay
+with the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import pickle
+from typing import TYPE_CHECKING, Any
+
+from distributed import Client
+from distributed.protocol.pickle import dumps
+
+from .errors import CostLimitExceeded
+
+if TYPE_CHECKING:
+    from .cluster import FargateCluster
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for the scheduler to err the unfinished tasks.
+ERR_TIMEOUT = 10.0
+
+
+async def halt(cluster: FargateCluster, error: CostLimitExceeded) -> None:
+    """Fail the cluster's unfinished work with ``error``, then close the cluster."""
+    message = f"{cluster.options.name}: {error}"
+    logger.error(message)
+    cluster._cluster_manager_logs.append((datetime.datetime.now(), message))
+    exception = pickle.dumps(error)
+    try:
+        if cluster.scheduler_comm is not None:
+            erred = await asyncio.wait_for(cluster.scheduler_comm.run_function(
+                function=dumps(_err_unfinished_tasks()),
+                args=dumps((exception, repr(error))),
+                kwargs=dumps({}),
+                wait=True,
+            ), ERR_TIMEOUT)
+            logger.info("cost limit: %s unfinished tasks erred", erred.get("result"))
+    except Exception as e:  # noqa: BLE001 - closing matters more than the error's type
+        logger.warning("cost limit: could not fail the unfinished tasks: %s", e)
+    _detach_failed_futures(cluster, exception)
+    await cluster._close()
+
+
+def _err_unfinished_tasks() -> Any:
+    """A function for the scheduler that errs every unfinished task.
+
+    Defined in a function, so cloudpickle sends it by value: the scheduler's image needs
+    dask, not starburst-dask. ``exception`` stays pickled there; clients unpickle it.
+    """
+    def err_unfinished_tasks(exception: bytes, text: str, dask_scheduler: Any) -> int:
+        from distributed.metrics import time
+
+        scheduler = dask_scheduler
+        stimulus_id = f"cost-limit-{time()}"
+        # Tasks that could run; waiting tasks depend on them and follow them to erred.
+        keys = [ts.key for ts in scheduler.tasks.values()
+                if ts.state in ("processing", "queued", "no-worker")]
+        for key in keys:
+            ts = scheduler.tasks.get(key)
+            if ts is None or ts.state not in ("processing", "queued", "no-worker"):
+                continue
+            recommendations, client_msgs, worker_msgs = scheduler._transition(
+                key, "erred", stimulus_id, cause=key, exception=exception,
+                traceback=None, exception_text=text, traceback_text="",
+            )
+            scheduler._transitions(recommendations, client_msgs, worker_msgs, stimulus_id)
+            scheduler.send_all(client_msgs, worker_msgs)
+        return len(keys)
+
+    return err_unfinished_tasks
+
+
+def _detach_failed_futures(cluster: FargateCluster, exception: bytes) -> None:
+    """Keep this process's futures of the cluster failed with the cost limit error.
+
+    A client cancels every future it holds when its scheduler connection closes, which
+    would turn the error into ``CancelledError``; a future whose state the client no
+    longer holds keeps it.
+    """
+    address = cluster.scheduler_address
+    for client in list(Client._instances):
+        scheduler = getattr(client, "scheduler", None)
+        if scheduler is None or getattr(scheduler, "address", None) != address:
+            continue
+        if client.loop is cluster.loop:
+            _detach(client, exception)
+        else:
+            client.loop.add_callback(_detach, client, exception)
+
+
+def _detach(client: Client, exception: bytes) -> None:
+    for key, state in list(client.futures.items()):
+        if state.status in ("pending", "lost"):  # not yet told by the scheduler
+            state.set_error(exception, None)
+        if state.status == "error":
+            client.futures.pop(key, None)

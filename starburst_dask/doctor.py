@@ -1,0 +1,206 @@
+"""``starburst-dask doctor``: check, in order, everything a cluster needs.
+
+Each check reads only; each failure names its fix. Permissions are checked as far as
+possible without IAM's policy simulator (which not every account or emulator allows):
+the roles exist and ECS tasks may assume them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.session
+import distributed
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import config, fargate
+from . import setup as resources
+from .errors import StarburstError
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+SETUP_FIX = "run: starburst-dask setup"
+
+
+@dataclasses.dataclass
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def run(region: str | None = None) -> list[Check]:
+    """Run every check, in order; stop early when there is no account to talk to.
+
+    Parameters
+    ----------
+    region : str, optional
+        AWS region; default: ``starburst.region`` or the AWS SDK's region.
+    """
+    return list(checks(region))
+
+
+def failed(results: list[Check]) -> bool:
+    """Whether any check failed (warnings do not count)."""
+    return any(c.status == FAIL for c in results)
+
+
+def checks(region: str | None = None) -> Iterator[Check]:
+    """The checks, one by one (see :func:`run`)."""
+    if botocore.session.get_session().get_credentials() is None:
+        yield Check("credentials", FAIL, "no AWS credentials found",
+                    "run `aws configure` or set AWS_PROFILE")
+        return
+    try:
+        region = resources.resolve_region(region)
+    except StarburstError as e:
+        yield Check("region", FAIL, str(e), "pass --region or set AWS_DEFAULT_REGION")
+        return
+    aws = resources.Session(region)
+    try:
+        account = aws.account()
+    except (ClientError, BotoCoreError) as e:
+        yield Check("credentials", FAIL, f"the credentials do not work: {e}",
+                    "run `aws configure` or refresh your session (e.g. `aws sso login`)")
+        return
+    yield Check("credentials", OK, f"account {account}")
+    yield Check("region", OK, region)
+    for check in (_ecs_cluster, _role("execution-role"), _role("task-role"), _log_group,
+                  _subnets, _security_groups, _repository, _quota):
+        yield _safely(check, aws)
+    yield _image()
+
+
+def _safely(check: Callable[[resources.Session], Check], aws: resources.Session) -> Check:
+    """Run one check; an AWS error (e.g. access denied) is its failure, not a crash."""
+    try:
+        return check(aws)
+    except (ClientError, BotoCoreError) as e:
+        name = getattr(check, "check_name", check.__name__.strip("_").replace("_", " "))
+        return Check(name, FAIL, str(e), "check the permissions of your AWS credentials")
+
+
+def _ecs_cluster(aws: resources.Session) -> Check:
+    name = str(config.get("cluster"))
+    found = resources.ecs_cluster(aws, name)
+    if found is None:
+        return Check("ECS cluster", FAIL, f"{name!r} does not exist in {aws.region}", SETUP_FIX)
+    missing = set(fargate.CAPACITY_PROVIDERS) - set(found.get("capacityProviders") or [])
+    if missing:
+        return Check("ECS cluster", WARN, f"{name}: no {', '.join(sorted(missing))} "
+                     "capacity provider", SETUP_FIX)
+    return Check("ECS cluster", OK, name)
+
+
+def _role(key: str) -> Callable[[resources.Session], Check]:
+    def check(aws: resources.Session) -> Check:
+        label = f"IAM {key.replace('-', ' ')}"
+        name = str(config.get(key)).rsplit("/", 1)[-1]
+        role = resources.get_role(aws, name)
+        if role is None:
+            return Check(label, FAIL, f"{name!r} does not exist", SETUP_FIX)
+        if not resources.trusts_ecs_tasks(role):
+            return Check(label, FAIL, f"{name}: ECS tasks may not assume it",
+                         "allow ecs-tasks.amazonaws.com in its trust policy, or "
+                         + SETUP_FIX + " with another role name")
+        if key == "execution-role" and not _has_policies(aws, name):
+            return Check(label, WARN, f"{name}: no policies, so tasks cannot pull private "
+                         "images or write logs", "attach AmazonECSTaskExecutionRolePolicy, "
+                         "or " + SETUP_FIX + " with another role name")
+        return Check(label, OK, f"{name}, assumable by ECS tasks")
+    check.check_name = f"IAM {key.replace('-', ' ')}"  # type: ignore[attr-defined]
+    return check
+
+
+def _has_policies(aws: resources.Session, role: str) -> bool:
+    """Whether ``role`` has any inline or attached policy."""
+    return bool(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
+                or aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"])
+
+
+def _log_group(aws: resources.Session) -> Check:
+    name = str(config.get("log-group"))
+    group = resources.get_log_group(aws, name)
+    if group is None:
+        return Check("log group", FAIL, f"{name!r} does not exist", SETUP_FIX)
+    retention = group.get("retentionInDays")
+    return Check("log group", OK, f"{name}, retention "
+                 + (f"{retention} days" if retention else "never expires"))
+
+
+def _subnets(aws: resources.Session) -> Check:
+    subnets = list(config.get("subnets") or [])
+    if not subnets:
+        return Check("subnets", WARN, "none configured: tasks use the default VPC's", SETUP_FIX)
+    try:
+        found = aws.ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+    except ClientError as e:
+        return Check("subnets", FAIL, str(e), SETUP_FIX)
+    zones = {s["AvailabilityZone"] for s in found}
+    if len(zones) < 2:
+        return Check("subnets", WARN, f"all in {len(zones)} availability zone",
+                     "use subnets in two or more zones: " + SETUP_FIX + " --subnets ...")
+    return Check("subnets", OK, f"{len(found)} in {len(zones)} zones")
+
+
+def _security_groups(aws: resources.Session) -> Check:
+    groups = list(config.get("security-groups") or [])
+    if not groups:
+        return Check("security group", WARN,
+                     "none configured: tasks use the default VPC's default group", SETUP_FIX)
+    try:
+        found = aws.ec2.describe_security_groups(GroupIds=groups)["SecurityGroups"]
+    except ClientError as e:
+        return Check("security group", FAIL, str(e), SETUP_FIX)
+    open_ = [g["GroupId"] for g in found if resources.open_to_world(g)]
+    if open_:
+        return Check("security group", WARN, f"{', '.join(open_)} admit the whole internet",
+                     "remove the 0.0.0.0/0 and ::/0 ingress rules")
+    return Check("security group", OK, ", ".join(groups))
+
+
+def _repository(aws: resources.Session) -> Check:
+    if resources.get_repository(aws, resources.DEFAULT_NAME) is None:
+        return Check("ECR repository", WARN,
+                     f"{resources.DEFAULT_NAME!r} does not exist (needed only for your own "
+                     "images)", SETUP_FIX)
+    return Check("ECR repository", OK, resources.DEFAULT_NAME)
+
+
+def _quota(aws: resources.Session) -> Check:
+    quota = resources.fargate_quota(aws)
+    if quota is None:
+        return Check("Fargate vCPU quota", WARN, "unknown (Service Quotas did not answer)",
+                     f"look up {fargate.QUOTA_CODES['FARGATE']} in the Service Quotas console")
+    need = (fargate.vcpus(int(config.get("scheduler-cpu")))
+            + int(config.get("n-workers")) * fargate.vcpus(int(config.get("worker-cpu"))))
+    if quota < need:
+        return Check("Fargate vCPU quota", WARN,
+                     f"{quota:g} vCPUs; the default cluster needs {need:g}",
+                     "request an increase of L-3032A538 in Service Quotas")
+    return Check("Fargate vCPU quota", OK, f"{quota:g} vCPUs")
+
+
+def _image() -> Check:
+    image = str(config.get("image"))
+    version = distributed.__version__
+    python = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    if re.match(r"\d{4}\.\d+\.\d+", tag) and not tag.startswith(version):
+        return Check("image", WARN, f"{image}: dask {tag.split('-')[0]}, this client "
+                     f"has {version}", f"set starburst.image to an image with dask {version}")
+    if "-py" in tag and not tag.endswith(python):
+        return Check("image", WARN, f"{image}: {tag.rsplit('-', 1)[-1]}, this client runs "
+                     f"{python}", "use an image with the same Python minor version")
+    return Check("image", OK, image)
+
+
+def as_json(results: list[Check]) -> dict[str, Any]:
+    """The checks as plain data."""
+    return {"ok": not failed(results), "checks": [dataclasses.asdict(c) for c in results]}

@@ -1,0 +1,82 @@
+"""``starburst-dask image build|render|ls``: environment images from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .lockfile import PLATFORMS
+
+_SOFTWARE = click.argument("software", default="current")
+_PLATFORM = click.option("--platform", type=click.Choice(PLATFORMS), default=PLATFORMS[0],
+                         show_default=True, help="Fargate X86_64 (linux-64) or ARM64.")
+
+
+@click.group()
+def image() -> None:
+    """Images from environment.yml, conda-lock.yml, or the current environment."""
+
+
+@image.command()
+@_SOFTWARE
+@_PLATFORM
+@click.option("--repository", default=None,
+              help="ECR repository [default: config starburst.image-repository].")
+@click.option("--builder", type=click.Choice(["auto", "docker", "codebuild"]), default="auto",
+              show_default=True, help="auto: the local Docker engine if one answers, else "
+              "CodeBuild.")
+@click.option("--region", default=None, help="AWS region [default: the SDK's].")
+def build(software: str, platform: str, repository: str | None, builder: str,
+          region: str | None) -> None:
+    """Lock SOFTWARE (a file, or 'current') and build its image unless ECR has it.
+
+    Prints the image URI to pass as FargateCluster(image=...).
+    """
+    import boto3
+
+    from .build import ensure_image
+
+    session = boto3.session.Session(region_name=region)
+    result = ensure_image(software, platform=platform, repository=repository,
+                          builder=builder, session=session,
+                          progress=lambda line: click.echo(line, err=True))
+    click.echo(result.uri)
+
+
+@image.command()
+@_SOFTWARE
+@_PLATFORM
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("starburst-image"), show_default=True,
+              help="Directory for the build context.")
+def render(software: str, platform: str, output: Path) -> None:
+    """Write SOFTWARE's build context (Dockerfile and lock) to build by hand."""
+    from .build import build_context
+
+    context = build_context(software, platform)
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in context.files.items():
+        (output / name).write_text(text)
+    click.echo(f"{output}/ (tag {context.tag}, {context.docker_platform})")
+
+
+@image.command(name="ls")
+@click.option("--repository", default=None,
+              help="ECR repository [default: config starburst.image-repository].")
+@click.option("--region", default=None, help="AWS region [default: the SDK's].")
+def list_images(repository: str | None, region: str | None) -> None:
+    """List the images in the ECR repository, newest first."""
+    import boto3
+
+    from .. import config
+    from . import registry
+
+    repository = repository or config.get("image-repository")
+    ecr = boto3.session.Session(region_name=region).client("ecr")
+    rows = registry.list_images(ecr, repository)
+    if not rows:
+        click.echo(f"no images in {repository}")
+    for row in rows:
+        size = f"{row['size'] / 2**20:.0f} MiB" if row["size"] else "?"
+        click.echo(f"{row['tag']}\t{size}\t{row['pushed'] or ''}\t{row['digest'][:19]}")

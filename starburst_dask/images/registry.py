@@ -1,0 +1,73 @@
+"""ECR: where built images live, keyed by their content tag."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+@dataclasses.dataclass(frozen=True)
+class Login:
+    """Docker registry credentials from ECR's GetAuthorizationToken (valid 12 hours)."""
+
+    registry: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
+def ensure_repository(ecr: Any, name: str) -> str:
+    """URI of ECR repository ``name``, created (scan on push) when missing.
+
+    Creating it here, not only in setup, keeps ``image build`` a single step: a
+    repository is free and private to the account.
+    """
+    try:
+        found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "RepositoryNotFoundException":
+            raise
+        found = ecr.create_repository(
+            repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
+            tags=[{"Key": "starburst-dask:managed", "Value": "true"}],  # as setup tags its own
+        )["repository"]
+    return found["repositoryUri"]
+
+
+def has_tag(ecr: Any, repository: str, tag: str) -> bool:
+    """Whether ``repository`` holds an image tagged ``tag`` (False if it has no repository)."""
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("ImageNotFoundException",
+                                           "RepositoryNotFoundException"):
+            return False
+        raise
+    return True
+
+
+def list_images(ecr: Any, repository: str) -> list[dict[str, Any]]:
+    """Every tagged image of ``repository``, newest first: tag, digest, size, push time."""
+    images: list[dict[str, Any]] = []
+    try:
+        for page in ecr.get_paginator("describe_images").paginate(
+                repositoryName=repository, filter={"tagStatus": "TAGGED"}):
+            images += page["imageDetails"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "RepositoryNotFoundException":
+            return []
+        raise
+    rows = [{"tag": tag, "digest": i["imageDigest"], "size": i.get("imageSizeInBytes"),
+             "pushed": i.get("imagePushedAt")}
+            for i in images for tag in i.get("imageTags", [])]
+    return sorted(rows, key=lambda r: str(r["pushed"] or ""), reverse=True)
+
+
+def login(ecr: Any) -> Login:
+    """Registry credentials from ``GetAuthorizationToken`` (base64 of ``user:password``)."""
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    username, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    registry = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
+    return Login(registry=registry, username=username, password=password)

@@ -1,0 +1,209 @@
+"""A local record of what clusters cost: one SQLite file in the user's data directory.
+
+Each cluster is recorded when it starts, updated while it runs and when it closes, with
+its tasks; ``starburst-dask cost`` reads it back. Clusters that ran against another
+endpoint than AWS (a local Fargate) are marked so, and kept out of the AWS totals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable that overrides the data directory (tests use it).
+DATA_DIR_VAR = "STARBURST_DASK_DATA_DIR"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    region TEXT,
+    endpoint TEXT,
+    started_at TEXT NOT NULL,
+    stopped_at TEXT,
+    updated_at TEXT,
+    estimate_per_hour REAL,
+    cost REAL NOT NULL DEFAULT 0,
+    task_hours REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    price_source TEXT,
+    tasks TEXT NOT NULL DEFAULT '[]'
+);
+"""
+
+
+def data_dir() -> Path:
+    """``$STARBURST_DASK_DATA_DIR``, else the user's data directory."""
+    if os.environ.get(DATA_DIR_VAR):
+        return Path(os.environ[DATA_DIR_VAR])
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "starburst-dask"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterRecord:
+    """One cluster as the ledger has it."""
+
+    id: int
+    name: str
+    region: str
+    endpoint: str | None
+    started_at: datetime.datetime
+    stopped_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+    estimate_per_hour: float
+    cost: float
+    task_hours: float
+    status: str
+    price_source: str
+    tasks: list[dict[str, Any]]
+
+    @property
+    def local(self) -> bool:
+        """Whether it ran against another endpoint than AWS (a local Fargate)."""
+        return bool(self.endpoint)
+
+    @property
+    def runtime(self) -> datetime.timedelta:
+        """From start to close, or to the last update (a process that died leaves it
+        recorded as running)."""
+        return (self.stopped_at or self.updated_at or self.started_at) - self.started_at
+
+
+class Ledger:
+    """The ledger file; every method opens it briefly, so processes can share it.
+
+    Parameters
+    ----------
+    path : path, optional
+        The SQLite file; default ``ledger.sqlite3`` in :func:`data_dir`.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._path = Path(path) if path else None
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (resolved when used, so the environment may change meanwhile)."""
+        return self._path or data_dir() / "ledger.sqlite3"
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            db.executescript(_SCHEMA)
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def open_cluster(self, name: str, region: str, estimate_per_hour: float,
+                     price_source: str, started_at: datetime.datetime) -> int | None:
+        """Record a starting cluster; its id, or ``None`` if the ledger cannot be written."""
+        try:
+            with self._db() as db:
+                cursor = db.execute(
+                    "INSERT INTO clusters (name, region, endpoint, started_at, updated_at, "
+                    "estimate_per_hour, status, price_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, region, os.environ.get("AWS_ENDPOINT_URL"),
+                     started_at.isoformat(), started_at.isoformat(), estimate_per_hour,
+                     "running", price_source),
+                )
+                return cursor.lastrowid
+        except (OSError, sqlite3.Error) as e:  # the ledger must never stop a cluster
+            logger.warning("cannot write the cost ledger %s: %s", self.path, e)
+            return None
+
+    def update_cluster(self, cluster_id: int, *, cost: float, task_hours: float,
+                       status: str, stopped_at: datetime.datetime | None,
+                       tasks: list[dict[str, Any]]) -> None:
+        """Update a cluster's cost, status and tasks."""
+        try:
+            with self._db() as db:
+                db.execute(
+                    "UPDATE clusters SET cost = ?, task_hours = ?, status = ?, "
+                    "stopped_at = ?, updated_at = ?, tasks = ? WHERE id = ?",
+                    (cost, task_hours, status,
+                     stopped_at.isoformat() if stopped_at else None,
+                     datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                     json.dumps(tasks), cluster_id),
+                )
+        except (OSError, sqlite3.Error) as e:
+            logger.warning("cannot write the cost ledger %s: %s", self.path, e)
+
+    def recent(self, limit: int = 20) -> list[ClusterRecord]:
+        """The latest ``limit`` clusters, newest first."""
+        return self._select("ORDER BY started_at DESC, id DESC LIMIT ?", (limit,))
+
+    def since(self, start: datetime.datetime) -> list[ClusterRecord]:
+        """Every cluster started at or after ``start``."""
+        return self._select("WHERE started_at >= ? ORDER BY started_at",
+                            (start.isoformat(),))
+
+    def _select(self, clause: str, params: tuple) -> list[ClusterRecord]:
+        if not self.path.exists():
+            return []
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, name, region, endpoint, started_at, stopped_at, updated_at, "
+                "estimate_per_hour, cost, task_hours, status, price_source, tasks "
+                f"FROM clusters {clause}", params,
+            ).fetchall()
+        return [
+            ClusterRecord(
+                id=r[0], name=r[1], region=r[2] or "", endpoint=r[3],
+                started_at=datetime.datetime.fromisoformat(r[4]),
+                stopped_at=datetime.datetime.fromisoformat(r[5]) if r[5] else None,
+                updated_at=datetime.datetime.fromisoformat(r[6]) if r[6] else None,
+                estimate_per_hour=r[7] or 0.0, cost=r[8], task_hours=r[9], status=r[10],
+                price_source=r[11] or "", tasks=json.loads(r[12]),
+            )
+            for r in rows
+        ]
+
+
+def report(limit: int = 20, ledger: Ledger | None = None,
+           now: datetime.datetime | None = None) -> str:
+    """The text of ``starburst-dask cost``: recent clusters, then today's and this
+    month's totals (UTC days)."""
+    from .cost import format_usd
+
+    ledger = ledger or Ledger()
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    records = ledger.recent(limit)
+    if not records:
+        return f"No clusters recorded yet (ledger: {ledger.path})."
+    lines = [f"{'started (UTC)':<19}  {'cluster':<28} {'region':<14} {'runtime':>9} "
+             f"{'task-h':>8} {'cost':>11}  status"]
+    for r in records:
+        runtime = str(datetime.timedelta(seconds=round(r.runtime.total_seconds())))
+        status = r.status + (" (local)" if r.local else "")
+        lines.append(
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.name[:28]:<28} {r.region[:14]:<14} "
+            f"{runtime:>9} {r.task_hours:>8.3f} {format_usd(r.cost):>11}  {status}"
+        )
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    lines.append("")
+    for label, start in (("Today", today), ("This month", today.replace(day=1))):
+        records = ledger.since(start)
+        aws = [r for r in records if not r.local]
+        local = [r for r in records if r.local]
+        line = (f"{label + ':':<12} {format_usd(sum(r.cost for r in aws))} on AWS "
+                f"({len(aws)} clusters)")
+        if local:
+            line += (f"; {format_usd(sum(r.cost for r in local))} simulated on a local "
+                     f"endpoint ({len(local)} clusters)")
+        lines.append(line)
+    lines.append(f"Ledger: {ledger.path}")
+    return "\n".join(lines)

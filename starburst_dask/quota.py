@@ -1,0 +1,227 @@
+"""The vCPU quota governor: how many more tasks the account's Fargate quota lets us run.
+
+Fargate's vCPU quotas (On-Demand and Spot, each) are account-wide: tasks of other
+clusters and services count too. The governor reads the quota from Service Quotas and
+the account's usage from CloudWatch ``AWS/Usage``, and says how many tasks of a size fit.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import datetime
+import logging
+import math
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import fargate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class QuotaStatus:
+    """A cluster's view of one Fargate vCPU quota.
+
+    Attributes
+    ----------
+    capacity_provider : str
+        ``FARGATE`` (On-Demand) or ``FARGATE_SPOT``.
+    quota : float
+        The account's vCPU quota (``inf`` when it cannot be read).
+    usage : float
+        vCPUs in use across the account, this cluster included.
+    running : int
+        This cluster's workers launched and not stopped.
+    waiting : int
+        Workers requested that wait for quota.
+    """
+
+    capacity_provider: str
+    quota: float = math.inf
+    usage: float = 0.0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def headroom(self) -> float:
+        """vCPUs free under the quota."""
+        return max(0.0, self.quota - self.usage)
+
+    def __str__(self) -> str:
+        quota = "unknown" if math.isinf(self.quota) else f"{self.quota:g}"
+        return (f"{fargate.QUOTA_NAMES[self.capacity_provider]}: quota {quota} vCPU, "
+                f"in use {self.usage:g}, workers running {self.running}, "
+                f"waiting for quota {self.waiting}")
+
+
+class QuotaGovernor:
+    """Reads the Fargate vCPU quota and usage, and says what fits.
+
+    Parameters
+    ----------
+    quotas, cloudwatch
+        aiobotocore Service Quotas and CloudWatch clients.
+    """
+
+    #: Seconds of own-usage history kept: the usage metric's latest datapoint is the
+    #: maximum over a minute that may have ended a little while ago.
+    HISTORY = 150.0
+
+    def __init__(self, quotas: Any, cloudwatch: Any) -> None:
+        self.quotas = quotas
+        self.cloudwatch = cloudwatch
+        self._unreadable: set[str] = set()
+        self._own = {p: collections.deque([(0.0, 0.0)]) for p in fargate.QUOTA_CODES}
+
+    def record(self, provider: str, own_vcpus: float) -> None:
+        """Note this cluster's vCPUs of ``provider`` in use now (call on every change)."""
+        now, history = time.monotonic(), self._own[provider]
+        history.append((now, own_vcpus))
+        while len(history) > 1 and history[1][0] < now - self.HISTORY:
+            history.popleft()
+
+    async def quota(self, provider: str) -> float:
+        """The account's vCPU quota for ``provider``; ``inf`` if it cannot be read."""
+        try:
+            answer = await self.quotas.get_service_quota(
+                ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider]
+            )
+        except (ClientError, BotoCoreError) as e:
+            if provider not in self._unreadable:
+                self._unreadable.add(provider)
+                logger.warning("cannot read the %s quota (%s); launching without the quota "
+                               "governor", fargate.QUOTA_NAMES[provider], e)
+            return math.inf
+        return float(answer["Quota"]["Value"])
+
+    async def usage(self, provider: str) -> float:
+        """The account's vCPUs in use for ``provider``: the latest ``AWS/Usage`` datapoint."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            answer = await self.cloudwatch.get_metric_data(
+                MetricDataQueries=[{"Id": "usage", "ReturnData": True, "MetricStat": {
+                    "Metric": {"Namespace": fargate.USAGE_NAMESPACE,
+                               "MetricName": fargate.USAGE_METRIC,
+                               "Dimensions": fargate.usage_dimensions(provider)},
+                    "Period": 60, "Stat": "Maximum"}}],
+                StartTime=now - datetime.timedelta(minutes=5), EndTime=now,
+                ScanBy="TimestampDescending",
+            )
+        except (ClientError, BotoCoreError) as e:
+            logger.debug("cannot read Fargate usage: %s", e)
+            return 0.0
+        values = answer["MetricDataResults"][0]["Values"]
+        return float(values[0]) if values else 0.0
+
+    async def status(self, provider: str) -> QuotaStatus:
+        """Quota and usage now.
+
+        The usage metric is a per-minute maximum, so it shows this cluster's tasks late
+        and its peak long: others' usage is the metric less our own recent peak, and
+        ours is known exactly.
+        """
+        quota = await self.quota(provider)
+        if math.isinf(quota):
+            return QuotaStatus(provider)
+        own = self._own[provider][-1][1]
+        peak = max(v for _, v in self._own[provider])
+        others = max(0.0, await self.usage(provider) - peak)
+        return QuotaStatus(provider, quota=quota, usage=others + own)
+
+
+def fits(status: QuotaStatus, vcpus: float) -> int:
+    """How many tasks of ``vcpus`` each fit in the headroom."""
+    if math.isinf(status.quota):
+        return 2**31
+    return max(0, math.floor(status.headroom / vcpus + 1e-9))
+
+
+def quota_error(provider: str, needed: float, status: QuotaStatus, waited: float) -> str:
+    """The message for a launch that found no room within its deadline."""
+    code = fargate.QUOTA_CODES[provider]
+    return (
+        f"no room under the {fargate.QUOTA_NAMES[provider]} quota ({code}) for {waited:.0f} s: "
+        f"a task needs {needed:g} vCPU, the quota is {status.quota:g} and {status.usage:g} are "
+        f"in use. Raise it with `starburst-dask quota --request <vCPUs>` (or `aws "
+        f"service-quotas request-service-quota-increase --service-code fargate --quota-code "
+        f"{code} --desired-value <vCPUs>`), or stop other Fargate tasks"
+    )
+
+
+class Deadline:
+    """Seconds left until a deadline; for retry loops that must end."""
+
+    def __init__(self, seconds: float) -> None:
+        self.start = time.monotonic()
+        self.seconds = seconds
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.seconds - self.elapsed)
+
+    @property
+    def expired(self) -> bool:
+        return self.elapsed >= self.seconds
+
+
+async def request_increase(quotas: Any, provider: str, vcpus: float) -> dict[str, Any]:
+    """File a request to raise ``provider``'s vCPU quota to ``vcpus``; the request."""
+    answer = await quotas.request_service_quota_increase(
+        ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider],
+        DesiredValue=float(vcpus),
+    )
+    return answer["RequestedQuota"]
+
+
+async def pending_requests(quotas: Any, provider: str) -> list[dict[str, Any]]:
+    """Open increase requests for ``provider``'s quota."""
+    found = []
+    for status in ("PENDING", "CASE_OPENED"):
+        with contextlib.suppress(ClientError, BotoCoreError):
+            answer = await quotas.list_requested_service_quota_change_history_by_quota(
+                ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider],
+                Status=status,
+            )
+            found += answer["RequestedQuotas"]
+    return found
+
+
+async def account_report(region: str, request: float | None = None,
+                         provider: str = "FARGATE") -> dict[str, Any]:
+    """Both quotas with usage and open requests; first files ``request`` if given.
+
+    What ``starburst-dask quota`` prints.
+    """
+    from aiobotocore.session import get_session
+
+    session = get_session()
+    async with session.create_client("service-quotas", region_name=region) as quotas, \
+            session.create_client("cloudwatch", region_name=region) as cloudwatch:
+        filed = await request_increase(quotas, provider, request) if request else None
+        governor = QuotaGovernor(quotas, cloudwatch)
+        report: dict[str, Any] = {"region": region, "quotas": []}
+        for p in fargate.QUOTA_CODES:
+            status = await governor.status(p)
+            report["quotas"].append({
+                "capacity_provider": p, "name": fargate.QUOTA_NAMES[p],
+                "code": fargate.QUOTA_CODES[p],
+                "quota": None if math.isinf(status.quota) else status.quota,
+                "usage": status.usage,
+                "pending_requests": [
+                    {"id": r["Id"], "desired": r["DesiredValue"], "status": r["Status"]}
+                    for r in await pending_requests(quotas, p)
+                ],
+            })
+        if filed:
+            report["request"] = {"id": filed["Id"], "desired": filed["DesiredValue"],
+                                 "status": filed["Status"]}
+        return report

@@ -1,0 +1,653 @@
+"""One-time setup: create or adopt, idempotently, every AWS resource a cluster needs.
+
+Each ``ensure_*`` function looks first and creates only what is missing, tagging what it
+creates with :data:`MANAGED_TAG`. A resource that exists without that tag is used as it
+is and never changed or deleted: it is not ours. What setup found is written to a dask
+config file, so ``FargateCluster()`` needs no arguments afterwards.
+
+Synchronous boto3: this runs from the command line, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+import dask.config
+import yaml
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from . import config, fargate
+from .errors import ConfigurationError, MissingResourceError
+
+#: Tag on every resource setup creates; teardown deletes only resources carrying it.
+MANAGED_TAG = ("starburst-dask:managed", "true")
+#: Name of the security group and ECR repository setup creates.
+DEFAULT_NAME = "starburst-dask"
+#: File (in the dask config directory) that setup writes.
+CONFIG_FILE = "starburst-setup.yaml"
+LOG_RETENTION_DAYS = 30
+#: The scheduler (8786) and its dashboard (8787).
+DASK_PORTS = (8786, 8787)
+#: Workers and nannies listen on random ports: the Linux ephemeral range (32768-60999),
+#: rounded up to the top.
+EPHEMERAL_PORTS = (32768, 65535)
+EXECUTION_POLICY = "starburst-dask-execution"
+S3_POLICY = "starburst-dask-s3"
+TRUST_ECS_TASKS = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }],
+}
+#: What AmazonECSTaskExecutionRolePolicy grants, inline: needs no managed policies
+#: (which some accounts restrict, and which moto only knows when told to load them).
+EXECUTION_PERMISSIONS = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Action": [
+            "ecr:GetAuthorizationToken",
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        ],
+        "Resource": "*",
+    }],
+}
+
+CREATED, UPDATED, EXISTS, FOREIGN = "created", "updated", "exists", "exists, not managed"
+
+
+@dataclasses.dataclass
+class Resource:
+    """One resource setup looked at: what it is, its name, and what setup did."""
+
+    kind: str
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class SetupResult:
+    """What :func:`setup` found and did."""
+
+    region: str
+    resources: list[Resource]
+    settings: dict[str, Any]
+    config_path: str
+    quota: float | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was created or changed."""
+        return any(r.status in (CREATED, UPDATED) for r in self.resources)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain data."""
+        return {"region": self.region, "changed": self.changed,
+                "resources": [dataclasses.asdict(r) for r in self.resources],
+                "settings": self.settings, "config_path": self.config_path,
+                "fargate_vcpu_quota": self.quota}
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """Names of the resources setup manages, from the ``starburst.*`` config."""
+
+    cluster: str
+    execution_role: str
+    task_role: str
+    log_group: str
+    security_group: str = DEFAULT_NAME
+    repository: str = DEFAULT_NAME
+
+    @classmethod
+    def from_config(cls) -> Names:
+        """The configured names (role ARNs are reduced to role names)."""
+        def name(key: str) -> str:
+            return str(config.get(key)).rsplit("/", 1)[-1]
+        return cls(cluster=name("cluster"), execution_role=name("execution-role"),
+                   task_role=name("task-role"), log_group=str(config.get("log-group")))
+
+
+def resolve_region(region: str | None = None) -> str:
+    """``region``, else ``starburst.region``, else the AWS SDK's region; validated."""
+    region = region or config.get("region") or boto3.session.Session().region_name
+    if not region:
+        raise ConfigurationError(
+            "no AWS region is configured; pass --region us-east-1 (or another), or set "
+            "AWS_DEFAULT_REGION"
+        )
+    if region not in boto3.session.Session().get_available_regions("ecs"):
+        raise ConfigurationError(f"unknown AWS region {region!r}")
+    return region
+
+
+def config_path() -> Path:
+    """The file setup writes: ``starburst-setup.yaml`` in the user's dask config directory.
+
+    ``DASK_CONFIG`` wins, as dask itself reads it.
+    """
+    return Path(os.environ.get("DASK_CONFIG") or dask.config.PATH) / CONFIG_FILE
+
+
+def is_managed(tags: dict[str, str]) -> bool:
+    """Whether a resource's tags (as a dict) mark it as created by setup."""
+    return tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
+
+
+def setup(region: str | None = None, *, vpc: str | None = None,
+          subnets: list[str] | None = None, allow_cidrs: list[str] | None = None,
+          s3_bucket: str | None = None, names: Names | None = None) -> SetupResult:
+    """Create or adopt everything a cluster needs, and write it to dask config.
+
+    Parameters
+    ----------
+    region : str, optional
+        AWS region; default: ``starburst.region`` or the AWS SDK's region.
+    vpc : str, optional
+        VPC for the tasks; default: the region's default VPC.
+    subnets : list of str, optional
+        Subnets (in at least two availability zones); default: the VPC's default
+        subnets, one per zone.
+    allow_cidrs : list of str, optional
+        Networks besides the VPC's own that may reach the dask ports.
+    s3_bucket : str, optional
+        A bucket the tasks may read and write (the task role gets no other permission).
+    names : Names, optional
+        Resource names; default: :meth:`Names.from_config`.
+
+    Returns
+    -------
+    SetupResult
+
+    Raises
+    ------
+    ConfigurationError, MissingResourceError
+        Bad arguments, or a network that cannot hold a cluster.
+    """
+    region = resolve_region(region)
+    names = names or Names.from_config()
+    cidrs = check_cidrs(allow_cidrs or [])
+    aws = Session(region)
+    # The network first: a VPC or subnets that cannot hold a cluster stop setup before
+    # it creates anything.
+    vpc_id, vpc_cidrs = find_vpc(aws, vpc)
+    subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
+    resources: list[Resource] = []
+    resources.append(ensure_ecs_cluster(aws, names.cluster))
+    execution_arn, res = ensure_role(aws, names.execution_role,
+                                     {EXECUTION_POLICY: EXECUTION_PERMISSIONS})
+    resources.append(res)
+    task_policies = {S3_POLICY: s3_policy(s3_bucket)} if s3_bucket else {}
+    task_arn, res = ensure_role(aws, names.task_role, task_policies)
+    resources.append(res)
+    resources.append(ensure_log_group(aws, names.log_group))
+    resources.append(Resource("subnets", f"{len(subnet_ids)} in {vpc_id}", EXISTS,
+                              f"zones {', '.join(sorted(zones))}"))
+    group_id, res = ensure_security_group(aws, names.security_group, vpc_id,
+                                          vpc_cidrs + cidrs)
+    resources.append(res)
+    resources.append(ensure_repository(aws, names.repository))
+    settings = {
+        "region": region,
+        "cluster": names.cluster,
+        "subnets": subnet_ids,
+        "security-groups": [group_id],
+        "execution-role": execution_arn,
+        "task-role": task_arn,
+        "log-group": names.log_group,
+    }
+    path = config_path()
+    resources.append(write_config(path, settings))
+    # This process too (later processes read the file): FargateCluster() works now.
+    dask.config.update(dask.config.config, {"starburst": settings}, priority="new")
+    return SetupResult(region, resources, settings, str(path), fargate_quota(aws))
+
+
+class Session:
+    """boto3 clients for one region, made on first use."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._session = boto3.session.Session(region_name=region)
+        self._clients: dict[str, Any] = {}
+
+    def __getattr__(self, service: str) -> Any:
+        if service.startswith("_"):
+            raise AttributeError(service)
+        if service not in self._clients:
+            name = service.replace("_", "-")
+            self._clients[service] = self._session.client(name)
+        return self._clients[service]
+
+    def account(self) -> str:
+        """The caller's account id (also a check that the credentials work)."""
+        return self.sts.get_caller_identity()["Account"]
+
+
+def check_cidrs(cidrs: list[str]) -> list[str]:
+    """Validate ``--allow-cidr`` values; refuse the whole internet.
+
+    Raises
+    ------
+    ConfigurationError
+    """
+    checked = []
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"--allow-cidr {cidr!r} is not a network like "
+                                     "203.0.113.7/32") from None
+        if network.prefixlen == 0:
+            raise ConfigurationError(
+                f"--allow-cidr {cidr} would open the dask ports to the whole internet; "
+                "pass your own network, e.g. your public IP with /32"
+            )
+        checked.append(str(network))
+    return checked
+
+
+def s3_policy(bucket: str) -> dict[str, Any]:
+    """Read and write access to one bucket: the only permission tasks get."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                        "s3:AbortMultipartUpload"],
+             "Resource": f"arn:aws:s3:::{bucket}/*"},
+        ],
+    }
+
+
+def _code(error: ClientError) -> str:
+    return error.response["Error"]["Code"]
+
+
+def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """AWS tag lists (``Key``/``Value`` or ``key``/``value``) as a dict."""
+    return {t.get("Key", t.get("key")): t.get("Value", t.get("value")) for t in tags or []}
+
+
+def ecs_cluster(aws: Session, name: str) -> dict[str, Any] | None:
+    """The ACTIVE ECS cluster ``name`` with its tags, if any."""
+    found = aws.ecs.describe_clusters(clusters=[name], include=["TAGS"])["clusters"]
+    active = [c for c in found if c["status"] == "ACTIVE"]
+    return active[0] if active else None
+
+
+def ensure_ecs_cluster(aws: Session, name: str) -> Resource:
+    """The ECS cluster, with the FARGATE and FARGATE_SPOT capacity providers."""
+    found = ecs_cluster(aws, name)
+    if found is None:
+        aws.ecs.create_cluster(
+            clusterName=name,
+            capacityProviders=list(fargate.CAPACITY_PROVIDERS),
+            defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+            tags=[{"key": MANAGED_TAG[0], "value": MANAGED_TAG[1]}],
+        )
+        return Resource("ECS cluster", name, CREATED, "FARGATE, FARGATE_SPOT")
+    if not is_managed(_tag_dict(found.get("tags"))):
+        return Resource("ECS cluster", name, FOREIGN)
+    missing = set(fargate.CAPACITY_PROVIDERS) - set(found.get("capacityProviders") or [])
+    if missing:
+        aws.ecs.put_cluster_capacity_providers(
+            cluster=name, capacityProviders=list(fargate.CAPACITY_PROVIDERS),
+            defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+        )
+        return Resource("ECS cluster", name, UPDATED, f"added {', '.join(sorted(missing))}")
+    return Resource("ECS cluster", name, EXISTS)
+
+
+def get_role(aws: Session, name: str) -> dict[str, Any] | None:
+    """The IAM role ``name`` (with ``Tags``), if it exists."""
+    try:
+        role = aws.iam.get_role(RoleName=name)["Role"]
+    except ClientError as e:
+        if _code(e) == "NoSuchEntity":
+            return None
+        raise
+    if "Tags" not in role:
+        role["Tags"] = aws.iam.list_role_tags(RoleName=name)["Tags"]
+    return role
+
+
+def trusts_ecs_tasks(role: dict[str, Any]) -> bool:
+    """Whether ECS tasks may assume ``role``."""
+    document = role.get("AssumeRolePolicyDocument") or {}
+    if isinstance(document, str):
+        document = json.loads(unquote(document))
+    for statement in document.get("Statement", []):
+        services = (statement.get("Principal") or {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        if statement.get("Effect") == "Allow" and "ecs-tasks.amazonaws.com" in services:
+            return True
+    return False
+
+
+def ensure_role(aws: Session, name: str,
+                policies: dict[str, dict[str, Any]]) -> tuple[str, Resource]:
+    """A role ECS tasks can assume, with these inline ``policies`` (put if missing or changed).
+
+    Returns the role's ARN and what was done.
+    """
+    role = get_role(aws, name)
+    if role is None:
+        role = aws.iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS),
+            Description="starburst-dask tasks", Tags=[dict(zip(("Key", "Value"), MANAGED_TAG,
+                                                                strict=True))],
+        )["Role"]
+        for policy, document in policies.items():
+            aws.iam.put_role_policy(RoleName=name, PolicyName=policy,
+                                    PolicyDocument=json.dumps(document))
+        detail = f"inline policy {', '.join(policies)}" if policies else "no permissions"
+        return role["Arn"], Resource("IAM role", name, CREATED, detail)
+    if not is_managed(_tag_dict(role.get("Tags"))):
+        return role["Arn"], Resource("IAM role", name, FOREIGN)
+    added = []
+    for policy, document in policies.items():
+        try:
+            current = aws.iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        except ClientError as e:
+            if _code(e) != "NoSuchEntity":
+                raise
+            current = None
+        if isinstance(current, str):
+            current = json.loads(unquote(current))
+        if current != document:
+            aws.iam.put_role_policy(RoleName=name, PolicyName=policy,
+                                    PolicyDocument=json.dumps(document))
+            added.append(policy)
+    if added:
+        return role["Arn"], Resource("IAM role", name, UPDATED, f"policy {', '.join(added)}")
+    return role["Arn"], Resource("IAM role", name, EXISTS)
+
+
+def get_log_group(aws: Session, name: str) -> dict[str, Any] | None:
+    """The log group ``name``, if it exists."""
+    groups = aws.logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    return next((g for g in groups if g["logGroupName"] == name), None)
+
+
+def log_group_tags(aws: Session, name: str) -> dict[str, str]:
+    """A log group's tags."""
+    return aws.logs.list_tags_log_group(logGroupName=name).get("tags", {})
+
+
+def ensure_log_group(aws: Session, name: str) -> Resource:
+    """The CloudWatch log group for task output, with a retention."""
+    group = get_log_group(aws, name)
+    if group is None:
+        aws.logs.create_log_group(logGroupName=name, tags=dict([MANAGED_TAG]))
+        aws.logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+        return Resource("log group", name, CREATED, f"retention {LOG_RETENTION_DAYS} days")
+    if not is_managed(log_group_tags(aws, name)):
+        return Resource("log group", name, FOREIGN)
+    if not group.get("retentionInDays"):
+        aws.logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+        return Resource("log group", name, UPDATED, f"retention {LOG_RETENTION_DAYS} days")
+    return Resource("log group", name, EXISTS, f"retention {group['retentionInDays']} days")
+
+
+def find_vpc(aws: Session, vpc: str | None) -> tuple[str, list[str]]:
+    """The VPC (default: the region's default VPC) and its IPv4 CIDR blocks."""
+    filters = ([{"Name": "vpc-id", "Values": [vpc]}] if vpc
+               else [{"Name": "isDefault", "Values": ["true"]}])
+    try:
+        vpcs = aws.ec2.describe_vpcs(Filters=filters)["Vpcs"]
+    except ClientError as e:
+        raise MissingResourceError(f"VPC {vpc}: {e}") from None
+    if not vpcs:
+        raise MissingResourceError(
+            f"VPC {vpc} does not exist in {aws.region}" if vpc else
+            f"{aws.region} has no default VPC; pass --vpc and --subnets"
+        )
+    found = vpcs[0]
+    cidrs = [a["CidrBlock"] for a in found.get("CidrBlockAssociationSet", [])
+             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"]
+    return found["VpcId"], sorted(set(cidrs or [found["CidrBlock"]]))
+
+
+def find_subnets(aws: Session, vpc: str, subnets: list[str] | None) -> tuple[list[str],
+                                                                            set[str]]:
+    """Subnets in at least two availability zones: given ones, or the VPC's defaults.
+
+    Raises
+    ------
+    MissingResourceError
+        When the subnets span fewer than two zones.
+    """
+    if subnets:
+        found = aws.ec2.describe_subnets(SubnetIds=list(subnets))["Subnets"]
+        wrong = [s["SubnetId"] for s in found if s["VpcId"] != vpc]
+        if wrong:
+            raise ConfigurationError(f"subnets {wrong} are not in VPC {vpc}")
+    else:
+        in_vpc = aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+        found = [s for s in in_vpc["Subnets"] if s.get("DefaultForAz")] or in_vpc["Subnets"]
+    zones = {s["AvailabilityZone"] for s in found}
+    if len(zones) < 2:
+        raise MissingResourceError(
+            f"the subnets of VPC {vpc} span {len(zones)} availability zone(s); Fargate "
+            "needs subnets in at least two to ride out a zone without capacity: pass "
+            "--subnets in two or more zones"
+        )
+    return sorted(s["SubnetId"] for s in found), zones
+
+
+def get_security_group(aws: Session, name: str, vpc: str) -> dict[str, Any] | None:
+    """The security group ``name`` in ``vpc``, if it exists."""
+    groups = aws.ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [name]},
+    ])["SecurityGroups"]
+    return groups[0] if groups else None
+
+
+def wanted_ingress(group_id: str, cidrs: list[str]) -> list[dict[str, Any]]:
+    """The group's ingress: dask ports and the worker range from ``cidrs``, and itself."""
+    v4 = [{"CidrIp": c} for c in cidrs if ipaddress.ip_network(c).version == 4]
+    v6 = [{"CidrIpv6": c} for c in cidrs if ipaddress.ip_network(c).version == 6]
+    rules = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}]
+    for low, high in (DASK_PORTS, EPHEMERAL_PORTS):
+        rules.append({"IpProtocol": "tcp", "FromPort": low, "ToPort": high,
+                      "IpRanges": v4, "Ipv6Ranges": v6})
+    return rules
+
+
+def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts of ``wanted`` the group does not have yet."""
+    have = group.get("IpPermissions", [])
+
+    def matching(rule: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in have if p["IpProtocol"] == rule["IpProtocol"]
+                and p.get("FromPort") == rule.get("FromPort")
+                and p.get("ToPort") == rule.get("ToPort")]
+
+    missing = []
+    for rule in wanted:
+        same = matching(rule)
+        part = dict(rule)
+        for key, field in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6"),
+                           ("UserIdGroupPairs", "GroupId")):
+            present = {r[field] for p in same for r in p.get(key, [])}
+            part[key] = [r for r in rule.get(key, []) if r[field] not in present]
+        if any(part.get(k) for k in ("IpRanges", "Ipv6Ranges", "UserIdGroupPairs")):
+            missing.append({k: v for k, v in part.items() if v != []})
+    return missing
+
+
+def open_to_world(group: dict[str, Any]) -> bool:
+    """Whether any ingress rule of ``group`` admits 0.0.0.0/0 or ::/0."""
+    return any(r.get("CidrIp") == "0.0.0.0/0" or r.get("CidrIpv6") == "::/0"
+               for p in group.get("IpPermissions", [])
+               for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []))
+
+
+def ensure_security_group(aws: Session, name: str, vpc: str,
+                          cidrs: list[str]) -> tuple[str, Resource]:
+    """The tasks' security group: dask ports from ``cidrs`` only, all traffic within."""
+    group = get_security_group(aws, name, vpc)
+    status = EXISTS
+    if group is None:
+        group_id = aws.ec2.create_security_group(
+            GroupName=name, VpcId=vpc,
+            Description="starburst-dask: dask ports from the caller's network only",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}]}],
+        )["GroupId"]
+        group, status = {"GroupId": group_id, "IpPermissions": []}, CREATED
+    elif not is_managed(_tag_dict(group.get("Tags"))):
+        return group["GroupId"], Resource("security group", group["GroupId"], FOREIGN, name)
+    missing = _missing_rules(group, wanted_ingress(group["GroupId"], cidrs))
+    if missing:
+        aws.ec2.authorize_security_group_ingress(GroupId=group["GroupId"],
+                                                 IpPermissions=missing)
+        status = UPDATED if status == EXISTS else status
+    detail = f"{name}: {', '.join(cidrs)} -> {DASK_PORTS[0]}-{DASK_PORTS[1]}, " \
+             f"{EPHEMERAL_PORTS[0]}-{EPHEMERAL_PORTS[1]}"
+    return group["GroupId"], Resource("security group", group["GroupId"], status, detail)
+
+
+def get_repository(aws: Session, name: str) -> dict[str, Any] | None:
+    """The ECR repository ``name``, if it exists."""
+    try:
+        return aws.ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ClientError as e:
+        if _code(e) == "RepositoryNotFoundException":
+            return None
+        raise
+
+
+def repository_tags(aws: Session, arn: str) -> dict[str, str]:
+    """An ECR repository's tags."""
+    return _tag_dict(aws.ecr.list_tags_for_resource(resourceArn=arn).get("tags"))
+
+
+def ensure_repository(aws: Session, name: str) -> Resource:
+    """An ECR repository for images (same-region ECR pulls are the fastest)."""
+    repo = get_repository(aws, name)
+    if repo is None:
+        repo = aws.ecr.create_repository(
+            repositoryName=name, tags=[{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],
+        )["repository"]
+        return Resource("ECR repository", name, CREATED, repo["repositoryUri"])
+    if not is_managed(repository_tags(aws, repo["repositoryArn"])):
+        return Resource("ECR repository", name, FOREIGN, repo["repositoryUri"])
+    return Resource("ECR repository", name, EXISTS, repo["repositoryUri"])
+
+
+def write_config(path: Path, settings: dict[str, Any]) -> Resource:
+    """Write ``settings`` under ``starburst:`` to ``path``, unless it holds them already."""
+    text = ("# Written by `starburst-dask setup`; rerun it rather than editing.\n"
+            + yaml.safe_dump({"starburst": settings}, sort_keys=False))
+    if path.exists() and path.read_text() == text:
+        return Resource("dask config", str(path), EXISTS)
+    status = UPDATED if path.exists() else CREATED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return Resource("dask config", str(path), status)
+
+
+def fargate_quota(aws: Session) -> float | None:
+    """The account's Fargate On-Demand vCPU quota, or ``None`` when it cannot be read."""
+    try:
+        client = aws._session.client("service-quotas",
+                                     config=Config(retries={"max_attempts": 1}))
+        quota = client.get_service_quota(ServiceCode=fargate.QUOTA_SERVICE_CODE,
+                                         QuotaCode=fargate.QUOTA_CODES["FARGATE"])
+        return float(quota["Quota"]["Value"])
+    except Exception:  # noqa: BLE001 - unknown is a fine answer (moto, missing permission)
+        return None
+
+
+DELETED, KEPT = "deleted", "kept: not managed by starburst-dask"
+
+
+def managed_resources(region: str | None = None,
+                      names: Names | None = None) -> tuple[Session, list[Resource]]:
+    """What :func:`teardown` would delete: resources of setup's names that carry its tag.
+
+    Resources of those names without the tag are listed with status :data:`KEPT`.
+    """
+    aws = Session(resolve_region(region))
+    names = names or Names.from_config()
+    found: list[Resource] = []
+
+    def add(kind: str, name: str, tags: dict[str, str] | None, detail: str = "") -> None:
+        if tags is not None:
+            found.append(Resource(kind, name, EXISTS if is_managed(tags) else KEPT, detail))
+
+    cluster = ecs_cluster(aws, names.cluster)
+    add("ECS cluster", names.cluster, _tag_dict(cluster.get("tags")) if cluster else None)
+    for role_name in (names.execution_role, names.task_role):
+        role = get_role(aws, role_name)
+        add("IAM role", role_name, _tag_dict(role.get("Tags")) if role else None)
+    group = get_log_group(aws, names.log_group)
+    add("log group", names.log_group, log_group_tags(aws, names.log_group) if group else None)
+    for sg in aws.ec2.describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": [names.security_group]}])["SecurityGroups"]:
+        add("security group", sg["GroupId"], _tag_dict(sg.get("Tags")), sg["VpcId"])
+    repo = get_repository(aws, names.repository)
+    add("ECR repository", names.repository,
+        repository_tags(aws, repo["repositoryArn"]) if repo else None)
+    path = config_path()
+    if path.exists():
+        found.append(Resource("dask config", str(path), EXISTS))
+    return aws, found
+
+
+def teardown(aws: Session, found: list[Resource]) -> list[Resource]:
+    """Delete the managed resources of ``found`` (from :func:`managed_resources`).
+
+    A deletion AWS refuses (e.g. an ECS cluster with running tasks) is reported with
+    its reason, and the rest go on.
+    """
+    deleters: dict[str, Callable[[Resource], None]] = {
+        "ECS cluster": lambda r: aws.ecs.delete_cluster(cluster=r.name),
+        "IAM role": lambda r: _delete_role(aws, r.name),
+        "log group": lambda r: aws.logs.delete_log_group(logGroupName=r.name),
+        "security group": lambda r: aws.ec2.delete_security_group(GroupId=r.name),
+        # Force: the repository is ours, and its images exist only to run clusters.
+        "ECR repository": lambda r: aws.ecr.delete_repository(repositoryName=r.name,
+                                                              force=True),
+        "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
+    }
+    done = []
+    for resource in found:
+        if resource.status != EXISTS:
+            done.append(resource)
+            continue
+        try:
+            deleters[resource.kind](resource)
+            done.append(dataclasses.replace(resource, status=DELETED))
+        except ClientError as e:
+            done.append(dataclasses.replace(resource, status="failed",
+                                            detail=e.response["Error"].get("Message", str(e))))
+    return done
+
+
+def _delete_role(aws: Session, name: str) -> None:
+    for policy in aws.iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        aws.iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    for policy in aws.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        aws.iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    aws.iam.delete_role(RoleName=name)

@@ -1,0 +1,45 @@
+"""Token buckets: how AWS limits API rates, used to pace our calls and, locally, to enforce."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class TokenBucket:
+    """A bucket of ``burst`` tokens refilled at ``rate`` tokens a second.
+
+    Thread-safe. :meth:`take` never blocks: it says how long to wait instead, so the
+    same bucket serves a server that throttles and a client that paces itself.
+
+    Parameters
+    ----------
+    burst : float
+        Capacity, and the tokens available at first.
+    rate : float
+        Tokens added per second.
+    """
+
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: float = 1) -> float:
+        """Take ``n`` tokens if there are enough and return 0; else take none and return
+        the seconds until there will be."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= n:
+                self._tokens -= n
+                return 0.0
+            return (n - self._tokens) / self.rate
+
+    def give(self, n: float) -> None:
+        """Return ``n`` tokens taken for a call that did not go ahead."""
+        with self._lock:
+            self._tokens = min(self.burst, self._tokens + n)

@@ -1,0 +1,327 @@
+"""Cost: prices, the billing formula, the running total, limits, the ledger and its command.
+
+The cluster tests run on the local Fargate, which answers the Price List API with the
+published table, so the same code path as on AWS is exercised.
+"""
+
+import datetime
+import json
+import logging
+import pickle
+import subprocess
+import sys
+import time
+
+import boto3
+import dask
+import psutil
+import pytest
+from click.testing import CliRunner
+from distributed import Client
+from distributed.core import Status
+
+from starburst_dask import FargateCluster, fargate
+from starburst_dask.cli import main as cli
+from starburst_dask.cost import CostMeter, billed_seconds, format_usd, task_cost
+from starburst_dask.cost_limit import _err_unfinished_tasks
+from starburst_dask.errors import ConfigurationError, CostLimitExceeded
+from starburst_dask.ledger import Ledger, report
+from starburst_dask.local import pricing
+from starburst_dask.prices import Prices, load, published
+
+UTC = datetime.timezone.utc
+T0 = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+RATES = fargate.PUBLISHED_PRICES["us-east-1"]
+SMALL = {"worker_cpu": 256, "worker_memory": 512, "scheduler_cpu": 256,
+         "scheduler_memory": 512, "poll_interval": 0.5}
+#: US dollars per hour of one 0.25 vCPU / 0.5 GB x86 task, by the published table.
+SMALL_RATE = 0.25 * RATES["X86_64-vCPU"] + 0.5 * RATES["X86_64-GB"]
+
+
+def prices(discount=0.5):
+    return Prices("us-east-1", dict(RATES), discount, "test")
+
+
+def at(seconds):
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def wait_until(predicate, timeout=60.0, interval=0.2):
+    """Wait for ``predicate()`` to be true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+# The formula
+
+
+def test_billed_per_second_from_pull_start_with_a_one_minute_minimum():
+    task = {"pullStartedAt": at(0), "startedAt": at(20), "stoppedAt": at(95.5)}
+    assert billed_seconds(task, now=at(500)) == 95.5
+    assert billed_seconds({**task, "stoppedAt": at(10)}, now=at(500)) == 60  # the minimum
+    running = {"pullStartedAt": at(0)}
+    assert billed_seconds(running, now=at(30)) == 60  # the minimum is spent already
+    assert billed_seconds(running, now=at(90)) == 90
+    assert billed_seconds({"startedAt": at(5)}, now=at(100)) == 95  # no pull time known
+    assert billed_seconds({"lastStatus": "PROVISIONING"}, now=at(100)) == 0
+
+
+def test_task_cost_formula():
+    task = {"cpu": "1024", "memory": "2048", "pullStartedAt": at(0), "stoppedAt": at(3600)}
+    assert task_cost(task, prices(), at(0)) == pytest.approx(
+        RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"])
+    arm = {**task, "cpu": "2048", "memory": "4096",
+           "attributes": [{"name": "ecs.cpu-architecture", "value": "arm64"}]}
+    assert task_cost(arm, prices(), at(0)) == pytest.approx(
+        2 * RATES["ARM64-vCPU"] + 4 * RATES["ARM64-GB"])
+    spot = {**task, "capacityProviderName": "FARGATE_SPOT"}
+    assert task_cost(spot, prices(0.5), at(0)) == pytest.approx(
+        0.5 * (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]))
+    storage = {**task, "ephemeralStorage": {"sizeInGiB": 50}}  # 30 GiB above the free 20
+    assert task_cost(storage, prices(), at(0)) - task_cost(task, prices(), at(0)) == \
+        pytest.approx(30 * RATES["storage-GB"])
+    short = {**task, "stoppedAt": at(12)}
+    assert task_cost(short, prices(), at(0)) == pytest.approx(
+        (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]) / 60)
+
+
+def test_format_usd():
+    assert format_usd(0) == "$0.00"
+    assert format_usd(0.000617125) == "$0.000617"
+    assert format_usd(0.0247) == "$0.0247"
+    assert format_usd(3.14159) == "$3.14"
+    assert format_usd(12345.678) == "$12,345.68"
+
+
+def test_meter_projects_and_caps_new_workers():
+    tasks = {"s": {"cpu": "256", "memory": "512", "pullStartedAt": datetime.datetime.now(UTC)}}
+    meter = CostMeter(prices(), scheduler_size=(256, 512), worker_size=(256, 512),
+                      n_workers=3, max_cost=4.5 * SMALL_RATE / 60, tasks=lambda: tasks)
+    assert meter.estimate_per_hour == pytest.approx(4 * SMALL_RATE)
+    assert meter.total == pytest.approx(SMALL_RATE / 60)  # the scheduler's minute
+    assert meter.rate == pytest.approx(SMALL_RATE)
+    # Within the next minute: the scheduler's minute plus one per new worker.
+    assert meter.allows(3) and not meter.allows(4)
+    assert meter.affordable(10) == 3
+    assert CostMeter(prices(), scheduler_size=(256, 512), worker_size=(256, 512),
+                     n_workers=3, tasks=lambda: tasks).allows(1000)  # no max_cost
+
+
+# Prices
+
+
+def test_prices_come_from_the_price_list_api_and_are_cached(local_fargate):
+    before = pricing.calls["GetProducts"]
+    first = load("eu-west-1", spot_discount=0.5)
+    assert first.source == "AWS Price List API"
+    assert first.rates == RATES  # what the local Fargate publishes
+    assert pricing.calls["GetProducts"] > before
+    calls = pricing.calls["GetProducts"]
+    second = load("eu-west-1", spot_discount=0.5)
+    assert second.rates == RATES and second.source.startswith("AWS Price List API, cached")
+    assert pricing.calls["GetProducts"] == calls  # from the cache
+    assert load("eu-west-1", spot_discount=0.5, max_age=0).source == "AWS Price List API"
+
+
+def test_price_list_answers_in_aws_format(local_fargate):
+    client = local_fargate.client("pricing")
+    answer = client.get_products(ServiceCode="AmazonECS", Filters=[
+        {"Type": "TERM_MATCH", "Field": "usagetype", "Value": "USE1-Fargate-ARM-GB-Hours"}])
+    [product] = [json.loads(p) for p in answer["PriceList"]]
+    [term] = product["terms"]["OnDemand"].values()
+    [dimension] = term["priceDimensions"].values()
+    assert dimension["pricePerUnit"]["USD"] == f"{RATES['ARM64-GB']:.10f}"
+    assert product["product"]["attributes"]["regionCode"] == "us-east-1"
+    paged = client.get_products(ServiceCode="AmazonECS", MaxResults=3)
+    assert len(paged["PriceList"]) == 3 and paged["NextToken"]
+
+
+def test_published_table_when_the_api_is_unreachable(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    got = load("ap-south-1", spot_discount=0.5, max_age=0)
+    assert got.rates == RATES
+    assert fargate.PUBLISHED_PRICES_DATE in got.source and "unavailable" in got.source
+    assert "us-east-1" in published("ap-south-1", 0.5).source  # no table of its own
+
+
+# Options
+
+
+def test_cost_options_from_arguments_and_config(local_fargate):
+    with pytest.raises(ConfigurationError, match="max_cost must be a positive number"):
+        FargateCluster(n_workers=1, max_cost=-1)
+    with pytest.raises(ConfigurationError, match="cost_alert=5 must be below max_cost=2"):
+        FargateCluster(n_workers=1, max_cost=2, cost_alert=5)
+    with dask.config.set({"starburst.cost.max-hourly-cost": 0.001}), \
+            pytest.raises(ConfigurationError, match="max_hourly_cost=0.001"):
+        FargateCluster(n_workers=1)
+    with dask.config.set({"starburst.cost.spot-discount": 1.5}), \
+            pytest.raises(ConfigurationError, match="spot-discount"):
+        FargateCluster(n_workers=1)
+
+
+def test_max_hourly_cost_refuses_to_start_and_creates_nothing(local_fargate):
+    ecs = boto3.client("ecs")
+    before = ecs.list_tasks(cluster="starburst-dask", desiredStatus="STOPPED")["taskArns"]
+    local_fargate.reset_counters()
+    estimate = SMALL_RATE + 4 * (1 * RATES["X86_64-vCPU"] + 4 * RATES["X86_64-GB"])
+    with pytest.raises(ConfigurationError) as info:
+        FargateCluster(n_workers=4, scheduler_cpu=256, scheduler_memory=512,
+                       max_hourly_cost=0.1)
+    message = str(info.value)
+    assert format_usd(estimate) in message and "max_hourly_cost=0.1" in message
+    assert "Nothing was started" in message
+    assert local_fargate.calls["RunTask"] == 0
+    assert local_fargate.calls["RegisterTaskDefinition"] == 0
+    assert ecs.list_tasks(cluster="starburst-dask")["taskArns"] == []
+    assert ecs.list_tasks(cluster="starburst-dask", desiredStatus="STOPPED")["taskArns"] \
+        == before
+    # A max_cost below what a minute of the smallest cluster costs is refused as well.
+    with pytest.raises(ConfigurationError, match="bills a minute at least"):
+        FargateCluster(n_workers=1, max_cost=0.0001, **SMALL)
+    assert local_fargate.calls["RunTask"] == 0
+
+
+# Clusters
+
+
+def cluster_tasks(ecs, name):
+    """Every task of cluster ``name`` as DescribeTasks reports it now."""
+    arns = [arn for status in ("RUNNING", "STOPPED") for arn in ecs.list_tasks(
+        cluster="starburst-dask", startedBy=name, desiredStatus=status)["taskArns"]]
+    return ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
+
+
+def expected_cost(described):
+    """The formula, applied here to DescribeTasks' own timestamps."""
+    total = 0.0
+    for t in described:
+        seconds = (t["stoppedAt"] - t["pullStartedAt"]).total_seconds()
+        rate = fargate.vcpus(int(t["cpu"])) * RATES["X86_64-vCPU"] \
+            + int(t["memory"]) / 1024 * RATES["X86_64-GB"]
+        total += rate * max(60, seconds) / 3600
+    return total
+
+
+def assert_no_task_left(aws, ecs, name):
+    assert ecs.list_tasks(cluster="starburst-dask", startedBy=name,
+                          desiredStatus="RUNNING")["taskArns"] == []
+    arns = {t["taskArn"] for t in cluster_tasks(ecs, name)}
+    pids = [r["pid"] for r in aws.task_records() if r["arn"] in arns and r["pid"]]
+    assert [p for p in pids if psutil.pid_exists(p)
+            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+
+
+def assert_listed_by_cost_command(name, cost, status):
+    result = CliRunner().invoke(cli, ["cost"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if name in line]
+    assert format_usd(cost) in line and f"{status} (local)" in line
+    assert "Today:" in result.output and "This month:" in result.output
+
+
+def test_cost_follows_the_tasks_own_timestamps(local_fargate):
+    ecs = boto3.client("ecs")
+    with FargateCluster(n_workers=2, **SMALL) as cluster, Client(cluster) as client:
+        name = cluster.options.name
+        assert cluster.cost.estimate_per_hour == pytest.approx(3 * SMALL_RATE)
+        assert cluster.cost.prices.source.startswith("AWS Price List API")
+        estimate = f"Estimated cost {format_usd(3 * SMALL_RATE)}/hour (AWS Price List API"
+        assert any(estimate in line for _, line in cluster._cluster_manager_logs)
+        client.wait_for_workers(2, timeout=60)
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+        wait_until(lambda: cluster.cost.rate == pytest.approx(3 * SMALL_RATE))
+        assert cluster.cost.total >= 3 * SMALL_RATE / 60  # each task's minute, at least
+        assert "cost=$" in repr(cluster) and "Cost:" in cluster._repr_html_()
+        cluster.scale(1)  # one worker stops early: billed its minute
+        wait_until(lambda: len(cluster_tasks(ecs, name)) == 3 and any(
+            t["lastStatus"] == "STOPPED" for t in cluster_tasks(ecs, name)))
+    described = cluster_tasks(ecs, name)
+    assert len(described) == 3 and {t["lastStatus"] for t in described} == {"STOPPED"}
+    assert cluster.cost.total == pytest.approx(expected_cost(described), rel=0.01)
+    # Every task ran less than a minute, so each was billed its one-minute minimum.
+    assert all((t["stoppedAt"] - t["pullStartedAt"]).total_seconds() < 60 for t in described)
+    assert cluster.cost.total == pytest.approx(3 * SMALL_RATE / 60, rel=0.01)
+    assert cluster.cost.rate == 0
+    assert cluster.cost.task_hours == pytest.approx(3 / 60, rel=0.01)
+    [final] = [line for _, line in cluster._cluster_manager_logs if line.startswith("Closed")]
+    assert "3 tasks" in final and format_usd(cluster.cost.total) in final
+    assert_no_task_left(local_fargate, ecs, name)
+    assert_listed_by_cost_command(name, cluster.cost.total, "closed")
+
+
+def test_max_cost_closes_the_cluster_and_fails_pending_work(local_fargate, caplog):
+    """The limit is just above the three tasks' one-minute minimums: the alert and then
+    the limit come a few seconds past the first minute, in the middle of the work."""
+    caplog.set_level(logging.WARNING, logger="starburst_dask")
+    ecs = boto3.client("ecs")
+    max_cost = round(SMALL_RATE * (180 + 15) / 3600, 6)
+    alert = round(SMALL_RATE * (180 + 5) / 3600, 6)
+    with FargateCluster(n_workers=2, max_cost=max_cost, cost_alert=alert,
+                        **SMALL) as cluster, Client(cluster) as client:
+        name = cluster.options.name
+        client.wait_for_workers(2, timeout=60)
+        futures = client.map(lambda x: time.sleep(0.5) or x,  # simulated work: 100 s
+                             range(400))
+        assert client.gather(futures[:4]) == [0, 1, 2, 3]  # gathered: stays with us
+        wait_until(lambda: cluster.status == Status.closed, timeout=150)
+        assert cluster.cost.total >= max_cost
+        with pytest.raises(CostLimitExceeded) as info:
+            futures[-1].result()
+        error = info.value
+        assert error.limit == max_cost and error.spent >= max_cost
+        assert f"max_cost={max_cost:g}" in str(error) and format_usd(error.spent) in str(error)
+        assert "higher max_cost" in str(error)
+        assert isinstance(futures[-2].exception(), CostLimitExceeded)
+    alerts = [r for r in caplog.records if "reached the alert" in r.getMessage()]
+    assert len(alerts) == 1 and format_usd(alert) in alerts[0].getMessage()
+    assert any("reached its cost limit" in r.getMessage() for r in caplog.records)
+    assert_no_task_left(local_fargate, ecs, name)
+    described = cluster_tasks(ecs, name)
+    # Past the minute: billed per second, and the total still follows the timestamps.
+    assert max((t["stoppedAt"] - t["pullStartedAt"]).total_seconds() for t in described) > 60
+    assert cluster.cost.total == pytest.approx(expected_cost(described), rel=0.01)
+    assert_listed_by_cost_command(name, cluster.cost.total, "cost limit")
+
+
+def test_scheduler_side_function_needs_no_starburst_dask():
+    """The function that errs tasks travels by value: a scheduler image has only dask."""
+    code = ("import sys, pickle; sys.modules['starburst_dask'] = None; "
+            "f = pickle.loads(sys.stdin.buffer.read()); print(f.__name__)")
+    from distributed.protocol.pickle import dumps
+
+    result = subprocess.run([sys.executable, "-c", code], input=dumps(
+        _err_unfinished_tasks()), capture_output=True, check=True)
+    assert result.stdout.strip() == b"err_unfinished_tasks"
+    error = pickle.loads(pickle.dumps(CostLimitExceeded("m", limit=1.5, spent=2.0)))
+    assert (error.limit, error.spent, str(error)) == (1.5, 2.0, "m")
+
+
+# The ledger
+
+
+def test_ledger_totals_today_and_this_month(tmp_path, monkeypatch):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    now = datetime.datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name, started, cost in (("today", now, 1.25), ("earlier", now.replace(day=3), 2.5),
+                                ("last-month", now.replace(month=10), 100.0)):
+        i = ledger.open_cluster(name, "us-east-1", 0.5, "test", started)
+        ledger.update_cluster(i, cost=cost, task_hours=1.0, status="closed",
+                              stopped_at=started + datetime.timedelta(hours=1), tasks=[])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    i = ledger.open_cluster("local-run", "us-east-1", 0.5, "test", now)
+    ledger.update_cluster(i, cost=0.01, task_hours=0.1, status="closed", stopped_at=now,
+                          tasks=[{"arn": "a", "cost": 0.01}])
+    text = report(ledger=ledger, now=now)
+    assert [line.split()[2] for line in text.splitlines()[1:5]] == [
+        "local-run", "today", "earlier", "last-month"]
+    assert "Today:       $1.25 on AWS (1 clusters); $0.0100 simulated" in text
+    assert "This month:  $3.75 on AWS (2 clusters)" in text
+    assert ledger.recent(1)[0].tasks == [{"arn": "a", "cost": 0.01}]
+    assert "No clusters recorded" in report(ledger=Ledger(tmp_path / "empty.sqlite3"))

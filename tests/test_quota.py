@@ -1,0 +1,210 @@
+"""The vCPU quota governor on the local Fargate: waves, other users, faults, adaptivity."""
+
+import threading
+import time
+
+import boto3
+import pytest
+from distributed import Client
+
+from starburst_dask import FargateCluster
+from starburst_dask.errors import QuotaExceededError
+from starburst_dask.local import LocalFargate
+
+FAST = {"poll_interval": 0.5, "quota_interval": 1}
+BIG_WORKERS = {"worker_cpu": 2048, "worker_memory": 4096,
+               "scheduler_cpu": 1024, "scheduler_memory": 2048}
+
+
+@pytest.fixture
+def aws():
+    """A fresh local Fargate with a 9 vCPU quota: no usage left by an earlier test in the
+    per-minute usage metric."""
+    with LocalFargate(vcpu_quota=9) as aws:
+        yield aws
+
+
+def wait_until(predicate, timeout=60.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class Peak:
+    """Samples the emulator's own task records: the most vCPU, and 2-vCPU tasks, running."""
+
+    def __init__(self, aws):
+        self.aws, self.vcpus, self.workers = aws, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            live = [r for r in self.aws.task_records() if r["lastStatus"] != "STOPPED"]
+            self.vcpus = max(self.vcpus, sum(int(r["cpu"]) for r in live) / 1024)
+            running = [r for r in live if r["lastStatus"] == "RUNNING" and r["cpu"] == "2048"]
+            self.workers = max(self.workers, len(running))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def running_tasks(ecs):
+    return ecs.list_tasks(cluster="starburst-dask", desiredStatus="RUNNING")["taskArns"]
+
+
+def test_waves_under_the_quota_then_all_run_when_it_is_raised(aws):
+    with Peak(aws) as peak, FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster, \
+            Client(cluster) as client:
+        client.wait_for_workers(4, timeout=120)
+        # 1 vCPU scheduler + 4 x 2 vCPU workers fill the 9 vCPU quota; 4 wait.
+        assert (cluster.quota.running, cluster.quota.waiting) == (4, 4)
+        assert cluster.quota.quota == 9
+        plan = [m for _, m in cluster._cluster_manager_logs if "waiting for quota" in m]
+        assert plan and "Requested 8 workers (16 vCPU)" in plan[0]
+        assert "launching 4, 4 waiting for quota" in plan[0]
+
+        futures = client.map(lambda x: (time.sleep(0.05), x * x)[1], range(200))
+        assert peak.workers == 4  # never more than fit
+        aws.set_quota(17)  # as an approved increase would
+        client.wait_for_workers(8, timeout=120)
+        assert client.gather(futures) == [x * x for x in range(200)]
+        assert cluster.quota.waiting == 0
+    assert peak.workers == 8
+    assert aws.quota_refusals == 0  # the governor never asked for more than fitted
+
+
+def test_others_usage_shrinks_headroom(aws):
+    ecs = boto3.client("ecs")
+    subnet = boto3.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    family = "other-user"
+    ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu="2048", memory="4096",
+        containerDefinitions=[{"name": "app", "image": "busybox",
+                               "command": ["python", "-c", "import time; time.sleep(600)"]}],
+    )
+    others = ecs.run_task(cluster="starburst-dask", taskDefinition=family, count=2,
+                          launchType="FARGATE", networkConfiguration={
+                              "awsvpcConfiguration": {"subnets": [subnet]}})["tasks"]
+    cloudwatch = boto3.client("cloudwatch")
+
+    def usage():
+        from starburst_dask import fargate
+        end = time.time()
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Usage", MetricName="ResourceCount",
+            Dimensions=fargate.usage_dimensions("FARGATE"), StartTime=end - 60, EndTime=end,
+            Period=60, Statistics=["Maximum"])["Datapoints"]
+        return max((p["Maximum"] for p in points), default=0)
+
+    try:
+        wait_until(lambda: usage() >= 4)  # the other user's 4 vCPU show in AWS/Usage
+        with FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster:
+            # 9 - 4 (others) - 1 (scheduler) leaves room for two 2-vCPU workers.
+            assert (cluster.quota.running, cluster.quota.waiting) == (2, 6)
+    finally:
+        for task in others:
+            ecs.stop_task(cluster="starburst-dask", task=task["taskArn"])
+    assert aws.quota_refusals == 0
+
+
+def test_throttling_and_capacity_failures_are_retried(aws):
+    aws.set_quota(100)
+    aws.fail_next_run_task(3, "throttle")
+    aws.fail_next_run_task(2, "capacity")
+    with FargateCluster(n_workers=4, **FAST) as cluster, Client(cluster) as client:
+        client.wait_for_workers(4, timeout=120)
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+    assert aws.calls["RunTask"] >= 1 + 1 + 5  # scheduler, workers, and the failed calls
+    assert running_tasks(boto3.client("ecs")) == []
+
+
+def test_a_quota_of_zero_is_a_clear_error_within_the_deadline(aws):
+    aws.set_quota(0)
+    start = time.monotonic()
+    with pytest.raises(QuotaExceededError) as info:
+        FargateCluster(n_workers=2, launch_deadline=3, **FAST)
+    assert time.monotonic() - start < 3 + 10
+    message = str(info.value)
+    assert "Fargate On-Demand vCPU resource count" in message and "L-3032A538" in message
+    assert "starburst-dask quota --request" in message
+    assert aws.calls["RunTask"] == 0  # the governor knew: nothing was even tried
+    assert running_tasks(boto3.client("ecs")) == []
+
+
+def test_adapt_stays_under_the_quota_and_scales_to_zero(aws):
+    with Peak(aws) as peak, FargateCluster(n_workers=0, **BIG_WORKERS, **FAST) as cluster, \
+            Client(cluster) as client:
+        cluster.adapt(minimum=0, maximum=50, interval="500ms", wait_count=2)
+        futures = client.map(lambda x: (time.sleep(0.5), x + 1)[1], range(60))
+        assert client.gather(futures) == list(range(1, 61))
+        assert cluster.quota.running >= 1
+        del futures  # results held on workers would keep them
+        wait_until(lambda: not client.scheduler_info()["workers"] and not cluster.worker_spec,
+                   timeout=120)
+        wait_until(lambda: len(running_tasks(boto3.client("ecs"))) == 1)  # the scheduler
+    assert peak.vcpus <= 9
+    assert aws.quota_refusals == 0
+
+
+def test_quota_command_shows_and_requests(aws):
+    from click.testing import CliRunner
+
+    from starburst_dask.cli import main
+
+    aws.account.approval_delay = 0.5
+    shown = CliRunner().invoke(main, ["quota", "--request", "20"])
+    assert shown.exit_code == 0, shown.output
+    assert "Fargate On-Demand vCPU resource count (L-3032A538): quota 9 vCPU" in shown.output
+    assert "Requested 20 vCPU: PENDING" in shown.output
+    wait_until(lambda: "quota 20 vCPU" in CliRunner().invoke(main, ["quota"]).output)
+    assert CliRunner().invoke(main, ["quota", "--request", "-1"]).exit_code == 2
+
+
+def test_auto_request_raises_the_quota_and_all_workers_run(aws):
+    aws.account.approval_delay = 1
+    with FargateCluster(n_workers=8, quota_auto_request=True, **BIG_WORKERS, **FAST) as cluster, \
+            Client(cluster) as client:
+        assert cluster.quota.waiting == 4
+        client.wait_for_workers(8, timeout=120)
+    assert aws.account.quotas["FARGATE"] == 17  # 9 in use + 4 workers x 2 vCPU waiting
+
+
+def providers(ecs, cluster):
+    """Capacity provider of each worker task of ``cluster``, and of its scheduler."""
+    arns = [w.task_arn for w in cluster.workers.values()] + [cluster.scheduler.task_arn]
+    described = {t["taskArn"]: t.get("capacityProviderName", "FARGATE")
+                 for t in ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]}
+    return sorted(described[a] for a in arns[:-1]), described[arns[-1]]
+
+
+def test_spot_workers_and_on_demand_scheduler(aws):
+    ecs = boto3.client("ecs")
+    aws.set_quota(4, "FARGATE_SPOT")
+    with FargateCluster(n_workers=6, spot=True, **FAST) as cluster:
+        # Each quota governed on its own: 4 Spot vCPU for 1-vCPU workers, 2 wait.
+        assert (cluster.quota.capacity_provider, cluster.quota.running,
+                cluster.quota.waiting) == ("FARGATE_SPOT", 4, 2)
+        assert providers(ecs, cluster) == (["FARGATE_SPOT"] * 4, "FARGATE")
+
+
+def test_spot_fallback_to_on_demand_without_spot_quota_or_capacity(aws):
+    ecs = boto3.client("ecs")
+    aws.set_quota(0, "FARGATE_SPOT")
+    with FargateCluster(n_workers=2, spot="fallback", **FAST) as cluster:
+        assert providers(ecs, cluster) == (["FARGATE"] * 2, "FARGATE")
+    aws.set_quota(9, "FARGATE_SPOT")
+    with FargateCluster(n_workers=0, spot="fallback", **FAST) as cluster, \
+            Client(cluster) as client:
+        aws.fail_next_run_task(1, "capacity")  # Spot has no capacity for the next call
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=120)
+        assert providers(ecs, cluster) == (["FARGATE"] * 2, "FARGATE")
