@@ -22,4 +22,4 @@ if [ "$rc" -eq 5 ]; then
     exit 1
 fi
 [ "$rc" -eq 0 ] || exit "$rc"
-ruff check starburst_dask tests
+ruff check starburst_dask tests benchmarks

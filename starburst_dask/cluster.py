@@ -156,10 +156,11 @@ class FargateCluster(SpecCluster):
         self._launch_lock = asyncio.Lock()
         self._watcher: tasks.TaskWatcher | None = None
         self._scheduler_lost = False
-        #: The vCPU quota as this cluster last saw it, with its running and waiting workers.
         #: Capacity providers for workers, in order of preference.
         self._worker_providers = {False: ("FARGATE",), True: ("FARGATE_SPOT",),
                                   "fallback": ("FARGATE_SPOT", "FARGATE")}[self.options.spot]
+        #: The workers' vCPU quota as this cluster last saw it, with its running and
+        #: waiting workers.
         self.quota = quota.QuotaStatus(self._worker_providers[0])
         self._quota_waiter: asyncio.Task | None = None
         self._quota_requested = False  # auto-request files at most one request
@@ -247,7 +248,8 @@ class FargateCluster(SpecCluster):
         self.cost.start(self)  # logs the estimate; watches max_cost and cost_alert
         await super()._start()
         await self._launch_workers()
-        while self._requested and not self.worker_spec:  # not one fits: wait, within reason
+        while self._requested and not self.worker_spec and self._quota_waiter:
+            # Not one worker fits: wait, within the deadline.
             await asyncio.wait([self._quota_waiter], timeout=self.options.poll_interval)
             if self._quota_waiter.done():
                 self._quota_waiter.result()  # raises QuotaExceededError

@@ -11,20 +11,12 @@ import psutil
 import pytest
 import xarray as xr
 from distributed import Client
+from helpers import wait_until
 
 from starburst_dask import FargateCluster, MissingResourceError, TaskFailedError
 from starburst_dask.errors import ConfigurationError
 
 FAST = {"poll_interval": 0.5}
-
-
-def wait_until(predicate, timeout=60.0, interval=0.2):
-    """Wait for ``predicate()`` to be true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def running_tasks(ecs):
@@ -192,4 +184,25 @@ def test_task_that_cannot_start_reports_why(local_fargate, ecs):
     message = str(info.value)
     assert "TaskFailedToStart" in message and "CannotPullContainerError" in message
     assert isinstance(info.value.__cause__ or info.value, TaskFailedError)
+    assert_nothing_left(local_fargate, ecs)
+
+
+def test_cluster_left_open_is_closed_at_interpreter_exit(local_fargate, ecs):
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from starburst_dask import FargateCluster\n"
+        "cluster = FargateCluster(n_workers=1, poll_interval=0.5)\n"
+        "print('SCHEDULER', cluster.scheduler.task_arn, flush=True)\n"  # exit, no close()
+    )
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **local_fargate.env},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [scheduler] = [line.split()[1] for line in done.stdout.splitlines()
+                   if line.startswith("SCHEDULER ")]
+    assert "Closed " in done.stdout  # closed by the exit hook, with its cost line
+    assert ecs.describe_tasks(cluster="starburst-dask",
+                              tasks=[scheduler])["tasks"][0]["lastStatus"] == "STOPPED"
     assert_nothing_left(local_fargate, ecs)

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client
 from distributed.core import Status
+from helpers import wait_until
 
 from starburst_dask import FargateCluster, fargate
 from starburst_dask.cli import main as cli
@@ -44,15 +45,6 @@ def prices(discount=0.5):
 
 def at(seconds):
     return T0 + datetime.timedelta(seconds=seconds)
-
-
-def wait_until(predicate, timeout=60.0, interval=0.2):
-    """Wait for ``predicate()`` to be true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 # The formula

@@ -6,6 +6,7 @@ import time
 import boto3
 import pytest
 from distributed import Client
+from helpers import wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.errors import QuotaExceededError
@@ -22,14 +23,6 @@ def aws():
     per-minute usage metric."""
     with LocalFargate(vcpu_quota=9) as aws:
         yield aws
-
-
-def wait_until(predicate, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 class Peak:

@@ -18,6 +18,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from distributed import Client
+from helpers import wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -39,15 +40,6 @@ arns = [cluster.scheduler.task_arn] + [w.task_arn for w in cluster.workers.value
 print("ready", json.dumps(arns), flush=True)
 time.sleep(3600)
 """
-
-
-def wait_until(predicate, timeout=60.0, interval=0.2):
-    """Wait for ``predicate()`` to be true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
