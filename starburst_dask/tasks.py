@@ -158,8 +158,8 @@ class TaskLauncher:
         self.subnets = collections.deque(subnets)
         self.security_groups = security_groups
         self.public_ip = "ENABLED" if assign_public_ip else "DISABLED"
-        self._calls = TokenBucket(*fargate.RATE_LIMITS["fargate-run-task-calls"])
-        self._launches = TokenBucket(*fargate.RATE_LIMITS["fargate-task-launches"])
+        self._calls = _pacing_bucket("fargate-run-task-calls")
+        self._launches = _pacing_bucket("fargate-task-launches")
 
     async def run(self, count: int, *, command: list[str], cpu: int, memory: int,
                   environment: dict[str, str], tags: list[dict[str, str]],
@@ -259,6 +259,16 @@ class TaskLauncher:
             enableECSManagedTags=True,
         )
         return [t["taskArn"] for t in response["tasks"]], response.get("failures", [])
+
+
+#: Fraction of AWS's refill rates the launcher paces itself to: the buckets are AWS's,
+#: and a call reaches them a little after it leaves, so pacing at 100% gets throttled.
+PACING = 0.95
+
+
+def _pacing_bucket(limit: str) -> TokenBucket:
+    burst, rate = fargate.RATE_LIMITS[limit]
+    return TokenBucket(burst, rate * PACING)
 
 
 def _placement(capacity_provider: str) -> dict[str, Any]:

@@ -201,3 +201,24 @@ def test_spot_fallback_to_on_demand_without_spot_quota_or_capacity(aws):
         cluster.scale(2)
         client.wait_for_workers(2, timeout=120)
         assert providers(ecs, cluster) == (["FARGATE"] * 2, "FARGATE")
+
+
+def test_the_local_fargate_throttles_bursts_like_aws(aws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    ecs = aws.client("ecs", config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+    def list_tasks(_):
+        try:
+            ecs.list_tasks(cluster="starburst-dask")
+        except ClientError as e:
+            return (e.response["Error"]["Code"], e.response["Error"]["Message"],
+                    e.response["ResponseMetadata"]["HTTPStatusCode"])
+
+    with ThreadPoolExecutor(8) as pool:  # ListTasks: a burst of 100, then 20 a second
+        throttled = [r for r in pool.map(list_tasks, range(300)) if r]
+    assert throttled and set(throttled) == {("ThrottlingException", "Rate exceeded", 400)}
+    assert aws.throttled_calls == len(throttled)

@@ -330,7 +330,7 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
         launches = self._get_int_param("count", 1) if action == "RunTask" else 0
         if controls().account.throttled(action, launches):
             controls().throttled_calls += 1
-            return _throttled()
+            return 400, {"Content-Type": "application/x-amz-json-1.1"}, _throttled()[0]
         return super().call_action()
 
     def run_task(self) -> ActionResult | tuple[str, dict[str, Any]]:  # type: ignore[override]
