@@ -21,3 +21,21 @@ def test_graph_matches_direct_computation():
     assert result.simulations == n
     assert result.p5_final_value < result.mean_final_value < result.p95_final_value
     assert "1,234 simulations" in str(result)
+
+
+def test_demo_command_runs_the_job_on_a_local_fargate_and_leaves_nothing():
+    import psutil
+    from click.testing import CliRunner
+
+    from starburst_dask.cli import main
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    result = CliRunner().invoke(main, ["demo", "--workers", "2", "--simulations", "2000"])
+    assert result.exit_code == 0, result.output
+    with dask.config.set(scheduler="sync"):
+        expected = demo.portfolio(2000, seed=42).compute()
+    assert str(expected) in result.output  # the same numbers as computed here
+    assert "Closed" in result.output
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not [p for p in left if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
