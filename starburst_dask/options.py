@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3.session
 
-from . import config, fargate
+from . import config, fargate, lifetime
 from .errors import ConfigurationError
 
 #: Fraction of a worker task's memory left to the OS, the nanny and Python itself.
@@ -141,6 +141,7 @@ class ClusterOptions:
                 f"cost_alert={self.cost_alert:g} must be below max_cost={self.max_cost:g}: "
                 "the alert warns before the hard limit closes the cluster"
             )
+        lifetime.max_lifetime_seconds(self.max_lifetime)  # raises for a bad duration
         if self.spot not in (False, True, "fallback"):
             raise ConfigurationError(
                 f"spot must be False, True or 'fallback', not {self.spot!r}"

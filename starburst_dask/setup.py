@@ -25,7 +25,7 @@ import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import config, fargate
+from . import config, fargate, inventory
 from .errors import ConfigurationError, MissingResourceError
 
 #: Tag on every resource setup creates; teardown deletes only resources carrying it.
@@ -618,11 +618,12 @@ def managed_resources(region: str | None = None,
 def teardown(aws: Session, found: list[Resource]) -> list[Resource]:
     """Delete the managed resources of ``found`` (from :func:`managed_resources`).
 
-    A deletion AWS refuses (e.g. an ECS cluster with running tasks) is reported with
-    its reason, and the rest go on.
+    The project's own tasks in the ECS cluster are stopped first. A deletion AWS refuses
+    (e.g. an ECS cluster where others' tasks run) is reported with its reason, and the
+    rest go on.
     """
     deleters: dict[str, Callable[[Resource], None]] = {
-        "ECS cluster": lambda r: aws.ecs.delete_cluster(cluster=r.name),
+        "ECS cluster": lambda r: _delete_ecs_cluster(aws, r.name),
         "IAM role": lambda r: _delete_role(aws, r.name),
         "log group": lambda r: aws.logs.delete_log_group(logGroupName=r.name),
         "security group": lambda r: aws.ec2.delete_security_group(GroupId=r.name),
@@ -643,6 +644,17 @@ def teardown(aws: Session, found: list[Resource]) -> list[Resource]:
             done.append(dataclasses.replace(resource, status="failed",
                                             detail=e.response["Error"].get("Message", str(e))))
     return done
+
+
+def _delete_ecs_cluster(aws: Session, name: str) -> None:
+    """Stop the project's tasks in the ECS cluster, wait until they stop, delete it."""
+    stopped = inventory.stop(aws.ecs, inventory.clusters(aws.ecs, [name]),
+                             "starburst-dask teardown")
+    for i in range(0, len(stopped), fargate.DESCRIBE_TASKS_MAX):
+        aws.ecs.get_waiter("tasks_stopped").wait(
+            cluster=name, tasks=stopped[i:i + fargate.DESCRIBE_TASKS_MAX],
+            WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+    aws.ecs.delete_cluster(cluster=name)
 
 
 def _delete_role(aws: Session, name: str) -> None:

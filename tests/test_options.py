@@ -41,6 +41,8 @@ def test_arguments_override_config_and_config_overrides_defaults():
         ({"name": "has space"}, ["cluster name"]),
         ({"launch_timeout": 0}, ["launch_timeout must be a positive"]),
         ({"worker_cores": 4}, ["unknown option(s) ['worker_cores']"]),
+        ({"max_lifetime": "forever"}, ["max_lifetime must be a duration like '24h'"]),
+        ({"spot": "maybe"}, ["spot must be False, True or 'fallback'"]),
     ],
 )
 def test_invalid_options_name_the_problem(kwargs, words):

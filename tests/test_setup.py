@@ -24,6 +24,7 @@ from starburst_dask import FargateCluster
 from starburst_dask.cli import main
 from starburst_dask.local import LocalFargate
 from starburst_dask.setup import CONFIG_FILE, MANAGED_TAG, TRUST_ECS_TASKS
+from starburst_dask.tasks import TAG_CLUSTER, TAG_ROLE
 
 ECS_CLUSTER = "starburst-dask"
 
@@ -217,17 +218,10 @@ def test_max_lifetime_stops_a_cluster_whose_client_is_alive(aws, set_up):
 
 def test_ls_and_cleanup_stop_only_the_projects_orphans(aws, set_up):
     ecs = aws.client("ecs")
-    definition = ecs.register_task_definition(
-        family="not-starburst", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512",
-        containerDefinitions=[{"name": "app", "image": "python:3.11", "essential": True}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    subnets = dask.config.get("starburst.subnets")
     [foreign] = [t["taskArn"] for t in ecs.run_task(
-        cluster=ECS_CLUSTER, taskDefinition=definition, launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets}},
-        overrides={"containerOverrides": [{
-            "name": "app", "command": ["python", "-c", "import time; time.sleep(600)"]}]},
+        cluster=ECS_CLUSTER, taskDefinition=sleeper(aws), launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {
+            "subnets": dask.config.get("starburst.subnets")}},
     )["tasks"]]
     try:
         process, arns = start_client(aws, "orphaned", scheduler_timeout=600)
@@ -260,9 +254,18 @@ def test_ls_and_cleanup_stop_only_the_projects_orphans(aws, set_up):
 def test_teardown_deletes_only_what_setup_created(aws, set_up):
     assert cli("teardown", input="n\n").exit_code == 1  # declined: nothing deleted
     assert inventory(aws)["clusters"]
+    ecs = aws.client("ecs")
+    left_running = ecs.run_task(  # a task of a cluster whose client is gone
+        cluster=ECS_CLUSTER, taskDefinition=sleeper(aws), launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {
+            "subnets": dask.config.get("starburst.subnets")}},
+        tags=[{"key": TAG_CLUSTER, "value": "gone"}, {"key": TAG_ROLE, "value": "worker"}],
+    )["tasks"][0]["taskArn"]
 
     result = cli("teardown", "--yes")
     assert result.exit_code == 0, result.output
+    assert ecs.describe_tasks(cluster=ECS_CLUSTER,  # stopped before the cluster went
+                              tasks=[left_running])["tasks"][0]["lastStatus"] == "STOPPED"
     left = inventory(aws)
     assert left["roles"] == {} and left["log groups"] == [] and left["repositories"] == []
     assert [name for name, _ in left["security groups"].values()] == ["default"]
@@ -278,6 +281,16 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
             "detail": ""} in again["resources"]
     assert cli("teardown", "--yes").exit_code == 0
     assert inventory(aws)["roles"] == {"starburst-dask-task": []}  # no S3 policy added
+
+
+def sleeper(aws):
+    """A task definition whose task sleeps ten minutes: a task, but no dask."""
+    return aws.client("ecs").register_task_definition(
+        family="not-starburst", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": "python:3.11", "essential": True,
+                               "command": ["python", "-c", "import time; time.sleep(600)"]}],
+    )["taskDefinition"]["taskDefinitionArn"]
 
 
 def ecs_active(aws):
