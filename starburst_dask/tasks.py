@@ -211,12 +211,14 @@ class TaskLauncher:
                         reasons.append(reason)
                     else:
                         raise self._error(launch, count, [reason])
-            if pending and time.monotonic() + _backoff(attempt) > deadline:
+            if not pending:
+                break
+            delay = _backoff(attempt)
+            if time.monotonic() + delay > deadline:
                 raise self._error(launch, count, reasons, f" within {self.deadline:g} s")
-            if pending:
-                logger.info("retrying %d task launches: %s", pending, reasons[-1])
-                await asyncio.sleep(_backoff(attempt))
-                attempt += 1
+            logger.info("retrying %d task launches: %s", pending, reasons[-1])
+            await asyncio.sleep(delay)
+            attempt += 1
         return launch
 
     def _error(self, launch: Launch, count: int, reasons: list[str],
