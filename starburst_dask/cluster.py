@@ -163,7 +163,7 @@ class FargateCluster(SpecCluster):
         #: waiting workers.
         self.quota = quota.QuotaStatus(self._worker_providers[0])
         self._quota_waiter: asyncio.Task | None = None
-        self._quota_requested = False  # auto-request files at most one request
+        self._quota_request: asyncio.Task | None = None  # auto-request files at most one
         self._room = asyncio.Event()  # set when one of our tasks stops
         #: Every task this cluster launched and has not yet seen STOPPED.
         self._live: set[str] = set()
@@ -352,8 +352,7 @@ class FargateCluster(SpecCluster):
             )
         if self._quota_waiter is None or self._quota_waiter.done():
             self._quota_waiter = asyncio.ensure_future(self._wait_for_quota())
-            if self.options.quota_auto_request and not self._quota_requested:
-                self._quota_requested = True
+            if self.options.quota_auto_request and self._quota_request is None:
                 self._quota_request = asyncio.ensure_future(self._request_quota())
 
     async def _wait_for_quota(self) -> None:
