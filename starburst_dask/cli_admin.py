@@ -1,4 +1,5 @@
-"""The account commands of ``starburst-dask``: setup, doctor, ls, cleanup, teardown.
+"""The account commands of ``starburst-dask``: setup, doctor, ls, cleanup, teardown,
+iam-policy.
 
 Thin: the work is in :mod:`.setup`, :mod:`.doctor` and :mod:`.inventory`. Exit codes:
 0 success, 1 a failure (a failed check, an AWS or configuration error), 2 bad usage
@@ -24,7 +25,7 @@ ECS_CLUSTER = click.option(
 
 def register(group: click.Group) -> None:
     """Add the commands of this module to ``group``."""
-    for command in (setup, doctor, ls, cleanup, teardown):
+    for command in (setup, doctor, ls, cleanup, teardown, iam_policy):
         group.add_command(command)
 
 
@@ -231,3 +232,18 @@ def teardown(region: str | None, yes: bool) -> None:
     click.echo(f"Deleted {sum(r.status == resources.DELETED for r in done)} resources.")
     if failures:
         raise SystemExit(1)
+
+
+@click.command("iam-policy")
+@click.option("--setup", "for_setup", is_flag=True,
+              help="Also what setup, doctor, cleanup and teardown need.")
+@click.option("--images", is_flag=True, help="Also what building environment images needs.")
+def iam_policy(for_setup: bool, images: bool) -> None:
+    """Print the least-privilege IAM policy (JSON) for running clusters.
+
+    Attach it to the IAM user or role that runs FargateCluster; iam:PassRole is limited
+    to the project's execution and task roles.
+    """
+    from .policy import policy_document
+
+    click.echo(json.dumps(policy_document(setup=for_setup, images=images), indent=2))

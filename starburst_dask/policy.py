@@ -1,0 +1,115 @@
+"""The least-privilege IAM policy a user needs: `starburst-dask iam-policy`.
+
+The actions are data, grouped by what needs them: running clusters (always), running
+``starburst-dask setup``/``teardown`` (``setup=True``) and building images
+(``images=True``). ``iam:PassRole`` is limited to the project's own roles, and only
+for the services that use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import config
+from .images.builders import CODEBUILD_ROLE
+
+#: IAM actions by purpose. Each is ``service-prefix:Action`` as IAM names it.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "clusters": (
+        # FargateCluster: preflight, task definition, tasks, addresses, quota, cost.
+        "ecs:DescribeClusters", "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition",
+        "ecs:RunTask", "ecs:DescribeTasks", "ecs:ListTasks", "ecs:StopTask",
+        "ecs:TagResource",  # RunTask with tags needs it (tag-on-create authorization)
+        "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+        "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
+        "ec2:DescribeVpcEndpoints",
+        "logs:DescribeLogGroups", "logs:GetLogEvents", "logs:FilterLogEvents",
+        "iam:GetRole",
+        "servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota",
+        "servicequotas:ListRequestedServiceQuotaChangeHistoryByQuota",
+        "servicequotas:RequestServiceQuotaIncrease",
+        "cloudwatch:GetMetricData",
+        "pricing:GetProducts",
+        "sts:GetCallerIdentity",
+        "ecr:DescribeRepositories", "ecr:DescribeImages",
+    ),
+    "setup": (
+        # starburst-dask setup, doctor, cleanup and teardown.
+        "ecs:CreateCluster", "ecs:PutClusterCapacityProviders", "ecs:DeleteCluster",
+        "ecs:ListTagsForResource",
+        "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:ListRoleTags",
+        "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+        "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy",
+        "iam:CreateServiceLinkedRole", "iam:SimulatePrincipalPolicy",
+        "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
+        "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:TagResource",
+        "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:CreateTags",
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+        "ecr:CreateRepository", "ecr:DeleteRepository", "ecr:ListTagsForResource",
+        "ecr:TagResource",
+        "codebuild:CreateProject", "codebuild:BatchGetProjects",
+        "s3:CreateBucket", "s3:ListBucket", "s3:PutLifecycleConfiguration",
+    ),
+    "images": (
+        # starburst-dask image build / software=: push to ECR, build on CodeBuild.
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+        "ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+        "ecr:ListImages",
+        "codebuild:StartBuild", "codebuild:BatchGetBuilds",
+        "s3:PutObject", "s3:GetObject", "s3:ListBucket",
+    ),
+}
+
+#: The service each of the project's roles is passed to.
+_PASSED_TO = {"execution-role": "ecs-tasks.amazonaws.com",
+              "task-role": "ecs-tasks.amazonaws.com"}
+
+
+def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]:
+    """The IAM policy document for running clusters, and optionally setup and images.
+
+    Parameters
+    ----------
+    setup : bool
+        Include what ``starburst-dask setup``, ``doctor``, ``cleanup`` and ``teardown``
+        need (creating roles, the ECS cluster, the log group, the security group...).
+    images : bool
+        Include what building environment images needs (ECR push, CodeBuild, S3).
+
+    Returns
+    -------
+    dict
+        A policy document (``Version`` and ``Statement``), ready for ``json.dumps``.
+    """
+    groups = ["clusters", *(["setup"] if setup else []), *(["images"] if images else [])]
+    actions = sorted({a for g in groups for a in ACTIONS[g]})
+    roles = {k: _role_name(config.get(k)) for k in _PASSED_TO}
+    statements: list[dict[str, Any]] = [
+        {"Sid": "StarburstDask", "Effect": "Allow", "Action": actions, "Resource": "*"},
+        {"Sid": "PassTaskRoles", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": sorted(f"arn:aws:iam::*:role/{r}" for r in set(roles.values())),
+         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+    ]
+    if images:
+        statements.append(
+            {"Sid": "PassImageBuildRole", "Effect": "Allow", "Action": "iam:PassRole",
+             "Resource": f"arn:aws:iam::*:role/{CODEBUILD_ROLE}",
+             "Condition": {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}}}
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def allows(document: dict[str, Any], action: str) -> bool:
+    """Whether ``document`` allows ``action`` (``prefix:Action``) on some resource."""
+    for statement in document["Statement"]:
+        granted = statement["Action"]
+        granted = [granted] if isinstance(granted, str) else granted
+        if statement["Effect"] == "Allow" and action in granted:
+            return True
+    return False
+
+
+def _role_name(role: str) -> str:
+    """A role name from a name or an ARN (``arn:aws:iam::123:role/path/name``)."""
+    return role.rsplit("/", 1)[-1]
