@@ -22,6 +22,7 @@ from .cost import CostMeter
 from .errors import QuotaExceededError, StarburstError, TaskFailedError
 from .images import resolve_cluster_image
 from .options import ClusterOptions
+from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ class FargateCluster(SpecCluster):
         self._quota_waiter: asyncio.Task | None = None
         self._quota_request: asyncio.Task | None = None  # auto-request files at most one
         self._room = asyncio.Event()  # set when one of our tasks stops
+        #: Relaunching workers that stop: back off after failures, give up after many.
+        self.replacement = ReplacementPolicy()
+        self._joined: set[str] = set()  # names of workers that reached the scheduler
         #: Every task this cluster launched and has not yet seen STOPPED.
         self._live: set[str] = set()
         self._stopping: set[str] = set()
@@ -417,9 +421,39 @@ class FargateCluster(SpecCluster):
             logger.error("scheduler %s", tasks.describe_stop(task))
         elif self.worker_spec.pop(tasks.task_id(arn), None) is not None:
             logger.warning("worker %s", tasks.describe_stop(task))
-            if task.get("startedAt") and not self._scheduler_lost:
-                self._log(f"Launching a replacement for worker {tasks.task_id(arn)}")
-                self.loop.add_callback(self._launch_workers)
+            if not self._scheduler_lost:
+                self.loop.add_callback(self._replace_worker, task)
+
+    async def _replace_worker(self, task: dict[str, Any]) -> None:
+        """Relaunch a worker that stopped by itself, unless workers keep failing."""
+        name = tasks.task_id(task["taskArn"])
+        joined = name in self._joined
+        reason = tasks.describe_stop(task)
+        if not joined:
+            lines = await tasks.last_log_lines(self._aws.logs, self.options.log_group,
+                                               task["taskArn"])
+            if lines:
+                reason += "; its last log lines:\n  " + "\n  ".join(lines)
+        self.replacement.stopped(joined, reason)
+        if self.replacement.exhausted:
+            self._requested = len(self.worker_spec)
+            self._set_waiting(0)
+            logger.error(self.replacement.error())
+            return
+        delay = self.replacement.delay
+        self._log(f"Launching a replacement for worker {name}"
+                  + (f" in {delay:g} s ({self.replacement.failures} failed in a row)"
+                     if delay else ""))
+        await asyncio.sleep(delay)  # backoff before the next try
+        try:
+            await self._launch_workers()
+        except TaskFailedError as e:  # its stop comes back through _on_stopped
+            logger.info("replacement worker: %s", e)
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        if op == "add":  # remember who joined: a worker that never did has failed
+            self._joined.update(str(w.get("name")) for w in msg["workers"].values())
+        super()._update_worker_status(op, msg)
 
     def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
         """Scale to ``n`` workers (or enough for ``memory`` bytes or ``cores`` threads).
@@ -431,6 +465,8 @@ class FargateCluster(SpecCluster):
         if cores is not None:
             n = max(n, math.ceil(cores / self._threads_per_worker()))
         self._requested = n
+        if self.replacement.exhausted:  # the user asks again: try again
+            self.replacement.failures = 0
         if n < len(self.worker_spec):
             super().scale(n)
         elif self.status == Status.running:

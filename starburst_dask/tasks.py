@@ -411,6 +411,18 @@ def describe_stop(task: dict[str, Any]) -> str:
     )
 
 
+async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> list[str]:
+    """The last ``n`` lines a task wrote to CloudWatch Logs (none if they cannot be read)."""
+    stream = f"{FAMILY}/{CONTAINER}/{task_id(arn)}"
+    try:
+        answer = await logs.get_log_events(logGroupName=log_group, logStreamName=stream,
+                                           limit=n, startFromHead=False)
+    except ClientError as e:
+        logger.debug("GetLogEvents %s: %s", stream, e)
+        return []
+    return [event["message"] for event in answer.get("events", [])]
+
+
 async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> None:
     """StopTask for each of ``arns`` (ECS has no batch stop); ignores tasks already gone."""
     async def stop(arn: str) -> None:
