@@ -66,6 +66,7 @@ def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) ->
 
     import boto3
 
+    from .errors import StarburstError
     from .quota import account_report
 
     region = region or boto3.session.Session().region_name
@@ -74,7 +75,10 @@ def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) ->
     if vcpus is not None and vcpus <= 0:
         raise click.BadParameter("--request takes a positive number of vCPUs")
     provider = "FARGATE_SPOT" if spot else "FARGATE"
-    report = asyncio.run(account_report(region, vcpus, provider))
+    try:
+        report = asyncio.run(account_report(region, vcpus, provider))
+    except StarburstError as e:
+        raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -19,7 +19,7 @@ from distributed.utils import NoOpAwaitable
 from . import fargate, lifetime, quota, tasks
 from .aws import AwsClients, preflight
 from .cost import CostMeter
-from .errors import QuotaExceededError, StarburstError, TaskFailedError
+from .errors import ConfigurationError, QuotaExceededError, StarburstError, TaskFailedError
 from .images import resolve_cluster_image
 from .options import ClusterOptions
 from .replacement import ReplacementPolicy
@@ -212,7 +212,7 @@ class FargateCluster(SpecCluster):
             await self._fits(self.options.worker_cpu, provider)  # usage now, not at launch
             request = await quota.request_increase(self._aws.quotas, provider,
                                                    self.quota_needed)
-        except (ClientError, BotoCoreError) as e:
+        except (ClientError, BotoCoreError, ConfigurationError) as e:
             logger.warning("could not request a quota increase: %s", e)
             return
         self._log(f"Requested a Fargate vCPU quota of {request['DesiredValue']:g}: "

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import fargate
+from .errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -88,16 +89,13 @@ class QuotaGovernor:
     async def quota(self, provider: str) -> float:
         """The account's vCPU quota for ``provider``; ``inf`` if it cannot be read."""
         try:
-            answer = await self.quotas.get_service_quota(
-                ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider]
-            )
+            return await applied_quota(self.quotas, provider)
         except (ClientError, BotoCoreError) as e:
             if provider not in self._unreadable:
                 self._unreadable.add(provider)
                 logger.warning("cannot read the %s quota (%s); launching without the quota "
                                "governor", fargate.QUOTA_NAMES[provider], e)
             return math.inf
-        return float(answer["Quota"]["Value"])
 
     async def usage(self, provider: str) -> float:
         """The account's vCPUs in use for ``provider``: the latest ``AWS/Usage`` datapoint."""
@@ -173,8 +171,43 @@ class Deadline:
         return self.elapsed >= self.seconds
 
 
+async def applied_quota(quotas: Any, provider: str) -> float:
+    """``provider``'s vCPU quota: the applied value, else AWS's default for it.
+
+    GetServiceQuota answers NoSuchResourceException when an account has no applied value
+    for a quota (it was never changed); the default value then applies.
+    """
+    ids = {"ServiceCode": fargate.QUOTA_SERVICE_CODE, "QuotaCode": fargate.QUOTA_CODES[provider]}
+    try:
+        answer = await quotas.get_service_quota(**ids)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "NoSuchResourceException":
+            raise
+        answer = await quotas.get_aws_default_service_quota(**ids)
+    return float(answer["Quota"]["Value"])
+
+
 async def request_increase(quotas: Any, provider: str, vcpus: float) -> dict[str, Any]:
-    """File a request to raise ``provider``'s vCPU quota to ``vcpus``; the request."""
+    """File a request to raise ``provider``'s vCPU quota to ``vcpus``; the request.
+
+    Raises
+    ------
+    ConfigurationError
+        ``vcpus`` is not above the current quota, or an increase request is open already
+        (AWS allows one open request per quota); nothing is filed.
+    """
+    current = await applied_quota(quotas, provider)
+    name = fargate.QUOTA_NAMES[provider]
+    if vcpus <= current:
+        raise ConfigurationError(
+            f"the {name} quota is {current:g} vCPU already; request more than {current:g}"
+        )
+    for request in await pending_requests(quotas, provider):
+        raise ConfigurationError(
+            f"an increase of the {name} quota to {request['DesiredValue']:g} vCPU is open "
+            f"already ({request['Status']}, request {request['Id']}); AWS allows one open "
+            "request per quota: wait for it, or follow it up in the Service Quotas console"
+        )
     answer = await quotas.request_service_quota_increase(
         ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider],
         DesiredValue=float(vcpus),

@@ -153,13 +153,25 @@ def test_quota_command_shows_and_requests(aws):
 
     from starburst_dask.cli import main
 
-    aws.account.approval_delay = 0.5
+    aws.account.approval_delay = 5  # long enough to try a second request meanwhile
     shown = CliRunner().invoke(main, ["quota", "--request", "20"])
     assert shown.exit_code == 0, shown.output
     assert "Fargate On-Demand vCPU resource count (L-3032A538): quota 9 vCPU" in shown.output
     assert "Requested 20 vCPU: PENDING" in shown.output
+    # One open request per quota, as AWS allows: a second is refused and names the first.
+    again = CliRunner().invoke(main, ["quota", "--request", "30"])
+    assert again.exit_code == 1 and "to 20 vCPU is open already" in again.output
     wait_until(lambda: "quota 20 vCPU" in CliRunner().invoke(main, ["quota"]).output)
     assert CliRunner().invoke(main, ["quota", "--request", "-1"]).exit_code == 2
+    # A request at or below the quota would lower or keep it: refused, nothing filed.
+    quotas = boto3.client("service-quotas")
+    before = quotas.list_requested_service_quota_change_history_by_quota(
+        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"]
+    lower = CliRunner().invoke(main, ["quota", "--request", "1"])
+    assert lower.exit_code == 1 and "quota is 20 vCPU already" in lower.output
+    assert "Traceback" not in lower.output
+    assert quotas.list_requested_service_quota_change_history_by_quota(
+        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"] == before
 
 
 def test_auto_request_raises_the_quota_and_all_workers_run(aws):
