@@ -335,7 +335,15 @@ class FargateCluster(SpecCluster):
                         retry_capacity=provider == self._worker_providers[-1])
                 except TaskFailedError as e:
                     self._add_workers(e.arns)  # type: ignore[attr-defined]
-                    raise
+                    if provider == self._worker_providers[-1] or not _provider_missing(e):
+                        raise
+                    # Spot is not on this ECS cluster at all: On-Demand from now on.
+                    self._log(f"ECS cluster {self.options.cluster!r} has no {provider} "
+                              f"capacity provider; workers run on "
+                              f"{self._worker_providers[-1]} instead")
+                    self._worker_providers = self._worker_providers[-1:]
+                    self.quota.capacity_provider = self._worker_providers[0]
+                    continue
                 self._add_workers(launch.arns)
                 launched += launch.arns
             self._set_waiting(missing - len(launched), launching=len(launched))
@@ -507,6 +515,11 @@ class FargateCluster(SpecCluster):
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
         return super()._repr_html_((cluster_status or "") + self.cost._repr_html_row())
+
+
+def _provider_missing(error: TaskFailedError) -> bool:
+    """Whether RunTask refused a capacity provider the ECS cluster does not have."""
+    return fargate.PROVIDER_NOT_ON_CLUSTER in str(error)
 
 
 def _size(options: ClusterOptions, role: str) -> str:

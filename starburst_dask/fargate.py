@@ -109,6 +109,10 @@ CAPACITY_UNAVAILABLE = (
     "availability zone"
 )
 
+#: In RunTask's InvalidParameterException for a capacity provider strategy naming a
+#: provider the ECS cluster does not have (e.g. FARGATE_SPOT on a cluster without it).
+PROVIDER_NOT_ON_CLUSTER = "capacity provider that is not associated with the cluster"
+
 #: Service Quotas codes (service code ``fargate``) for the account-wide vCPU quotas.
 QUOTA_SERVICE_CODE = "fargate"
 QUOTA_CODES = {"FARGATE": "L-3032A538", "FARGATE_SPOT": "L-36FBB829"}

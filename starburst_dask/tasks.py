@@ -424,12 +424,12 @@ async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> lis
 
 
 async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> None:
-    """StopTask for each of ``arns`` (ECS has no batch stop); ignores tasks already gone."""
+    """StopTask for each of ``arns`` (ECS has no batch stop); failures are warned about."""
     async def stop(arn: str) -> None:
         try:
             await ecs.stop_task(cluster=cluster_arn, task=arn, reason=reason)
-        except ClientError as e:
-            logger.debug("StopTask %s: %s", arn, e)
+        except ClientError as e:  # AWS answers StopTask of a stopped task without error
+            logger.warning("could not stop task %s: %s", task_id(arn), e)
 
     await asyncio.gather(*(stop(a) for a in arns))
 

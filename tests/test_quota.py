@@ -234,3 +234,14 @@ def test_the_local_fargate_throttles_bursts_like_aws(aws):
         throttled = [r for r in pool.map(list_tasks, range(300)) if r]
     assert throttled and set(throttled) == {("ThrottlingException", "Rate exceeded", 400)}
     assert aws.throttled_calls == len(throttled)
+
+
+def test_spot_fallback_when_the_ecs_cluster_has_no_spot_provider(aws):
+    ecs = boto3.client("ecs")
+    ecs.create_cluster(clusterName="on-demand-only", capacityProviders=["FARGATE"])
+    with FargateCluster(n_workers=2, spot="fallback", cluster="on-demand-only",
+                        **FAST) as cluster:
+        arns = [w.task_arn for w in cluster.workers.values()]
+        described = ecs.describe_tasks(cluster="on-demand-only", tasks=arns)["tasks"]
+        assert [t.get("capacityProviderName", "FARGATE") for t in described] == ["FARGATE"] * 2
+        assert cluster.quota.capacity_provider == "FARGATE"
