@@ -20,6 +20,8 @@ from botocore.model import Shape
 _NUMBERS = ("integer", "long", "float", "double")
 #: Java's ``\\w``, ``\\d`` and ``\\s`` are ASCII-only (botocore's patterns are Java regexes).
 _JAVA_CLASSES = {"w": "A-Za-z0-9_", "d": "0-9", "s": " \\t\\n\\x0b\\f\\r"}
+#: A UTF-16 surrogate pair written as two escapes: Java reads it as one code point.
+_SURROGATE_PAIR = regex.compile(r"\\u(D[89AB][0-9A-F]{2})\\u(D[C-F][0-9A-F]{2})", regex.I)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _compile(pattern: str) -> regex.Pattern | None:
 
 def java_to_python(pattern: str) -> str:
     """A Java regex in ``regex``'s syntax: ``\\w``, ``\\d``, ``\\s`` made ASCII as in Java."""
+    pattern = _SURROGATE_PAIR.sub(_code_point, pattern)
     out: list[str] = []
     in_class = False
     i = 0
@@ -207,3 +210,8 @@ def java_to_python(pattern: str) -> str:
         i += 1
     return "".join(out)
 
+
+
+def _code_point(pair: regex.Match) -> str:
+    high, low = int(pair[1], 16), int(pair[2], 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
