@@ -72,8 +72,11 @@ def decode(environ: dict[str, Any], body: bytes) -> Request | None:
         prefix, _, action = target.rpartition(".")
         if prefix != model.metadata.get("targetPrefix") or action not in _operations(model):
             return None
+        operation = model.operation_model(action)
         params = json.loads(body) if body.strip() else {}
-        return Request(model.service_name, "json", model.operation_model(action), params)
+        if operation.input_shape is not None:
+            params = _from_json(operation.input_shape, params)
+        return Request(model.service_name, "json", operation, params)
     if model.protocol in ("query", "ec2") or "query" in model.metadata.get("protocols", ()):
         return _query(model, environ, body)
     if model.protocol in ("rest-json", "rest-xml"):
@@ -256,12 +259,12 @@ def _rest(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request 
         payload = shape.serialization.get("payload")
         document = json.loads(body) if body.strip() else {}
         if payload and shape.members[payload].type_name == "structure":
-            params[payload] = document
+            params[payload] = _from_json(shape.members[payload], document)
         elif payload:
             unchecked.add(payload)
-        else:
-            params.update({name: document[_json_name(name, shape)] for name in unchecked
-                           if _json_name(name, shape) in document})
+        elif isinstance(document, dict):
+            members = _from_json(shape, document)
+            params.update({name: members[name] for name in unchecked if name in members})
             unchecked = set()
     return Request(model.service_name, model.protocol, operation, params, frozenset(unchecked))
 
@@ -293,5 +296,18 @@ def _rest_members(shape: Shape, labels: dict[str, str], query: dict[str, list[st
     return params, others
 
 
-def _json_name(name: str, shape: Shape) -> str:
-    return shape.members[name].serialization.get("name", name)
+def _from_json(shape: Shape, value: Any) -> Any:
+    """A JSON document with members renamed from their wire names to the model's."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict) and not shape.is_document_type:
+        members = {}
+        for name, member in shape.members.items():
+            key = member.serialization.get("name", name)
+            if key in value:
+                members[name] = _from_json(member, value[key])
+        return members
+    if kind == "list" and isinstance(value, list):
+        return [_from_json(shape.member, item) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {key: _from_json(shape.value, item) for key, item in value.items()}
+    return value
