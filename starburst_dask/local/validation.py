@@ -109,7 +109,11 @@ class ValidationMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         body = b""
         if wire.needs_body(environ):
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            stream = environ["wsgi.input"]
+            if environ.get("wsgi.input_terminated"):  # chunked, no Content-Length: to EOF
+                body = stream.read()
+            else:
+                body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
         try:
             request = wire.decode(environ, body)
