@@ -20,7 +20,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ecs, pricing, quotas
+from . import ecs, pricing, quotas, validation
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
@@ -145,6 +145,7 @@ class LocalFargate:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             pricing.install(self._server)  # moto has no Price List API
+            validation.install(self._server)  # outermost: every request meets its model
             self._set_env()
             if self._prepare:
                 self.prepare()
