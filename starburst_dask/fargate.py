@@ -61,8 +61,13 @@ BILLING_MINIMUM_SECONDS = 60
 #: reliably in the Price List, so Spot is priced as On-Demand less a configured discount.
 SPOT_DISCOUNT_ADVERTISED = 0.70
 
-#: AWS Price List API: the region of its endpoint, and Fargate's offer.
-PRICING_REGION = "us-east-1"
+#: AWS Price List API: the only regions with an endpoint ("Using the AWS Price List Query
+#: API", AWS Billing user guide; a client configured for another region cannot connect),
+#: which one serves clients of a region prefix (nearest), and Fargate's offer.
+PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
+PRICING_REGION_BY_PREFIX = {"eu-": "eu-central-1", "me-": "eu-central-1",
+                            "af-": "eu-central-1", "il-": "eu-central-1",
+                            "ap-": "ap-south-1"}
 PRICING_SERVICE_CODE = "AmazonECS"
 #: Fargate usage types, without their region prefix, and the price each one gives.
 PRICE_USAGE_TYPES = {
@@ -119,8 +124,36 @@ QUOTA_NAMES = {
 #: The documented starting quota of a new account (vCPU).
 QUOTA_DEFAULT = 6.0
 
-#: RunTask failure reason when a task would exceed the account's vCPU quota.
-QUOTA_EXCEEDED = "You've reached the limit on the number of vCPUs you can run concurrently"
+#: RunTask failure reasons (prefixes) meaning the account runs as much as its quotas allow
+#: now: room may appear when other tasks stop or a quota is raised. vCPU quota
+#: (flightcontrol.dev, "ECS Concurrent vCPU Limit"); the concurrent task limits new
+#: accounts still meet (wellcomecollection/platform#3875, aws/copilot-cli#3064, #2685).
+QUOTA_FAILURES = (
+    "You've reached the limit on the number of vCPUs you can run concurrently",
+    "You've reached the limit on the number of tasks you can run concurrently",
+    "You've reached the limit on the number of spot tasks you can run concurrently",
+)
+#: RunTask failure reason for a task larger than the account may run at all, whatever
+#: else runs (dask/dask-cloudprovider#299; GitLab's Fargate driver, issue 41).
+CPU_ABOVE_LIMIT = "The requested CPU configuration is above your limit"
+CPU_ABOVE_LIMIT_HINT = (
+    "this account may not run a task of this size: ask for a higher Fargate vCPU quota "
+    "(`starburst-dask quota --request`) or use a smaller worker_cpu/scheduler_cpu"
+)
+
+
+def pricing_region(region: str) -> str:
+    """The Price List endpoint's region to ask from ``region`` (every answer covers all
+    regions; only the endpoint differs)."""
+    if region in PRICING_REGIONS:
+        return region
+    return next((r for p, r in PRICING_REGION_BY_PREFIX.items() if region.startswith(p)),
+                PRICING_REGIONS[0])
+
+
+def is_quota_failure(reason: str) -> bool:
+    """Whether a RunTask ``failures`` reason says the account's quota is full now."""
+    return reason.startswith(QUOTA_FAILURES)
 
 #: CloudWatch metric of the account's current Fargate vCPU usage.
 USAGE_NAMESPACE = "AWS/Usage"

@@ -202,13 +202,16 @@ class TaskLauncher:
                 launch.arns += started
                 for failure in failures:
                     reason = failure.get("reason", "unknown")
-                    if reason.startswith(fargate.QUOTA_EXCEEDED):
+                    if fargate.is_quota_failure(reason):
                         launch.quota_refused += 1
                     elif reason.startswith(fargate.CAPACITY_UNAVAILABLE) and not retry_capacity:
                         launch.capacity_refused += 1
                     elif reason.startswith(fargate.CAPACITY_UNAVAILABLE):
                         pending += 1
                         reasons.append(reason)
+                    elif reason.startswith(fargate.CPU_ABOVE_LIMIT):
+                        raise self._error(launch, count,
+                                          [f"{reason}: {fargate.CPU_ABOVE_LIMIT_HINT}"])
                     else:
                         raise self._error(launch, count, [reason])
             if not pending:

@@ -390,20 +390,21 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             definition_str, self._get_param("overrides") or {},
             self._get_param("startedBy"), self._get_param("tags") or [])
         if fault == "capacity":
-            failures = [{"reason": fargate.CAPACITY_UNAVAILABLE} for _ in range(count)]
+            failures = [{"reason": limits.CAPACITY_UNAVAILABLE} for _ in range(count)]
             return ActionResult({"tasks": [], "failures": failures})
         overrides = self._get_param("overrides") or {}
         definition = self.ecs_backend.describe_task_definition(definition_str)
         vcpus = fargate.vcpus(int(overrides.get("cpu") or definition.cpu))
         account = controls().account
         with account.lock:  # admit and register at once, or two calls could share room
-            admitted = account.admit(provider or "FARGATE", vcpus, count, self.current_account)
+            admitted, reason = account.admit(provider or "FARGATE", vcpus, count,
+                                             self.current_account)
             tasks = self.ecs_backend.run_task(
                 cluster_str, definition_str, admitted, overrides,
                 self._get_param("startedBy"), self._get_param("tags"), launch_type, network,
                 self._get_param("group"), self._get_param("platformVersion"), strategy,
             ) if admitted else []
-        failures = [{"reason": fargate.QUOTA_EXCEEDED} for _ in range(count - admitted)]
+        failures = [{"reason": reason} for _ in range(count - admitted)]
         controls().quota_refusals += len(failures)
         # AWS answers with the tasks PROVISIONING: write the answer, then start them.
         status, headers, body = self.serialized(ActionResult({"tasks": tasks,

@@ -68,6 +68,25 @@ AWSLOGS_NEEDS_EXECUTION_ROLE = (
 #: CPU and memory", ECS developer guide); AWS answers as RegisterTaskDefinition does.
 NO_FARGATE_CONFIGURATION = "No Fargate configuration exists for given values."
 
+# --- RunTask failures: quotas and capacity ------------------------------------------------
+#: ``failures[].reason`` texts of RunTask as AWS words them. vCPU quota full: ECS service
+#: event and RunTask failure (flightcontrol.dev "ECS Concurrent vCPU Limit"; accounts on
+#: vCPU quotas since 2022). Concurrent task limits, which new accounts still meet
+#: (wellcomecollection/platform#3875, aws/copilot-cli#3064 and #2685 for Spot). A task
+#: larger than the account allows at all (dask/dask-cloudprovider#299, the GitLab Fargate
+#: driver issue 41: 2048 CPU units start, 4096 fail). No capacity in the zone: AWS
+#: re:Post knowledge center "ecs-fargate-runtask-capacity".
+QUOTA_VCPUS = "You've reached the limit on the number of vCPUs you can run concurrently"
+QUOTA_TASKS = "You've reached the limit on the number of tasks you can run concurrently"
+QUOTA_SPOT_TASKS = (
+    "You've reached the limit on the number of spot tasks you can run concurrently"
+)
+CPU_ABOVE_LIMIT = "The requested CPU configuration is above your limit"
+CAPACITY_UNAVAILABLE = (
+    "Capacity is unavailable at this time. Please try again later or in a different "
+    "availability zone"
+)
+
 # --- EC2 security groups -----------------------------------------------------------------
 #: CreateSecurityGroup, GroupName and Description (EC2 API reference): "Constraints: Up to
 #: 255 characters in length. Constraints for EC2-VPC: a-z, A-Z, 0-9, spaces, and
