@@ -25,6 +25,18 @@ CPU_UNITS_PER_VCPU = 1024
 #: Most tasks one RunTask call may start (``count``); not adjustable.
 RUN_TASK_MAX_COUNT = 10
 
+#: RunTask ``overrides``: "A total of 8192 characters are allowed for overrides. This limit
+#: includes the JSON formatting characters of the override structure." (RunTask API
+#: reference.) ``startedBy``: up to 128 letters, digits, ``-``, ``/``, ``_`` (same page).
+RUN_TASK_OVERRIDES_MAX = 8192
+STARTED_BY_MAX = 128
+#: ECS tags (TagResource API reference): at most 50 per resource, key 1-128 and value at
+#: most 256 characters; ``aws:`` in any case is reserved as a key or value prefix.
+TAGS_MAX = 50
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+RESERVED_TAG_PREFIX = "aws:"
+
 #: Most task ids one DescribeTasks call accepts.
 DESCRIBE_TASKS_MAX = 100
 
@@ -140,6 +152,17 @@ CPU_ABOVE_LIMIT_HINT = (
     "this account may not run a task of this size: ask for a higher Fargate vCPU quota "
     "(`starburst-dask quota --request`) or use a smaller worker_cpu/scheduler_cpu"
 )
+
+
+#: IAM is eventually consistent: a role just created, or whose trust policy just changed,
+#: is refused by ECS for a few seconds ("Changes that I make are not always immediately
+#: visible", IAM user guide). ECS's answers then begin with these texts; a launch retries
+#: them for at most IAM_PROPAGATION_WAIT seconds (a role that never works fails after).
+IAM_PROPAGATION_ERRORS = (
+    "ECS was unable to assume the role",
+    "Unable to assume the service linked role",
+)
+IAM_PROPAGATION_WAIT = 60.0
 
 
 def pricing_region(region: str) -> str:
