@@ -98,7 +98,8 @@ def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
     with _errors():
         subnet_list = [s for value in subnets for s in value.split(",") if s]
         result = resources.setup(region, vpc=vpc, subnets=subnet_list,
-                                 allow_cidrs=list(allow_cidrs), s3_bucket=s3_bucket)
+                                 allow_cidrs=list(allow_cidrs), s3_bucket=s3_bucket,
+                                 notify=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return

@@ -25,6 +25,18 @@ CPU_UNITS_PER_VCPU = 1024
 #: Most tasks one RunTask call may start (``count``); not adjustable.
 RUN_TASK_MAX_COUNT = 10
 
+#: RunTask ``overrides``: "A total of 8192 characters are allowed for overrides. This limit
+#: includes the JSON formatting characters of the override structure." (RunTask API
+#: reference.) ``startedBy``: up to 128 letters, digits, ``-``, ``/``, ``_`` (same page).
+RUN_TASK_OVERRIDES_MAX = 8192
+STARTED_BY_MAX = 128
+#: ECS tags (TagResource API reference): at most 50 per resource, key 1-128 and value at
+#: most 256 characters; ``aws:`` in any case is reserved as a key or value prefix.
+TAGS_MAX = 50
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+RESERVED_TAG_PREFIX = "aws:"
+
 #: Most task ids one DescribeTasks call accepts.
 DESCRIBE_TASKS_MAX = 100
 
@@ -61,8 +73,13 @@ BILLING_MINIMUM_SECONDS = 60
 #: reliably in the Price List, so Spot is priced as On-Demand less a configured discount.
 SPOT_DISCOUNT_ADVERTISED = 0.70
 
-#: AWS Price List API: the region of its endpoint, and Fargate's offer.
-PRICING_REGION = "us-east-1"
+#: AWS Price List API: the only regions with an endpoint ("Using the AWS Price List Query
+#: API", AWS Billing user guide; a client configured for another region cannot connect),
+#: which one serves clients of a region prefix (nearest), and Fargate's offer.
+PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
+PRICING_REGION_BY_PREFIX = {"eu-": "eu-central-1", "me-": "eu-central-1",
+                            "af-": "eu-central-1", "il-": "eu-central-1",
+                            "ap-": "ap-south-1"}
 PRICING_SERVICE_CODE = "AmazonECS"
 #: Fargate usage types, without their region prefix, and the price each one gives.
 PRICE_USAGE_TYPES = {
@@ -123,8 +140,47 @@ QUOTA_NAMES = {
 #: The documented starting quota of a new account (vCPU).
 QUOTA_DEFAULT = 6.0
 
-#: RunTask failure reason when a task would exceed the account's vCPU quota.
-QUOTA_EXCEEDED = "You've reached the limit on the number of vCPUs you can run concurrently"
+#: RunTask failure reasons (prefixes) meaning the account runs as much as its quotas allow
+#: now: room may appear when other tasks stop or a quota is raised. vCPU quota
+#: (flightcontrol.dev, "ECS Concurrent vCPU Limit"); the concurrent task limits new
+#: accounts still meet (wellcomecollection/platform#3875, aws/copilot-cli#3064, #2685).
+QUOTA_FAILURES = (
+    "You've reached the limit on the number of vCPUs you can run concurrently",
+    "You've reached the limit on the number of tasks you can run concurrently",
+    "You've reached the limit on the number of spot tasks you can run concurrently",
+)
+#: RunTask failure reason for a task larger than the account may run at all, whatever
+#: else runs (dask/dask-cloudprovider#299; GitLab's Fargate driver, issue 41).
+CPU_ABOVE_LIMIT = "The requested CPU configuration is above your limit"
+CPU_ABOVE_LIMIT_HINT = (
+    "this account may not run a task of this size: ask for a higher Fargate vCPU quota "
+    "(`starburst-dask quota --request`) or use a smaller worker_cpu/scheduler_cpu"
+)
+
+
+#: IAM is eventually consistent: a role just created, or whose trust policy just changed,
+#: is refused by ECS for a few seconds ("Changes that I make are not always immediately
+#: visible", IAM user guide). ECS's answers then begin with these texts; a launch retries
+#: them for at most IAM_PROPAGATION_WAIT seconds (a role that never works fails after).
+IAM_PROPAGATION_ERRORS = (
+    "ECS was unable to assume the role",
+    "Unable to assume the service linked role",
+)
+IAM_PROPAGATION_WAIT = 60.0
+
+
+def pricing_region(region: str) -> str:
+    """The Price List endpoint's region to ask from ``region`` (every answer covers all
+    regions; only the endpoint differs)."""
+    if region in PRICING_REGIONS:
+        return region
+    return next((r for p, r in PRICING_REGION_BY_PREFIX.items() if region.startswith(p)),
+                PRICING_REGIONS[0])
+
+
+def is_quota_failure(reason: str) -> bool:
+    """Whether a RunTask ``failures`` reason says the account's quota is full now."""
+    return reason.startswith(QUOTA_FAILURES)
 
 #: CloudWatch metric of the account's current Fargate vCPU usage.
 USAGE_NAMESPACE = "AWS/Usage"

@@ -124,10 +124,12 @@ class ClusterOptions:
                 f"unknown AWS region {self.region!r}; valid ECS regions include "
                 f"{', '.join(sorted(regions)[:6])}, ..."
             )
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", self.name):
+        if not re.fullmatch(rf"[A-Za-z0-9_-]{{1,{fargate.STARTED_BY_MAX}}}", self.name):
             raise ConfigurationError(
-                f"cluster name {self.name!r} must be 1-200 letters, digits, '-' or '_'"
+                f"cluster name {self.name!r} must be 1-{fargate.STARTED_BY_MAX} letters, "
+                "digits, '-' or '_' (it is every task's ECS startedBy)"
             )
+        self._validate_tags()
         for key in ("max_cost", "cost_alert", "max_hourly_cost"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(
@@ -150,6 +152,51 @@ class ClusterOptions:
                     "poll_interval", "quota_interval", "launch_deadline"):
             if getattr(self, key) <= 0:
                 raise ConfigurationError(f"{key} must be a positive number of seconds")
+        self._validate_overrides()
+
+    def _validate_tags(self) -> None:
+        """ECS's tag limits, counting the tags the project adds to every task."""
+        from .tasks import TAG_CLUSTER, TAG_ROLE  # tasks imports this module
+
+        ours = (TAG_CLUSTER, TAG_ROLE)
+        room = fargate.TAGS_MAX - len(ours)
+        if len(self.tags) > room:
+            raise ConfigurationError(
+                f"{len(self.tags)} tags given; ECS allows {fargate.TAGS_MAX} per task and "
+                f"starburst-dask adds {len(ours)} ({', '.join(ours)}): pass at most {room}"
+            )
+        reserved = fargate.RESERVED_TAG_PREFIX
+        for key, value in self.tags.items():
+            if key in ours:
+                raise ConfigurationError(f"tag {key!r} is set by starburst-dask; use "
+                                         "another key")
+            if not 1 <= len(key) <= fargate.TAG_KEY_MAX:
+                raise ConfigurationError(
+                    f"tag key {key[:30]!r}... is {len(key)} characters; ECS allows 1 to "
+                    f"{fargate.TAG_KEY_MAX}: shorten it")
+            if len(value) > fargate.TAG_VALUE_MAX:
+                raise ConfigurationError(
+                    f"the value of tag {key!r} is {len(value)} characters; ECS allows at "
+                    f"most {fargate.TAG_VALUE_MAX}: shorten it")
+            for what, text in (("key", key), ("value", value)):
+                if text.lower().startswith(reserved):
+                    raise ConfigurationError(
+                        f"tag {what} {text!r} starts with {reserved!r}, a prefix AWS "
+                        "reserves for its own tags: rename it")
+
+    def _validate_overrides(self) -> None:
+        """The RunTask overrides (command and environment) must fit AWS's 8,192 characters."""
+        from .tasks import overrides_length  # tasks imports this module
+
+        length = overrides_length(self)
+        if length > fargate.RUN_TASK_OVERRIDES_MAX:
+            names = sorted(self.environment, key=lambda k: -len(k) - len(self.environment[k]))
+            raise ConfigurationError(
+                f"the environment variables make each task's RunTask overrides {length} "
+                f"characters of JSON (with the command starburst-dask sends); ECS allows "
+                f"{fargate.RUN_TASK_OVERRIDES_MAX}: pass fewer or shorter variables "
+                f"(largest: {', '.join(names[:3])}), or put large values in the image or S3"
+            )
 
     @property
     def worker_vcpus(self) -> int:

@@ -1,6 +1,7 @@
 """Fargate prices: from the AWS Price List API, cached on disk, else the published table.
 
-The Price List API (``pricing:GetProducts``, endpoint in us-east-1) gives a region's
+The Price List API (``pricing:GetProducts``, endpoints in us-east-1, eu-central-1 and
+ap-south-1 only: the nearest is asked) gives a region's
 On-Demand rates per vCPU-hour and GB-hour for x86_64 and ARM64, and per GB-hour of extra
 ephemeral storage. Answers are cached for :data:`CACHE_MAX_AGE` seconds, per region and
 endpoint. When the API is unreachable or denied, a stale cache or else the table in
@@ -143,7 +144,8 @@ def fetch(region: str) -> dict[str, float]:
     # Short timeouts and few retries: a cluster start must not hang on a price lookup.
     config = Config(connect_timeout=3, read_timeout=10,
                     retries={"max_attempts": 2, "mode": "standard"})
-    client = boto3.client("pricing", region_name=fargate.PRICING_REGION, config=config)
+    client = boto3.client("pricing", region_name=fargate.pricing_region(region),
+                          config=config)
     pages = client.get_paginator("get_products").paginate(
         ServiceCode=fargate.PRICING_SERVICE_CODE,
         Filters=[{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}],

@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,18 @@ EXECUTION_PERMISSIONS = {
     }],
 }
 
+#: ECS's service-linked role: ECS manages tasks' network interfaces and capacity providers
+#: through it ("Using service-linked roles for Amazon ECS"). A new account lacks it, and
+#: CreateCluster with capacity providers fails until it exists and has propagated.
+ECS_SERVICE = "ecs.amazonaws.com"
+ECS_SERVICE_LINKED_ROLE = "AWSServiceRoleForECS"
+#: Seconds between attempts while AWS propagates a new role.
+PROPAGATION_RETRY_DELAY = 2.0
+SECURITY_GROUP_DESCRIPTION = "starburst-dask: dask ports from the caller network only"
+
 CREATED, UPDATED, EXISTS, FOREIGN = "created", "updated", "exists", "exists, not managed"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -152,7 +165,8 @@ def is_managed(tags: dict[str, str]) -> bool:
 
 def setup(region: str | None = None, *, vpc: str | None = None,
           subnets: list[str] | None = None, allow_cidrs: list[str] | None = None,
-          s3_bucket: str | None = None, names: Names | None = None) -> SetupResult:
+          s3_bucket: str | None = None, names: Names | None = None,
+          notify: Callable[[str], None] = logger.info) -> SetupResult:
     """Create or adopt everything a cluster needs, and write it to dask config.
 
     Parameters
@@ -170,6 +184,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         A bucket the tasks may read and write (the task role gets no other permission).
     names : Names, optional
         Resource names; default: :meth:`Names.from_config`.
+    notify : callable
+        Receives one line when setup waits on AWS (IAM propagation).
 
     Returns
     -------
@@ -188,8 +204,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     # it creates anything.
     vpc_id, vpc_cidrs = find_vpc(aws, vpc)
     subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
-    resources: list[Resource] = []
-    resources.append(ensure_ecs_cluster(aws, names.cluster))
+    resources: list[Resource] = [ensure_service_linked_role(aws)]
+    resources.append(ensure_ecs_cluster(aws, names.cluster, notify))
     execution_arn, res = ensure_role(aws, names.execution_role,
                                      {EXECUTION_POLICY: EXECUTION_PERMISSIONS})
     resources.append(res)
@@ -214,6 +230,9 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     }
     path = config_path()
     resources.append(write_config(path, settings))
+    if any(r.kind == "IAM role" and r.status in (CREATED, UPDATED) for r in resources):
+        notify("IAM roles were created or changed: ECS can use them only after IAM has "
+               "propagated them (seconds); a cluster started meanwhile retries until then.")
     # This process too (later processes read the file): FargateCluster() works now.
     dask.config.update(dask.config.config, {"starburst": settings}, priority="new")
     return SetupResult(region, resources, settings, str(path), fargate_quota(aws))
@@ -294,11 +313,48 @@ def ecs_cluster(aws: Session, name: str) -> dict[str, Any] | None:
     return active[0] if active else None
 
 
-def ensure_ecs_cluster(aws: Session, name: str) -> Resource:
-    """The ECS cluster, with the FARGATE and FARGATE_SPOT capacity providers."""
+def ensure_service_linked_role(aws: Session) -> Resource:
+    """ECS's service-linked role, which a new account lacks until its first cluster."""
+    if get_role(aws, ECS_SERVICE_LINKED_ROLE) is not None:
+        return Resource("IAM service-linked role", ECS_SERVICE_LINKED_ROLE, EXISTS)
+    try:
+        aws.iam.create_service_linked_role(AWSServiceName=ECS_SERVICE)
+    except ClientError as e:  # made meanwhile: "... has been taken in this account"
+        if _code(e) != "InvalidInput" or "taken" not in str(e):
+            raise
+        return Resource("IAM service-linked role", ECS_SERVICE_LINKED_ROLE, EXISTS)
+    return Resource("IAM service-linked role", ECS_SERVICE_LINKED_ROLE, CREATED)
+
+
+def _while_propagating(call: Callable[..., Any], notify: Callable[[str], None],
+                       **kwargs: Any) -> Any:
+    """``call(**kwargs)``, retried while ECS cannot use its service-linked role yet."""
+    deadline = time.monotonic() + fargate.IAM_PROPAGATION_WAIT
+    told = False
+    while True:
+        try:
+            return call(**kwargs)
+        except ClientError as e:
+            if not any(t in str(e) for t in fargate.IAM_PROPAGATION_ERRORS) \
+                    or time.monotonic() > deadline:
+                raise
+        if not told:
+            notify(f"Waiting (up to {fargate.IAM_PROPAGATION_WAIT:g} s) for AWS to propagate "
+                   f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE}...")
+            told = True
+        time.sleep(PROPAGATION_RETRY_DELAY)
+
+
+def ensure_ecs_cluster(aws: Session, name: str,
+                       notify: Callable[[str], None] = logger.info) -> Resource:
+    """The ECS cluster, with the FARGATE and FARGATE_SPOT capacity providers.
+
+    A managed cluster that lacks them gets them added to the providers it has.
+    """
     found = ecs_cluster(aws, name)
     if found is None:
-        aws.ecs.create_cluster(
+        _while_propagating(
+            aws.ecs.create_cluster, notify,
             clusterName=name,
             capacityProviders=list(fargate.CAPACITY_PROVIDERS),
             defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
@@ -307,13 +363,17 @@ def ensure_ecs_cluster(aws: Session, name: str) -> Resource:
         return Resource("ECS cluster", name, CREATED, "FARGATE, FARGATE_SPOT")
     if not is_managed(_tag_dict(found.get("tags"))):
         return Resource("ECS cluster", name, FOREIGN)
-    missing = set(fargate.CAPACITY_PROVIDERS) - set(found.get("capacityProviders") or [])
+    have = list(found.get("capacityProviders") or [])
+    missing = [p for p in fargate.CAPACITY_PROVIDERS if p not in have]
     if missing:
-        aws.ecs.put_cluster_capacity_providers(
-            cluster=name, capacityProviders=list(fargate.CAPACITY_PROVIDERS),
-            defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+        strategy = found.get("defaultCapacityProviderStrategy") or [
+            {"capacityProvider": "FARGATE", "weight": 1}]
+        _while_propagating(
+            aws.ecs.put_cluster_capacity_providers, notify,
+            cluster=name, capacityProviders=have + missing,
+            defaultCapacityProviderStrategy=strategy,
         )
-        return Resource("ECS cluster", name, UPDATED, f"added {', '.join(sorted(missing))}")
+        return Resource("ECS cluster", name, UPDATED, f"added {', '.join(missing)}")
     return Resource("ECS cluster", name, EXISTS)
 
 
@@ -510,7 +570,7 @@ def ensure_security_group(aws: Session, name: str, vpc: str,
     if group is None:
         group_id = aws.ec2.create_security_group(
             GroupName=name, VpcId=vpc,
-            Description="starburst-dask: dask ports from the caller's network only",
+            Description=SECURITY_GROUP_DESCRIPTION,
             TagSpecifications=[{"ResourceType": "security-group", "Tags": [
                 {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}]}],
         )["GroupId"]

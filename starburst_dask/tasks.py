@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import logging
 import random
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import fargate
+from . import fargate, lifetime
 from .errors import TaskFailedError
 from .options import ClusterOptions
 from .throttling import TokenBucket
@@ -61,6 +62,37 @@ def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
             "--nthreads", str(options.worker_vcpus),
             "--memory-limit", str(options.worker_memory_limit),
             "--death-timeout", f"{options.worker_death_timeout}s"]
+
+
+#: The longest address a scheduler can have (IPv4): sizes the worker command before launch.
+LONGEST_SCHEDULER_ADDRESS = f"tcp://255.255.255.255:{SCHEDULER_PORT}"
+
+
+def task_overrides(command: list[str], cpu: int, memory: int,
+                   environment: dict[str, str]) -> dict[str, Any]:
+    """RunTask ``overrides`` for one launch: task size, command and environment."""
+    return {"cpu": str(cpu), "memory": str(memory), "containerOverrides": [{
+        "name": CONTAINER,
+        "command": command,
+        "environment": [{"name": k, "value": v} for k, v in environment.items()],
+    }]}
+
+
+def overrides_length(options: ClusterOptions) -> int:
+    """Characters of the largest RunTask ``overrides`` the cluster sends, as JSON.
+
+    Scheduler and worker commands as :class:`~starburst_dask.cluster.FargateCluster`
+    builds them, the worker's with the longest scheduler address.
+    """
+    commands = [
+        (scheduler_command(options) + lifetime.scheduler_args(options),
+         options.scheduler_cpu, options.scheduler_memory),
+        (worker_command(options, LONGEST_SCHEDULER_ADDRESS) + lifetime.worker_args(options),
+         options.worker_cpu, options.worker_memory),
+    ]
+    return max(len(json.dumps(task_overrides(c, cpu, mem, options.environment),
+                              separators=(",", ":")))
+               for c, cpu, mem in commands)
 
 
 def task_tags(options: ClusterOptions, role: str) -> list[dict[str, str]]:
@@ -175,14 +207,11 @@ class TaskLauncher:
             A failure that retrying cannot mend, or throttling or capacity failures past
             the deadline; its ``arns`` are the tasks that did start.
         """
-        overrides = {"cpu": str(cpu), "memory": str(memory), "containerOverrides": [{
-            "name": CONTAINER,
-            "command": command,
-            "environment": [{"name": k, "value": v} for k, v in environment.items()],
-        }]}
+        overrides = task_overrides(command, cpu, memory, environment)
         launch = Launch([])
         deadline = time.monotonic() + self.deadline
         pending, attempt = count, 0
+        iam_since: float | None = None  # when ECS first refused a role as not yet usable
         while pending:
             sizes = [min(fargate.RUN_TASK_MAX_COUNT, pending - i)
                      for i in range(0, pending, fargate.RUN_TASK_MAX_COUNT)]
@@ -192,9 +221,17 @@ class TaskLauncher:
             )
             pending, reasons = 0, []
             for n, result in zip(sizes, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not _retryable(result):
+                if isinstance(result, BaseException) and _propagating(result):
+                    if iam_since is None:
+                        iam_since = time.monotonic()
+                        logger.warning("ECS cannot use the cluster's IAM roles yet (new or "
+                                       "changed roles take seconds to propagate); retrying "
+                                       "for up to %g s", fargate.IAM_PROPAGATION_WAIT)
+                    if time.monotonic() - iam_since > fargate.IAM_PROPAGATION_WAIT:
                         raise self._error(launch, count, [str(result)]) from result
+                elif isinstance(result, BaseException) and not _retryable(result):
+                    raise self._error(launch, count, [str(result)]) from result
+                if isinstance(result, BaseException):
                     pending += n
                     reasons.append(str(result))
                     continue
@@ -202,13 +239,16 @@ class TaskLauncher:
                 launch.arns += started
                 for failure in failures:
                     reason = failure.get("reason", "unknown")
-                    if reason.startswith(fargate.QUOTA_EXCEEDED):
+                    if fargate.is_quota_failure(reason):
                         launch.quota_refused += 1
                     elif reason.startswith(fargate.CAPACITY_UNAVAILABLE) and not retry_capacity:
                         launch.capacity_refused += 1
                     elif reason.startswith(fargate.CAPACITY_UNAVAILABLE):
                         pending += 1
                         reasons.append(reason)
+                    elif reason.startswith(fargate.CPU_ABOVE_LIMIT):
+                        raise self._error(launch, count,
+                                          [f"{reason}: {fargate.CPU_ABOVE_LIMIT_HINT}"])
                     else:
                         raise self._error(launch, count, [reason])
             if not pending:
@@ -289,6 +329,12 @@ def _retryable(error: BaseException) -> bool:
     return code in ("ThrottlingException", "RequestLimitExceeded") or (
         "RequestLimitExceeded" in str(error)
     )
+
+
+def _propagating(error: BaseException) -> bool:
+    """ECS refusing a role it may accept once IAM has propagated it."""
+    return isinstance(error, ClientError) and any(
+        text in str(error) for text in fargate.IAM_PROPAGATION_ERRORS)
 
 
 def _backoff(attempt: int) -> float:

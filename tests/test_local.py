@@ -70,12 +70,15 @@ def register(ecs, command, family="probe", log_group=LOG_GROUP, **container):
         },
         **container,
     }
+    # awslogs on Fargate needs the execution role (prepare() made it).
+    role = boto3.client("iam").get_role(RoleName="starburst-dask-execution")["Role"]["Arn"]
     return ecs.register_task_definition(
         family=family,
         requiresCompatibilities=["FARGATE"],
         networkMode="awsvpc",
         cpu="256",
         memory="512",
+        executionRoleArn=role,
         containerDefinitions=[definition],
     )["taskDefinition"]["taskDefinitionArn"]
 

@@ -146,7 +146,7 @@ def test_setup_twice_creates_once_and_never_opens_to_the_world(aws):
 
     second = cli("setup", "--allow-cidr", "203.0.113.7/32", "--json")
     assert second.exit_code == 0, second.output
-    report = json.loads(second.output)
+    report = json.loads(second.stdout)
     assert report["changed"] is False
     assert {r["status"] for r in report["resources"]} == {"exists"}
     assert report["fargate_vcpu_quota"] is None or report["fargate_vcpu_quota"] >= 0
@@ -267,7 +267,9 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
     assert ecs.describe_tasks(cluster=ECS_CLUSTER,  # stopped before the cluster went
                               tasks=[left_running])["tasks"][0]["lastStatus"] == "STOPPED"
     left = inventory(aws)
-    assert left["roles"] == {} and left["log groups"] == [] and left["repositories"] == []
+    # ECS's service-linked role is AWS's, shared by every cluster of the account: kept.
+    assert left["roles"] == {"AWSServiceRoleForECS": []}
+    assert left["log groups"] == [] and left["repositories"] == []
     assert [name for name, _ in left["security groups"].values()] == ["default"]
     assert left["config"] is None
     assert ecs_active(aws) == []
@@ -276,11 +278,12 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
     # (A role, not a log group: moto keeps a deleted log group's tags for its successor.)
     aws.client("iam").create_role(RoleName="starburst-dask-task",
                                   AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS))
-    again = json.loads(cli("setup", "--json", "--s3-bucket", "data").output)
+    again = json.loads(cli("setup", "--json", "--s3-bucket", "data").stdout)
     assert {"kind": "IAM role", "name": "starburst-dask-task", "status": "exists, not managed",
             "detail": ""} in again["resources"]
     assert cli("teardown", "--yes").exit_code == 0
-    assert inventory(aws)["roles"] == {"starburst-dask-task": []}  # no S3 policy added
+    assert inventory(aws)["roles"] == {"AWSServiceRoleForECS": [],
+                                       "starburst-dask-task": []}  # no S3 policy added
 
 
 def sleeper(aws):

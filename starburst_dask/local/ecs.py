@@ -14,7 +14,6 @@ from collections import Counter, deque
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.ec2.exceptions import InvalidSubnetIdError
 from moto.ec2.models import ec2_backends
 from moto.ecs import urls as moto_ecs_urls
 from moto.ecs.exceptions import (
@@ -30,6 +29,7 @@ from moto.ecs.models import (
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .. import fargate
+from . import iam, limits
 from .metadata import MetadataServer
 from .quotas import FargateAccount
 from .runtime import Runtime
@@ -168,7 +168,54 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
     ) -> TaskDefinition:
         if "FARGATE" in (kwargs.get("requires_compatibilities") or []):
             _check_fargate_definition(kwargs)
+            limits.check_fargate_logging(kwargs, container_definitions)
+        limits.check_ecs_tags(kwargs.get("tags") or [])
         return super().register_task_definition(family, container_definitions, **kwargs)
+
+    def create_cluster(  # type: ignore[override]
+        self, cluster_name: str, tags: Any = None, cluster_settings: Any = None,
+        configuration: dict[str, Any] | None = None,
+        capacity_providers: list[str] | None = None,
+        default_capacity_provider_strategy: list[dict[str, Any]] | None = None,
+        service_connect_defaults: dict[str, str] | None = None,
+    ) -> Any:
+        limits.check_ecs_tags(tags or [])
+        # ECS creates its service-linked role with a cluster; capacity providers need it
+        # usable at once, which a role created just now is not.
+        iam.ensure_service_linked_role(self.account_id)
+        if capacity_providers:
+            iam.check_service_linked_role(self.account_id)
+        return super().create_cluster(
+            cluster_name, tags, cluster_settings, configuration, capacity_providers,
+            default_capacity_provider_strategy, service_connect_defaults)
+
+    def put_cluster_capacity_providers(self, cluster_name: str,
+                                       capacity_providers: list[str] | None,
+                                       default_capacity_provider_strategy: Any) -> Any:
+        if capacity_providers:
+            iam.check_service_linked_role(self.account_id)
+        return super().put_cluster_capacity_providers(
+            cluster_name, capacity_providers, default_capacity_provider_strategy)
+
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        existing = {t["key"]: t["value"] for t in self.list_tags_for_resource(arn) or []}
+        given = dict(tags)
+        limits.check_ecs_tags([{"key": k, "value": v}
+                               for k, v in {**existing, **given}.items()])
+        super().tag_resource(arn, tags)
+
+    def check_run_task_request(self, task_definition_str: str, overrides: dict[str, Any],
+                               started_by: str | None, tags: list[dict[str, str]]) -> None:
+        """RunTask's documented limits, the roles of its tasks, ECS's service-linked role."""
+        limits.check_run_task(overrides, started_by, tags)
+        definition = self.describe_task_definition(task_definition_str)
+        for key, attribute in (("executionRoleArn", "execution_role_arn"),
+                               ("taskRoleArn", "task_role_arn")):
+            arn = overrides.get(key) or getattr(definition, attribute, None)
+            if arn:
+                iam.check_task_role(self.account_id, arn)
+        # awsvpc tasks: ECS manages their network interfaces through this role.
+        iam.check_service_linked_role(self.account_id)
 
     def check_run_task(
         self,
@@ -215,15 +262,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 "Network Configuration must be provided when networkMode 'awsvpc' is "
                 "specified, with at least one subnet."
             )
-        ec2 = ec2_backends[self.account_id][self.region_name]
-        for subnet in vpc_config["subnets"]:
-            try:
-                ec2.get_subnet(subnet)
-            except InvalidSubnetIdError:
-                raise InvalidParameterException(
-                    f"Error retrieving subnet information for [{subnet}]: The subnet ID "
-                    f"'{subnet}' does not exist (ErrorCode: InvalidSubnetID.NotFound)"
-                ) from None
+        limits.check_network(ec2_backends[self.account_id][self.region_name], vpc_config)
         return provider
 
     def run_task(  # type: ignore[override]
@@ -347,21 +386,25 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
         provider = self.ecs_backend.check_run_task(
             cluster_str, definition_str, count, launch_type, network, strategy
         )
+        self.ecs_backend.check_run_task_request(
+            definition_str, self._get_param("overrides") or {},
+            self._get_param("startedBy"), self._get_param("tags") or [])
         if fault == "capacity":
-            failures = [{"reason": fargate.CAPACITY_UNAVAILABLE} for _ in range(count)]
+            failures = [{"reason": limits.CAPACITY_UNAVAILABLE} for _ in range(count)]
             return ActionResult({"tasks": [], "failures": failures})
         overrides = self._get_param("overrides") or {}
         definition = self.ecs_backend.describe_task_definition(definition_str)
         vcpus = fargate.vcpus(int(overrides.get("cpu") or definition.cpu))
         account = controls().account
         with account.lock:  # admit and register at once, or two calls could share room
-            admitted = account.admit(provider or "FARGATE", vcpus, count, self.current_account)
+            admitted, reason = account.admit(provider or "FARGATE", vcpus, count,
+                                             self.current_account)
             tasks = self.ecs_backend.run_task(
                 cluster_str, definition_str, admitted, overrides,
                 self._get_param("startedBy"), self._get_param("tags"), launch_type, network,
                 self._get_param("group"), self._get_param("platformVersion"), strategy,
             ) if admitted else []
-        failures = [{"reason": fargate.QUOTA_EXCEEDED} for _ in range(count - admitted)]
+        failures = [{"reason": reason} for _ in range(count - admitted)]
         controls().quota_refusals += len(failures)
         # AWS answers with the tasks PROVISIONING: write the answer, then start them.
         status, headers, body = self.serialized(ActionResult({"tasks": tasks,

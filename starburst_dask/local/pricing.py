@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import fargate
+from . import limits
 
 TARGET_PREFIX = "AWSPriceListService."
+#: The region in a SigV4 ``Authorization`` header's credential scope.
+_SIGNED_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 _OFFER_TERM = "JRTCKXETXF"  # AWS's code of the On-Demand offer term
 _RATE_CODE = "6YS6EN2CT7"
 _UNITS = {"vCPU": "hours", "GB": "GB-Hours"}
@@ -43,6 +48,11 @@ class PriceListMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(TARGET_PREFIX):
             return self.app(environ, start_response)
+        region = _SIGNED_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if region and region.group(1) not in limits.PRICING_REGIONS:
+            # No Price List endpoint exists there: a client cannot connect at all.
+            calls["refused"] += 1
+            return _drop(environ, start_response)
         action = target[len(TARGET_PREFIX):]
         calls[action] += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -57,6 +67,15 @@ class PriceListMiddleware:
             ("Content-Length", str(len(payload))),
         ])
         return [payload]
+
+
+def _drop(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    """Close the connection without an answer (the server then drops the response)."""
+    connection = environ.get("werkzeug.socket")
+    if connection is not None:
+        connection.shutdown(socket.SHUT_RDWR)
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return []
 
 
 class RequestError(Exception):

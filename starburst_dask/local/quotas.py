@@ -23,6 +23,7 @@ from moto.servicequotas.responses import ServiceQuotasResponse
 
 from .. import fargate
 from ..throttling import TokenBucket
+from . import limits
 
 #: Seconds between usage datapoints published to CloudWatch.
 USAGE_PERIOD = 1.0
@@ -46,6 +47,9 @@ class FargateAccount:
                  quota: float, throttling: bool) -> None:
         self._usage = usage
         self.quotas = dict.fromkeys(fargate.QUOTA_CODES, float(quota))
+        #: Concurrent tasks each capacity provider may run (``None``: no such limit), as
+        #: new accounts meet besides the vCPU quota.
+        self.task_limits: dict[str, int | None] = dict.fromkeys(fargate.QUOTA_CODES)
         #: Seconds before a quota increase request is approved; ``None``: never.
         self.approval_delay: float | None = 5.0
         self.requests: list[dict[str, Any]] = []
@@ -62,13 +66,30 @@ class FargateAccount:
         """vCPUs of ``provider`` in use (in ``account``, or in all)."""
         return sum(v for p, v, a, _ in self._usage() if p == provider and account in (None, a))
 
-    def admit(self, provider: str, vcpus: float, count: int, account: str) -> int:
-        """How many of ``count`` tasks of ``vcpus`` each fit under the quota now.
+    def tasks(self, provider: str, account: str) -> int:
+        """Tasks of ``provider`` in ``account`` not yet STOPPED."""
+        return sum(1 for p, _, a, _ in self._usage() if p == provider and a == account)
+
+    def admit(self, provider: str, vcpus: float, count: int,
+              account: str) -> tuple[int, str]:
+        """How many of ``count`` tasks of ``vcpus`` each fit under the limits now, and
+        the ``failures`` reason AWS gives the others.
 
         Call with :attr:`lock` held until the admitted tasks are registered.
         """
+        if vcpus > self.quotas[provider]:
+            return 0, limits.CPU_ABOVE_LIMIT
         room = self.quotas[provider] - self.usage(provider, account)
-        return max(0, min(count, math.floor(room / vcpus + 1e-9)))
+        admitted = max(0, min(count, math.floor(room / vcpus + 1e-9)))
+        reason = limits.QUOTA_VCPUS
+        task_limit = self.task_limits[provider]
+        if task_limit is not None:
+            free = max(0, task_limit - self.tasks(provider, account))
+            if free < admitted or (free == 0 and admitted == 0):
+                reason = limits.QUOTA_SPOT_TASKS if provider == "FARGATE_SPOT" \
+                    else limits.QUOTA_TASKS
+                admitted = min(admitted, free)
+        return admitted, reason
 
     def throttled(self, action: str, tasks: int = 0) -> bool:
         """Whether ``action`` (launching ``tasks`` tasks) exceeds a rate limit now."""

@@ -20,7 +20,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ecs, pricing, quotas, validation
+from . import ec2_rules, ecs, iam, pricing, quotas, validation
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
@@ -59,6 +59,9 @@ class LocalFargate:
         The account's On-Demand and Spot vCPU quotas, as a new AWS account has them.
     throttling : bool
         Enforce AWS's API rate limits (``ThrottlingException``).
+    iam_propagation : float
+        Seconds after a role is created, or its trust policy changed, before ECS can use
+        it (IAM is eventually consistent); :meth:`prepare`'s roles are usable at once.
 
     Examples
     --------
@@ -67,12 +70,14 @@ class LocalFargate:
     """
 
     def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True,
-                 vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True):
+                 vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True,
+                 iam_propagation: float = iam.PROPAGATION_DEFAULT):
         self.port = port
         self.region = region
         self._prepare = prepare
         self._vcpu_quota = vcpu_quota
         self._throttling = throttling
+        self._iam_propagation = iam_propagation
         self._server: ThreadedMotoServer | None = None
         self._controls: ecs.Controls | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -135,6 +140,8 @@ class LocalFargate:
             account.close()
             raise
         quotas.install(account)
+        iam.install(iam.RoleClock(self._iam_propagation))
+        ec2_rules.install()
         self._controls = controls
         try:
             werkzeug_log = logging.getLogger("werkzeug")  # one line per request otherwise
@@ -164,6 +171,8 @@ class LocalFargate:
         if self._controls is not None:
             ecs.uninstall()
             quotas.uninstall()
+            iam.uninstall()
+            ec2_rules.uninstall()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
@@ -200,24 +209,30 @@ class LocalFargate:
     def prepare(self) -> None:
         """Create what a cluster needs, under the default names of ``starburst.yaml``.
 
-        The ECS cluster (with the Fargate capacity providers), the execution and task
-        roles and the log group. The default VPC, its subnets and security group exist
-        already. Idempotent.
+        The ECS service-linked role, the ECS cluster (with the Fargate capacity
+        providers), the execution and task roles and the log group. The default VPC, its
+        subnets and security group exist already. This stands for an account set up
+        earlier: its roles have propagated already. Idempotent.
         """
         names = _default_names()
+        iam_client = self.client("iam")
+        account = self.client("sts").get_caller_identity()["Account"]
+        _ignore("InvalidInput", iam_client.create_service_linked_role,
+                AWSServiceName=iam.ECS_SERVICE)
+        iam.clock().backdate(account, iam.ECS_SERVICE_LINKED_ROLE)
         self.client("ecs").create_cluster(
             clusterName=names["cluster"],
             capacityProviders=list(fargate.CAPACITY_PROVIDERS),
             defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
         )
-        iam = self.client("iam")
         for role in (names["execution-role"], names["task-role"]):
             _ignore(
                 "EntityAlreadyExists",
-                iam.create_role,
+                iam_client.create_role,
                 RoleName=role,
                 AssumeRolePolicyDocument=json.dumps(_TRUST_ECS_TASKS),
             )
+            iam.clock().backdate(account, role.rsplit("/", 1)[-1])
         _ignore(
             "ResourceAlreadyExistsException",
             self.client("logs").create_log_group,
