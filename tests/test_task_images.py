@@ -4,21 +4,17 @@ Everything is observed through the AWS API (a task's exit code, stopCode and
 stoppedReason, its CloudWatch log) or in a dask client's results.
 """
 
-import platform
-
 import boto3
 import dask
 import pytest
 from botocore.exceptions import ClientError
 from distributed import Client
-from helpers import wait_until
+from helpers import DASK_IMAGE, PYTHON, PYTHON_IMAGE, wait_until
 
 from starburst_dask import FargateCluster
 
 CLUSTER = "starburst-dask"
 LOG_GROUP = "/starburst-dask"
-PYTHON = ".".join(platform.python_version_tuple()[:2])
-DASK_IMAGE = f"daskdev/dask:{dask.__version__}-py{PYTHON}"
 OTHER_PYTHON = "3.12" if PYTHON != "3.12" else "3.13"
 FAST = {"poll_interval": 0.5}
 
@@ -86,7 +82,7 @@ def log(arn):
     (DASK_IMAGE, "import xarray", {"EXTRA_PIP_PACKAGES": "xarray>=2025.1"}, None),
     (DASK_IMAGE, "import xarray", {"EXTRA_CONDA_PACKAGES": "-c conda-forge xarray"}, None),
     # Docker's python image: the standard library and pip, nothing of dask.
-    (f"python:{PYTHON}", "import json, sqlite3, pip", None, None),
+    (PYTHON_IMAGE, "import json, sqlite3, pip", None, None),
     (f"python:{PYTHON}-slim", "import dask", None, "dask"),
 ])
 def test_a_task_imports_what_its_image_contains(ecs, image, code, environment, missing):
