@@ -4,6 +4,9 @@ Everything is observed through the AWS API (a task's exit code, stopCode and
 stoppedReason, its CloudWatch log) or in a dask client's results.
 """
 
+import contextlib
+import json
+
 import boto3
 import dask
 import pytest
@@ -108,6 +111,37 @@ def test_an_absent_module_looks_absent_to_probes(ecs):
     assert "absent" in log(arn)
 
 
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def pushed(repository, tag):
+    """An image in the local account's ECR under ``tag``, as a build pushes one."""
+    ecr = boto3.client("ecr")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=repository)
+    manifest = {"schemaVersion": 2, "mediaType":
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           "size": 7, "digest": "sha256:" + "b" * 64}, "layers": []}
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
+                      imageTag=tag)
+    return f"{ECR}/{repository}:{tag}"
+
+
+@pytest.mark.parametrize(("code", "missing"), [
+    ("import dask, distributed", None),
+    ("import starburst_dask", "starburst_dask"),
+])
+def test_an_ecr_image_built_by_the_project_has_dask_and_distributed(ecs, code, missing):
+    image = pushed("built", f"{dask.__version__}-py{PYTHON}-0123456789abcdef")
+    arn = run(ecs, image, code)
+    task = stopped(ecs, arn)
+    assert task["containers"][0]["exitCode"] == (1 if missing else 0), log(arn)
+    if missing:
+        assert f"ModuleNotFoundError: No module named '{missing}'" in log(arn)
+
+
 # -- pulls --------------------------------------------------------------------------------
 
 NOT_FOUND = "CannotPullContainerError: pull image manifest has been retried 5 time(s): " \
@@ -142,11 +176,15 @@ def test_an_image_that_does_not_exist_fails_to_pull_as_on_aws(ecs, image, reason
      f"has Python {OTHER_PYTHON}"),
     (f"daskdev/dask:2020.1.0-py{PYTHON}", None, "has dask 2020.1.0"),
     (f"python:{OTHER_PYTHON}", None, f"has Python {OTHER_PYTHON}"),
+    (f"{ECR}/built:{dask.__version__}-py{OTHER_PYTHON}-0123456789abcdef", None,
+     f"has Python {OTHER_PYTHON}"),
     (DASK_IMAGE, {"EXTRA_PIP_PACKAGES": "no-such-package-here"},
      "EXTRA_PIP_PACKAGES names 'no-such-package-here', which is not installed here"),
 ])
 def test_an_image_the_local_fargate_cannot_stand_for_fails_plainly(ecs, image, environment,
                                                                    says):
+    if image.startswith(ECR):
+        pushed("built", image.rpartition(":")[2])
     arn = run(ecs, image, "print('ran')", environment)
     task = stopped(ecs, arn)
     assert task["stopCode"] == "TaskFailedToStart"

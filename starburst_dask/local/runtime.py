@@ -225,7 +225,8 @@ class Runtime:
     def _environment(process: TaskProcess) -> dict[str, str]:
         """The emulator's environment, the task's, and the task's "network namespace"."""
         env = {**os.environ, **process.environment}
-        # The local Python environment stands in for the image: its tools come first.
+        # The local Python environment stands in for the image (its packages restricted
+        # to the image's: see images.py): its tools come first.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join(filter(None, [bin_dir, env.get("PATH")]))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENI_DIR), env.get("PYTHONPATH")]))
