@@ -27,6 +27,10 @@ DASK_IMAGE_PACKAGES = frozenset({
     # dask metapackage (conda-forge dask-feedstock)
     "dask", "distributed", "numpy", "pandas", "bokeh", "jinja2", "pyarrow", "lz4",
     "cytoolz",
+    # bokeh's requirements, named since bokeh itself may not be installed here to say so
+    "contourpy", "narwhals", "pillow", "xyzservices",
+    # cachey's
+    "heapdict",
     # base/Dockerfile: mamba install ... cachey streamz
     "cachey", "streamz",
     # condaforge/miniforge3: conda, mamba and what they run on

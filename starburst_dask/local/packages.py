@@ -59,10 +59,16 @@ def closure(roots: Iterable[str]) -> frozenset[str]:
     """``roots`` and, transitively, their requirements (markers evaluated, no extras).
 
     Only distributions installed here are followed: others cannot be imported anyway.
+    Cached: computed once per set of roots.
     """
+    return _closure(frozenset(normalize(r) for r in roots))
+
+
+@functools.cache
+def _closure(roots: frozenset[str]) -> frozenset[str]:
     dists = installed()
     seen: set[str] = set()
-    todo = [normalize(r) for r in roots]
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name in seen or name not in dists:
