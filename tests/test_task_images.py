@@ -178,6 +178,7 @@ def test_an_image_that_does_not_exist_fails_to_pull_as_on_aws(ecs, image, reason
     (f"python:{OTHER_PYTHON}", None, f"has Python {OTHER_PYTHON}"),
     (f"{ECR}/built:{dask.__version__}-py{OTHER_PYTHON}-0123456789abcdef", None,
      f"has Python {OTHER_PYTHON}"),
+    (f"daskdev/dask@sha256:{'c' * 64}", None, "pinned by digest"),
     (DASK_IMAGE, {"EXTRA_PIP_PACKAGES": "no-such-package-here"},
      "EXTRA_PIP_PACKAGES names 'no-such-package-here', which is not installed here"),
 ])

@@ -82,7 +82,7 @@ def local_python() -> str:
     return ".".join(platform.python_version_tuple()[:2])
 
 
-def pull(image: str, environment: dict[str, str], account: str, region: str) -> Pulled | str:
+def pull(image: str, environment: dict[str, str]) -> Pulled | str:
     """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
 
     Parameters
@@ -91,8 +91,6 @@ def pull(image: str, environment: dict[str, str], account: str, region: str) -> 
         The container definition's image.
     environment : dict
         The container's environment (``EXTRA_PIP_PACKAGES`` for the dask images).
-    account, region : str
-        Where a bare ECR image would be looked for (the task's own).
 
     Returns
     -------
@@ -105,11 +103,13 @@ def pull(image: str, environment: dict[str, str], account: str, region: str) -> 
     name, tag, digest = _reference(image)
     if name in DASK_REPOSITORIES:
         return _pull_dask(image, name, tag, digest, environment)
-    if name == PYTHON_REPOSITORY and not digest:
+    if name == PYTHON_REPOSITORY:
+        if digest:
+            return _by_digest(image)
         match = _PYTHON_TAG.fullmatch(tag)
         if match:
             return _python_checked(image, match["python"]) or Pulled(_python_image())
-        return _not_found(name, tag)
+        return _not_found(f"{name}:{tag}")
     return _no_repository(name, tag, digest)
 
 
@@ -120,10 +120,7 @@ def _pull_ecr(image: str, account: str, region: str, name: str, tag: str | None,
         if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
             break
     else:
-        return (
-            "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-            f"failed to resolve ref {image}: {image}: not found"
-        )
+        return _not_found(image)
     built = _BUILT_TAG.fullmatch(tag or "")
     if built and (reason := _python_checked(image, built["python"])):
         return reason
@@ -135,12 +132,11 @@ def _pull_ecr(image: str, account: str, region: str, name: str, tag: str | None,
 def _pull_dask(image: str, name: str, tag: str, digest: str | None,
                environment: dict[str, str]) -> Pulled | str:
     if digest:
-        return _local(f"{image} is pinned by digest; the local Fargate knows the dask "
-                      "images by tag")
+        return _by_digest(image)
     match = _DASK_TAG.fullmatch(tag)
     python = (match and match["python"]) or DASK_DEFAULT_PYTHON
     if not match or python not in DASK_PYTHONS:
-        return _not_found(name, tag)
+        return _not_found(f"{name}:{tag}")
     if reason := _python_checked(image, python):
         return reason
     dask = metadata.version("dask")
@@ -199,8 +195,7 @@ def _reference(image: str) -> tuple[str, str, str | None]:
     return name, tag or "latest", digest or None
 
 
-def _not_found(name: str, tag: str) -> str:
-    ref = f"{name}:{tag}"
+def _not_found(ref: str) -> str:
     return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
             f"failed to resolve ref {ref}: {ref}: not found")
 
@@ -211,6 +206,11 @@ def _no_repository(name: str, tag: str, digest: str | None) -> str:
             f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
             "may require authorization: server message: insufficient_scope: authorization "
             "failed")
+
+
+def _by_digest(image: str) -> str:
+    return _local(f"{image} is pinned by digest; the local Fargate knows public images by "
+                  "tag only")
 
 
 def _local(message: str) -> str:

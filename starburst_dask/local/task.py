@@ -240,8 +240,7 @@ class LocalTask(Task):
                 return False
             self.last_status = "PENDING"
             self.pull_started_at = _now()
-        pulled = images.pull(self.containers[0].image, self._container_environment,
-                             self._account_id, self.region_name)
+        pulled = images.pull(self.containers[0].image, self._container_environment)
         reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
         if reason:
             self.failed(reason)
