@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import pathlib
+import platform
 import time
 
 from aiobotocore.session import get_session
@@ -24,6 +25,8 @@ from starburst_dask.local import LocalFargate
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 FAMILY = "benchmark-sleeper"
+#: An image the local Fargate knows (Docker's python image of this interpreter's version).
+PYTHON_IMAGE = f"python:{'.'.join(platform.python_version_tuple()[:2])}"
 
 
 def floor_seconds(count: int) -> float:
@@ -41,7 +44,7 @@ async def launch(aws: LocalFargate, count: int) -> tuple[float, list[float]]:
         definition = (await ecs.register_task_definition(
             family=FAMILY, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
             cpu="256", memory="512",
-            containerDefinitions=[{"name": tasks.CONTAINER, "image": "busybox"}],
+            containerDefinitions=[{"name": tasks.CONTAINER, "image": PYTHON_IMAGE}],
         ))["taskDefinition"]["taskDefinitionArn"]
         launcher = tasks.TaskLauncher(ecs, "starburst-dask", definition, subnets=subnets,
                                       security_groups=[], assign_public_ip=False,

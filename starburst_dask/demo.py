@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import cloudpickle
 import numpy as np
 from dask import delayed
+
+# The job's functions travel to the workers by value: a task's image (``daskdev/dask``
+# by default) has dask and numpy, not starburst-dask.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 TRADING_DAYS = 252
 #: Daily log-return drift and volatility of the simulated portfolio (about 7.5% a year
@@ -75,10 +82,33 @@ def summarise(results: np.ndarray) -> PortfolioResult:
     )
 
 
+class _ByValue:
+    """``func``, pickled by value by whatever pickles it.
+
+    distributed pickles a graph with the standard pickle first, which sends this
+    module's functions by reference (an import on the worker) whatever cloudpickle's
+    registry says; this wrapper hands them to cloudpickle, which sends them by value.
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.__name__ = func.__name__  # dask names the graph's keys after it
+
+    def __call__(self, *args: Any) -> Any:
+        return self.func(*args)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return cloudpickle.loads, (cloudpickle.dumps(self.func),)
+
+
 def portfolio(simulations: int = 10_000, seed: int = 42) -> delayed:
-    """A dask graph computing the :class:`PortfolioResult` of ``simulations`` runs."""
-    parts = [delayed(simulate)(first, count, seed) for first, count in _chunks(simulations)]
-    return delayed(summarise)(delayed(np.concatenate)(parts))
+    """A dask graph computing the :class:`PortfolioResult` of ``simulations`` runs.
+
+    Its functions travel by value, so workers need numpy and dask, not starburst-dask.
+    """
+    parts = [delayed(_ByValue(simulate))(first, count, seed)
+             for first, count in _chunks(simulations)]
+    return delayed(_ByValue(summarise))(delayed(np.concatenate)(parts))
 
 
 def run(workers: int, simulations: int, seed: int = 42, local: bool = True,

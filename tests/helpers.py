@@ -1,6 +1,14 @@
 """Helpers shared by the tests."""
 
+import platform
 import time
+
+import dask
+
+#: The images of this environment's dask and Python (the local Fargate runs no other).
+PYTHON = ".".join(platform.python_version_tuple()[:2])
+DASK_IMAGE = f"daskdev/dask:{dask.__version__}-py{PYTHON}"
+PYTHON_IMAGE = f"python:{PYTHON}"
 
 
 def wait_until(predicate, timeout=60.0, interval=0.2):

@@ -38,7 +38,11 @@ def ecs(local_fargate):
 
 
 def test_computes_like_local_dask_and_scales(local_fargate, ecs):
-    with FargateCluster(n_workers=3, **FAST) as cluster, Client(cluster) as client:
+    # The default image (daskdev/dask) has no xarray: its start-up installs it, as a
+    # user would ask (on the local Fargate, the xarray installed here stands for it).
+    extra = {"EXTRA_PIP_PACKAGES": "xarray"}
+    with FargateCluster(n_workers=3, environment=extra, **FAST) as cluster, \
+            Client(cluster) as client:
         client.wait_for_workers(3, timeout=120)
         workers = client.scheduler_info()["workers"].values()
         # Every worker is a Fargate task: its dask name is its task id, its address the

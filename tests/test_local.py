@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from distributed import Client
+from helpers import DASK_IMAGE, PYTHON_IMAGE
 
 import starburst_dask.local
 from starburst_dask import fargate
@@ -58,7 +59,7 @@ def register(ecs, command, family="probe", log_group=LOG_GROUP, **container):
     """A Fargate task definition as the cluster writes one: task-level size only."""
     definition = {
         "name": "main",
-        "image": "daskdev/dask:latest",  # ignored: the local environment stands in
+        "image": DASK_IMAGE,  # dask's image: what the cluster runs
         "command": command,
         "logConfiguration": {
             "logDriver": "awslogs",
@@ -498,7 +499,8 @@ def test_no_task_outlives_a_killed_emulator():
             requiresCompatibilities=["FARGATE"],
             cpu="256",
             memory="512",
-            containerDefinitions=[{"name": "main", "image": "any", "command": SLEEP}],
+            containerDefinitions=[{"name": "main", "image": PYTHON_IMAGE,
+                                  "command": SLEEP}],
         )["taskDefinition"]["taskDefinitionArn"]
         subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         arn = ecs.run_task(

@@ -6,7 +6,7 @@ import time
 import boto3
 import pytest
 from distributed import Client
-from helpers import wait_until
+from helpers import PYTHON_IMAGE, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.errors import QuotaExceededError
@@ -81,7 +81,7 @@ def test_others_usage_shrinks_headroom(aws):
     ecs.register_task_definition(
         family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
         cpu="2048", memory="4096",
-        containerDefinitions=[{"name": "app", "image": "busybox",
+        containerDefinitions=[{"name": "app", "image": PYTHON_IMAGE,
                                "command": ["python", "-c", "import time; time.sleep(600)"]}],
     )
     others = ecs.run_task(cluster="starburst-dask", taskDefinition=family, count=2,

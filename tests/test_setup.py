@@ -18,7 +18,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from distributed import Client
-from helpers import wait_until
+from helpers import PYTHON_IMAGE, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -291,7 +291,7 @@ def sleeper(aws):
     return aws.client("ecs").register_task_definition(
         family="not-starburst", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
         cpu="256", memory="512",
-        containerDefinitions=[{"name": "app", "image": "python:3.11", "essential": True,
+        containerDefinitions=[{"name": "app", "image": PYTHON_IMAGE, "essential": True,
                                "command": ["python", "-c", "import time; time.sleep(600)"]}],
     )["taskDefinition"]["taskDefinitionArn"]
 

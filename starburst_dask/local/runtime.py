@@ -32,7 +32,10 @@ class TaskHooks(Protocol):
     """What the runtime reports about one task's process, from its own threads."""
 
     def prepare(self) -> bool:
-        """Called just before spawning; ``False`` means do not start (the task handled it)."""
+        """Called just before spawning; ``False`` means do not start (the task handled it).
+
+        It may add to the process's ``environment``, which is read after it returns.
+        """
 
     def started(self, pid: int) -> None:
         """The process exists."""
@@ -111,11 +114,12 @@ class TaskProcess:
         """Wait until the process has exited or will never start; ``True`` if so."""
         return self._done.wait(timeout)
 
-    def _spawn(self, env: dict[str, str]) -> None:
+    def _spawn(self) -> None:
         """Start the process; runs in the spawner thread (see :class:`Runtime`)."""
-        if not self.hooks.prepare():
+        if not self.hooks.prepare():  # which may add to the environment (the image's)
             self._done.set()
             return
+        env = Runtime._environment(self)
         if not self.command or shutil.which(self.command[0], path=env["PATH"]) is None:
             name = self.command[0] if self.command else ""
             self.hooks.failed(
@@ -212,7 +216,7 @@ class Runtime:
                 process._done.set()
                 continue
             try:
-                process._spawn(self._environment(process))
+                process._spawn()
             except Exception as error:  # this thread must live: every task dies with it
                 process.hooks.failed(f"CannotStartContainerError: {error}")
                 process._done.set()
@@ -221,7 +225,8 @@ class Runtime:
     def _environment(process: TaskProcess) -> dict[str, str]:
         """The emulator's environment, the task's, and the task's "network namespace"."""
         env = {**os.environ, **process.environment}
-        # The local Python environment stands in for the image: its tools come first.
+        # The local Python environment stands in for the image (its packages restricted
+        # to the image's: see images.py): its tools come first.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join(filter(None, [bin_dir, env.get("PATH")]))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENI_DIR), env.get("PYTHONPATH")]))

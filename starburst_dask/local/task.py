@@ -7,7 +7,6 @@ AWS reports, and updates them as the runtime reports on its process.
 
 from __future__ import annotations
 
-import re
 import threading
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -15,20 +14,16 @@ from typing import Any, TypedDict
 
 from moto.ec2.exceptions import InvalidNetworkInterfaceIdError
 from moto.ec2.models import ec2_backends
-from moto.ecr.models import ecr_backends
 from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefinition
 from moto.logs.models import logs_backends
 
 from .. import fargate
+from . import images, packages
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
 #: Fargate platform version the local tasks report.
 PLATFORM_VERSION = "1.4.0"
-#: An image in an ECR registry: account, region, repository, tag, digest.
-_ECR_IMAGE = re.compile(
-    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
-)
 
 
 class TaskRecord(TypedDict):
@@ -120,10 +115,11 @@ class LocalTask(Task):
             {"attachmentId": self.attachments[0]["id"], "privateIpv4Address": self.ip}
         ]
         self.log_config = container_def.get("logConfiguration") or {}
+        self._container_environment = _environment(container_def, overrides)
         self.process = TaskProcess(
             command=_command(container_def, overrides),
             environment={
-                **_environment(container_def, overrides),
+                **self._container_environment,
                 "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
                 METADATA_VAR: metadata.uri(self.id),
             },
@@ -244,10 +240,12 @@ class LocalTask(Task):
                 return False
             self.last_status = "PENDING"
             self.pull_started_at = _now()
-        reason = self._open_log_stream() or _pull_error(self.containers[0].image)
+        pulled = images.pull(self.containers[0].image, self._container_environment)
+        reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
         if reason:
             self.failed(reason)
             return False
+        self.process.environment.update(packages.denied(pulled.packages))
         return True
 
     def started(self, pid: int) -> None:
@@ -308,26 +306,6 @@ class LocalTask(Task):
         logs.ensure_log_stream(group, stream)
         self._log_stream = (logs, group, stream)
         return None
-
-
-def _pull_error(image: str) -> str | None:
-    """Why pulling ``image`` fails, if it does.
-
-    The local Python environment stands in for every image, but an image of an ECR
-    registry must exist in the local ECR, as a pull would find out.
-    """
-    match = _ECR_IMAGE.match(image)
-    if not match:
-        return None
-    account, region, name, tag, digest = match.groups()
-    repository = ecr_backends[account][region].repositories.get(name)
-    for found in repository.images if repository else []:
-        if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
-            return None
-    return (
-        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-        f"failed to resolve ref {image}: {image}: not found"
-    )
 
 
 def _command(container_def: dict[str, Any], overrides: dict[str, Any]) -> list[str]:

@@ -52,3 +52,6 @@ def _install(ip: str) -> None:
 
 if _IP:
     _install(_IP)
+
+# The task's image: only the packages it contains can be imported (see _image.py).
+__import__("_image").restrict()

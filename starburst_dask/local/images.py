@@ -1,0 +1,217 @@
+"""The images the local Fargate knows: what a pull finds, and what each image contains.
+
+A task's image is resolved when the task is PENDING, as AWS pulls it then. Every image
+the local Fargate knows is run by this machine's Python interpreter, restricted to the
+packages the image contains (:mod:`.packages`); any other image is, to the local
+Fargate, an image that does not exist, and its pull fails in AWS's words. An image the
+local Fargate cannot stand for (another Python or dask version than this environment's)
+fails plainly, saying so. Sources of every figure are in ``docs/local-fargate.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import re
+from importlib import metadata
+
+from moto.ecr.models import ecr_backends
+
+from .packages import closure, installed, normalize
+
+#: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
+#: conda-forge's ``dask`` metapackage, the Dockerfile's extras, and the
+#: ``condaforge/miniforge3`` base environment (conda, mamba and their Python packages).
+#: Their requirements come with them (:func:`.packages.closure`).
+DASK_IMAGE_PACKAGES = frozenset({
+    # dask metapackage (conda-forge dask-feedstock)
+    "dask", "distributed", "numpy", "pandas", "bokeh", "jinja2", "pyarrow", "lz4",
+    "cytoolz",
+    # bokeh's requirements, named since bokeh itself may not be installed here to say so
+    "contourpy", "narwhals", "pillow", "xyzservices",
+    # cachey's
+    "heapdict",
+    # base/Dockerfile: mamba install ... cachey streamz
+    "cachey", "streamz",
+    # condaforge/miniforge3: conda, mamba and what they run on
+    "conda", "conda-libmamba-solver", "libmambapy", "conda-package-handling",
+    "conda-package-streaming", "archspec", "boltons", "charset-normalizer", "distro",
+    "frozendict", "jsonpatch", "jsonpointer", "menuinst", "packaging", "platformdirs",
+    "pluggy", "pycosat", "requests", "ruamel-yaml", "ruamel-yaml-clib", "tqdm",
+    "truststore", "zstandard", "urllib3", "idna", "certifi", "pysocks", "brotli", "h2",
+    "cffi", "pycparser", "pip", "setuptools", "wheel",
+})
+#: Repositories of the dask images (dask-docker pushes the same image to both).
+DASK_REPOSITORIES = ("docker.io/daskdev/dask", "ghcr.io/dask/dask")
+#: Python versions dask-docker builds (its build matrix), and that of tags without ``-py``.
+DASK_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+DASK_DEFAULT_PYTHON = "3.10"
+#: ``<dask version>[-py<X.Y>]`` or ``latest[-py<X.Y>]`` (dask-docker's tags for releases).
+_DASK_TAG = re.compile(r"(?P<version>\d+\.\d+\.\d+|latest)(?:-py(?P<python>\d+\.\d+))?")
+#: Variables dask-docker's ``prepare.sh`` installs from before running the command.
+EXTRA_PACKAGE_VARS = ("EXTRA_CONDA_PACKAGES", "EXTRA_PIP_PACKAGES")
+#: Docker's official ``python`` image: the interpreter, pip, and before 3.12 setuptools
+#: and wheel.
+PYTHON_REPOSITORY = "docker.io/library/python"
+_PYTHON_TAG = re.compile(r"(?P<python>\d+\.\d+)(?:\.\d+)?(?:-[a-z0-9.-]+)?")
+#: An image in an ECR registry: account, region, repository, tag, digest.
+_ECR_IMAGE = re.compile(
+    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
+)
+#: Tags of images ``starburst-dask image`` builds: ``<distributed>-py<X.Y>-<hash>``.
+_BUILT_TAG = re.compile(r"\d+\.\d+\.\d+-py(?P<python>\d+\.\d+)-[0-9a-f]+")
+#: The stand-in's own failures: not AWS's words, since AWS would run these images.
+LOCAL_ERROR = "LocalFargateImageError"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pulled:
+    """What a pull gives: the distributions the image contains, among those installed here.
+
+    Attributes
+    ----------
+    packages : frozenset of str
+        Normalized distribution names.
+    """
+
+    packages: frozenset[str]
+
+
+def local_python() -> str:
+    """This interpreter's ``X.Y``: the only Python the local images can have."""
+    return ".".join(platform.python_version_tuple()[:2])
+
+
+def pull(image: str, environment: dict[str, str]) -> Pulled | str:
+    """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
+
+    Parameters
+    ----------
+    image : str
+        The container definition's image.
+    environment : dict
+        The container's environment (``EXTRA_PIP_PACKAGES`` for the dask images).
+
+    Returns
+    -------
+    Pulled or str
+        The image's packages, or the task's ``stoppedReason``.
+    """
+    ecr = _ECR_IMAGE.match(image)
+    if ecr:
+        return _pull_ecr(image, *ecr.groups())
+    name, tag, digest = _reference(image)
+    if name in DASK_REPOSITORIES:
+        return _pull_dask(image, name, tag, digest, environment)
+    if name == PYTHON_REPOSITORY:
+        if digest:
+            return _by_digest(image)
+        match = _PYTHON_TAG.fullmatch(tag)
+        if match:
+            return _python_checked(image, match["python"]) or Pulled(_python_image())
+        return _not_found(f"{name}:{tag}")
+    return _no_repository(name, tag, digest)
+
+
+def _pull_ecr(image: str, account: str, region: str, name: str, tag: str | None,
+              digest: str | None) -> Pulled | str:
+    repository = ecr_backends[account][region].repositories.get(name)
+    for found in repository.images if repository else []:
+        if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
+            break
+    else:
+        return _not_found(image)
+    built = _BUILT_TAG.fullmatch(tag or "")
+    if built and (reason := _python_checked(image, built["python"])):
+        return reason
+    # Every image ``starburst-dask image`` builds has python, dask and distributed (its
+    # render step refuses a lock without them); the rest of its lock is not known here.
+    return Pulled(closure(["dask", "distributed"]))
+
+
+def _pull_dask(image: str, name: str, tag: str, digest: str | None,
+               environment: dict[str, str]) -> Pulled | str:
+    if digest:
+        return _by_digest(image)
+    match = _DASK_TAG.fullmatch(tag)
+    python = (match and match["python"]) or DASK_DEFAULT_PYTHON
+    if not match or python not in DASK_PYTHONS:
+        return _not_found(f"{name}:{tag}")
+    if reason := _python_checked(image, python):
+        return reason
+    dask = metadata.version("dask")
+    if match["version"] not in ("latest", dask):
+        return _local(f"{image} has dask {match['version']}; this environment, which stands "
+                      f"in for the dask images, has dask {dask}: use daskdev/dask:{dask}-py"
+                      f"{python}")
+    extra = []
+    for var in EXTRA_PACKAGE_VARS:
+        for spec in _package_names(environment.get(var, "")):
+            if spec not in installed():
+                return _local(
+                    f"{var} names {spec!r}, which is not installed here: the local Fargate "
+                    "installs nothing per task; install it in this environment to stand "
+                    "for the image's install at start")
+            extra.append(spec)
+    return Pulled(closure([*DASK_IMAGE_PACKAGES, *extra]))
+
+
+def _python_image() -> frozenset[str]:
+    tools = ["pip"] if tuple(map(int, local_python().split("."))) >= (3, 12) else [
+        "pip", "setuptools", "wheel"]
+    return closure(tools)
+
+
+def _python_checked(image: str, python: str) -> str | None:
+    """The plain failure for an image of another Python than this interpreter's."""
+    if python == local_python():
+        return None
+    return _local(f"{image} has Python {python}, and the local Fargate runs every image with "
+                  f"this interpreter, Python {local_python()}: use a -py{local_python()} image "
+                  "or run the local Fargate with that Python")
+
+
+def _package_names(value: str) -> list[str]:
+    """Distribution names in ``prepare.sh``'s space-separated package lists (no options)."""
+    names, words = [], iter(value.split())
+    for word in words:
+        if word in ("-c", "--channel"):
+            next(words, None)  # the channel
+        if word.startswith("-"):
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", word.rpartition("::")[2])
+        if match:
+            names.append(normalize(match.group()))
+    return names
+
+
+def _reference(image: str) -> tuple[str, str, str | None]:
+    """Docker's normalized ``registry/path``, tag (default ``latest``) and digest."""
+    image, _, digest = image.partition("@")
+    name, _, tag = image.rpartition(":") if ":" in image.rpartition("/")[2] else (image, "", "")
+    first, _, rest = name.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        name = f"docker.io/{name}" if rest else f"docker.io/library/{name}"
+    return name, tag or "latest", digest or None
+
+
+def _not_found(ref: str) -> str:
+    return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+            f"failed to resolve ref {ref}: {ref}: not found")
+
+
+def _no_repository(name: str, tag: str, digest: str | None) -> str:
+    ref = f"{name}@{digest}" if digest else f"{name}:{tag}"
+    return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+            f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
+            "may require authorization: server message: insufficient_scope: authorization "
+            "failed")
+
+
+def _by_digest(image: str) -> str:
+    return _local(f"{image} is pinned by digest; the local Fargate knows public images by "
+                  "tag only")
+
+
+def _local(message: str) -> str:
+    return f"{LOCAL_ERROR}: {message}"
