@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import re
+import sys
 import uuid
 from typing import Any
 
 import boto3.session
+import dask
 
 from . import config, fargate, lifetime
 from .errors import ConfigurationError
@@ -20,6 +22,14 @@ MEMORY_HEADROOM_MIN_MIB = 256
 CONFIG_KEYS = {"max_cost": "cost.max-cost", "cost_alert": "cost.alert",
                "max_hourly_cost": "cost.max-hourly-cost", "quota_interval": "quota.interval",
                "quota_auto_request": "quota.auto-request"}
+
+
+def default_image() -> str:
+    """dask's own image for this client: its dask version and Python ``X.Y``.
+
+    Pickled tasks need the same Python, dask and distributed on both sides.
+    """
+    return f"daskdev/dask:{dask.__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +94,7 @@ class ClusterOptions:
             raise ConfigurationError("pass image= or software= (which builds the image), "
                                      "not both")
         values["software"] = str(values["software"]) if values["software"] else None  # Paths
+        values["image"] = values["image"] or default_image()
         values["name"] = values["name"] or f"starburst-{uuid.uuid4().hex[:8]}"
         values["region"] = values["region"] or boto3.session.Session().region_name
         for key in ("subnets", "security_groups"):
