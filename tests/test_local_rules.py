@@ -16,7 +16,7 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from helpers import wait_until
+from helpers import DASK_IMAGE, wait_until
 
 from starburst_dask import fargate, prices
 from starburst_dask.errors import TaskFailedError
@@ -51,7 +51,7 @@ class Account:
 
     def register(self, **changes: Any) -> str:
         """A Fargate task definition as the cluster writes one, with ``changes``."""
-        container = {"name": "main", "image": "daskdev/dask:latest", "command": SLEEP,
+        container = {"name": "main", "image": DASK_IMAGE, "command": SLEEP,
                      "logConfiguration": {"logDriver": "awslogs", "options": {
                          "awslogs-group": "/starburst-dask", "awslogs-region": "us-east-1",
                          "awslogs-stream-prefix": "rules"}}}

@@ -38,9 +38,11 @@ def run(ecs, image, code, environment=None):
             "awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "images",
             "awslogs-region": "us-east-1"}},
     }
+    # awslogs on Fargate needs the execution role (prepare() made it).
+    role = boto3.client("iam").get_role(RoleName="starburst-dask-execution")["Role"]["Arn"]
     definition = ecs.register_task_definition(
         family="images", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="256", memory="512", containerDefinitions=[container],
+        cpu="256", memory="512", containerDefinitions=[container], executionRoleArn=role,
     )["taskDefinition"]["taskDefinitionArn"]
     subnet = boto3.client("ec2").describe_subnets(
         Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]["SubnetId"]
