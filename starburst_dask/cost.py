@@ -48,12 +48,15 @@ def billed_seconds(task: Mapping[str, Any], now: datetime.datetime) -> float:
 
 
 def task_rate(task: Mapping[str, Any], rates: prices.Prices,
-              default_size: tuple[int, int] = (0, 0)) -> float:
-    """US dollars per hour of a described task (``default_size`` if not yet described)."""
+              default_size: tuple[int, int] = (0, 0),
+              default_architecture: str = fargate.ARCHITECTURES[0]) -> float:
+    """US dollars per hour of a described task (size and architecture as given if it is not
+    described yet: DescribeTasks reports its ``ecs.cpu-architecture`` attribute)."""
     cpu = int(task.get("cpu") or default_size[0])
     memory = int(task.get("memory") or default_size[1])
     architecture = next((a["value"] for a in task.get("attributes", ())
-                         if a.get("name") == "ecs.cpu-architecture"), "X86_64")
+                         if a.get("name") == fargate.TASK_ARCHITECTURE_ATTRIBUTE),
+                        default_architecture)
     storage = (task.get("ephemeralStorage") or {}).get(
         "sizeInGiB", fargate.EPHEMERAL_STORAGE_INCLUDED_GIB)
     return rates.task_rate(cpu, memory, architecture=architecture,
@@ -104,13 +107,14 @@ class CostMeter:
 
     def __init__(self, rates: prices.Prices, *, scheduler_size: tuple[int, int],
                  worker_size: tuple[int, int], n_workers: int, spot: bool = False,
-                 architecture: str = "X86_64", max_cost: float | None = None,
+                 architecture: str = fargate.ARCHITECTURES[0], max_cost: float | None = None,
                  cost_alert: float | None = None,
                  tasks: Callable[[], Tasks] = dict) -> None:
         self.prices = rates
         self.max_cost = max_cost
         self.cost_alert = cost_alert
         self.worker_size = worker_size
+        self.architecture = architecture
         self._tasks = tasks
         self.scheduler_rate = rates.task_rate(*scheduler_size, architecture=architecture)
         self.worker_rate = rates.task_rate(*worker_size, architecture=architecture, spot=spot)
@@ -163,7 +167,7 @@ class CostMeter:
             worker_size=(options.worker_cpu, options.worker_memory),
             n_workers=options.n_workers,
             spot=options.spot is True,  # "fallback" may land on On-Demand: estimate high
-            architecture="X86_64",
+            architecture=options.architecture,
             max_cost=options.max_cost,
             cost_alert=options.cost_alert,
             tasks=tasks,
@@ -215,7 +219,7 @@ class CostMeter:
             return self._final
         now, total, rate, seconds = _now(), 0.0, 0.0, 0.0
         for task in list(self._tasks().values()):
-            task_rate_ = task_rate(task, self.prices, self.worker_size)
+            task_rate_ = task_rate(task, self.prices, self.worker_size, self.architecture)
             billed = billed_seconds(task, now)
             total += task_rate_ * billed / 3600
             seconds += billed
@@ -230,7 +234,7 @@ class CostMeter:
         minimum = max(horizon, fargate.BILLING_MINIMUM_SECONDS)
         total = 0.0
         for task in list(self._tasks().values()):
-            task_rate_ = task_rate(task, self.prices, self.worker_size)
+            task_rate_ = task_rate(task, self.prices, self.worker_size, self.architecture)
             if task.get("pullStartedAt") or task.get("startedAt") or task.get("stoppedAt"):
                 total += task_rate_ * billed_seconds(task, now) / 3600
             else:  # launched, not yet pulling: it will be billed soon
@@ -262,10 +266,13 @@ class CostMeter:
         """The estimate shown at launch."""
         limits = [f"{name} {format_usd(value)}" for name, value in
                   (("alert at", self.cost_alert), ("hard limit", self.max_cost)) if value]
+        on_demand = self.prices.task_rate(*self.worker_size, architecture=self.architecture)
         return (f"Estimated cost {format_usd(self.estimate_per_hour)}/hour "
                 f"({self.prices.source}"
+                + (f"; {self.architecture} rates" if self.architecture
+                   != fargate.ARCHITECTURES[0] else "")
                 + (f"; Spot at {self.prices.spot_discount:.0%} off" if self.worker_rate
-                   < self.prices.task_rate(*self.worker_size) else "")
+                   < on_demand else "")
                 + ")" + (f"; {', '.join(limits)}" if limits else ""))
 
     def describe(self) -> str:
@@ -365,7 +372,7 @@ class CostMeter:
             {"arn": arn, "cpu": task.get("cpu"), "memory": task.get("memory"),
              "capacity_provider": task.get("capacityProviderName"),
              "billed_seconds": billed_seconds(task, now),
-             "cost": task_rate(task, self.prices, self.worker_size)
+             "cost": task_rate(task, self.prices, self.worker_size, self.architecture)
              * billed_seconds(task, now) / 3600}
             for arn, task in list(self._tasks().items())
         ]

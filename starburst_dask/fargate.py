@@ -8,6 +8,25 @@ Fargate task-size table (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+#: CPU architectures of Fargate Linux tasks (the task definition's ``runtimePlatform``
+#: ``cpuArchitecture``; ECS API reference, RuntimePlatform), the first the default; the
+#: platform an image must provide for each (its manifest list or index names it); and the
+#: value of the ``ecs.cpu-architecture`` attribute DescribeTasks reports.
+ARCHITECTURES = ("X86_64", "ARM64")
+OPERATING_SYSTEM_FAMILY = "LINUX"
+IMAGE_PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+TASK_ARCHITECTURE_ATTRIBUTE = "ecs.cpu-architecture"
+TASK_ARCHITECTURE_VALUES = {"X86_64": "x86_64", "ARM64": "arm64"}
+#: The oldest Linux platform version that runs ARM64 tasks ("Fargate Linux platform
+#: versions"); ``LATEST``, which RunTask uses when none is given, is 1.4.0. Fargate Spot
+#: runs both architectures: "FARGATE_SPOT supports Linux tasks with the X86_64
+#: architecture on platform version 1.3.0 or later ... with the ARM64 architecture on
+#: platform version 1.4.0 or later" (ECS API reference, CapacityProviderStrategyItem; ARM64
+#: on Spot since September 2024, "Amazon ECS now supports AWS Graviton-based Spot compute
+#: with AWS Fargate"; older user guide pages still say Spot is X86_64 only).
+PLATFORM_VERSION_LATEST = "1.4.0"
+ARM64_MIN_PLATFORM_VERSION = "1.4.0"
+
 #: Valid task sizes: CPU units -> allowed memory values (MiB).
 TASK_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -239,6 +258,14 @@ def check_task_size(cpu: int, memory: int) -> str | None:
             f"{_ranges(TASK_SIZES[cpu])} MiB"
         )
     return None
+
+
+def check_architecture(architecture: object) -> str | None:
+    """Return why ``architecture`` is not a Fargate CPU architecture, or ``None`` if it is."""
+    if architecture in ARCHITECTURES:
+        return None
+    return (f"{architecture!r} is not a Fargate CPU architecture; valid values are "
+            f"{', '.join(repr(a) for a in ARCHITECTURES)}")
 
 
 def vcpus(cpu: int) -> float:

@@ -67,6 +67,8 @@ class ClusterOptions:
     launch_timeout: float
     poll_interval: float
     spot: bool | str
+    #: Fargate CPU architecture of every task: "X86_64" or "ARM64" (Graviton).
+    architecture: str
     quota_interval: float
     quota_auto_request: bool
     launch_deadline: float
@@ -155,6 +157,10 @@ class ClusterOptions:
                 "the alert warns before the hard limit closes the cluster"
             )
         lifetime.max_lifetime_seconds(self.max_lifetime)  # raises for a bad duration
+        problem = fargate.check_architecture(self.architecture)
+        if problem:
+            raise ConfigurationError(f"architecture: {problem} (ARM64 is Graviton); pass "
+                                     "e.g. architecture='ARM64' or set starburst.architecture")
         if self.spot not in (False, True, "fallback"):
             raise ConfigurationError(
                 f"spot must be False, True or 'fallback', not {self.spot!r}"

@@ -32,6 +32,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "pricing:GetProducts",
         "sts:GetCallerIdentity",
         "ecr:DescribeRepositories", "ecr:DescribeImages",
+        "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
     ),
     "setup": (
         # starburst-dask setup, doctor, cleanup and teardown.

@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 CACHE_MAX_AGE = 7 * 24 * 3600
 #: Environment variable that overrides the cache directory (tests use it).
 CACHE_DIR_VAR = "STARBURST_DASK_CACHE_DIR"
-ARCHITECTURES = ("X86_64", "ARM64")
 
 
 class PriceListError(Exception):
@@ -72,7 +71,8 @@ class Prices:
         storage_gib : float
             Ephemeral storage of the task; what exceeds the included 20 GiB is billed.
         """
-        arch = architecture.upper() if architecture.upper() in ARCHITECTURES else "X86_64"
+        arch = architecture.upper() if architecture.upper() in fargate.ARCHITECTURES \
+            else fargate.ARCHITECTURES[0]
         compute = (fargate.vcpus(cpu) * self.rates[f"{arch}-vCPU"]
                    + memory / 1024 * self.rates[f"{arch}-GB"])
         if spot:

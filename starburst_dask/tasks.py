@@ -113,6 +113,8 @@ async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[
         "requiresCompatibilities": ["FARGATE"],
         "cpu": str(options.worker_cpu),
         "memory": str(options.worker_memory),
+        "runtimePlatform": {"cpuArchitecture": options.architecture,
+                            "operatingSystemFamily": fargate.OPERATING_SYSTEM_FAMILY},
         "executionRoleArn": roles["execution_role_arn"],
         "taskRoleArn": roles["task_role_arn"],
         "containerDefinitions": [{

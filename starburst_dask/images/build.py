@@ -21,9 +21,9 @@ import yaml
 
 from .. import config
 from ..errors import ConfigurationError
-from . import registry, versions
+from . import platforms, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine
-from .context import BuildContext, render
+from .context import BuildContext, conda_platform, render
 from .lockfile import Lock, lock_environment, read_lock
 from .snapshot import snapshot
 
@@ -139,14 +139,19 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     """A cluster's options with ``image`` set from ``software`` and checked against the client.
 
     Called by ``FargateCluster`` before anything is launched: with ``software`` the image
-    is found (or built) in ECR; either way an image that records another distributed
-    than the client's raises :class:`ImageVersionError` before any task starts.
+    is found (or built) in ECR for the options' architecture; an ECR image known to lack
+    that architecture's platform raises :class:`ImageArchitectureError`, and either way an
+    image that records another distributed than the client's raises
+    :class:`ImageVersionError`, before any task starts.
     """
     progress = progress or _stderr_progress
+    session = boto3.session.Session(region_name=options.region)
     if getattr(options, "software", None):
-        session = boto3.session.Session(region_name=options.region)
-        image = ensure_image(options.software, session=session, progress=progress)
+        image = ensure_image(options.software, platform=conda_platform(options.architecture),
+                             session=session, progress=progress)
         options = dataclasses.replace(options, image=image.uri)
+    else:
+        platforms.check_image_platform(options.image, options.architecture, session)
     if config.get("image-check-versions"):
         versions.check_image(options.image)
     return options

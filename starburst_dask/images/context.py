@@ -15,6 +15,7 @@ import re
 import zipfile
 from importlib import resources
 
+from .. import fargate
 from ..errors import ConfigurationError
 from .lockfile import INIT_PACKAGE, Lock, LockedPackage
 
@@ -64,6 +65,13 @@ class BuildContext:
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, text)
         return buffer.getvalue()
+
+
+def conda_platform(architecture: str) -> str:
+    """The conda platform built for Fargate tasks of ``architecture`` (``ARM64``:
+    ``linux-aarch64``)."""
+    wanted = fargate.IMAGE_PLATFORMS[architecture]
+    return next(c for c, docker in DOCKER_PLATFORMS.items() if docker == wanted)
 
 
 def template(name: str = "Dockerfile.template") -> str:
