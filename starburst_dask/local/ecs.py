@@ -389,6 +389,9 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
         self.ecs_backend.check_run_task_request(
             definition_str, self._get_param("overrides") or {},
             self._get_param("startedBy"), self._get_param("tags") or [])
+        limits.check_platform_version(
+            self.ecs_backend.describe_task_definition(definition_str).runtime_platform,
+            self._get_param("platformVersion"))
         if fault == "capacity":
             failures = [{"reason": limits.CAPACITY_UNAVAILABLE} for _ in range(count)]
             return ActionResult({"tasks": [], "failures": failures})

@@ -5,18 +5,22 @@ the local Fargate knows is run by this machine's Python interpreter, restricted 
 packages the image contains (:mod:`.packages`); any other image is, to the local
 Fargate, an image that does not exist, and its pull fails in AWS's words. An image the
 local Fargate cannot stand for (another Python or dask version than this environment's)
-fails plainly, saying so. Sources of every figure are in ``docs/local-fargate.md``.
+fails plainly, saying so. A pull is for the task's platform (``linux/arm64`` for an
+ARM64 task definition), and an image without it fails as AWS fails it. Sources of every
+figure are in ``docs/local-fargate.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import re
 from importlib import metadata
 
 from moto.ecr.models import ecr_backends
 
+from ..images.platforms import ECR_IMAGE, manifest_platforms
 from .packages import closure, installed, normalize
 
 #: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
@@ -41,8 +45,11 @@ DASK_IMAGE_PACKAGES = frozenset({
     "truststore", "zstandard", "urllib3", "idna", "certifi", "pysocks", "brotli", "h2",
     "cffi", "pycparser", "pip", "setuptools", "wheel",
 })
-#: Repositories of the dask images (dask-docker pushes the same image to both).
+#: Repositories of the dask images (dask-docker pushes the same image to both), and the
+#: platforms each tag provides (dask-docker's build workflow: ``platforms:
+#: linux/amd64,linux/arm64``).
 DASK_REPOSITORIES = ("docker.io/daskdev/dask", "ghcr.io/dask/dask")
+DASK_PLATFORMS = frozenset({"linux/amd64", "linux/arm64"})
 #: Python versions dask-docker builds (its build matrix), and that of tags without ``-py``.
 DASK_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 DASK_DEFAULT_PYTHON = "3.10"
@@ -53,11 +60,13 @@ EXTRA_PACKAGE_VARS = ("EXTRA_CONDA_PACKAGES", "EXTRA_PIP_PACKAGES")
 #: Docker's official ``python`` image: the interpreter, pip, and before 3.12 setuptools
 #: and wheel.
 PYTHON_REPOSITORY = "docker.io/library/python"
+#: The official images' platforms Fargate can run (docker-library's ``python`` builds
+#: amd64 and arm64v8 among others).
+PYTHON_PLATFORMS = frozenset({"linux/amd64", "linux/arm64"})
+#: The platform of an ECR image pushed as one image's manifest, whose platform is in a
+#: config blob the local ECR does not keep: that of every image before ARM64 tasks.
+SINGLE_MANIFEST_PLATFORM = "linux/amd64"
 _PYTHON_TAG = re.compile(r"(?P<python>\d+\.\d+)(?:\.\d+)?(?:-[a-z0-9.-]+)?")
-#: An image in an ECR registry: account, region, repository, tag, digest.
-_ECR_IMAGE = re.compile(
-    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
-)
 #: Tags of images ``starburst-dask image`` builds: ``<distributed>-py<X.Y>-<hash>``.
 _BUILT_TAG = re.compile(r"\d+\.\d+\.\d+-py(?P<python>\d+\.\d+)-[0-9a-f]+")
 #: The stand-in's own failures: not AWS's words, since AWS would run these images.
@@ -82,7 +91,8 @@ def local_python() -> str:
     return ".".join(platform.python_version_tuple()[:2])
 
 
-def pull(image: str, environment: dict[str, str]) -> Pulled | str:
+def pull(image: str, environment: dict[str, str],
+         platform: str = "linux/amd64") -> Pulled | str:
     """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
 
     Parameters
@@ -91,21 +101,27 @@ def pull(image: str, environment: dict[str, str]) -> Pulled | str:
         The container definition's image.
     environment : dict
         The container's environment (``EXTRA_PIP_PACKAGES`` for the dask images).
+    platform : str
+        The task's platform (``linux/arm64`` for an ARM64 task definition).
 
     Returns
     -------
     Pulled or str
         The image's packages, or the task's ``stoppedReason``.
     """
-    ecr = _ECR_IMAGE.match(image)
+    ecr = ECR_IMAGE.match(image)
     if ecr:
-        return _pull_ecr(image, *ecr.groups())
+        return _pull_ecr(image, platform, *ecr.groups())
     name, tag, digest = _reference(image)
     if name in DASK_REPOSITORIES:
+        if _DASK_TAG.fullmatch(tag) and platform not in DASK_PLATFORMS:
+            return _no_platform(platform)
         return _pull_dask(image, name, tag, digest, environment)
     if name == PYTHON_REPOSITORY:
         if digest:
             return _by_digest(image)
+        if platform not in PYTHON_PLATFORMS:
+            return _no_platform(platform)
         match = _PYTHON_TAG.fullmatch(tag)
         if match:
             return _python_checked(image, match["python"]) or Pulled(_python_image())
@@ -113,14 +129,22 @@ def pull(image: str, environment: dict[str, str]) -> Pulled | str:
     return _no_repository(name, tag, digest)
 
 
-def _pull_ecr(image: str, account: str, region: str, name: str, tag: str | None,
-              digest: str | None) -> Pulled | str:
+def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
+              tag: str | None, digest: str | None) -> Pulled | str:
     repository = ecr_backends[account][region].repositories.get(name)
     for found in repository.images if repository else []:
         if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
             break
     else:
         return _not_found(image)
+    platforms = manifest_platforms(json.loads(found.image_manifest))
+    if platforms is None and platform != SINGLE_MANIFEST_PLATFORM:
+        return _local(f"{image} is one image's manifest, whose platform is in its config "
+                      "blob, which the local ECR does not keep; push it as a manifest list "
+                      f"or index naming {platform} (docker buildx build --platform "
+                      f"{platform} --push does)")
+    if platforms is not None and platform not in platforms:
+        return _no_platform(platform)
     built = _BUILT_TAG.fullmatch(tag or "")
     if built and (reason := _python_checked(image, built["python"])):
         return reason
@@ -206,6 +230,13 @@ def _no_repository(name: str, tag: str, digest: str | None) -> str:
             f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
             "may require authorization: server message: insufficient_scope: authorization "
             "failed")
+
+
+def _no_platform(platform: str) -> str:
+    """AWS's pull failure for an image without the task's platform (as an ECS service
+    event quotes it: aviswerdlow/relay#71)."""
+    return ("CannotPullContainerError: pull image manifest has been retried 7 time(s): "
+            f"image Manifest does not contain descriptor matching platform '{platform}'")
 
 
 def _by_digest(image: str) -> str:

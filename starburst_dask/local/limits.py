@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.ec2.exceptions import EC2ClientError
-from moto.ecs.exceptions import EcsClientException, InvalidParameterException
+from moto.ecs.exceptions import EcsClientException, ECSException, InvalidParameterException
 
 from .. import fargate
 
@@ -67,6 +67,23 @@ AWSLOGS_NEEDS_EXECUTION_ROLE = (
 #: RunTask ``overrides.cpu``/``overrides.memory`` must be a Fargate task size too ("Task
 #: CPU and memory", ECS developer guide); AWS answers as RegisterTaskDefinition does.
 NO_FARGATE_CONFIGURATION = "No Fargate configuration exists for given values."
+
+#: Fargate platform versions ("Fargate Linux platform versions", ECS developer guide):
+#: RunTask's ``platformVersion`` defaults to ``LATEST``, which is 1.4.0; ARM64 tasks need
+#: 1.4.0 or later, on FARGATE and FARGATE_SPOT alike ("FARGATE_SPOT supports Linux tasks
+#: with the ARM64 architecture on platform version 1.4.0 or later", ECS API reference,
+#: CapacityProviderStrategyItem). A platform version that lacks what a task definition
+#: needs: ``PlatformTaskDefinitionIncompatibilityException`` with this text (reported
+#: verbatim for 1.3.0 and a 1.4.0 feature: CircleCI-Public/aws-ecs-orb#121).
+PLATFORM_INCOMPATIBLE = "One or more of the requested capabilities are not supported."
+
+
+class PlatformTaskDefinitionIncompatibilityException(ECSException):
+    """RunTask on a platform version without a capability the task definition needs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("PlatformTaskDefinitionIncompatibilityException", message)
+
 
 # --- RunTask failures: quotas and capacity ------------------------------------------------
 #: ``failures[].reason`` texts of RunTask as AWS words them. vCPU quota full: ECS service
@@ -225,3 +242,19 @@ def check_network(ec2: Any, vpc_config: dict[str, Any]) -> None:
         if group.vpc_id != vpc:
             raise InvalidParameterException(
                 DIFFERENT_NETWORKS.format(group=group_id, subnet=subnet))
+
+
+def check_platform_version(runtime_platform: dict[str, str] | None,
+                           platform_version: str | None) -> None:
+    """ARM64 task definitions run on platform version 1.4.0 or later only."""
+    version = platform_version or "LATEST"
+    if version == "LATEST":
+        version = fargate.PLATFORM_VERSION_LATEST
+    architecture = (runtime_platform or {}).get("cpuArchitecture")
+    if architecture == "ARM64" and re.fullmatch(r"\d+(\.\d+)*", version) and \
+            _numbers(version) < _numbers(fargate.ARM64_MIN_PLATFORM_VERSION):
+        raise PlatformTaskDefinitionIncompatibilityException(PLATFORM_INCOMPATIBLE)
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))

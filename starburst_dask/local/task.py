@@ -91,6 +91,10 @@ class LocalTask(Task):
         self._lock = threading.Lock()
         self._status = "PROVISIONING"
         self.platform_family = "Linux"
+        self.architecture = ((task_definition.runtime_platform or {}).get("cpuArchitecture")
+                             or fargate.ARCHITECTURES[0])
+        self.attributes = [{"name": fargate.TASK_ARCHITECTURE_ATTRIBUTE,
+                            "value": fargate.TASK_ARCHITECTURE_VALUES[self.architecture]}]
         self.availability_zone = subnet.availability_zone
         self.cpu = str(overrides.get("cpu") or task_definition.cpu)
         self.memory = str(overrides.get("memory") or task_definition.memory)
@@ -240,7 +244,8 @@ class LocalTask(Task):
                 return False
             self.last_status = "PENDING"
             self.pull_started_at = _now()
-        pulled = images.pull(self.containers[0].image, self._container_environment)
+        pulled = images.pull(self.containers[0].image, self._container_environment,
+                             fargate.IMAGE_PLATFORMS[self.architecture])
         reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
         if reason:
             self.failed(reason)
