@@ -6,6 +6,7 @@ conda-lock, skipped (with the reason) only when the channel cannot be reached.
 """
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -273,6 +274,22 @@ def test_software_uses_the_cached_image(local_fargate, session):
     put_image(ecr, "starburst-dask", tag)
     options = resolve_cluster_image(ClusterOptions.resolve(software=LOCK))
     assert options.image == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:{tag}"
+
+
+@pytest.mark.parametrize(("architecture", "platform"), [("X86_64", "linux-64"),
+                                                     ("ARM64", "linux-aarch64")])
+def test_software_is_the_image_of_the_clusters_architecture(local_fargate, session,
+                                                            architecture, platform):
+    tags = {p: render(read_lock(LOCK), p).tag for p in ("linux-64", "linux-aarch64")}
+    assert tags["linux-64"] != tags["linux-aarch64"]
+    ecr = session.client("ecr")
+    ensure_repository(ecr, "starburst-dask")
+    for tag in tags.values():
+        with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
+            put_image(ecr, "starburst-dask", tag)
+    options = resolve_cluster_image(ClusterOptions.resolve(software=LOCK,
+                                                           architecture=architecture))
+    assert options.image.endswith(f"/starburst-dask:{tags[platform]}")
 
 
 def test_image_and_software_together_is_an_error(local_fargate):
