@@ -91,8 +91,7 @@ def local_python() -> str:
     return ".".join(platform.python_version_tuple()[:2])
 
 
-def pull(image: str, environment: dict[str, str],
-         platform: str = "linux/amd64") -> Pulled | str:
+def pull(image: str, environment: dict[str, str], platform: str) -> Pulled | str:
     """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
 
     Parameters
