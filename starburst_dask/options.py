@@ -42,7 +42,10 @@ class ClusterOptions:
     cluster: str
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
-    assign_public_ip: bool
+    #: True, False, or "auto": public IPs where the subnets route to an internet gateway.
+    assign_public_ip: bool | str
+    #: The client runs inside the tasks' VPC: it connects to the scheduler's private IP.
+    inside_vpc: bool
     execution_role: str
     task_role: str
     log_group: str
@@ -142,6 +145,12 @@ class ClusterOptions:
                 "the alert warns before the hard limit closes the cluster"
             )
         lifetime.max_lifetime_seconds(self.max_lifetime)  # raises for a bad duration
+        if self.assign_public_ip not in (False, True, "auto"):
+            raise ConfigurationError(
+                f"assign_public_ip must be True, False or 'auto', not {self.assign_public_ip!r}"
+            )
+        if not isinstance(self.inside_vpc, bool):
+            raise ConfigurationError(f"inside_vpc must be True or False, not {self.inside_vpc!r}")
         if self.spot not in (False, True, "fallback"):
             raise ConfigurationError(
                 f"spot must be False, True or 'fallback', not {self.spot!r}"
