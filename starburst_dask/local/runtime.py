@@ -112,9 +112,6 @@ class TaskProcess:
 
     def _spawn(self, env: dict[str, str]) -> None:
         """Start the process; runs in the spawner thread (see :class:`Runtime`)."""
-        if not self.hooks.prepare():
-            self._done.set()
-            return
         if not self.command or shutil.which(self.command[0], path=env["PATH"]) is None:
             name = self.command[0] if self.command else ""
             self.hooks.failed(
@@ -205,6 +202,10 @@ class Runtime:
                 process._done.set()
                 continue
             try:
+                # Prepared first: the task may tell its process more (its routes).
+                if not process.hooks.prepare():
+                    process._done.set()
+                    continue
                 process._spawn(self._environment(process))
             except Exception as error:  # this thread must live: every task dies with it
                 process.hooks.failed(f"CannotStartContainerError: {error}")
