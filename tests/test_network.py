@@ -167,6 +167,22 @@ def reachable_from_here(host, port, timeout=3.0):
         return False
 
 
+# Runs first, before the module's shared emulator exists: only one runs at a time.
+def test_without_root_it_runs_unenforced_and_says_so_once(monkeypatch, caplog):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with LocalFargate(network_failure_delay=FAILURE_DELAY) as fargate:
+        assert fargate.firewall.reason == "the local Fargate does not run as root"
+        ec2, ecs = fargate.client("ec2"), fargate.client("ecs")
+        arn = run(ecs, register(ecs, ["python", "-c", "print('ran')"]), default_subnet(ec2),
+                  public=True)
+        private, public = addresses(ec2, settled(ecs, arn))
+        assert public == private  # nothing would route a distinct public address to it
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    [warning] = warnings
+    assert warning.startswith("security groups are not enforced (the local Fargate does not "
+                              "run as root)")
+
+
 # -- routes --------------------------------------------------------------------------------
 
 def test_default_vpc_is_routed_like_aws(ec2, vpc):

@@ -181,8 +181,9 @@ class LocalFargate:
         if firewall.enabled:
             firewall.start()
         else:
-            logger.warning("security groups are not enforced: %s (see the local Fargate's "
-                           "docs)", firewall.reason)
+            logger.warning("security groups are not enforced (%s): every connection to a "
+                           "task is admitted and a task's public IP is its private one; see "
+                           "docs/local-fargate.md", firewall.reason)
         vpc.install(vpc.Network(self._network_failure_delay, firewall.enabled, firewall.sync))
 
     @property
