@@ -8,6 +8,7 @@ this machine, which is outside the VPC at its own public address.
 import json
 
 import boto3
+import dask.config
 import pytest
 from distributed import Client
 from helpers import wait_until
@@ -392,3 +393,18 @@ def test_setup_refuses_subnets_without_a_route_naming_the_missing_endpoints(aws,
     assert all(s in str(info.value) for s in subnets)
     assert boto3.client("ecs").list_clusters()["clusterArns"] == [
         f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}"]  # prepare's only: nothing made
+
+
+def test_doctor_checks_the_subnets_routes(aws, ec2, vpc):
+    from starburst_dask import doctor
+
+    def network_check():
+        return next(c for c in doctor.run() if c.name == "network")
+
+    assert network_check().status == doctor.OK  # default subnets: an internet gateway
+    subnets = [private_subnet(ec2, vpc, zone)[0] for zone in ("us-east-1e", "us-east-1f")]
+    with dask.config.set({"starburst.subnets": subnets}):
+        check = network_check()
+    assert check.status == doctor.FAIL
+    assert "has no route to the internet" in check.detail and subnets[0] in check.detail
+    assert "NAT gateway" in check.fix

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -35,6 +36,8 @@ VPC_OCTETS = range(1, 128)
 PUBLIC_OCTETS = range(128, 255)
 #: The client machine's own (public) address.
 CLIENT_ADDRESS = "127.0.0.1"
+#: UDP port on ``127.X.0.1`` whose socket marks block X as one local Fargate's.
+CLAIM_PORT = 47999
 #: AWS reserves the first four addresses and the last of every subnet.
 _RESERVED_HEAD, _RESERVED_TAIL = 4, 1
 _random = random.SystemRandom()
@@ -62,18 +65,41 @@ class Network:
         self.enforced = enforced
         self.on_change = on_change
         self._lock = threading.Lock()
+        self._claims: list[socket.socket] = []
         self._vpc_octets = _random.sample(list(VPC_OCTETS), len(VPC_OCTETS))
         self.public_network = ipaddress.ip_network(
-            f"127.{_random.choice(PUBLIC_OCTETS)}.0.0/16"
+            f"127.{self._claim(_random.sample(list(PUBLIC_OCTETS), len(PUBLIC_OCTETS)))}.0.0/16"
         )
         self._public = _hosts(self.public_network)
 
     def vpc_cidr(self) -> str:
         """A fresh ``127.R.0.0/16`` for a default VPC."""
         with self._lock:
-            if not self._vpc_octets:
-                raise RuntimeError("out of loopback VPC blocks")
-            return f"127.{self._vpc_octets.pop()}.0.0/16"
+            return f"127.{self._claim(self._vpc_octets)}.0.0/16"
+
+    def close(self) -> None:
+        """Release the address blocks for other local Fargates."""
+        for claim in self._claims:
+            claim.close()
+        self._claims.clear()
+
+    def _claim(self, octets: list[int]) -> int:
+        """Take the first of ``octets`` no other local Fargate on this machine holds.
+
+        A block is held by a socket bound to its ``127.X.0.1`` (an address AWS reserves in
+        every subnet, so no ENI has it) on :data:`CLAIM_PORT`.
+        """
+        while octets:
+            octet = octets.pop()
+            claim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                claim.bind((f"127.{octet}.0.1", CLAIM_PORT))
+            except OSError:  # another local Fargate's
+                claim.close()
+                continue
+            self._claims.append(claim)
+            return octet
+        raise RuntimeError("every loopback block is taken by other local Fargates")
 
     def public_ip(self) -> str:
         """A public address no ENI or Elastic IP of this local Fargate has had."""
@@ -97,8 +123,10 @@ def install(network: Network) -> None:
 
 
 def uninstall() -> None:
-    """Restore moto's stock EC2 backend class."""
+    """Restore moto's stock EC2 backend class; release the network's address blocks."""
     global _network
+    if _network is not None:
+        _network.close()
     _network = None
     ec2_backends.backend = EC2Backend
     ec2_backends.clear()
@@ -192,6 +220,6 @@ def _hosts(network: ipaddress.IPv4Network) -> Iterator[str]:
     start = _random.randrange(size)
     for i in range(size):
         address = network.network_address + (start + i) % size
-        if int(address) & 0xFF not in (0, 255):
+        if int(address) & 0xFF not in (0, 255) and int(address) & 0xFFFF != 1:  # the claim
             yield str(address)
     raise RuntimeError(f"out of public addresses in {network}")
