@@ -184,7 +184,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     aws = Session(region)
     # The network first: a VPC or subnets that cannot hold a cluster stop setup before
     # it creates anything.
-    vpc_id, _ = find_vpc(aws, vpc)
+    vpc_id = find_vpc(aws, vpc)
     subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
     public_ip = check_routes(aws, vpc_id, subnet_ids)
     resources: list[Resource] = []
@@ -407,8 +407,8 @@ def ensure_log_group(aws: Session, name: str) -> Resource:
     return Resource("log group", name, EXISTS, f"retention {group['retentionInDays']} days")
 
 
-def find_vpc(aws: Session, vpc: str | None) -> tuple[str, list[str]]:
-    """The VPC (default: the region's default VPC) and its IPv4 CIDR blocks."""
+def find_vpc(aws: Session, vpc: str | None) -> str:
+    """The VPC's id (default: the region's default VPC)."""
     filters = ([{"Name": "vpc-id", "Values": [vpc]}] if vpc
                else [{"Name": "isDefault", "Values": ["true"]}])
     try:
@@ -420,10 +420,7 @@ def find_vpc(aws: Session, vpc: str | None) -> tuple[str, list[str]]:
             f"VPC {vpc} does not exist in {aws.region}" if vpc else
             f"{aws.region} has no default VPC; pass --vpc and --subnets"
         )
-    found = vpcs[0]
-    cidrs = [a["CidrBlock"] for a in found.get("CidrBlockAssociationSet", [])
-             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"]
-    return found["VpcId"], sorted(set(cidrs or [found["CidrBlock"]]))
+    return vpcs[0]["VpcId"]
 
 
 def find_subnets(aws: Session, vpc: str, subnets: list[str] | None) -> tuple[list[str],

@@ -13,7 +13,7 @@ import pytest
 from distributed import Client
 from helpers import wait_until
 
-from starburst_dask import FargateCluster
+from starburst_dask import FargateCluster, doctor
 from starburst_dask.errors import ConfigurationError, MissingResourceError
 from starburst_dask.local import LocalFargate
 
@@ -57,6 +57,10 @@ def ecs(aws):
 @pytest.fixture(scope="module")
 def vpc(ec2):
     return ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+
+
+def network_check():
+    return next(c for c in doctor.run() if c.name == "network")
 
 
 def needs_firewall(aws):
@@ -174,10 +178,10 @@ def test_without_root_it_runs_unenforced_and_says_so_once(monkeypatch, caplog):
     with LocalFargate(network_failure_delay=FAILURE_DELAY) as fargate:
         assert fargate.firewall.reason == "the local Fargate does not run as root"
         ec2, ecs = fargate.client("ec2"), fargate.client("ecs")
-        arn = run(ecs, register(ecs, ["python", "-c", "print('ran')"]), default_subnet(ec2),
-                  public=True)
+        arn = run(ecs, register(ecs, SERVE), default_subnet(ec2), public=True)
         private, public = addresses(ec2, settled(ecs, arn))
         assert public == private  # nothing would route a distinct public address to it
+        ecs.stop_task(cluster=CLUSTER, task=arn)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     [warning] = warnings
     assert warning.startswith("security groups are not enforced (the local Fargate does not "
@@ -245,6 +249,10 @@ def test_nat_gateway_route_lets_a_private_task_start(ec2, ecs, vpc):
     wait_until(lambda: log_lines(arn), timeout=30)
     assert log_lines(arn) == ["ran"]
     assert settled(ecs, arn, "STOPPED")["stopCode"] == "EssentialContainerExited"
+    with dask.config.set({"starburst.subnets": [subnet]}):  # doctor reads it the same way
+        check = network_check()
+    assert (check.status, check.detail) == (
+        doctor.OK, "tasks reach their image and logs through a NAT gateway")
 
 
 def test_ecr_image_starts_through_vpc_endpoints_only_when_all_are_there(ec2, ecs, vpc):
@@ -376,6 +384,18 @@ def test_cluster_with_defaults_gets_public_ips_and_works_from_here(aws, ec2, ecs
         assert client.scheduler_info()["address"] == f"tcp://{private}:8786"
 
 
+def test_client_inside_vpc_option_connects_to_the_private_address(aws):
+    needs_firewall(aws)
+    # This machine is outside the VPC: the private address is out of its reach.
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), \
+            pytest.raises(Exception, match="Timed out trying to connect to tcp://127"):
+        FargateCluster(n_workers=0, inside_vpc=True, name="inside-vpc")
+    ecs = boto3.client("ecs")
+    assert ecs.list_tasks(cluster=CLUSTER, startedBy="inside-vpc")["taskArns"] == []
+    assert ecs.list_tasks(cluster=CLUSTER, startedBy="inside-vpc",
+                          desiredStatus="STOPPED")["taskArns"]  # it did run
+
+
 def test_private_ips_on_internet_gateway_subnets_are_refused_before_launch(aws):
     aws.reset_counters()
     with pytest.raises(ConfigurationError, match="assign_public_ip is off") as info:
@@ -396,11 +416,6 @@ def test_setup_refuses_subnets_without_a_route_naming_the_missing_endpoints(aws,
 
 
 def test_doctor_checks_the_subnets_routes(aws, ec2, vpc):
-    from starburst_dask import doctor
-
-    def network_check():
-        return next(c for c in doctor.run() if c.name == "network")
-
     assert network_check().status == doctor.OK  # default subnets: an internet gateway
     subnets = [private_subnet(ec2, vpc, zone)[0] for zone in ("us-east-1e", "us-east-1f")]
     with dask.config.set({"starburst.subnets": subnets}):
