@@ -198,9 +198,9 @@ class LocalFargate:
         if self._controls is not None:
             self._controls.close()
         if self._firewall is not None:
+            vpc.uninstall()  # first: no change may rebuild the rules once they are gone
             self._firewall.stop()
             self._firewall = None
-            vpc.uninstall()
         if self._server is not None:
             self._server.stop()
             self._server = None

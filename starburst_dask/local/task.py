@@ -272,7 +272,7 @@ class LocalTask(Task):
             self.failed(reason)
             return False
         self._route(egress)
-        vpc.network().on_change()  # its security groups admit before it listens
+        vpc.changed()  # its security groups admit before it listens
         return True
 
     def _route(self, egress: reach.Egress) -> None:
@@ -325,7 +325,7 @@ class LocalTask(Task):
         with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
             self._eni.ec2_backend.delete_network_interface(self._eni.id)
         self.last_status = "STOPPED"
-        vpc.network().on_change()
+        vpc.changed()
 
     def _open_log_stream(self) -> str | None:
         """Create the awslogs stream ``prefix/container/task-id``; return why not, if not."""

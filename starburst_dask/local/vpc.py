@@ -4,8 +4,8 @@ Address plan (the one deliberate difference from AWS's address space): every add
 a loopback address, so task processes really bind them and the kernel's firewall can
 filter them (``firewall.py``).
 
-- A default VPC has ``127.R.0.0/16`` (``R`` drawn per VPC from 1-127, so local Fargates
-  running at once on one machine rarely share one) instead of AWS's ``172.31.0.0/16``;
+- A default VPC has ``127.R.0.0/16`` (``R`` drawn per VPC from 1-127, never one another
+  local Fargate on this machine holds) instead of AWS's ``172.31.0.0/16``;
   its default subnets are the first ``/20`` blocks of it, one per availability zone, as
   on AWS. ENI private addresses are allocated in their subnet's CIDR.
 - Public addresses (task public IPs, Elastic IPs, so NAT gateways) come from
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from moto.ec2 import urls as moto_ec2_urls
+from moto.ec2.exceptions import DefaultVpcAlreadyExists
 from moto.ec2.models import EC2Backend, ec2_backends
 from moto.ec2.responses import EC2Response
 
@@ -139,6 +140,12 @@ def network() -> Network:
     return _network
 
 
+def changed() -> None:
+    """Tell the installed network that ENIs or security groups changed (if any is)."""
+    if _network is not None:  # a task may finish after its local Fargate stopped
+        _network.on_change()
+
+
 def backends() -> list[LocalEc2Backend]:
     """Every EC2 backend built so far (each account and region)."""
     return [backend for _, _, backend in ec2_backends.iter_backends()]
@@ -156,6 +163,8 @@ class LocalEc2Backend(EC2Backend):
 
     def create_default_vpc(self) -> Any:
         """AWS's default VPC, in the address plan: IGW route and self-admitting group."""
+        if self.describe_vpcs(filters={"is-default": ["true"]}):
+            raise DefaultVpcAlreadyExists
         vpc = self.create_vpc(cidr_block=network().vpc_cidr(), is_default=True)
         for zone in self.describe_availability_zones():
             self.create_default_subnet(zone.name)
@@ -190,27 +199,27 @@ class LocalEc2Backend(EC2Backend):
 
     def authorize_security_group_ingress(self, *args: Any, **kwargs: Any) -> Any:
         result = super().authorize_security_group_ingress(*args, **kwargs)
-        network().on_change()
+        changed()
         return result
 
     def revoke_security_group_ingress(self, *args: Any, **kwargs: Any) -> Any:
         result = super().revoke_security_group_ingress(*args, **kwargs)
-        network().on_change()
+        changed()
         return result
 
     def modify_security_group_rules(self, *args: Any, **kwargs: Any) -> Any:
         result = super().modify_security_group_rules(*args, **kwargs)
-        network().on_change()
+        changed()
         return result
 
     def delete_security_group(self, *args: Any, **kwargs: Any) -> Any:
         result = super().delete_security_group(*args, **kwargs)
-        network().on_change()
+        changed()
         return result
 
     def modify_network_interface_attribute(self, *args: Any, **kwargs: Any) -> Any:
         result = super().modify_network_interface_attribute(*args, **kwargs)
-        network().on_change()
+        changed()
         return result
 
 
