@@ -280,6 +280,11 @@ def test_ecr_image_starts_through_vpc_endpoints_only_when_all_are_there(ec2, ecs
     arn = run(ecs, definition, subnet, public=False)
     wait_until(lambda: log_lines(arn), timeout=30)
     assert log_lines(arn) == ["ran"]
+    # Endpoints serve AWS's services only: this machine, on the internet, has no route.
+    probe = register(ecs, ["python", "-c", CONNECT, "127.0.0.1", "80"], image=image)
+    arn = run(ecs, probe, subnet, public=False)
+    wait_until(lambda: log_lines(arn), timeout=30)
+    assert log_lines(arn) == ["failed OSError Network is unreachable"]
 
 
 # -- security groups -----------------------------------------------------------------------
