@@ -47,7 +47,7 @@ async def launch(aws: LocalFargate, count: int) -> tuple[float, list[float]]:
             containerDefinitions=[{"name": tasks.CONTAINER, "image": PYTHON_IMAGE}],
         ))["taskDefinition"]["taskDefinitionArn"]
         launcher = tasks.TaskLauncher(ecs, "starburst-dask", definition, subnets=subnets,
-                                      security_groups=[], assign_public_ip=False,
+                                      security_groups=[], assign_public_ip=True,
                                       started_by="benchmark", deadline=300)
         returned: list[float] = []
         original = launcher._run_task

@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The local Fargate enforces security groups with iptables (as root); without it the
+# security-group tests skip, saying why.
+if [ "$(id -u)" -eq 0 ] && ! command -v iptables >/dev/null; then
+    apt-get update -q && apt-get install -y -q iptables
+fi
+
 python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate

@@ -14,6 +14,7 @@ import botocore.session
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from . import network
 from .errors import ConfigurationError, MissingResourceError
 from .options import ClusterOptions
 
@@ -70,13 +71,16 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``cluster_arn``, ``subnets``, ``security_groups``, ``execution_role_arn`` and
+        ``cluster_arn``, ``subnets``, ``security_groups``, ``assign_public_ip`` (chosen
+        from the subnets' route tables when ``"auto"``), ``execution_role_arn`` and
         ``task_role_arn``.
 
     Raises
     ------
     MissingResourceError
         Naming the missing resource and how to create it.
+    ConfigurationError
+        When tasks on the chosen network could not pull their image or send logs.
     """
     clusters = await aws.ecs.describe_clusters(clusters=[options.cluster])
     active = [c for c in clusters["clusters"] if c["status"] == "ACTIVE"]
@@ -95,8 +99,47 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     for key in ("execution_role", "task_role"):
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
     subnets, groups = await _network(aws, options)
+    public_ip = await _public_ip(aws, options, subnets, groups)
     return {"cluster_arn": active[0]["clusterArn"], "subnets": subnets,
-            "security_groups": groups, **roles}
+            "security_groups": groups, "assign_public_ip": public_ip, **roles}
+
+
+async def _public_ip(aws: AwsClients, options: ClusterOptions, subnets: list[str],
+                     groups: list[str]) -> bool:
+    """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
+    found = await _described(aws.ec2.describe_subnets, "SubnetIds", subnets, "subnet")
+    await _described(aws.ec2.describe_security_groups, "GroupIds", groups, "security group")
+    vpcs = sorted({s["VpcId"] for s in found["Subnets"]})
+    where = [{"Name": "vpc-id", "Values": vpcs}]
+    tables = await aws.ec2.describe_route_tables(Filters=where)
+    endpoints = await aws.ec2.describe_vpc_endpoints(Filters=where)
+    routes = network.read_routes(options.region, subnets, tables["RouteTables"],
+                                 endpoints["VpcEndpoints"])
+    public_ip = network.choose_public_ip(routes, options.assign_public_ip)
+    problems = network.problems(routes, public_ip, options.image, options.region)
+    if problems:
+        raise ConfigurationError(
+            "tasks could not pull their image or send their logs: " + "; ".join(problems)
+            + ". Use subnets with a route to an internet gateway (and assign_public_ip "
+            "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"
+        )
+    return public_ip
+
+
+async def _described(call: Any, key: str, ids: list[str], kind: str) -> dict[str, Any]:
+    """One Describe call for configured ``ids``; a clear error when some are gone."""
+    try:
+        return await call(**{key: ids})
+    except ClientError as e:
+        if not e.response["Error"]["Code"].endswith(".NotFound"):
+            raise
+        from .setup import config_path  # setup imports much; only needed here
+
+        raise MissingResourceError(
+            f"{e.response['Error']['Message']} ({kind}s come from starburst config, such "
+            f"as {config_path()}, which `starburst-dask setup` writes); run "
+            "`starburst-dask setup` again to rewrite it, or pass existing ones"
+        ) from None
 
 
 async def _role_arn(aws: AwsClients, role: str, option: str) -> str:

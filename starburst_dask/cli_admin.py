@@ -80,8 +80,9 @@ def _seconds(value: str) -> float:
               help="Subnet for the tasks (repeatable; two or more zones) "
                    "[default: the VPC's default subnets].")
 @click.option("--allow-cidr", "allow_cidrs", multiple=True,
-              help="Network besides the VPC's own that may reach the dask ports "
-                   "(repeatable), e.g. your public IP/32. Never 0.0.0.0/0.")
+              help="Your network, which may reach the scheduler and dashboard ports "
+                   "(repeatable), e.g. your public IP/32; the cluster's own tasks always "
+                   "reach each other. Never 0.0.0.0/0.")
 @click.option("--s3-bucket", default=None,
               help="Bucket the tasks may read and write (their only permission).")
 @JSON

@@ -71,8 +71,12 @@ class FargateScheduler(FargateTask):
         cluster = self.cluster
         self.task_arn = await cluster._launch_scheduler()
         task = await cluster._watcher.running(self.task_arn, cluster.options.launch_timeout)
-        ip = await tasks.task_address(cluster._aws.ec2, task, cluster.options.assign_public_ip)
-        self.address = f"tcp://{ip}:{tasks.SCHEDULER_PORT}"
+        private, public = await tasks.task_addresses(cluster._aws.ec2, task)
+        # Workers, in the VPC, reach it at its private address; the client too when it is
+        # in the VPC, else at its public address (SpecCluster connects to this one).
+        self.address = f"tcp://{private}:{tasks.SCHEDULER_PORT}"
+        if public and not cluster.options.inside_vpc:
+            self.external_address = f"tcp://{public}:{tasks.SCHEDULER_PORT}"
         await super().start()
 
 
@@ -117,8 +121,12 @@ class FargateCluster(SpecCluster):
         ECS cluster name or ARN.
     subnets, security_groups : list of str
         Task network; default: the default VPC's subnets and default security group.
-    assign_public_ip : bool
-        Give tasks public IPs (and reach the scheduler on its public IP).
+    assign_public_ip : bool or "auto"
+        Give tasks public IPs; ``"auto"`` (default): where the subnets route to an internet
+        gateway, as tasks there need one to pull their image and send logs.
+    inside_vpc : bool
+        The client runs inside the tasks' VPC: connect to the scheduler's private IP
+        (default: its public IP, when tasks have one).
     execution_role, task_role : str
         IAM role names or ARNs for pulling images and writing logs, and for the tasks.
     log_group : str
@@ -239,7 +247,7 @@ class FargateCluster(SpecCluster):
         self._launcher = tasks.TaskLauncher(
             self._aws.ecs, found["cluster_arn"], definition,
             subnets=found["subnets"], security_groups=found["security_groups"],
-            assign_public_ip=self.options.assign_public_ip, started_by=self.options.name,
+            assign_public_ip=found["assign_public_ip"], started_by=self.options.name,
             deadline=self.options.launch_deadline,
         )
         self._watcher = tasks.TaskWatcher(self._aws.ecs, found["cluster_arn"],

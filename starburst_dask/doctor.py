@@ -17,7 +17,7 @@ import botocore.session
 import distributed
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import config, fargate
+from . import config, fargate, network
 from . import setup as resources
 from .errors import StarburstError
 
@@ -72,7 +72,7 @@ def checks(region: str | None = None) -> Iterator[Check]:
     yield Check("credentials", OK, f"account {account}")
     yield Check("region", OK, region)
     for check in (_ecs_cluster, _role("execution-role"), _role("task-role"), _log_group,
-                  _subnets, _security_groups, _repository, _quota):
+                  _subnets, _routes, _security_groups, _repository, _quota):
         yield _safely(check, aws)
     yield _image()
 
@@ -147,6 +147,29 @@ def _subnets(aws: resources.Session) -> Check:
         return Check("subnets", WARN, f"all in {len(zones)} availability zone",
                      "use subnets in two or more zones: " + SETUP_FIX + " --subnets ...")
     return Check("subnets", OK, f"{len(found)} in {len(zones)} zones")
+
+
+def _routes(aws: resources.Session) -> Check:
+    """Tasks on the configured (or default) subnets can pull the image and send logs."""
+    subnets = list(config.get("subnets") or [])
+    where = ({"SubnetIds": subnets} if subnets else
+             {"Filters": [{"Name": "default-for-az", "Values": ["true"]}]})
+    found = aws.ec2.describe_subnets(**where)["Subnets"]
+    if not found:
+        return Check("network", FAIL, "no subnets configured and no default VPC", SETUP_FIX)
+    vpc, ids = found[0]["VpcId"], [s["SubnetId"] for s in found]
+    routes = resources.read_routes(aws, vpc, ids)
+    public_ip = network.choose_public_ip(routes, config.get("assign-public-ip"))
+    problems = network.problems(routes, public_ip, str(config.get("image")), aws.region)
+    if problems:
+        return Check("network", FAIL, "; ".join(problems),
+                     "use subnets routed to an internet gateway (with assign-public-ip true "
+                     "or auto) or to a NAT gateway, or create the VPC endpoints named: "
+                     + SETUP_FIX + " --subnets ...")
+    names = {network.IGW: "an internet gateway", network.NAT: "a NAT gateway"}
+    kinds = sorted({names.get(r, "VPC endpoints") for r in routes.default_route.values()})
+    return Check("network", OK, f"tasks reach their image and logs through {', '.join(kinds)}"
+                 + (" with public IPs" if public_ip else ""))
 
 
 def _security_groups(aws: resources.Session) -> Check:

@@ -52,7 +52,10 @@ class ClusterOptions:
     cluster: str
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
-    assign_public_ip: bool
+    #: True, False, or "auto": public IPs where the subnets route to an internet gateway.
+    assign_public_ip: bool | str
+    #: The client runs inside the tasks' VPC: it connects to the scheduler's private IP.
+    inside_vpc: bool
     execution_role: str
     task_role: str
     log_group: str
@@ -161,6 +164,12 @@ class ClusterOptions:
         if problem:
             raise ConfigurationError(f"architecture: {problem} (ARM64 is Graviton); pass "
                                      "e.g. architecture='ARM64' or set starburst.architecture")
+        if self.assign_public_ip not in (False, True, "auto"):
+            raise ConfigurationError(
+                f"assign_public_ip must be True, False or 'auto', not {self.assign_public_ip!r}"
+            )
+        if not isinstance(self.inside_vpc, bool):
+            raise ConfigurationError(f"inside_vpc must be True or False, not {self.inside_vpc!r}")
         if self.spot not in (False, True, "fallback"):
             raise ConfigurationError(
                 f"spot must be False, True or 'fallback', not {self.spot!r}"

@@ -27,7 +27,7 @@ import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import config, fargate, inventory
+from . import config, fargate, inventory, network
 from .errors import ConfigurationError, MissingResourceError
 
 #: Tag on every resource setup creates; teardown deletes only resources carrying it.
@@ -39,9 +39,6 @@ CONFIG_FILE = "starburst-setup.yaml"
 LOG_RETENTION_DAYS = 30
 #: The scheduler (8786) and its dashboard (8787).
 DASK_PORTS = (8786, 8787)
-#: Workers and nannies listen on random ports: the Linux ephemeral range (32768-60999),
-#: rounded up to the top.
-EPHEMERAL_PORTS = (32768, 65535)
 EXECUTION_POLICY = "starburst-dask-execution"
 S3_POLICY = "starburst-dask-s3"
 TRUST_ECS_TASKS = {
@@ -179,7 +176,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         Subnets (in at least two availability zones); default: the VPC's default
         subnets, one per zone.
     allow_cidrs : list of str, optional
-        Networks besides the VPC's own that may reach the dask ports.
+        The caller's networks, which may reach the scheduler and dashboard ports (the
+        cluster's own tasks reach each other through the group's rule for itself).
     s3_bucket : str, optional
         A bucket the tasks may read and write (the task role gets no other permission).
     names : Names, optional
@@ -202,8 +200,9 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     aws = Session(region)
     # The network first: a VPC or subnets that cannot hold a cluster stop setup before
     # it creates anything.
-    vpc_id, vpc_cidrs = find_vpc(aws, vpc)
+    vpc_id = find_vpc(aws, vpc)
     subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
+    public_ip = check_routes(aws, vpc_id, subnet_ids)
     resources: list[Resource] = [ensure_service_linked_role(aws)]
     resources.append(ensure_ecs_cluster(aws, names.cluster, notify))
     execution_arn, res = ensure_role(aws, names.execution_role,
@@ -215,8 +214,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     resources.append(ensure_log_group(aws, names.log_group))
     resources.append(Resource("subnets", f"{len(subnet_ids)} in {vpc_id}", EXISTS,
                               f"zones {', '.join(sorted(zones))}"))
-    group_id, res = ensure_security_group(aws, names.security_group, vpc_id,
-                                          vpc_cidrs + cidrs)
+    group_id, res = ensure_security_group(aws, names.security_group, vpc_id, cidrs)
     resources.append(res)
     resources.append(ensure_repository(aws, names.repository))
     settings = {
@@ -224,6 +222,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         "cluster": names.cluster,
         "subnets": subnet_ids,
         "security-groups": [group_id],
+        "assign-public-ip": public_ip,
         "execution-role": execution_arn,
         "task-role": task_arn,
         "log-group": names.log_group,
@@ -468,8 +467,8 @@ def ensure_log_group(aws: Session, name: str) -> Resource:
     return Resource("log group", name, EXISTS, f"retention {group['retentionInDays']} days")
 
 
-def find_vpc(aws: Session, vpc: str | None) -> tuple[str, list[str]]:
-    """The VPC (default: the region's default VPC) and its IPv4 CIDR blocks."""
+def find_vpc(aws: Session, vpc: str | None) -> str:
+    """The VPC's id (default: the region's default VPC)."""
     filters = ([{"Name": "vpc-id", "Values": [vpc]}] if vpc
                else [{"Name": "isDefault", "Values": ["true"]}])
     try:
@@ -481,10 +480,7 @@ def find_vpc(aws: Session, vpc: str | None) -> tuple[str, list[str]]:
             f"VPC {vpc} does not exist in {aws.region}" if vpc else
             f"{aws.region} has no default VPC; pass --vpc and --subnets"
         )
-    found = vpcs[0]
-    cidrs = [a["CidrBlock"] for a in found.get("CidrBlockAssociationSet", [])
-             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"]
-    return found["VpcId"], sorted(set(cidrs or [found["CidrBlock"]]))
+    return vpcs[0]["VpcId"]
 
 
 def find_subnets(aws: Session, vpc: str, subnets: list[str] | None) -> tuple[list[str],
@@ -514,6 +510,35 @@ def find_subnets(aws: Session, vpc: str, subnets: list[str] | None) -> tuple[lis
     return sorted(s["SubnetId"] for s in found), zones
 
 
+def read_routes(aws: Session, vpc: str, subnets: list[str]) -> network.Routes:
+    """How ``subnets`` of ``vpc`` reach beyond it (route tables and VPC endpoints)."""
+    where = [{"Name": "vpc-id", "Values": [vpc]}]
+    tables = aws.ec2.describe_route_tables(Filters=where)["RouteTables"]
+    endpoints = aws.ec2.describe_vpc_endpoints(Filters=where)["VpcEndpoints"]
+    return network.read_routes(aws.region, subnets, tables, endpoints)
+
+
+def check_routes(aws: Session, vpc: str, subnets: list[str]) -> bool:
+    """Whether tasks on ``subnets`` need public IPs; refuse subnets they could not use.
+
+    Raises
+    ------
+    MissingResourceError
+        Naming each subnet without a route to the internet and the VPC endpoints the
+        configured image would need there instead.
+    """
+    routes = read_routes(aws, vpc, subnets)
+    public_ip = network.choose_public_ip(routes, "auto")
+    problems = network.problems(routes, public_ip, str(config.get("image")), aws.region)
+    if problems:
+        raise MissingResourceError(
+            "tasks on these subnets could not pull their image or send logs: "
+            + "; ".join(problems) + ". Pass --subnets routed to an internet gateway or a "
+            "NAT gateway, or create the VPC endpoints named"
+        )
+    return public_ip
+
+
 def get_security_group(aws: Session, name: str, vpc: str) -> dict[str, Any] | None:
     """The security group ``name`` in ``vpc``, if it exists."""
     groups = aws.ec2.describe_security_groups(Filters=[
@@ -523,14 +548,13 @@ def get_security_group(aws: Session, name: str, vpc: str) -> dict[str, Any] | No
 
 
 def wanted_ingress(group_id: str, cidrs: list[str]) -> list[dict[str, Any]]:
-    """The group's ingress: dask ports and the worker range from ``cidrs``, and itself."""
+    """The group's ingress: all traffic from itself (the cluster's own tasks), and the
+    scheduler and dashboard ports from ``cidrs`` (the caller's networks); nothing else."""
     v4 = [{"CidrIp": c} for c in cidrs if ipaddress.ip_network(c).version == 4]
     v6 = [{"CidrIpv6": c} for c in cidrs if ipaddress.ip_network(c).version == 6]
-    rules = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}]
-    for low, high in (DASK_PORTS, EPHEMERAL_PORTS):
-        rules.append({"IpProtocol": "tcp", "FromPort": low, "ToPort": high,
-                      "IpRanges": v4, "Ipv6Ranges": v6})
-    return rules
+    return [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
+            {"IpProtocol": "tcp", "FromPort": DASK_PORTS[0], "ToPort": DASK_PORTS[1],
+             "IpRanges": v4, "Ipv6Ranges": v6}]
 
 
 def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -564,7 +588,7 @@ def open_to_world(group: dict[str, Any]) -> bool:
 
 def ensure_security_group(aws: Session, name: str, vpc: str,
                           cidrs: list[str]) -> tuple[str, Resource]:
-    """The tasks' security group: dask ports from ``cidrs`` only, all traffic within."""
+    """The tasks' security group: all traffic within, dask ports from ``cidrs`` only."""
     group = get_security_group(aws, name, vpc)
     status = EXISTS
     if group is None:
@@ -582,8 +606,8 @@ def ensure_security_group(aws: Session, name: str, vpc: str,
         aws.ec2.authorize_security_group_ingress(GroupId=group["GroupId"],
                                                  IpPermissions=missing)
         status = UPDATED if status == EXISTS else status
-    detail = f"{name}: {', '.join(cidrs)} -> {DASK_PORTS[0]}-{DASK_PORTS[1]}, " \
-             f"{EPHEMERAL_PORTS[0]}-{EPHEMERAL_PORTS[1]}"
+    detail = f"{name}: its own tasks; {', '.join(cidrs) or 'no other network'} -> " \
+             f"{DASK_PORTS[0]}-{DASK_PORTS[1]}"
     return group["GroupId"], Resource("security group", group["GroupId"], status, detail)
 
 

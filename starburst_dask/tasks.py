@@ -482,16 +482,13 @@ async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: st
     await asyncio.gather(*(stop(a) for a in arns))
 
 
-async def task_address(ec2: Any, task: dict[str, Any], public: bool) -> str:
-    """The IP address of a RUNNING task's ENI: public when asked for and assigned."""
+async def task_addresses(ec2: Any, task: dict[str, Any]) -> tuple[str, str | None]:
+    """The private and public (None if none) IP addresses of a RUNNING task's ENI."""
     details = {d["name"]: d["value"]
                for a in task.get("attachments", []) if a["type"] == "ElasticNetworkInterface"
                for d in a["details"]}
-    if public:
-        enis = await ec2.describe_network_interfaces(
-            NetworkInterfaceIds=[details["networkInterfaceId"]]
-        )
-        ip = enis["NetworkInterfaces"][0].get("Association", {}).get("PublicIp")
-        if ip:
-            return ip
-    return details["privateIPv4Address"]
+    enis = await ec2.describe_network_interfaces(
+        NetworkInterfaceIds=[details["networkInterfaceId"]]
+    )
+    public = enis["NetworkInterfaces"][0].get("Association", {}).get("PublicIp")
+    return details["privateIPv4Address"], public

@@ -152,6 +152,13 @@ def aws_resources(ecs):
          ["IAM role 'no-such-role' (execution_role) does not exist", "starburst-dask setup"]),
         ({"task_role": "no-such-role"}, MissingResourceError,
          ["IAM role 'no-such-role' (task_role) does not exist"]),
+        ({"assign_public_ip": "yes"}, ConfigurationError,
+         ["assign_public_ip must be True, False or 'auto'"]),
+        # A stale setup file: named, with the command that rewrites it.
+        ({"subnets": ["subnet-0123456789abcdef0"]}, MissingResourceError,
+         ["subnet-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"]),
+        ({"security_groups": ["sg-0123456789abcdef0"]}, MissingResourceError,
+         ["sg-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"]),
     ],
 )
 def test_bad_input_changes_nothing(local_fargate, ecs, kwargs, error, words):

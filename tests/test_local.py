@@ -91,11 +91,17 @@ def subnets():
     return [s["SubnetId"] for s in found]
 
 
-def run(ecs, definition, count=1, public=False, **kwargs):
-    """RunTask without security groups (optional on AWS: the VPC default applies)."""
+def run(ecs, definition, count=1, public=True, groups=None, **kwargs):
+    """RunTask without security groups (optional on AWS: the VPC default applies).
+
+    With a public IP by default: the default subnets route to an internet gateway, which
+    a task reaches (to pull its image, send its logs) only with one.
+    """
     if "capacityProviderStrategy" not in kwargs:
         kwargs.setdefault("launchType", "FARGATE")
     config = {"subnets": subnets()[:1], "assignPublicIp": "ENABLED" if public else "DISABLED"}
+    if groups:
+        config["securityGroups"] = groups
     response = ecs.run_task(
         cluster=CLUSTER,
         taskDefinition=definition,
@@ -291,8 +297,10 @@ def test_each_task_has_its_own_address_and_eni(local_fargate):
         interface = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["networkInterfaceId"]])
         interface = interface["NetworkInterfaces"][0]
         assert interface["PrivateIpAddress"] == ip
-        assert interface["Association"]["PublicIp"] == ip  # assignPublicIp ENABLED
-    assert len(ips) == 2
+        public = interface["Association"]["PublicIp"]  # assignPublicIp ENABLED
+        assert public.startswith("127.") and public != ip
+        ips.add(public)
+    assert len(ips) == 4
     for arn in arns:
         ecs.stop_task(cluster=CLUSTER, task=arn)
     for task in wait_status(ecs, arns, "STOPPED"):
@@ -303,17 +311,24 @@ def test_each_task_has_its_own_address_and_eni(local_fargate):
         assert found["NetworkInterfaces"] == []  # deleted with the task
 
 
+def public_ip(task):
+    eni = boto3.client("ec2").describe_network_interfaces(
+        NetworkInterfaceIds=[details(task)["networkInterfaceId"]])["NetworkInterfaces"][0]
+    return eni["Association"]["PublicIp"]
+
+
 def test_dask_scheduler_and_worker_use_their_task_addresses(local_fargate):
-    ecs = boto3.client("ecs")
+    ecs, groups = boto3.client("ecs"), [local_fargate.security_group]
     scheduler_def = register(ecs, ["dask", "scheduler", "--idle-timeout", "300"], family="sched")
-    scheduler = run(ecs, scheduler_def)[0]["taskArn"]
-    scheduler_ip = details(wait_status(ecs, [scheduler], "RUNNING")[0])["privateIPv4Address"]
-    address = f"tcp://{scheduler_ip}:8786"
+    scheduler = run(ecs, scheduler_def, groups=groups)[0]["taskArn"]
+    running = wait_status(ecs, [scheduler], "RUNNING")[0]
+    address = f"tcp://{details(running)['privateIPv4Address']}:8786"
     worker_command = ["dask", "worker", address, "--nthreads", "1", "--memory-limit", "3GiB"]
     worker_command += ["--name", "w0", "--death-timeout", "60"]
-    worker = run(ecs, register(ecs, worker_command, family="worker"))[0]["taskArn"]
+    worker = run(ecs, register(ecs, worker_command, family="worker"), groups=groups)[0]["taskArn"]
     worker_ip = details(wait_status(ecs, [worker], "RUNNING")[0])["privateIPv4Address"]
-    with Client(address, timeout=30) as client:
+    # This machine is outside the VPC: it reaches the scheduler at its public address.
+    with Client(f"tcp://{public_ip(running)}:8786", timeout=30) as client:
         client.wait_for_workers(1, timeout=30)
         info = client.scheduler_info()
         assert info["address"] == address
@@ -507,7 +522,8 @@ def test_no_task_outlives_a_killed_emulator():
             cluster=CLUSTER,
             taskDefinition=definition,
             launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet],
+                                                          "assignPublicIp": "ENABLED"}},
         )["tasks"][0]["taskArn"]
         wait_status(ecs, [arn], "RUNNING")
         # The shim and the sleeping command: everything the emulator started.

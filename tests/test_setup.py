@@ -68,7 +68,7 @@ def set_up(aws):
     """What setup creates (idempotent: usually there already), read into dask config."""
     from starburst_dask.setup import setup
 
-    setup()
+    setup(allow_cidrs=["127.0.0.1/32"])  # this machine, outside the VPC, runs the clients
     dask.config.refresh()
     return aws
 
@@ -156,8 +156,12 @@ def test_setup_twice_creates_once_and_never_opens_to_the_world(aws):
     [group] = aws.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
     sources = {(p.get("FromPort"), r.get("CidrIp") or r.get("CidrIpv6"))
                for p in group["IpPermissions"] for r in p["IpRanges"] + p["Ipv6Ranges"]}
-    assert sources == {(port, cidr) for port in (8786, 32768)
-                       for cidr in ("172.31.0.0/16", "203.0.113.7/32")}
+    # The caller's network to the scheduler and dashboard; the cluster's tasks to each
+    # other (the group itself); nothing else.
+    assert sources == {(8786, "203.0.113.7/32")}
+    assert [(p["IpProtocol"], p["UserIdGroupPairs"][0]["GroupId"])
+            for p in group["IpPermissions"] if p["UserIdGroupPairs"]] == [("-1", group_id)]
+    assert report["settings"]["assign-public-ip"] is True  # default subnets route to an IGW
     assert {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]} in group["Tags"]
     subnets = aws.client("ec2").describe_subnets(SubnetIds=report["settings"]["subnets"])
     assert len({s["AvailabilityZone"] for s in subnets["Subnets"]}) >= 2

@@ -294,7 +294,6 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 cluster,
                 task_definition,
                 self,
-                ip=self.controls.runtime.allocate_ip(),
                 metadata=self.controls.metadata,
                 network=networking_configuration or {},
                 capacity_provider_name=provider,

@@ -1,4 +1,4 @@
-"""Task processes of the local Fargate: addresses, spawning, signals and output.
+"""Task processes of the local Fargate: spawning, signals and output.
 
 The runtime knows nothing of ECS: it runs a command for a task, tells the task's
 :class:`TaskHooks` what happened, and makes sure no process outlives it.
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import queue
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -116,7 +115,8 @@ class TaskProcess:
 
     def _spawn(self) -> None:
         """Start the process; runs in the spawner thread (see :class:`Runtime`)."""
-        if not self.hooks.prepare():  # which may add to the environment (the image's)
+        # prepare() may add to the environment: its image's packages, its routes.
+        if not self.hooks.prepare():
             self._done.set()
             return
         env = Runtime._environment(self)
@@ -167,7 +167,6 @@ class Runtime:
     """
 
     def __init__(self) -> None:
-        self._addresses = _loopback_addresses()
         self._processes: list[TaskProcess] = []
         self._queue: queue.SimpleQueue[TaskProcess | None] = queue.SimpleQueue()
         self._closing = False
@@ -177,11 +176,6 @@ class Runtime:
             target=self._spawn_loop, name="task-spawner", daemon=True
         )
         self._spawner.start()
-
-    def allocate_ip(self) -> str:
-        """A loopback address no task of this runtime has had."""
-        with self._lock:
-            return next(self._addresses)
 
     def launch(self, process: TaskProcess) -> None:
         """Start ``process`` asynchronously, in the spawner thread."""
@@ -233,18 +227,3 @@ class Runtime:
         env[TASK_IP_VAR] = process.ip
         return env
 
-
-def _loopback_addresses() -> Iterator[str]:
-    """Host addresses of 127.0.0.0/8, from a random 127.a.b.0/24 on.
-
-    Random, so local Fargates running at once on one machine (other shells, parallel
-    test runs) do not hand out the same addresses: a worker would join another's
-    scheduler, or a scheduler fail to bind its port.
-    """
-    start = random.SystemRandom().randrange(1, 1 << 16) << 8
-    for i in range(1 << 24):
-        n = (start + i) % (1 << 24)
-        # Not 127.0.0.x (this host's services); skip network-, gateway- and broadcast-like.
-        if n >> 8 and n & 0xFF not in (0, 1, 255):
-            yield f"127.{n >> 16 & 0xFF}.{n >> 8 & 0xFF}.{n & 0xFF}"
-    raise RuntimeError("out of loopback addresses")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import threading
@@ -14,20 +15,28 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+import dask.config
 import yaml
 from botocore.exceptions import ClientError
 from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ec2_rules, ecs, iam, pricing, quotas, validation
+from . import ec2_rules, ecs, iam, pricing, quotas, validation, vpc
+from .firewall import Firewall
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
 DEFAULT_REGION = "us-east-1"
+#: Seconds a task without a route to its registry or logs stays PENDING before it
+#: stops: AWS retries its pulls for tens of seconds (see ``reach.py``).
+NETWORK_FAILURE_DELAY = 30.0
+logger = logging.getLogger(__name__)
 #: Variables that would mix another account's settings into the local one's.
 _FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Points other processes' clusters at the security group prepare() makes.
+_GROUPS_VAR = "DASK_STARBURST__SECURITY_GROUPS"
 _TRUST_ECS_TASKS = {
     "Version": "2012-10-17",
     "Statement": [
@@ -62,6 +71,9 @@ class LocalFargate:
     iam_propagation : float
         Seconds after a role is created, or its trust policy changed, before ECS can use
         it (IAM is eventually consistent); :meth:`prepare`'s roles are usable at once.
+    network_failure_delay : float
+        Seconds before a task that cannot reach its registry or CloudWatch Logs stops
+        (AWS takes tens of seconds; tests may shorten it).
 
     Examples
     --------
@@ -71,8 +83,13 @@ class LocalFargate:
 
     def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True,
                  vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True,
-                 iam_propagation: float = iam.PROPAGATION_DEFAULT):
+                 iam_propagation: float = iam.PROPAGATION_DEFAULT,
+                 network_failure_delay: float = NETWORK_FAILURE_DELAY):
         self.port = port
+        self._network_failure_delay = network_failure_delay
+        self._firewall: Firewall | None = None
+        self._security_group: str | None = None
+        self._saved_config: Any = None
         self.region = region
         self._prepare = prepare
         self._vcpu_quota = vcpu_quota
@@ -93,14 +110,18 @@ class LocalFargate:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables that point AWS clients (of any process) here."""
-        return {
+        """Environment variables that point AWS clients (of any process) here, and
+        clusters at the security group :meth:`prepare` made (when it has)."""
+        env = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
+        if self._security_group:
+            env[_GROUPS_VAR] = json.dumps([self._security_group])
+        return env
 
     @property
     def calls(self) -> Counter[str]:
@@ -144,6 +165,7 @@ class LocalFargate:
         ec2_rules.install()
         self._controls = controls
         try:
+            self._start_network()
             werkzeug_log = logging.getLogger("werkzeug")  # one line per request otherwise
             self._saved_log_level = werkzeug_log.level
             werkzeug_log.setLevel(logging.WARNING)
@@ -161,10 +183,32 @@ class LocalFargate:
             raise
         return self
 
+    def _start_network(self) -> None:
+        """The VPCs' address plan, and the firewall enforcing security groups if it can."""
+        self._firewall = firewall = Firewall()
+        if firewall.enabled:
+            firewall.start()
+        else:
+            logger.warning("security groups are not enforced (%s): every connection to a "
+                           "task is admitted and a task's public IP is its private one; see "
+                           "docs/local-fargate.md", firewall.reason)
+        vpc.install(vpc.Network(self._network_failure_delay, firewall.enabled, firewall.sync))
+
+    @property
+    def firewall(self) -> Firewall:
+        """The firewall: ``enabled``, else ``reason`` why security groups are not enforced."""
+        if self._firewall is None:
+            raise RuntimeError("the local Fargate is not running")
+        return self._firewall
+
     def stop(self) -> None:
         """Stop every task and wait for it, stop the endpoint, restore the environment."""
         if self._controls is not None:
             self._controls.close()
+        if self._firewall is not None:
+            vpc.uninstall()  # first: no change may rebuild the rules once they are gone
+            self._firewall.stop()
+            self._firewall = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -176,6 +220,10 @@ class LocalFargate:
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
+        if self._saved_config is not None:
+            self._saved_config.__exit__(None, None, None)
+            self._saved_config = None
+        self._security_group = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -210,8 +258,11 @@ class LocalFargate:
         """Create what a cluster needs, under the default names of ``starburst.yaml``.
 
         The ECS service-linked role, the ECS cluster (with the Fargate capacity
-        providers), the execution and task roles and the log group. The default VPC, its
-        subnets and security group exist already. This stands for an account set up
+        providers), the execution and task roles, the log group, and the security group
+        ``starburst-dask setup --allow-cidr 127.0.0.1/32`` would make (the default VPC's
+        default group admits only its own members, not this machine), which this
+        process's clusters then use (dask config, and :attr:`env` for other processes).
+        The default VPC and subnets exist already. This stands for an account set up
         earlier: its roles have propagated already. Idempotent.
         """
         names = _default_names()
@@ -238,6 +289,34 @@ class LocalFargate:
             self.client("logs").create_log_group,
             logGroupName=names["log-group"],
         )
+        self._use_security_group(self._client_security_group())
+
+    @property
+    def security_group(self) -> str | None:
+        """The security group :meth:`prepare` made: its tasks and this machine admitted."""
+        return self._security_group
+
+    def _client_security_group(self) -> str:
+        """The security group setup makes in the default VPC, admitting this machine."""
+        from .. import setup  # the product's own setup: this is what users get
+
+        vpcs = self.client("ec2").describe_vpcs(
+            Filters=[{"Name": "is-default", "Values": ["true"]}]
+        )["Vpcs"]
+        group, _ = setup.ensure_security_group(
+            setup.Session(self.region), setup.DEFAULT_NAME, vpcs[0]["VpcId"],
+            [f"{vpc.CLIENT_ADDRESS}/32"],
+        )
+        return group
+
+    def _use_security_group(self, group: str) -> None:
+        """Point this process's clusters (config) and :attr:`env` at ``group``."""
+        self._security_group = group
+        os.environ.update(self.env)
+        if self._saved_config is None:
+            self._saved_config = dask.config.set({"starburst.security-groups": [group]})
+        else:
+            dask.config.set({"starburst.security-groups": [group]})
 
     def kill_task(self, task_arn: str) -> None:
         """SIGKILL a task's process (and all it started); the task stops with code 137."""
@@ -289,7 +368,7 @@ class LocalFargate:
 
     def _set_env(self) -> None:
         foreign = [*_FOREIGN, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]
-        for name in [*self.env, *foreign]:
+        for name in [*self.env, _GROUPS_VAR, *foreign]:
             self._saved_env.setdefault(name, os.environ.get(name))
         for name in foreign:
             os.environ.pop(name, None)
@@ -312,7 +391,7 @@ def serve(port: int = 0, region: str = DEFAULT_REGION) -> None:
         with LocalFargate(port=port, region=region) as aws:
             print("# Local Fargate running. In another shell:")
             for name, value in aws.env.items():
-                print(f"export {name}={value}")
+                print(f"export {name}={shlex.quote(value)}")
             print("# Stop with Ctrl-C.", flush=True)
             stop.wait()
     finally:

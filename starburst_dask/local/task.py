@@ -18,7 +18,7 @@ from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefin
 from moto.logs.models import logs_backends
 
 from .. import fargate
-from . import images, packages
+from . import images, packages, reach, vpc
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
@@ -51,7 +51,8 @@ class LocalTask(Task):
     """A Fargate task whose essential container is a local process.
 
     It reports its real lifecycle (moto's task advances a state on every describe), and
-    its ENI has the loopback address ``ip``, which its process binds and advertises.
+    its ENI has a loopback address ``ip`` of its subnet, which its process binds and
+    advertises, and, with ``assignPublicIp``, a distinct public one (``vpc.py``).
     The runtime calls its :class:`~.runtime.TaskHooks` methods from its own threads.
     """
 
@@ -60,7 +61,6 @@ class LocalTask(Task):
         cluster: Cluster,
         task_definition: TaskDefinition,
         backend: EC2ContainerServiceBackend,
-        ip: str,
         metadata: MetadataServer,
         network: dict[str, Any],
         capacity_provider_name: str | None,
@@ -89,6 +89,8 @@ class LocalTask(Task):
             **kwargs,
         )
         self._lock = threading.Lock()
+        #: The pull's retries, when its network cannot reach the registry or the logs.
+        self._retrying: threading.Timer | None = None
         self._status = "PROVISIONING"
         self.platform_family = "Linux"
         self.architecture = ((task_definition.runtime_platform or {}).get("cpuArchitecture")
@@ -108,7 +110,8 @@ class LocalTask(Task):
         self.stop_code: str | None = None
         self.stopped_reason: str | None = None
         self._log_stream: tuple[Any, str, str] | None = None
-        self.ip = ip
+        self.ip = ec2.allocate_private_ip(subnet.id)
+        self._metadata_uri = metadata.uri(self.id)
         self._eni = self._replace_eni(ec2, groups, vpc_config.get("assignPublicIp") == "ENABLED")
         container_def = task_definition.container_definitions[0]
         container = self.containers[0]
@@ -125,7 +128,7 @@ class LocalTask(Task):
             environment={
                 **self._container_environment,
                 "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
-                METADATA_VAR: metadata.uri(self.id),
+                METADATA_VAR: self._metadata_uri,
             },
             ip=self.ip,
             stop_timeout=min(
@@ -149,8 +152,10 @@ class LocalTask(Task):
         eni.status = "in-use"
         eni.device_index = 0
         if public:
-            # The address the cluster connects to, read from EC2 as on AWS.
-            eni.public_ip = self.ip
+            # Read from EC2 as on AWS. Without an enforcing firewall nothing would route
+            # a distinct public address to the task: it is then the private one.
+            network = vpc.network()
+            eni.public_ip = network.public_ip() if network.enforced else self.ip
         self.attachments[0]["details"] = [
             {"name": "subnetId", "value": subnet_id},
             {"name": "networkInterfaceId", "value": eni.id},
@@ -234,6 +239,9 @@ class LocalTask(Task):
             self.stopped_reason = reason or "Task stopped by user"
             if self.last_status == "RUNNING":
                 self.last_status = "STOPPING"
+            if self._retrying is not None:  # never to start: stopped now
+                self._retrying.cancel()
+                self._finish(None)
         self.process.terminate()
 
     # TaskHooks
@@ -244,6 +252,20 @@ class LocalTask(Task):
                 return False
             self.last_status = "PENDING"
             self.pull_started_at = _now()
+        egress = reach.egress(self._eni.ec2_backend, self._eni.subnet.id, self._eni.public_ip)
+        awslogs = self.log_config.get("logDriver") == "awslogs"
+        unreachable = reach.start_failure(
+            egress, self.region_name, self.containers[0].image,
+            self.log_config.get("options", {}).get("awslogs-region", self.region_name)
+            if awslogs else None,
+        )
+        if unreachable:  # AWS retries for a while before it gives up
+            with self._lock:
+                self._retrying = threading.Timer(vpc.network().failure_delay, self.failed,
+                                                 [unreachable])
+                self._retrying.daemon = True
+                self._retrying.start()
+            return False
         pulled = images.pull(self.containers[0].image, self._container_environment,
                              fargate.IMAGE_PLATFORMS[self.architecture])
         reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
@@ -251,7 +273,18 @@ class LocalTask(Task):
             self.failed(reason)
             return False
         self.process.environment.update(packages.denied(pulled.packages))
+        self._route(egress)
+        vpc.changed()  # its security groups admit before it listens
         return True
+
+    def _route(self, egress: reach.Egress) -> None:
+        """Tell the process how its traffic leaves (read by ``eni/sitecustomize.py``)."""
+        vpc_cidr = self._eni.ec2_backend.get_vpc(self._eni.subnet.vpc_id).cidr_block
+        self.process.environment.update({
+            "STARBURST_LOCAL_VPC_CIDR": vpc_cidr,
+            "STARBURST_LOCAL_INTERNET_SOURCE": egress.internet_source or "",
+            "STARBURST_LOCAL_LINK_LOCAL": self._metadata_uri.split("/")[2],
+        })
 
     def started(self, pid: int) -> None:
         with self._lock:
@@ -267,8 +300,11 @@ class LocalTask(Task):
 
     def failed(self, reason: str) -> None:
         with self._lock:
-            self.stop_code = "TaskFailedToStart"
-            self.stopped_reason = self.containers[0].reason = reason
+            if self.last_status == "STOPPED":  # stopped by the user while it retried
+                return
+            if self.stop_code is None:
+                self.stop_code = "TaskFailedToStart"
+                self.stopped_reason = self.containers[0].reason = reason
             self._finish(None)
 
     def exited(self, exit_code: int) -> None:
@@ -291,6 +327,7 @@ class LocalTask(Task):
         with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
             self._eni.ec2_backend.delete_network_interface(self._eni.id)
         self.last_status = "STOPPED"
+        vpc.changed()
 
     def _open_log_stream(self) -> str | None:
         """Create the awslogs stream ``prefix/container/task-id``; return why not, if not."""

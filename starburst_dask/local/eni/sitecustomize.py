@@ -8,10 +8,18 @@ it without any command-line change. Without the variable this module does nothin
 Standard library only: it runs at interpreter start-up, before anything else.
 """
 
+import errno
+import ipaddress
 import os
 import socket
 
 _IP = os.environ.get("STARBURST_LOCAL_TASK_IP")
+# Routing: VPC destinations see the private address; others ("the internet") the
+# task's public address or its NAT gateway's, or have no route; link-local services
+# (the metadata endpoint) are reached directly.
+_VPC = ipaddress.ip_network(os.environ.get("STARBURST_LOCAL_VPC_CIDR") or "127.0.0.0/8")
+_INTERNET_SOURCE = os.environ.get("STARBURST_LOCAL_INTERNET_SOURCE", _IP)
+_LINK_LOCAL = os.environ.get("STARBURST_LOCAL_LINK_LOCAL", "").split(",")
 _WILDCARDS = (None, "", "0.0.0.0", "::")
 
 
@@ -41,13 +49,29 @@ def _install(ip: str) -> None:
                 if not host.startswith("127."):
                     address = (ip, *address[1:])
             elif host.startswith("127."):
-                # Outgoing connections come from the task's address, as from its ENI.
-                bind(self, (ip, 0))
+                # Outgoing connections come from the address AWS would show: see _source.
+                source = _source(ip, host, address[1])
+                if source:
+                    bind(self, (source, 0))
         return connect(self, address)
 
     socket.getaddrinfo = task_getaddrinfo
     socket.socket.bind = task_bind
     socket.socket.connect = task_connect
+
+
+def _source(ip, host, port):
+    """The source address of a connection to loopback ``host``; raises without a route."""
+    try:
+        if ipaddress.ip_address(host) in _VPC:
+            return ip
+    except ValueError:  # a name, not an address: resolved elsewhere
+        return ip
+    if f"{host}:{port}" in _LINK_LOCAL:
+        return None
+    if _INTERNET_SOURCE:
+        return _INTERNET_SOURCE
+    raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
 
 
 if _IP:
