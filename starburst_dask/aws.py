@@ -11,7 +11,9 @@ import contextlib
 from typing import Any
 
 import botocore.session
+from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import network
@@ -19,6 +21,14 @@ from .errors import ConfigurationError, MissingResourceError
 from .options import ClusterOptions
 
 SETUP_HINT = "run: starburst-dask setup"
+#: Every client the project makes names it in its user agent (``app/starburst-dask``), so
+#: AWS's request logs, and the local Fargate's record of the project's calls, show them.
+APP_ID = "starburst-dask"
+
+
+def client_config(**options: Any) -> Config:
+    """The botocore client configuration of every client the project makes."""
+    return Config(user_agent_appid=APP_ID, **options)
 #: Client attribute -> AWS service.
 _SERVICES = {"ecs": "ecs", "ec2": "ec2", "iam": "iam", "logs": "logs",
              "quotas": "service-quotas", "cloudwatch": "cloudwatch"}
@@ -57,7 +67,8 @@ class AwsClients:
     async def open(self) -> None:
         """Create the clients."""
         for name, service in _SERVICES.items():
-            client = self._session.create_client(service, region_name=self.region)
+            client = self._session.create_client(service, region_name=self.region,
+                                                 config=AioConfig(user_agent_appid=APP_ID))
             setattr(self, name, await self._stack.enter_async_context(client))
 
     async def close(self) -> None:
@@ -160,7 +171,7 @@ async def _network(aws: AwsClients, options: ClusterOptions) -> tuple[list[str],
     subnets, groups = list(options.subnets), list(options.security_groups)
     if subnets and groups:
         return subnets, groups
-    vpcs = await aws.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+    vpcs = await aws.ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
     if not vpcs["Vpcs"]:
         raise MissingResourceError(
             f"no subnets or security groups configured and {options.region} has no default "

@@ -17,7 +17,7 @@ from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.utils import NoOpAwaitable
 
 from . import fargate, lifetime, quota, tasks
-from .aws import AwsClients, preflight
+from .aws import AwsClients, client_config, preflight
 from .cost import CostMeter
 from .errors import ConfigurationError, QuotaExceededError, StarburstError, TaskFailedError
 from .images import resolve_cluster_image
@@ -541,7 +541,7 @@ def _stop_leftovers(options: ClusterOptions, live: set[str]) -> None:
         return
     import boto3
 
-    ecs = boto3.client("ecs", region_name=options.region)
+    ecs = boto3.client("ecs", region_name=options.region, config=client_config())
     for arn in list(live):
         try:
             ecs.stop_task(cluster=options.cluster, task=arn, reason="cluster was not closed")

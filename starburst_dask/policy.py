@@ -62,6 +62,14 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: IAM's service prefix where it is not botocore's service name.
+IAM_PREFIXES = {"service-quotas": "servicequotas"}
+#: S3 operations whose IAM action has another name.
+S3_ACTIONS = {"HeadBucket": "ListBucket", "HeadObject": "GetObject",
+              "ListObjectsV2": "ListBucket",
+              "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+              "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration"}
+
 #: The service each of the project's roles is passed to.
 _PASSED_TO = {"execution-role": "ecs-tasks.amazonaws.com",
               "task-role": "ecs-tasks.amazonaws.com"}
@@ -99,6 +107,13 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
              "Condition": {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}}}
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action (``prefix:Action``) an API call needs; ``service`` as botocore names it."""
+    if service == "s3":
+        operation = S3_ACTIONS.get(operation, operation)
+    return f"{IAM_PREFIXES.get(service, service)}:{operation}"
 
 
 def allows(document: dict[str, Any], action: str) -> bool:

@@ -139,11 +139,12 @@ def fetch(region: str) -> dict[str, float]:
         If the API cannot be reached or denies the call.
     """
     import boto3
-    from botocore.config import Config
+
+    from .aws import client_config
 
     # Short timeouts and few retries: a cluster start must not hang on a price lookup.
-    config = Config(connect_timeout=3, read_timeout=10,
-                    retries={"max_attempts": 2, "mode": "standard"})
+    config = client_config(connect_timeout=3, read_timeout=10,
+                           retries={"max_attempts": 2, "mode": "standard"})
     client = boto3.client("pricing", region_name=fargate.pricing_region(region),
                           config=config)
     pages = client.get_paginator("get_products").paginate(

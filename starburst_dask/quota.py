@@ -234,11 +234,17 @@ async def account_report(region: str, request: float | None = None,
 
     What ``starburst-dask quota`` prints.
     """
+    from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
+    from .aws import APP_ID
+
     session = get_session()
-    async with session.create_client("service-quotas", region_name=region) as quotas, \
-            session.create_client("cloudwatch", region_name=region) as cloudwatch:
+    config = AioConfig(user_agent_appid=APP_ID)
+    async with session.create_client("service-quotas", region_name=region,
+                                     config=config) as quotas, \
+            session.create_client("cloudwatch", region_name=region,
+                                  config=config) as cloudwatch:
         filed = await request_increase(quotas, provider, request) if request else None
         governor = QuotaGovernor(quotas, cloudwatch)
         report: dict[str, Any] = {"region": region, "quotas": []}

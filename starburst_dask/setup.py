@@ -24,10 +24,10 @@ from urllib.parse import unquote
 import boto3
 import dask.config
 import yaml
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import config, fargate, inventory, network
+from .aws import client_config
 from .errors import ConfigurationError, MissingResourceError
 
 #: Tag on every resource setup creates; teardown deletes only resources carrying it.
@@ -250,7 +250,7 @@ class Session:
             raise AttributeError(service)
         if service not in self._clients:
             name = service.replace("_", "-")
-            self._clients[service] = self._session.client(name)
+            self._clients[service] = self._session.client(name, config=client_config())
         return self._clients[service]
 
     def account(self) -> str:
@@ -448,8 +448,13 @@ def get_log_group(aws: Session, name: str) -> dict[str, Any] | None:
 
 
 def log_group_tags(aws: Session, name: str) -> dict[str, str]:
-    """A log group's tags."""
-    return aws.logs.list_tags_log_group(logGroupName=name).get("tags", {})
+    """A log group's tags (ListTagsForResource: AWS deprecated ListTagsLogGroup)."""
+    group = get_log_group(aws, name)
+    if group is None:
+        return {}
+    # describe_log_groups' ``arn`` ends in ":*"; ``logGroupArn`` is the resource's ARN.
+    arn = group.get("logGroupArn") or group["arn"].removesuffix(":*")
+    return aws.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
 
 
 def ensure_log_group(aws: Session, name: str) -> Resource:
@@ -470,7 +475,7 @@ def ensure_log_group(aws: Session, name: str) -> Resource:
 def find_vpc(aws: Session, vpc: str | None) -> str:
     """The VPC's id (default: the region's default VPC)."""
     filters = ([{"Name": "vpc-id", "Values": [vpc]}] if vpc
-               else [{"Name": "isDefault", "Values": ["true"]}])
+               else [{"Name": "is-default", "Values": ["true"]}])
     try:
         vpcs = aws.ec2.describe_vpcs(Filters=filters)["Vpcs"]
     except ClientError as e:
@@ -655,7 +660,7 @@ def fargate_quota(aws: Session) -> float | None:
     """The account's Fargate On-Demand vCPU quota, or ``None`` when it cannot be read."""
     try:
         client = aws._session.client("service-quotas",
-                                     config=Config(retries={"max_attempts": 1}))
+                                     config=client_config(retries={"max_attempts": 1}))
         quota = client.get_service_quota(ServiceCode=fargate.QUOTA_SERVICE_CODE,
                                          QuotaCode=fargate.QUOTA_CODES["FARGATE"])
         return float(quota["Quota"]["Value"])

@@ -9,7 +9,6 @@ not with workers.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import json
@@ -161,7 +160,8 @@ class TaskLauncher:
     """Starts tasks from one task definition, in RunTask calls of up to ten tasks.
 
     It paces itself under AWS's rate limits (token buckets from ``fargate.RATE_LIMITS``),
-    spreads calls over the subnets (one subnet a call, in turn), and retries throttling
+    lists every subnet in each call (Fargate spreads the tasks over them, and so over
+    zones, and places them where it has capacity), and retries throttling
     and capacity failures with jittered exponential backoff until a deadline. Tasks the
     vCPU quota refuses are not retried here: the caller's quota governor decides.
 
@@ -189,7 +189,7 @@ class TaskLauncher:
         self.task_definition = task_definition
         self.started_by = started_by
         self.deadline = deadline
-        self.subnets = collections.deque(subnets)
+        self.subnets = list(subnets)
         self.security_groups = security_groups
         self.public_ip = "ENABLED" if assign_public_ip else "DISABLED"
         self._calls = _pacing_bucket("fargate-run-task-calls")
@@ -286,14 +286,13 @@ class TaskLauncher:
     async def _run_task(self, count: int, overrides: dict[str, Any], tags: list[dict[str, str]],
                         capacity_provider: str) -> tuple[list[str], list[dict[str, Any]]]:
         await self._pace(count)
-        self.subnets.rotate(-1)  # each call in the next subnet: spread over zones
         response = await self.ecs.run_task(
             cluster=self.cluster_arn,
             taskDefinition=self.task_definition,
             count=count,
             **_placement(capacity_provider),
             networkConfiguration={"awsvpcConfiguration": {
-                "subnets": [self.subnets[0]],
+                "subnets": self.subnets,
                 "securityGroups": self.security_groups,
                 "assignPublicIp": self.public_ip,
             }},

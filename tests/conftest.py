@@ -3,6 +3,7 @@
 import pytest
 
 from starburst_dask.local import LocalFargate
+from starburst_dask.local.server import AUDIT_VAR
 
 ROOMY_QUOTA = 64
 
@@ -27,3 +28,17 @@ def private_cost_files(tmp_path_factory):
     patch.setenv("STARBURST_DASK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def audit_project_calls(tmp_path_factory):
+    """Every local Fargate records the project's own AWS calls in one file (test_policy)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(AUDIT_VAR, str(tmp_path_factory.mktemp("audit") / "calls.jsonl"))
+    yield
+    patch.undo()
+
+
+def pytest_collection_modifyitems(items):
+    """test_policy.py last: it checks the calls every other test made."""
+    items.sort(key=lambda item: item.path.name == "test_policy.py")

@@ -217,3 +217,15 @@ def test_cluster_left_open_is_closed_at_interpreter_exit(local_fargate, ecs):
     assert ecs.describe_tasks(cluster="starburst-dask",
                               tasks=[scheduler])["tasks"][0]["lastStatus"] == "STOPPED"
     assert_nothing_left(local_fargate, ecs)
+
+
+def test_workers_are_spread_over_the_subnets_and_zones(local_fargate, ecs):
+    # One RunTask lists every subnet; Fargate spreads the tasks over them.
+    with FargateCluster(n_workers=4, **FAST) as cluster:
+        arns = [w.task_arn for w in cluster.workers.values()]
+        described = ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
+        zones = {t["availabilityZone"] for t in described}
+        subnets = {d["value"] for t in described for d in t["attachments"][0]["details"]
+                   if d["name"] == "subnetId"}
+    assert local_fargate.run_task_counts[-1] == 4  # one call for the four
+    assert len(subnets) == 4 and len(zones) > 1

@@ -20,6 +20,7 @@ import boto3
 import yaml
 
 from .. import config
+from ..aws import client_config
 from ..errors import ConfigurationError
 from . import platforms, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine
@@ -122,7 +123,7 @@ def ensure_image(software: str | pathlib.Path | Lock, *, platform: str = "linux-
                         else "the lock")
     context = render(lock, platform)
     repository = repository or config.get("image-repository")
-    ecr = session.client("ecr")
+    ecr = session.client("ecr", config=client_config())
     cached = registry.has_tag(ecr, repository, context.tag)
     uri = f"{registry.ensure_repository(ecr, repository)}:{context.tag}"
     if cached:
@@ -178,7 +179,7 @@ def build_bucket(session: Any) -> str:
     configured = config.get("image-build-bucket")
     if configured:
         return configured
-    account = session.client("sts").get_caller_identity()["Account"]
+    account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
     return f"starburst-dask-builds-{account}-{session.region_name}"
 
 

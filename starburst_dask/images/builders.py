@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..aws import SETUP_HINT
+from ..aws import SETUP_HINT, client_config
 from ..errors import MissingResourceError
 from . import registry
 from .context import BuildContext, template
@@ -110,8 +110,8 @@ class CodeBuildBuilder:
 
     def __init__(self, session: Any, project: str, bucket: str, progress: Progress,
                  poll_interval: float = 5.0) -> None:
-        self.s3 = session.client("s3")
-        self.codebuild = session.client("codebuild")
+        self.s3 = session.client("s3", config=client_config())
+        self.codebuild = session.client("codebuild", config=client_config())
         self.project = project
         self.bucket = bucket
         self.progress = progress
@@ -199,7 +199,8 @@ def create_codebuild_project(session: Any, project: str, bucket: str) -> dict[st
     dict
         ``project_arn``, ``role_arn`` and ``bucket``.
     """
-    s3, iam, codebuild = (session.client(s) for s in ("s3", "iam", "codebuild"))
+    s3, iam, codebuild = (session.client(s, config=client_config())
+                          for s in ("s3", "iam", "codebuild"))
     region = session.region_name
     try:
         s3.head_bucket(Bucket=bucket)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..aws import client_config
 from .lockfile import PLATFORMS
 
 _SOFTWARE = click.argument("software", default="current")
@@ -73,7 +74,7 @@ def list_images(repository: str | None, region: str | None) -> None:
     from . import registry
 
     repository = repository or config.get("image-repository")
-    ecr = boto3.session.Session(region_name=region).client("ecr")
+    ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
     rows = registry.list_images(ecr, repository)
     if not rows:
         click.echo(f"no images in {repository}")

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import fargate
+from ..aws import client_config
 from .errors import ImageArchitectureError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def check_image_platform(image: str, architecture: str, session: Any) -> None:
     if not match:
         return
     account, region, repository, tag, digest = match.groups()
-    ecr = session.client("ecr", region_name=region)
+    ecr = session.client("ecr", region_name=region, config=client_config())
     try:
         found = ecr.batch_get_image(
             registryId=account, repositoryName=repository,

@@ -7,6 +7,7 @@ counts what it receives for tests.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import types
@@ -54,6 +55,8 @@ class Controls:
         #: Calls answered with ThrottlingException for exceeding a rate limit.
         self.throttled_calls = 0
         self._faults: deque[str] = deque()
+        #: Tasks placed so far: each takes the next of its subnets, in turn.
+        self.placements = itertools.count()
         self._lock = threading.Lock()
 
     def fail_next_run_task(self, n: int, kind: str) -> None:
@@ -295,7 +298,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 task_definition,
                 self,
                 metadata=self.controls.metadata,
-                network=networking_configuration or {},
+                network=_placed(networking_configuration or {}, next(self.controls.placements)),
                 capacity_provider_name=provider,
                 overrides=overrides or {},
                 group=group or f"family:{task_definition.family}",
@@ -329,6 +332,18 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
             raise InvalidParameterException("The referenced task was not found.")
         task.stop(reason)
         return task
+
+
+def _placed(network: dict[str, Any], i: int) -> dict[str, Any]:
+    """The network of the ``i``-th task placed: Fargate spreads tasks over the subnets
+    (and so zones) they were given; the task's ENI is in the first one listed here."""
+    vpc_config = network.get("awsvpcConfiguration") or {}
+    subnets = list(vpc_config.get("subnets") or [])
+    if len(subnets) < 2:
+        return network
+    k = i % len(subnets)
+    return {**network, "awsvpcConfiguration": {**vpc_config,
+                                               "subnets": subnets[k:] + subnets[:k]}}
 
 
 def _throttled() -> tuple[str, dict[str, Any]]:

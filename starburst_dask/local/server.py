@@ -28,6 +28,8 @@ from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
 DEFAULT_REGION = "us-east-1"
+#: A file to which each local Fargate appends the project's calls when it stops.
+AUDIT_VAR = "STARBURST_DASK_LOCAL_AUDIT"
 #: Seconds a task without a route to its registry or logs stays PENDING before it
 #: stops: AWS retries its pulls for tens of seconds (see ``reach.py``).
 NETWORK_FAILURE_DELAY = 30.0
@@ -97,6 +99,7 @@ class LocalFargate:
         self._iam_propagation = iam_propagation
         self._server: ThreadedMotoServer | None = None
         self._controls: ecs.Controls | None = None
+        self._validation: validation.ValidationMiddleware | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_log_level = logging.NOTSET
 
@@ -122,6 +125,17 @@ class LocalFargate:
         if self._security_group:
             env[_GROUPS_VAR] = json.dumps([self._security_group])
         return env
+
+    @property
+    def project_calls(self) -> Counter[tuple[str, str]]:
+        """``(service, operation)`` of the requests the project's own clients sent.
+
+        With ``STARBURST_DASK_LOCAL_AUDIT`` set to a file, :meth:`stop` appends them to
+        it as JSON lines: a record of what the project calls, for its IAM policy.
+        """
+        if self._validation is None:
+            raise RuntimeError("the local Fargate is not running")
+        return self._validation.project_calls
 
     @property
     def calls(self) -> Counter[str]:
@@ -174,7 +188,8 @@ class LocalFargate:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             pricing.install(self._server)  # moto has no Price List API
-            validation.install(self._server)  # outermost: every request meets its model
+            # Outermost: every request meets its model.
+            self._validation = validation.install(self._server)
             self._set_env()
             if self._prepare:
                 self.prepare()
@@ -212,6 +227,9 @@ class LocalFargate:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._validation is not None:
+            _audit(self._validation.project_calls)
+            self._validation = None
         if self._controls is not None:
             ecs.uninstall()
             quotas.uninstall()
@@ -397,6 +415,16 @@ def serve(port: int = 0, region: str = DEFAULT_REGION) -> None:
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def _audit(calls: Counter[tuple[str, str]]) -> None:
+    """Append the project's calls to ``$STARBURST_DASK_LOCAL_AUDIT``, if set."""
+    path = os.environ.get(AUDIT_VAR)
+    if path and calls:
+        with open(path, "a") as f:
+            for (service, operation), count in sorted(calls.items()):
+                f.write(json.dumps({"service": service, "operation": operation,
+                                    "count": count}) + "\n")
 
 
 def _check_free(port: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,12 @@ from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel
 
+from ..aws import APP_ID
 from . import wire
 from .constraints import Violation, WrongType, violations
+
+#: In the user agent of the project's own clients (botocore's ``app/<id>``).
+PROJECT_AGENT = f"app/{APP_ID}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,9 @@ class ValidationMiddleware:
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
+        #: ``(service, operation)`` of each request the project's own clients sent (their
+        #: user agent carries ``app/starburst-dask``), valid or not.
+        self.project_calls: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         body = b""
@@ -121,6 +129,8 @@ class ValidationMiddleware:
             request = None  # not JSON: the service's own parser answers
         if request is None:
             return self.app(environ, start_response)
+        if PROJECT_AGENT in environ.get("HTTP_USER_AGENT", ""):
+            self.project_calls[request.service, request.operation.name] += 1
         refusal = check(request)
         if refusal is None:
             return self.app(environ, start_response)
@@ -128,11 +138,12 @@ class ValidationMiddleware:
         return _respond(request, code, message, start_response)
 
 
-def install(server: Any) -> None:
+def install(server: Any) -> ValidationMiddleware:
     """Check every request to a running ``moto.server.ThreadedMotoServer`` (outermost)."""
     wsgi = server._server  # the werkzeug server; its ``app`` is moto's dispatcher
     if not isinstance(wsgi.app, ValidationMiddleware):
         wsgi.app = ValidationMiddleware(wsgi.app)
+    return wsgi.app
 
 
 def check(request: wire.Request) -> tuple[str, str] | None:

@@ -1,0 +1,64 @@
+"""The IAM policy `starburst-dask iam-policy` prints allows every call the project makes.
+
+Every local Fargate of the suite records the AWS operations the project's own clients
+sent (their user agent says ``app/starburst-dask``); this module runs last and checks
+each against the printed policy, and against AWS's models for deprecated operations.
+"""
+
+import json
+import os
+
+import botocore.session
+import pytest
+from click.testing import CliRunner
+
+from starburst_dask.cli import main
+from starburst_dask.local.server import AUDIT_VAR
+from starburst_dask.policy import allows, iam_action
+
+
+def recorded_calls():
+    path = os.environ[AUDIT_VAR]
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {(c["service"], c["operation"]) for c in map(json.loads, f)}
+
+
+@pytest.fixture(scope="module")
+def calls():
+    found = recorded_calls()
+    if not found:
+        pytest.skip("no calls recorded: run this module with the whole suite")
+    return found
+
+
+def printed_policy(*flags):
+    result = CliRunner().invoke(main, ["iam-policy", *flags])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_the_policy_allows_every_call_the_project_made(calls):
+    document = printed_policy("--setup", "--images")
+    actions = {iam_action(s, o) for s, o in calls}
+    assert sorted(a for a in actions if not allows(document, a)) == []
+    # The suite exercised the main paths: clusters, setup, quota and images.
+    assert {"ecs:RunTask", "ecs:CreateCluster", "servicequotas:GetServiceQuota",
+            "iam:CreateRole"} <= actions
+
+
+def test_the_project_calls_no_deprecated_operation(calls):
+    session = botocore.session.get_session()
+    deprecated = sorted(f"{s}:{o}" for s, o in calls
+                        if session.get_service_model(s).operation_model(o).deprecated)
+    assert deprecated == []
+
+
+def test_pass_role_is_limited_to_the_projects_roles():
+    document = printed_policy()
+    passes = [s for s in document["Statement"] if s["Action"] == "iam:PassRole"]
+    assert passes and all(s["Resource"] != "*" for s in passes)
+    assert all(s["Condition"]["StringEquals"]["iam:PassedToService"]
+               == "ecs-tasks.amazonaws.com" for s in passes)
+    assert not allows(document, "iam:CreateRole")  # setup's, only with --setup
