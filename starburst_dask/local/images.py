@@ -21,6 +21,7 @@ from importlib import metadata
 from moto.ecr.models import ecr_backends
 
 from ..images.platforms import ECR_IMAGE, manifest_platforms
+from . import pull_through
 from .packages import closure, installed, normalize
 
 #: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
@@ -110,6 +111,10 @@ def pull(image: str, environment: dict[str, str], platform: str) -> Pulled | str
     """
     ecr = ECR_IMAGE.match(image)
     if ecr:
+        account, region, name, tag, digest = ecr.groups()
+        cached = pull_through.upstream(account, region, name)
+        if cached is not None:
+            return _pull_cached(cached, environment, platform, *ecr.groups())
         return _pull_ecr(image, platform, *ecr.groups())
     name, tag, digest = _reference(image)
     if name in DASK_REPOSITORIES:
@@ -150,6 +155,19 @@ def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
     # Every image ``starburst-dask image`` builds has python, dask and distributed (its
     # render step refuses a lock without them); the rest of its lock is not known here.
     return Pulled(closure(["dask", "distributed"]))
+
+
+def _pull_cached(upstream: str, environment: dict[str, str], platform: str, account: str,
+                 region: str, name: str, tag: str | None, digest: str | None) -> Pulled | str:
+    """A pull through a cache rule: the upstream image, whose first pull creates the
+    cached repository in the account's registry, as ECR does."""
+    reference = f"{upstream}@{digest}" if digest else f"{upstream}:{tag or 'latest'}"
+    pulled = pull(reference, environment, platform)
+    ecr = ecr_backends[account][region]
+    if isinstance(pulled, Pulled) and ecr.repositories.get(name) is None:
+        ecr.create_repository(name, account, {"encryptionType": "AES256"},
+                              {"scanOnPush": False}, "MUTABLE", [])
+    return pulled
 
 
 def _pull_dask(image: str, name: str, tag: str, digest: str | None,
