@@ -24,7 +24,7 @@ from .pricing import _SIGNED_REGION
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 ACTIONS = ("CreatePullThroughCacheRule", "DescribePullThroughCacheRules",
-           "DeletePullThroughCacheRule")
+           "UpdatePullThroughCacheRule", "DeletePullThroughCacheRule")
 #: ``upstreamRegistry`` names of each upstream URL (CreatePullThroughCacheRule reference).
 UPSTREAM_NAMES = {"public.ecr.aws": "ecr-public", "registry.k8s.io": "k8s", "quay.io": "quay",
                   "registry-1.docker.io": "docker-hub", "ghcr.io": "github-container-registry",
@@ -48,6 +48,8 @@ NEEDS_SECRET = ("InvalidParameterException",
                 f"Secrets Manager secret whose name begins with "
                 f"{fargate.PULL_THROUGH_SECRET_PREFIX}")
 
+#: What UpdatePullThroughCacheRule answers (its output shape).
+_UPDATE_FIELDS = ("ecrRepositoryPrefix", "registryId", "updatedAt", "credentialArn")
 _rules: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
 _lock = threading.Lock()
 
@@ -103,6 +105,14 @@ def answer(action: str, request: dict[str, Any], region: str) -> dict[str, Any]:
         prefix = _prefix(request["ecrRepositoryPrefix"])
         if prefix not in rules:
             raise RequestError(NOT_FOUND)
+        if action == "UpdatePullThroughCacheRule":
+            secret = request.get("credentialArn")
+            if secret and secret not in secretsmanager_backends[account][region].secrets:
+                raise RequestError(SECRET_NOT_FOUND)
+            if secret:
+                rules[prefix]["credentialArn"] = secret
+            rules[prefix]["updatedAt"] = _now()
+            return {k: rules[prefix][k] for k in _UPDATE_FIELDS if k in rules[prefix]}
         return dict(rules.pop(prefix))
 
 
@@ -121,11 +131,15 @@ def _create(rules: dict[str, dict[str, Any]], request: dict[str, Any], account: 
         raise RequestError(ALREADY_EXISTS)
     rule = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url,
             "upstreamRegistry": UPSTREAM_NAMES[url], "registryId": account,
-            "createdAt": datetime.datetime.now(datetime.timezone.utc).timestamp()}
+            "createdAt": _now()}
     if secret:
         rule["credentialArn"] = secret
     rules[prefix] = rule
     return dict(rule)
+
+
+def _now() -> float:
+    return datetime.datetime.now(datetime.timezone.utc).timestamp()
 
 
 def _prefix(prefix: str) -> str:
