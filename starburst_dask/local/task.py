@@ -123,6 +123,8 @@ class LocalTask(Task):
         ]
         self.log_config = container_def.get("logConfiguration") or {}
         self._container_environment = _environment(container_def, overrides)
+        self._execution_role = (overrides.get("executionRoleArn")
+                                or task_definition.execution_role_arn)
         self.process = TaskProcess(
             command=_command(container_def, overrides),
             environment={
@@ -269,7 +271,8 @@ class LocalTask(Task):
         image = self.containers[0].image
         refused = docker_hub.limit().refused(*reach.parse(image), egress.internet_source)
         pulled = refused or images.pull(image, self._container_environment,
-                                        fargate.IMAGE_PLATFORMS[self.architecture])
+                                        fargate.IMAGE_PLATFORMS[self.architecture],
+                                        self._execution_role)
         reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
         if reason:
             self.failed(reason)
