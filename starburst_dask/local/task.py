@@ -124,7 +124,7 @@ class LocalTask(Task):
         self.log_config = container_def.get("logConfiguration") or {}
         self._container_environment = _environment(container_def, overrides)
         self._execution_role = (overrides.get("executionRoleArn")
-                                or task_definition.execution_role_arn)
+                                or getattr(task_definition, "execution_role_arn", None))
         self.process = TaskProcess(
             command=_command(container_def, overrides),
             environment={
