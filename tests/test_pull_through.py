@@ -12,10 +12,12 @@ import os
 import boto3
 import dask.config
 import pytest
+from click.testing import CliRunner
 from distributed import Client
 from helpers import DASK_IMAGE, wait_until
 
 from starburst_dask import FargateCluster
+from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError
 from starburst_dask.images.pull_through import cached_uri
 from starburst_dask.local import LocalFargate
@@ -138,10 +140,12 @@ def test_setup_with_a_secret_of_another_name_or_region_changes_nothing(aws):
 
 def test_the_same_tasks_through_setups_pull_through_cache_all_start(aws, nat_subnet):
     arn = create_secret()
-    result = setup(allow_cidrs=["127.0.0.1/32"], docker_hub_secret=arn)
+    result = CliRunner().invoke(main, ["setup", "--allow-cidr", "127.0.0.1/32",
+                                       "--docker-hub-secret", arn, "--json"])
+    assert result.exit_code == 0, result.output
     dask.config.refresh()
-    assert ("pull through cache rule", PREFIX, "created") in [
-        (r.kind, r.name, r.status) for r in result.resources]
+    assert {"kind": "pull through cache rule", "name": PREFIX, "status": "created",
+            "detail": "Docker Hub"} in json.loads(result.stdout)["resources"]
     assert f"image-cache: {PREFIX}" in (aws.config_dir / CONFIG_FILE).read_text()
     rules = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
     assert [(r["ecrRepositoryPrefix"], r["upstreamRegistryUrl"], r["credentialArn"])
