@@ -159,8 +159,8 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
         versions.check_image(options.image)
     prefix = config.get("image-cache")
     if prefix:  # checked above as the upstream image, which the cache serves unchanged
-        image = pull_through.resolve(options.image, session.client("ecr"), options.region,
-                                     prefix, progress)
+        ecr = session.client("ecr", config=client_config())
+        image = pull_through.resolve(options.image, ecr, options.region, prefix, progress)
         options = dataclasses.replace(options, image=image)
     return options
 
