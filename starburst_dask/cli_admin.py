@@ -85,9 +85,14 @@ def _seconds(value: str) -> float:
                    "reach each other. Never 0.0.0.0/0.")
 @click.option("--s3-bucket", default=None,
               help="Bucket the tasks may read and write (their only permission).")
+@click.option("--docker-hub-secret", default=None, metavar="ARN",
+              help="Secrets Manager secret (named ecr-pullthroughcache/...) with Docker Hub "
+                   "credentials: clusters pull Docker Hub images through an ECR pull "
+                   "through cache rule, free of Docker Hub's anonymous limit per address.")
 @JSON
 def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
-          allow_cidrs: tuple[str, ...], s3_bucket: str | None, as_json: bool) -> None:
+          allow_cidrs: tuple[str, ...], s3_bucket: str | None,
+          docker_hub_secret: str | None, as_json: bool) -> None:
     """Create (or find) everything a cluster needs, once; safe to rerun.
 
     The ECS cluster, IAM roles, log group, security group and ECR repository, each
@@ -100,6 +105,7 @@ def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
         subnet_list = [s for value in subnets for s in value.split(",") if s]
         result = resources.setup(region, vpc=vpc, subnets=subnet_list,
                                  allow_cidrs=list(allow_cidrs), s3_bucket=s3_bucket,
+                                 docker_hub_secret=docker_hub_secret,
                                  notify=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))

@@ -27,6 +27,40 @@ TASK_ARCHITECTURE_VALUES = {"X86_64": "x86_64", "ARM64": "arm64"}
 PLATFORM_VERSION_LATEST = "1.4.0"
 ARM64_MIN_PLATFORM_VERSION = "1.4.0"
 
+#: ECR pull through cache ("Sync an upstream registry with an Amazon ECR private registry",
+#: Amazon ECR User Guide; CreatePullThroughCacheRule API reference): the upstream registries
+#: (``upstreamRegistryUrl``) and whether each needs a Secrets Manager secret
+#: (``credentialArn``). Docker Hub and GitHub Container Registry, where dask-docker
+#: publishes ``daskdev/dask`` and ``ghcr.io/dask/dask``, both do.
+PULL_THROUGH_UPSTREAMS = {
+    "public.ecr.aws": False, "registry.k8s.io": False, "quay.io": False,
+    "registry-1.docker.io": True, "ghcr.io": True, "registry.gitlab.com": True,
+}
+DOCKER_HUB_UPSTREAM = "registry-1.docker.io"
+#: A secret's name must begin with this ("Creating a pull through cache rule in Amazon
+#: ECR"), and hold ``{"username": ..., "accessToken": ...}`` ("Storing your upstream
+#: repository credentials in an AWS Secrets Manager secret").
+PULL_THROUGH_SECRET_PREFIX = "ecr-pullthroughcache/"
+#: What the pulling principal (a task's execution role) needs beyond a plain ECR pull: the
+#: import of the upstream image, and the repository's creation on its first pull ("IAM
+#: permissions required to sync an upstream registry with an Amazon ECR private registry").
+PULL_THROUGH_PERMISSIONS = ("ecr:BatchImportUpstreamImage", "ecr:CreateRepository")
+#: Docker Hub's pull rate limit for unauthenticated pulls: 10 an hour per IPv4 address
+#: (or IPv6 /64), since April 2025 ("Docker Hub usage and limits", docs.docker.com; AWS's
+#: knowledge center article, "How do I resolve the error CannotPullContainerError: You
+#: have reached your pull rate limit in Amazon ECS?", still quotes the older 100 per 6
+#: hours). Tasks behind one NAT gateway share its address, hence its limit.
+DOCKER_HUB_ANONYMOUS_PULLS = 10
+DOCKER_HUB_WINDOW_SECONDS = 3600
+#: The stopped reason of a task whose Docker Hub pull is over the limit (the knowledge
+#: center article's text, with Docker Hub's current server message).
+DOCKER_HUB_TOO_MANY_REQUESTS = (
+    "CannotPullContainerError: inspect image has been retried 5 time(s): httpReaderSeeker: "
+    "failed open: unexpected status code https://registry-1.docker.io/v2/{name}/manifests/"
+    "{reference} Too Many Requests - Server message: toomanyrequests: You have reached your "
+    "unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"
+)
+
 #: Valid task sizes: CPU units -> allowed memory values (MiB).
 TASK_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),

@@ -33,6 +33,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "sts:GetCallerIdentity",
         "ecr:DescribeRepositories", "ecr:DescribeImages",
         "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
+        "ecr:DescribePullThroughCacheRules",  # config image-cache: the rule exists?
     ),
     "setup": (
         # starburst-dask setup, doctor, cleanup and teardown.
@@ -48,6 +49,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
         "ecr:CreateRepository", "ecr:DeleteRepository", "ecr:ListTagsForResource",
         "ecr:TagResource",
+        "ecr:CreatePullThroughCacheRule", "ecr:UpdatePullThroughCacheRule",
+        "ecr:DeletePullThroughCacheRule",  # setup --docker-hub-secret, teardown
         "codebuild:CreateProject", "codebuild:BatchGetProjects",
         "s3:CreateBucket", "s3:ListBucket", "s3:PutLifecycleConfiguration",
     ),

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from botocore.exceptions import ClientError
 from . import config, fargate, inventory, network
 from .aws import client_config
 from .errors import ConfigurationError, MissingResourceError
+from .images import pull_through
 
 #: Tag on every resource setup creates; teardown deletes only resources carrying it.
 MANAGED_TAG = ("starburst-dask:managed", "true")
@@ -163,6 +165,7 @@ def is_managed(tags: dict[str, str]) -> bool:
 def setup(region: str | None = None, *, vpc: str | None = None,
           subnets: list[str] | None = None, allow_cidrs: list[str] | None = None,
           s3_bucket: str | None = None, names: Names | None = None,
+          docker_hub_secret: str | None = None,
           notify: Callable[[str], None] = logger.info) -> SetupResult:
     """Create or adopt everything a cluster needs, and write it to dask config.
 
@@ -182,6 +185,11 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         A bucket the tasks may read and write (the task role gets no other permission).
     names : Names, optional
         Resource names; default: :meth:`Names.from_config`.
+    docker_hub_secret : str, optional
+        ARN of a Secrets Manager secret (name ``ecr-pullthroughcache/...``) holding Docker
+        Hub credentials: an ECR pull through cache rule for Docker Hub is created with it,
+        and clusters pull their Docker Hub image through ECR, free of Docker Hub's
+        anonymous pull limit per address. A rule made earlier is kept without it.
     notify : callable
         Receives one line when setup waits on AWS (IAM propagation).
 
@@ -197,16 +205,20 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     region = resolve_region(region)
     names = names or Names.from_config()
     cidrs = check_cidrs(allow_cidrs or [])
+    secret = check_docker_hub_secret(docker_hub_secret, region) if docker_hub_secret else None
     aws = Session(region)
     # The network first: a VPC or subnets that cannot hold a cluster stop setup before
     # it creates anything.
     vpc_id = find_vpc(aws, vpc)
     subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
     public_ip = check_routes(aws, vpc_id, subnet_ids)
+    # Next the rule: ECR refuses a secret it cannot use before anything else is created.
+    rule = ensure_pull_through_rule(aws, secret)
     resources: list[Resource] = [ensure_service_linked_role(aws)]
     resources.append(ensure_ecs_cluster(aws, names.cluster, notify))
-    execution_arn, res = ensure_role(aws, names.execution_role,
-                                     {EXECUTION_POLICY: EXECUTION_PERMISSIONS})
+    execution_arn, res = ensure_role(
+        aws, names.execution_role,
+        {EXECUTION_POLICY: execution_permissions(aws, rule is not None)})
     resources.append(res)
     task_policies = {S3_POLICY: s3_policy(s3_bucket)} if s3_bucket else {}
     task_arn, res = ensure_role(aws, names.task_role, task_policies)
@@ -217,6 +229,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     group_id, res = ensure_security_group(aws, names.security_group, vpc_id, cidrs)
     resources.append(res)
     resources.append(ensure_repository(aws, names.repository))
+    resources.extend([rule] if rule else [])
     settings = {
         "region": region,
         "cluster": names.cluster,
@@ -227,6 +240,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         "task-role": task_arn,
         "log-group": names.log_group,
     }
+    if rule:
+        settings["image-cache"] = rule.name
     path = config_path()
     resources.append(write_config(path, settings))
     if any(r.kind == "IAM role" and r.status in (CREATED, UPDATED) for r in resources):
@@ -644,6 +659,91 @@ def ensure_repository(aws: Session, name: str) -> Resource:
     return Resource("ECR repository", name, EXISTS, repo["repositoryUri"])
 
 
+#: A Secrets Manager secret ARN, by part (its resource name: ``secret:<name>-<6 chars>``).
+_SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):"
+                         r"(?P<account>\d{12}):secret:(?P<name>.+)")
+
+
+def check_docker_hub_secret(arn: str, region: str) -> str:
+    """``arn``, if ECR can use it for a Docker Hub pull through cache rule in ``region``.
+
+    Raises
+    ------
+    ConfigurationError
+        Not a secret ARN, a name without the prefix ECR requires, or another region's.
+    """
+    match = _SECRET_ARN.fullmatch(arn)
+    if match is None:
+        raise ConfigurationError(
+            f"--docker-hub-secret {arn!r} is not a Secrets Manager secret ARN; pass the ARN "
+            "`aws secretsmanager describe-secret --secret-id <name>` prints")
+    if not match["name"].startswith(fargate.PULL_THROUGH_SECRET_PREFIX):
+        raise ConfigurationError(
+            f"--docker-hub-secret {arn!r}: ECR uses only secrets whose name begins with "
+            f"{fargate.PULL_THROUGH_SECRET_PREFIX!r}; create one, e.g. `aws secretsmanager "
+            f"create-secret --name {fargate.PULL_THROUGH_SECRET_PREFIX}docker-hub "
+            "--secret-string '{\"username\":\"<user>\",\"accessToken\":\"<token>\"}'`")
+    if match["region"] != region:
+        raise ConfigurationError(
+            f"--docker-hub-secret {arn!r} is in {match['region']}; ECR needs the secret in "
+            f"the rule's region, {region}: create it there")
+    return arn
+
+
+def get_pull_through_rule(aws: Session, prefix: str) -> dict[str, Any] | None:
+    """The pull through cache rule of ``prefix``, or None."""
+    try:
+        return aws.ecr.describe_pull_through_cache_rules(
+            ecrRepositoryPrefixes=[prefix])["pullThroughCacheRules"][0]
+    except ClientError as e:
+        if _code(e) == "PullThroughCacheRuleNotFoundException":
+            return None
+        raise
+
+
+def ensure_pull_through_rule(aws: Session, secret: str | None) -> Resource | None:
+    """The Docker Hub pull through cache rule clusters pull through, or None.
+
+    Created with ``secret`` (Docker Hub requires credentials), its secret updated when a
+    different one is given; an existing rule is kept without one. None: no rule, and none
+    asked for. Rules take no tags: their prefix, :data:`pull_through.RULE_PREFIX`, marks
+    them as the project's.
+    """
+    prefix = pull_through.RULE_PREFIX
+    rule = get_pull_through_rule(aws, prefix)
+    if rule is not None and rule["upstreamRegistryUrl"] != fargate.DOCKER_HUB_UPSTREAM:
+        raise ConfigurationError(
+            f"the pull through cache rule {prefix!r} caches {rule['upstreamRegistryUrl']}, "
+            "not Docker Hub; delete it (aws ecr delete-pull-through-cache-rule "
+            f"--ecr-repository-prefix {prefix}) and rerun setup")
+    if rule is None and secret is None:
+        return None
+    if rule is None:
+        aws.ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=prefix, upstreamRegistryUrl=fargate.DOCKER_HUB_UPSTREAM,
+            credentialArn=secret)
+        return Resource("pull through cache rule", prefix, CREATED, "Docker Hub")
+    if secret is not None and rule.get("credentialArn") != secret:
+        aws.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix=prefix,
+                                               credentialArn=secret)
+        return Resource("pull through cache rule", prefix, UPDATED, "Docker Hub")
+    return Resource("pull through cache rule", prefix, EXISTS, "Docker Hub")
+
+
+def execution_permissions(aws: Session, pull_through_cache: bool) -> dict[str, Any]:
+    """The execution role's policy: AmazonECSTaskExecutionRolePolicy's actions, and with
+    the pull through cache what its first pull of an image needs, on its repositories."""
+    if not pull_through_cache:
+        return EXECUTION_PERMISSIONS
+    repositories = (f"arn:aws:ecr:{aws.region}:{aws.account()}:repository/"
+                    f"{pull_through.RULE_PREFIX}/*")
+    return {**EXECUTION_PERMISSIONS, "Statement": [
+        *EXECUTION_PERMISSIONS["Statement"],
+        {"Effect": "Allow", "Action": list(fargate.PULL_THROUGH_PERMISSIONS),
+         "Resource": repositories},
+    ]}
+
+
 def write_config(path: Path, settings: dict[str, Any]) -> Resource:
     """Write ``settings`` under ``starburst:`` to ``path``, unless it holds them already."""
     text = ("# Written by `starburst-dask setup`; rerun it rather than editing.\n"
@@ -698,10 +798,27 @@ def managed_resources(region: str | None = None,
     repo = get_repository(aws, names.repository)
     add("ECR repository", names.repository,
         repository_tags(aws, repo["repositoryArn"]) if repo else None)
+    found.extend(pull_through_resources(aws))
     path = config_path()
     if path.exists():
         found.append(Resource("dask config", str(path), EXISTS))
     return aws, found
+
+
+def pull_through_resources(aws: Session) -> list[Resource]:
+    """The project's pull through cache rule and the repositories ECR made under its
+    prefix (its first pull of each image): ours by their name, since neither takes tags
+    from setup."""
+    prefix = pull_through.RULE_PREFIX
+    found = []
+    if get_pull_through_rule(aws, prefix) is not None:
+        found.append(Resource("pull through cache rule", prefix, EXISTS, "Docker Hub"))
+    for page in aws.ecr.get_paginator("describe_repositories").paginate():
+        found.extend(Resource("ECR repository", repo["repositoryName"], EXISTS,
+                              "pull through cache")
+                     for repo in page["repositories"]
+                     if repo["repositoryName"].startswith(f"{prefix}/"))
+    return found
 
 
 def teardown(aws: Session, found: list[Resource]) -> list[Resource]:
@@ -719,6 +836,8 @@ def teardown(aws: Session, found: list[Resource]) -> list[Resource]:
         # Force: the repository is ours, and its images exist only to run clusters.
         "ECR repository": lambda r: aws.ecr.delete_repository(repositoryName=r.name,
                                                               force=True),
+        "pull through cache rule": lambda r: aws.ecr.delete_pull_through_cache_rule(
+            ecrRepositoryPrefix=r.name),
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
     }
     done = []

@@ -22,7 +22,7 @@ import yaml
 from .. import config
 from ..aws import client_config
 from ..errors import ConfigurationError
-from . import platforms, registry, versions
+from . import platforms, pull_through, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine
 from .context import BuildContext, conda_platform, render
 from .lockfile import Lock, lock_environment, read_lock
@@ -143,7 +143,9 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     is found (or built) in ECR for the options' architecture; an ECR image known to lack
     that architecture's platform raises :class:`ImageArchitectureError`, and either way an
     image that records another distributed than the client's raises
-    :class:`ImageVersionError`, before any task starts.
+    :class:`ImageVersionError`, before any task starts. A Docker Hub image becomes its URI
+    through the pull through cache rule config ``starburst.image-cache`` names, when that
+    rule exists (:mod:`.pull_through`).
     """
     progress = progress or _stderr_progress
     session = boto3.session.Session(region_name=options.region)
@@ -155,6 +157,11 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
         platforms.check_image_platform(options.image, options.architecture, session)
     if config.get("image-check-versions"):
         versions.check_image(options.image)
+    prefix = config.get("image-cache")
+    if prefix:  # checked above as the upstream image, which the cache serves unchanged
+        ecr = session.client("ecr", config=client_config())
+        image = pull_through.resolve(options.image, ecr, options.region, prefix, progress)
+        options = dataclasses.replace(options, image=image)
     return options
 
 

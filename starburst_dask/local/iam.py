@@ -14,6 +14,7 @@ service-linked role and answer its re-creation as AWS does); the ECS backend ask
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import threading
 import time
@@ -187,3 +188,31 @@ def check_service_linked_role(account_id: str) -> None:
     role = _role(iam_backend(account_id), ECS_SERVICE_LINKED_ROLE)
     if role is None or not clock().propagated(account_id, role.name):
         raise InvalidParameterException(SLR_UNUSABLE)
+
+
+def role_allows(account_id: str, arn: str | None, action: str, resource: str) -> bool:
+    """Whether the role ``arn``'s inline and attached policies allow ``action`` on
+    ``resource`` and none denies it (IAM's evaluation for one identity, without
+    conditions: "Policy evaluation logic", IAM user guide)."""
+    role = next((r for r in iam_backend(account_id).get_roles() if r.arn == arn), None)
+    if role is None:
+        return False
+    documents = list(role.policies.values()) + [
+        v.document for p in role.managed_policies.values() for v in p.versions if v.is_default]
+    effects = set()
+    for document in documents:
+        if isinstance(document, str):
+            document = json.loads(unquote(document))
+        statements = document.get("Statement", [])
+        for statement in [statements] if isinstance(statements, dict) else statements:
+            if _matches(statement.get("Action", []), action, case=False) and \
+                    _matches(statement.get("Resource", []), resource, case=True):
+                effects.add(statement.get("Effect"))
+    return "Allow" in effects and "Deny" not in effects
+
+
+def _matches(patterns: str | list[str], value: str, case: bool) -> bool:
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    if not case:
+        value, patterns = value.lower(), [p.lower() for p in patterns]
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)

@@ -20,7 +20,9 @@ from importlib import metadata
 
 from moto.ecr.models import ecr_backends
 
+from .. import fargate
 from ..images.platforms import ECR_IMAGE, manifest_platforms
+from . import iam, pull_through
 from .packages import closure, installed, normalize
 
 #: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
@@ -91,7 +93,8 @@ def local_python() -> str:
     return ".".join(platform.python_version_tuple()[:2])
 
 
-def pull(image: str, environment: dict[str, str], platform: str) -> Pulled | str:
+def pull(image: str, environment: dict[str, str], platform: str,
+         execution_role: str | None = None) -> Pulled | str:
     """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
 
     Parameters
@@ -102,6 +105,8 @@ def pull(image: str, environment: dict[str, str], platform: str) -> Pulled | str
         The container's environment (``EXTRA_PIP_PACKAGES`` for the dask images).
     platform : str
         The task's platform (``linux/arm64`` for an ARM64 task definition).
+    execution_role : str, optional
+        The task's execution role ARN, which pulls through an ECR pull through cache rule.
 
     Returns
     -------
@@ -110,6 +115,11 @@ def pull(image: str, environment: dict[str, str], platform: str) -> Pulled | str
     """
     ecr = ECR_IMAGE.match(image)
     if ecr:
+        account, region, name, tag, digest = ecr.groups()
+        cached = pull_through.upstream(account, region, name)
+        if cached is not None:
+            return _pull_cached(cached, environment, platform, execution_role, image,
+                                *ecr.groups())
         return _pull_ecr(image, platform, *ecr.groups())
     name, tag, digest = _reference(image)
     if name in DASK_REPOSITORIES:
@@ -150,6 +160,26 @@ def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
     # Every image ``starburst-dask image`` builds has python, dask and distributed (its
     # render step refuses a lock without them); the rest of its lock is not known here.
     return Pulled(closure(["dask", "distributed"]))
+
+
+def _pull_cached(upstream: str, environment: dict[str, str], platform: str,
+                 execution_role: str | None, image: str, account: str, region: str, name: str,
+                 tag: str | None, digest: str | None) -> Pulled | str:
+    """A pull through a cache rule: the upstream image, imported by the execution role,
+    whose first pull creates the cached repository in the account's registry, as ECR
+    does; a role without those permissions is refused as ECR refuses a pull."""
+    ecr = ecr_backends[account][region]
+    arn = f"arn:aws:ecr:{region}:{account}:repository/{name}"
+    needed = fargate.PULL_THROUGH_PERMISSIONS if ecr.repositories.get(name) is None \
+        else fargate.PULL_THROUGH_PERMISSIONS[:1]
+    if not all(iam.role_allows(account, execution_role, action, arn) for action in needed):
+        return _access_denied(image)
+    reference = f"{upstream}@{digest}" if digest else f"{upstream}:{tag or 'latest'}"
+    pulled = pull(reference, environment, platform)
+    if isinstance(pulled, Pulled) and ecr.repositories.get(name) is None:
+        ecr.create_repository(name, account, {"encryptionType": "AES256"},
+                              {"scanOnPush": False}, "MUTABLE", [])
+    return pulled
 
 
 def _pull_dask(image: str, name: str, tag: str, digest: str | None,
@@ -224,7 +254,10 @@ def _not_found(ref: str) -> str:
 
 
 def _no_repository(name: str, tag: str, digest: str | None) -> str:
-    ref = f"{name}@{digest}" if digest else f"{name}:{tag}"
+    return _access_denied(f"{name}@{digest}" if digest else f"{name}:{tag}")
+
+
+def _access_denied(ref: str) -> str:
     return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
             f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
             "may require authorization: server message: insufficient_scope: authorization "

@@ -121,7 +121,7 @@ def start_failure(egress: Egress, region: str, image: str, awslogs_region: str |
     ``awslogs_region`` is the region of its awslogs log group, or None without awslogs.
     """
     internet = egress.internet_source is not None
-    host, name, reference = _parse(image)
+    host, name, reference = parse(image)
     match = _ECR_HOST.match(host)
     local = match is not None and match.group(1) == region  # endpoints serve their region
     reachable = internet or local and "ecr.api" in egress.endpoints
@@ -142,7 +142,7 @@ def start_failure(egress: Egress, region: str, image: str, awslogs_region: str |
                                    address=_RESOLVED.get(host, _AWS_ADDRESS))
 
 
-def _parse(image: str) -> tuple[str, str, str]:
+def parse(image: str) -> tuple[str, str, str]:
     """``(registry host, repository, tag or digest)`` as Docker resolves a reference."""
     first, _, rest = image.partition("/")
     if rest and ("." in first or ":" in first or first == "localhost"):

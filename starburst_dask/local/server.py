@@ -22,7 +22,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ec2_rules, ecs, iam, pricing, quotas, validation, vpc
+from . import docker_hub, ec2_rules, ecs, iam, pricing, pull_through, quotas, validation, vpc
 from .firewall import Firewall
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
@@ -76,6 +76,12 @@ class LocalFargate:
     network_failure_delay : float
         Seconds before a task that cannot reach its registry or CloudWatch Logs stops
         (AWS takes tens of seconds; tests may shorten it).
+    docker_hub_pulls : int
+        Docker Hub's anonymous pulls allowed per source address (a task's public IP, or
+        its NAT gateway's) in ``docker_hub_window`` seconds; more stop the task with
+        ``toomanyrequests``, as on AWS (tests may lower it).
+    docker_hub_window : float
+        Seconds over which Docker Hub counts those pulls.
 
     Examples
     --------
@@ -86,8 +92,11 @@ class LocalFargate:
     def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True,
                  vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True,
                  iam_propagation: float = iam.PROPAGATION_DEFAULT,
-                 network_failure_delay: float = NETWORK_FAILURE_DELAY):
+                 network_failure_delay: float = NETWORK_FAILURE_DELAY,
+                 docker_hub_pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
+                 docker_hub_window: float = fargate.DOCKER_HUB_WINDOW_SECONDS):
         self.port = port
+        self._docker_hub = (docker_hub_pulls, docker_hub_window)
         self._network_failure_delay = network_failure_delay
         self._firewall: Firewall | None = None
         self._security_group: str | None = None
@@ -177,6 +186,7 @@ class LocalFargate:
         quotas.install(account)
         iam.install(iam.RoleClock(self._iam_propagation))
         ec2_rules.install()
+        docker_hub.install(docker_hub.PullLimit(*self._docker_hub))
         self._controls = controls
         try:
             self._start_network()
@@ -188,6 +198,7 @@ class LocalFargate:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             pricing.install(self._server)  # moto has no Price List API
+            pull_through.install(self._server)  # nor pull through cache rules
             # Outermost: every request meets its model.
             self._validation = validation.install(self._server)
             self._set_env()
@@ -235,6 +246,8 @@ class LocalFargate:
             quotas.uninstall()
             iam.uninstall()
             ec2_rules.uninstall()
+            docker_hub.uninstall()
+            pull_through.reset()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)

@@ -18,7 +18,7 @@ from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefin
 from moto.logs.models import logs_backends
 
 from .. import fargate
-from . import images, packages, reach, vpc
+from . import docker_hub, images, packages, reach, vpc
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
@@ -123,6 +123,8 @@ class LocalTask(Task):
         ]
         self.log_config = container_def.get("logConfiguration") or {}
         self._container_environment = _environment(container_def, overrides)
+        self._execution_role = (overrides.get("executionRoleArn")
+                                or getattr(task_definition, "execution_role_arn", None))
         self.process = TaskProcess(
             command=_command(container_def, overrides),
             environment={
@@ -266,8 +268,11 @@ class LocalTask(Task):
                 self._retrying.daemon = True
                 self._retrying.start()
             return False
-        pulled = images.pull(self.containers[0].image, self._container_environment,
-                             fargate.IMAGE_PLATFORMS[self.architecture])
+        image = self.containers[0].image
+        refused = docker_hub.limit().refused(*reach.parse(image), egress.internet_source)
+        pulled = refused or images.pull(image, self._container_environment,
+                                        fargate.IMAGE_PLATFORMS[self.architecture],
+                                        self._execution_role)
         reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
         if reason:
             self.failed(reason)
