@@ -3,9 +3,9 @@
 ``https://checkip.amazonaws.com`` answers the address a request comes from, as text and
 a newline. The local Fargate answers the same on its own endpoint, at :data:`PATH`: the
 source address of the request, which is ``127.0.0.1`` for this machine (the client,
-outside every VPC: see ``docs/local-fargate.md``, "The network: addresses") and a task's
-public address (or its NAT gateway's) for a task. :class:`LocalFargate` points
-``starburst.setup.checkip-url`` there while it runs, so no test asks the internet.
+outside every VPC: see ``docs/local-fargate.md``, "The network: addresses").
+:class:`LocalFargate` points ``starburst.setup.checkip-url`` there while it runs, so
+no test asks the internet.
 """
 
 from __future__ import annotations
