@@ -11,7 +11,7 @@ import boto3
 import dask.config
 import pytest
 from distributed import Client
-from helpers import wait_until
+from helpers import DASK_IMAGE, wait_until
 
 from starburst_dask import FargateCluster, doctor
 from starburst_dask.errors import ConfigurationError, MissingResourceError
@@ -87,15 +87,21 @@ def private_subnet(ec2, vpc, zone="us-east-1a"):
     return subnet_id, table
 
 
-def register(ecs, command, image="daskdev/dask:latest", family="net", logs=True):
+DASK_TAG = DASK_IMAGE.split(":")[1]
+
+
+def register(ecs, command, image=DASK_IMAGE, family="net", logs=True):
     container = {"name": "main", "image": image, "command": command}
-    if logs:
+    extra = {}
+    if logs:  # awslogs on Fargate needs the execution role (prepare() made it)
         container["logConfiguration"] = {"logDriver": "awslogs", "options": {
             "awslogs-group": LOG_GROUP, "awslogs-region": REGION,
             "awslogs-stream-prefix": "net"}}
+        extra["executionRoleArn"] = boto3.client("iam").get_role(
+            RoleName="starburst-dask-execution")["Role"]["Arn"]
     return ecs.register_task_definition(
         family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="256", memory="512", containerDefinitions=[container],
+        cpu="256", memory="512", containerDefinitions=[container], **extra,
     )["taskDefinition"]["taskDefinitionArn"]
 
 
@@ -224,8 +230,8 @@ def test_task_without_a_route_out_fails_to_start_as_on_aws(ec2, ecs, vpc):
     for arn in (hub, no_ip):
         assert stopped[arn]["stoppedReason"].startswith(
             "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-            "failed to resolve ref docker.io/daskdev/dask:latest: failed to do request: Head "
-            '"https://registry-1.docker.io/v2/daskdev/dask/manifests/latest": dial tcp ')
+            f"failed to resolve ref docker.io/{DASK_IMAGE}: failed to do request: Head "
+            f'"https://registry-1.docker.io/v2/daskdev/dask/manifests/{DASK_TAG}": dial tcp ')
         assert stopped[arn]["stoppedReason"].endswith(":443: i/o timeout")
     assert stopped[ecr]["stoppedReason"].startswith(
         "ResourceInitializationError: unable to pull secrets or registry auth: execution "
