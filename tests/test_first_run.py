@@ -154,6 +154,16 @@ def test_setup_offers_the_callers_address_only_when_the_port_is_closed_to_it(fre
     assert len(asked) == 1  # admitted now: not asked again
 
 
+def test_allow_my_ip_without_an_answer_is_an_error_and_changes_nothing(fresh):
+    before = account(fresh)
+    with dask.config.set({"starburst.setup.checkip-url": fresh.endpoint_url + "/nothing"}):
+        result = setup_cli("--allow-my-ip")
+    assert result.exit_code == 1, result.output
+    assert "could not detect your public address from" in result.output
+    assert "pass --allow-cidr" in result.output
+    assert account(fresh) == before
+
+
 def test_setup_codebuild_makes_the_image_path_without_docker_reachable(fresh):
     session = boto3.session.Session()
     builder = CodeBuildBuilder(session, dask.config.get("starburst.image-build-project"),
