@@ -83,29 +83,43 @@ def _seconds(value: str) -> float:
               help="Your network, which may reach the scheduler and dashboard ports "
                    "(repeatable), e.g. your public IP/32; the cluster's own tasks always "
                    "reach each other. Never 0.0.0.0/0.")
+@click.option("--allow-my-ip", is_flag=True,
+              help="Admit this machine's current public address too, as "
+                   "starburst.setup.checkip-url (https://checkip.amazonaws.com) answers it. "
+                   "Without this or --allow-cidr, at a terminal, setup offers it when the "
+                   "scheduler port would be closed to you.")
 @click.option("--s3-bucket", default=None,
               help="Bucket the tasks may read and write (their only permission).")
 @click.option("--docker-hub-secret", default=None, metavar="ARN",
               help="Secrets Manager secret (named ecr-pullthroughcache/...) with Docker Hub "
                    "credentials: clusters pull Docker Hub images through an ECR pull "
                    "through cache rule, free of Docker Hub's anonymous limit per address.")
+@click.option("--codebuild", is_flag=True,
+              help="Also create the CodeBuild project, its role and S3 bucket that build "
+                   "images (software=) where no local Docker engine runs.")
 @JSON
 def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
-          allow_cidrs: tuple[str, ...], s3_bucket: str | None,
-          docker_hub_secret: str | None, as_json: bool) -> None:
+          allow_cidrs: tuple[str, ...], allow_my_ip: bool, s3_bucket: str | None,
+          docker_hub_secret: str | None, codebuild: bool, as_json: bool) -> None:
     """Create (or find) everything a cluster needs, once; safe to rerun.
 
     The ECS cluster, IAM roles, log group, security group and ECR repository, each
     tagged starburst-dask:managed=true, and a dask config file naming them, so that
-    FargateCluster() needs no arguments.
+    FargateCluster() needs no arguments. An option that cannot be applied (to a resource
+    setup did not create) is an error, and nothing is changed.
     """
+    import sys
+
     from . import setup as resources
 
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     with _errors():
         subnet_list = [s for value in subnets for s in value.split(",") if s]
         result = resources.setup(region, vpc=vpc, subnets=subnet_list,
-                                 allow_cidrs=list(allow_cidrs), s3_bucket=s3_bucket,
-                                 docker_hub_secret=docker_hub_secret,
+                                 allow_cidrs=list(allow_cidrs), allow_my_ip=allow_my_ip,
+                                 ask=_confirm if interactive else None,
+                                 s3_bucket=s3_bucket, docker_hub_secret=docker_hub_secret,
+                                 codebuild=codebuild,
                                  notify=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -116,6 +130,10 @@ def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
     click.echo(f"Fargate vCPU quota ({result.region}): {quota}")
     click.echo("Created or changed what was missing." if result.changed
                else "Nothing changed: everything was set up already.")
+
+
+def _confirm(question: str) -> bool:
+    return click.confirm(question, default=True, err=True)
 
 
 @click.command()

@@ -220,6 +220,11 @@ IAM_PROPAGATION_ERRORS = (
     "Unable to assume the service linked role",
 )
 IAM_PROPAGATION_WAIT = 60.0
+#: CodeBuild's answer (InvalidInputException) to CreateProject with a service role it
+#: cannot assume yet, as a just-created role is for seconds (AWS CodeBuild User Guide,
+#: "Troubleshooting AWS CodeBuild": "CodeBuild is not authorized to perform:
+#: sts:AssumeRole" when creating or updating a build project). Retried as above.
+CODEBUILD_PROPAGATION_ERROR = "CodeBuild is not authorized to perform: sts:AssumeRole"
 
 
 def pricing_region(region: str) -> str:

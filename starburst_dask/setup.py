@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import dask.config
 import yaml
 from botocore.exceptions import ClientError
 
-from . import config, fargate, inventory, network
+from . import config, fargate, inventory, network, propagation
 from .aws import client_config
 from .errors import ConfigurationError, MissingResourceError
 from .images import pull_through
@@ -74,8 +74,9 @@ EXECUTION_PERMISSIONS = {
 #: CreateCluster with capacity providers fails until it exists and has propagated.
 ECS_SERVICE = "ecs.amazonaws.com"
 ECS_SERVICE_LINKED_ROLE = "AWSServiceRoleForECS"
-#: Seconds between attempts while AWS propagates a new role.
-PROPAGATION_RETRY_DELAY = 2.0
+#: How long to wait for ``starburst.setup.checkip-url``, and the most of its answer read.
+CHECKIP_TIMEOUT = 10.0
+CHECKIP_MAX_BYTES = 64
 SECURITY_GROUP_DESCRIPTION = "starburst-dask: dask ports from the caller network only"
 
 CREATED, UPDATED, EXISTS, FOREIGN = "created", "updated", "exists", "exists, not managed"
@@ -164,7 +165,8 @@ def is_managed(tags: dict[str, str]) -> bool:
 
 def setup(region: str | None = None, *, vpc: str | None = None,
           subnets: list[str] | None = None, allow_cidrs: list[str] | None = None,
-          s3_bucket: str | None = None, names: Names | None = None,
+          allow_my_ip: bool = False, ask: Callable[[str], bool] | None = None,
+          s3_bucket: str | None = None, codebuild: bool = False, names: Names | None = None,
           docker_hub_secret: str | None = None,
           notify: Callable[[str], None] = logger.info) -> SetupResult:
     """Create or adopt everything a cluster needs, and write it to dask config.
@@ -181,8 +183,18 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     allow_cidrs : list of str, optional
         The caller's networks, which may reach the scheduler and dashboard ports (the
         cluster's own tasks reach each other through the group's rule for itself).
+    allow_my_ip : bool
+        Admit the caller's current public address too, as ``starburst.setup.checkip-url``
+        answers it (:func:`my_address`).
+    ask : callable, optional
+        Asked a yes/no question when neither ``allow_cidrs`` nor ``allow_my_ip`` is given
+        and the scheduler port would be closed to every network outside the VPC; a yes
+        admits the caller's current public address. ``None``: never ask.
     s3_bucket : str, optional
         A bucket the tasks may read and write (the task role gets no other permission).
+    codebuild : bool
+        Also create the CodeBuild project, its role and bucket that build images without
+        a local Docker engine (:func:`ensure_codebuild`).
     names : Names, optional
         Resource names; default: :meth:`Names.from_config`.
     docker_hub_secret : str, optional
@@ -200,7 +212,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     Raises
     ------
     ConfigurationError, MissingResourceError
-        Bad arguments, or a network that cannot hold a cluster.
+        Bad arguments, a network that cannot hold a cluster, or an option that cannot
+        be applied to a resource setup did not create (nothing is changed then).
     """
     region = resolve_region(region)
     names = names or Names.from_config()
@@ -212,6 +225,15 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     vpc_id = find_vpc(aws, vpc)
     subnet_ids, zones = find_subnets(aws, vpc_id, subnets)
     public_ip = check_routes(aws, vpc_id, subnet_ids)
+    group = get_security_group(aws, names.security_group, vpc_id)
+    if not cidrs and not allow_my_ip and ask is not None and not caller_networks(group):
+        allow_my_ip = ask(
+            f"The scheduler port {DASK_PORTS[0]} would be closed to this machine (outside "
+            f"VPC {vpc_id}). Admit your current public address (asked of "
+            f"{config.get('setup.checkip-url')})?")
+    if allow_my_ip:
+        cidrs.append(my_address())
+    check_adoptable(aws, names, group, cidrs, s3_bucket)
     # Next the rule: ECR refuses a secret it cannot use before anything else is created.
     rule = ensure_pull_through_rule(aws, secret)
     resources: list[Resource] = [ensure_service_linked_role(aws)]
@@ -230,6 +252,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     resources.append(res)
     resources.append(ensure_repository(aws, names.repository))
     resources.extend([rule] if rule else [])
+    if codebuild:
+        resources.append(ensure_codebuild(aws, notify))
     settings = {
         "region": region,
         "cluster": names.cluster,
@@ -244,6 +268,11 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         settings["image-cache"] = rule.name
     path = config_path()
     resources.append(write_config(path, settings))
+    if not cidrs and not caller_networks(get_security_group(aws, names.security_group,
+                                                            vpc_id)):
+        notify(f"The scheduler port {DASK_PORTS[0]} is closed to every network outside VPC "
+               f"{vpc_id}: a client there cannot connect. Rerun with --allow-my-ip or "
+               "--allow-cidr <your network> to admit it.")
     if any(r.kind == "IAM role" and r.status in (CREATED, UPDATED) for r in resources):
         notify("IAM roles were created or changed: ECS can use them only after IAM has "
                "propagated them (seconds); a cluster started meanwhile retries until then.")
@@ -296,6 +325,81 @@ def check_cidrs(cidrs: list[str]) -> list[str]:
     return checked
 
 
+def my_address() -> str:
+    """The caller's current public address as a network (``/32``, or ``/128`` for IPv6).
+
+    Asked of ``starburst.setup.checkip-url`` (AWS's ``https://checkip.amazonaws.com``
+    answers the address it sees the request come from, as text).
+
+    Raises
+    ------
+    ConfigurationError
+        When the address cannot be read from there.
+    """
+    url = str(config.get("setup.checkip-url"))
+    try:
+        with urllib.request.urlopen(url, timeout=CHECKIP_TIMEOUT) as response:
+            text = response.read(CHECKIP_MAX_BYTES).decode("ascii", "replace").strip()
+        address = ipaddress.ip_address(text)
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(
+            f"could not detect your public address from {url} ({e}); pass --allow-cidr "
+            "<your public address>/32 instead (config starburst.setup.checkip-url names "
+            "the service asked)"
+        ) from None
+    return str(ipaddress.ip_network(address))
+
+
+def caller_networks(group: dict[str, Any] | None) -> list[str]:
+    """The networks (CIDRs) ``group`` admits to the scheduler port: callers outside the VPC."""
+    if group is None:
+        return []
+    return [r.get("CidrIp") or r.get("CidrIpv6")
+            for p in group.get("IpPermissions", [])
+            if p["IpProtocol"] in ("-1", "tcp")
+            and p.get("FromPort", 0) <= DASK_PORTS[0] <= p.get("ToPort", 65535)
+            for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])]
+
+
+def check_adoptable(aws: Session, names: Names, group: dict[str, Any] | None,
+                    cidrs: list[str], s3_bucket: str | None) -> None:
+    """Refuse, before any change, what setup could not apply to resources it did not create.
+
+    Setup never changes a resource without its tag. So ``--s3-bucket`` on such a task
+    role, or admitted networks on such a security group, could not be applied; and such a
+    role that ECS tasks may not assume would fail every launch.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the resource, what cannot be applied, and the fix.
+    """
+    problems = []
+    for kind, name in (("execution", names.execution_role), ("task", names.task_role)):
+        role = get_role(aws, name)
+        if role is None or is_managed(_tag_dict(role.get("Tags"))):
+            continue
+        if not trusts_ecs_tasks(role):
+            problems.append(f"the {kind} role {name} (not created by setup) does not trust "
+                            "ecs-tasks.amazonaws.com, so ECS could not use it: add that "
+                            f"principal to its trust policy, or set starburst.{kind}-role "
+                            "to another name")
+        if kind == "task" and s3_bucket:
+            problems.append(f"--s3-bucket {s3_bucket} cannot be applied: the task role "
+                            f"{name} was not created by setup, which never changes it; "
+                            "grant it access to the bucket yourself, or set "
+                            "starburst.task-role to another name")
+    if group is not None and cidrs and not is_managed(_tag_dict(group.get("Tags"))):
+        missing = [c for c in cidrs if c not in caller_networks(group)]
+        if missing:
+            problems.append(f"{', '.join(missing)} cannot be admitted: the security group "
+                            f"{group['GroupId']} ({names.security_group}) was not created by "
+                            "setup, which never changes it; add the rule for ports "
+                            f"{DASK_PORTS[0]}-{DASK_PORTS[1]} yourself")
+    if problems:
+        raise ConfigurationError("setup changed nothing: " + "; ".join(problems))
+
+
 def s3_policy(bucket: str) -> dict[str, Any]:
     """Read and write access to one bucket: the only permission tasks get."""
     return {
@@ -343,20 +447,9 @@ def ensure_service_linked_role(aws: Session) -> Resource:
 def _while_propagating(call: Callable[..., Any], notify: Callable[[str], None],
                        **kwargs: Any) -> Any:
     """``call(**kwargs)``, retried while ECS cannot use its service-linked role yet."""
-    deadline = time.monotonic() + fargate.IAM_PROPAGATION_WAIT
-    told = False
-    while True:
-        try:
-            return call(**kwargs)
-        except ClientError as e:
-            if not any(t in str(e) for t in fargate.IAM_PROPAGATION_ERRORS) \
-                    or time.monotonic() > deadline:
-                raise
-        if not told:
-            notify(f"Waiting (up to {fargate.IAM_PROPAGATION_WAIT:g} s) for AWS to propagate "
-                   f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE}...")
-            told = True
-        time.sleep(PROPAGATION_RETRY_DELAY)
+    return propagation.while_propagating(
+        call, fargate.IAM_PROPAGATION_ERRORS,
+        f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE}", notify, **kwargs)
 
 
 def ensure_ecs_cluster(aws: Session, name: str,
@@ -742,6 +835,20 @@ def execution_permissions(aws: Session, pull_through_cache: bool) -> dict[str, A
         {"Effect": "Allow", "Action": list(fargate.PULL_THROUGH_PERMISSIONS),
          "Resource": repositories},
     ]}
+
+
+def ensure_codebuild(aws: Session, notify: Callable[[str], None]) -> Resource:
+    """The CodeBuild project (``starburst.image-build-project``), its role and its bucket,
+    which build images where no local Docker engine runs."""
+    from .images.build import build_bucket
+    from .images.builders import create_codebuild_project
+
+    project = str(config.get("image-build-project"))
+    existed = bool(aws.codebuild.batch_get_projects(names=[project])["projects"])
+    made = create_codebuild_project(aws._session, project, build_bucket(aws._session),
+                                    notify=notify)
+    return Resource("CodeBuild project", project, EXISTS if existed else CREATED,
+                    f"bucket {made['bucket']}, role {made['role_arn'].rsplit('/', 1)[-1]}")
 
 
 def write_config(path: Path, settings: dict[str, Any]) -> Resource:

@@ -224,7 +224,8 @@ def test_without_docker_engine_codebuild_builds_from_s3(local_fargate, session,
 def test_missing_codebuild_project_is_named(local_fargate, session, no_docker_engine,
                                             monkeypatch):
     set_config(monkeypatch, {"image-build-project": "no-such-project"})
-    with pytest.raises(MissingResourceError, match="'no-such-project'.*starburst-dask setup"):
+    with pytest.raises(MissingResourceError,
+                       match="'no-such-project'.*starburst-dask setup --codebuild"):
         ensure_image(LOCK, repository="unbuilt", session=session)
 
 

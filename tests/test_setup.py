@@ -282,7 +282,9 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
     # (A role, not a log group: moto keeps a deleted log group's tags for its successor.)
     aws.client("iam").create_role(RoleName="starburst-dask-task",
                                   AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS))
-    again = json.loads(cli("setup", "--json", "--s3-bucket", "data").stdout)
+    refused = cli("setup", "--s3-bucket", "data")  # cannot be applied to it: an error
+    assert refused.exit_code == 1 and "--s3-bucket data cannot be applied" in refused.output
+    again = json.loads(cli("setup", "--json").stdout)
     assert {"kind": "IAM role", "name": "starburst-dask-task", "status": "exists, not managed",
             "detail": ""} in again["resources"]
     assert cli("teardown", "--yes").exit_code == 0

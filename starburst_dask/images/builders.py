@@ -8,6 +8,7 @@ image is in ECR. :func:`create_codebuild_project` makes what the CodeBuild path 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -18,13 +19,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..aws import SETUP_HINT, client_config
+from .. import fargate, propagation
+from ..aws import client_config
 from ..errors import MissingResourceError
 from . import registry
 from .context import BuildContext, template
 from .errors import ImageBuildError
 
 Progress = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 #: CodeBuild environments per conda platform: native builds, no emulation.
 CODEBUILD_ENVIRONMENTS = {
@@ -34,6 +37,8 @@ CODEBUILD_ENVIRONMENTS = {
 CODEBUILD_COMPUTE = "BUILD_GENERAL1_SMALL"  # valid for both; the build only copies files
 CODEBUILD_ROLE = "starburst-dask-codebuild"
 CONTEXT_PREFIX = "starburst-dask/contexts/"
+#: The command that creates the CodeBuild project, its role and the bucket.
+CODEBUILD_SETUP_HINT = "run: starburst-dask setup --codebuild"
 _DONE = {"SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
 
 
@@ -123,8 +128,8 @@ class CodeBuildBuilder:
         if not found:
             raise MissingResourceError(
                 f"CodeBuild project {self.project!r} does not exist (config "
-                f"starburst.image-build-project); {SETUP_HINT}, or build with a local "
-                "Docker engine"
+                f"starburst.image-build-project); {CODEBUILD_SETUP_HINT}, or build with a "
+                "local Docker engine"
             )
         try:
             self.s3.head_bucket(Bucket=self.bucket)
@@ -132,7 +137,7 @@ class CodeBuildBuilder:
             raise MissingResourceError(
                 f"S3 bucket {self.bucket!r} for build contexts is not available "
                 f"({e.response['Error']['Code']}; config starburst.image-build-bucket); "
-                f"{SETUP_HINT}"
+                f"{CODEBUILD_SETUP_HINT}"
             ) from e
 
     def build(self, context: BuildContext, image_uri: str) -> None:
@@ -180,10 +185,13 @@ class CodeBuildBuilder:
             )
 
 
-def create_codebuild_project(session: Any, project: str, bucket: str) -> dict[str, str]:
+def create_codebuild_project(session: Any, project: str, bucket: str,
+                             notify: Progress = logger.info) -> dict[str, str]:
     """Create the CodeBuild project, its role and the S3 bucket that image builds use.
 
-    Idempotent: what exists is kept. Meant for ``starburst-dask setup``.
+    Idempotent: what exists is kept. Meant for ``starburst-dask setup --codebuild``.
+    CodeBuild refuses a project whose role IAM has not propagated yet: CreateProject is
+    retried then, for a bounded time.
 
     Parameters
     ----------
@@ -193,6 +201,8 @@ def create_codebuild_project(session: Any, project: str, bucket: str) -> dict[st
         CodeBuild project name (config ``starburst.image-build-project``).
     bucket : str
         S3 bucket for build contexts (config ``starburst.image-build-bucket``).
+    notify : callable
+        Receives one line when CreateProject waits for the new role to propagate.
 
     Returns
     -------
@@ -217,7 +227,9 @@ def create_codebuild_project(session: Any, project: str, bucket: str) -> dict[st
     if found:
         return {"project_arn": found[0]["arn"], "role_arn": role_arn, "bucket": bucket}
     environment_type, build_image = CODEBUILD_ENVIRONMENTS["linux-64"]
-    created = codebuild.create_project(
+    created = propagation.while_propagating(
+        codebuild.create_project, [fargate.CODEBUILD_PROPAGATION_ERROR],
+        f"the CodeBuild role {CODEBUILD_ROLE}", notify,
         name=project,
         description="starburst-dask: builds dask images from conda-lock files",
         source={"type": "S3", "location": f"{bucket}/{CONTEXT_PREFIX}"},

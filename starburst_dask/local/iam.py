@@ -1,15 +1,17 @@
-"""IAM as ECS meets it: roles that exist, trust ECS, and have propagated.
+"""IAM as ECS and CodeBuild meet it: roles that exist, trust the service, and have propagated.
 
 IAM is eventually consistent: "changes that you make in IAM (or other AWS services) might
 not be immediately visible from other services ... a role that you just created" (IAM
 user guide, "Troubleshoot IAM: Changes that I make are not always immediately visible").
-ECS answers a role it cannot use yet as it answers one it can never use, so the local
-Fargate records when each role was created or its trust policy last changed, and treats
-it as unusable for :data:`PROPAGATION_DEFAULT` seconds after that.
+ECS (and CodeBuild's CreateProject) answer a role they cannot use yet as they answer one
+they can never use, so the local Fargate records when each role was created or its trust
+policy last changed, and treats it as unusable for :data:`PROPAGATION_DEFAULT` seconds
+after that.
 
 :func:`install` wraps moto's IAM backend to record those times (and to name the ECS
-service-linked role and answer its re-creation as AWS does); the ECS backend asks
-:func:`check_task_role` and :func:`check_service_linked_role`.
+service-linked role and answer its re-creation as AWS does), and moto's CodeBuild
+backend to refuse a project whose service role CodeBuild cannot assume; the ECS backend
+asks :func:`check_task_role` and :func:`check_service_linked_role`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from moto.codebuild import models as codebuild_models
+from moto.codebuild.exceptions import InvalidInputException
 from moto.ecs.exceptions import EcsClientException, InvalidParameterException
 from moto.iam import models as iam_models
 from moto.iam.exceptions import InvalidInput
@@ -50,6 +54,12 @@ SLR_UNUSABLE = (
     "Unable to assume the service linked role. Please verify that the ECS service linked "
     "role exists."
 )
+#: The principal CodeBuild assumes a project's service role as.
+CODEBUILD_PRINCIPAL = "codebuild.amazonaws.com"
+#: InvalidInputException on CreateProject for a service role CodeBuild cannot assume:
+#: AWS CodeBuild User Guide, "Troubleshooting AWS CodeBuild" ("CodeBuild is not authorized
+#: to perform: sts:AssumeRole" when creating or updating a build project).
+CODEBUILD_UNABLE_TO_ASSUME = "CodeBuild is not authorized to perform: sts:AssumeRole on {arn}"
 #: IAM's answer to CreateServiceLinkedRole when the role exists (InvalidInput).
 SLR_TAKEN = (
     "Service role name {name} has been taken in this account, please try a different "
@@ -102,6 +112,8 @@ def install(clock: RoleClock) -> None:
     backend.create_role = _create_role  # type: ignore[method-assign]
     backend.update_assume_role_policy = _update_trust  # type: ignore[method-assign]
     backend.create_service_linked_role = _create_slr  # type: ignore[method-assign]
+    _originals["codebuild_create_project"] = codebuild_models.CodeBuildBackend.create_project
+    codebuild_models.CodeBuildBackend.create_project = _create_project  # type: ignore
     # moto would name it "AWSServiceRoleForecs".
     iam_models.SERVICE_NAME_CONVERSION["ecs"] = "ECS"
 
@@ -109,6 +121,9 @@ def install(clock: RoleClock) -> None:
 def uninstall() -> None:
     """Restore moto's IAM backend."""
     global _clock
+    codebuild = _originals.pop("codebuild_create_project", None)
+    if codebuild is not None:
+        codebuild_models.CodeBuildBackend.create_project = codebuild  # type: ignore
     for name, method in _originals.items():
         setattr(iam_models.IAMBackend, name, method)
     _originals.clear()
@@ -138,6 +153,21 @@ def _create_slr(self: Any, service_name: str, description: str, suffix: str) -> 
     if service_name == ECS_SERVICE and _role(self, ECS_SERVICE_LINKED_ROLE) is not None:
         raise InvalidInput(SLR_TAKEN.format(name=ECS_SERVICE_LINKED_ROLE))
     return _originals["create_service_linked_role"](self, service_name, description, suffix)
+
+
+def _create_project(self: Any, project_name: str, description: str | None,
+                    project_source: dict[str, Any], artifacts: dict[str, Any],
+                    environment: dict[str, Any], service_role: str,
+                    *args: Any, **kwargs: Any) -> Any:
+    """CodeBuild's CreateProject: its service role must trust CodeBuild, and have propagated."""
+    backend = iam_backend(self.account_id)
+    role = next((r for r in backend.get_roles() if r.arn == service_role), None)
+    if (role is None or not trusts(role, CODEBUILD_PRINCIPAL)
+            or not clock().propagated(self.account_id, role.name)):
+        raise InvalidInputException(CODEBUILD_UNABLE_TO_ASSUME.format(arn=service_role))
+    return _originals["codebuild_create_project"](
+        self, project_name, description, project_source, artifacts, environment,
+        service_role, *args, **kwargs)
 
 
 def iam_backend(account_id: str) -> Any:

@@ -22,7 +22,18 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import docker_hub, ec2_rules, ecs, iam, pricing, pull_through, quotas, validation, vpc
+from . import (
+    checkip,
+    docker_hub,
+    ec2_rules,
+    ecs,
+    iam,
+    pricing,
+    pull_through,
+    quotas,
+    validation,
+    vpc,
+)
 from .firewall import Firewall
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
@@ -39,6 +50,8 @@ _FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Points other processes' clusters at the security group prepare() makes.
 _GROUPS_VAR = "DASK_STARBURST__SECURITY_GROUPS"
+#: Points setup's --allow-my-ip at the local public-address service.
+_CHECKIP_VAR = "DASK_STARBURST__SETUP__CHECKIP_URL"
 _TRUST_ECS_TASKS = {
     "Version": "2012-10-17",
     "Statement": [
@@ -100,7 +113,7 @@ class LocalFargate:
         self._network_failure_delay = network_failure_delay
         self._firewall: Firewall | None = None
         self._security_group: str | None = None
-        self._saved_config: Any = None
+        self._saved_config: list[Any] = []  # dask.config.set contexts, undone at stop
         self.region = region
         self._prepare = prepare
         self._vcpu_quota = vcpu_quota
@@ -122,14 +135,16 @@ class LocalFargate:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables that point AWS clients (of any process) here, and
-        clusters at the security group :meth:`prepare` made (when it has)."""
+        """Environment variables that point AWS clients (of any process) here, setup's
+        public-address service (``--allow-my-ip``) at :mod:`.checkip`, and clusters at the
+        security group :meth:`prepare` made (when it has)."""
         env = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            _CHECKIP_VAR: self.endpoint_url + checkip.PATH,
         }
         if self._security_group:
             env[_GROUPS_VAR] = json.dumps([self._security_group])
@@ -199,9 +214,12 @@ class LocalFargate:
             self._server.start()
             pricing.install(self._server)  # moto has no Price List API
             pull_through.install(self._server)  # nor pull through cache rules
+            checkip.install(self._server)  # nor AWS's public-address service
             # Outermost: every request meets its model.
             self._validation = validation.install(self._server)
             self._set_env()
+            self._saved_config.append(dask.config.set(
+                {"starburst.setup.checkip-url": self.env[_CHECKIP_VAR]}))
             if self._prepare:
                 self.prepare()
         except BaseException:
@@ -251,9 +269,8 @@ class LocalFargate:
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
-        if self._saved_config is not None:
-            self._saved_config.__exit__(None, None, None)
-            self._saved_config = None
+        while self._saved_config:
+            self._saved_config.pop().__exit__(None, None, None)
         self._security_group = None
         for name, value in self._saved_env.items():
             if value is None:
@@ -344,10 +361,7 @@ class LocalFargate:
         """Point this process's clusters (config) and :attr:`env` at ``group``."""
         self._security_group = group
         os.environ.update(self.env)
-        if self._saved_config is None:
-            self._saved_config = dask.config.set({"starburst.security-groups": [group]})
-        else:
-            dask.config.set({"starburst.security-groups": [group]})
+        self._saved_config.append(dask.config.set({"starburst.security-groups": [group]}))
 
     def kill_task(self, task_arn: str) -> None:
         """SIGKILL a task's process (and all it started); the task stops with code 137."""
