@@ -1,9 +1,12 @@
 """Helpers shared by the tests."""
 
+import contextlib
+import os
 import platform
 import time
 
 import dask
+import dask.config
 
 #: The images of this environment's dask and Python (the local Fargate runs no other).
 PYTHON = ".".join(platform.python_version_tuple()[:2])
@@ -18,3 +21,20 @@ def wait_until(predicate, timeout=60.0, interval=0.2):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def private_dask_config(directory):
+    """dask config files (what setup writes) in ``directory``, not the user's."""
+    saved = os.environ.get("DASK_CONFIG"), list(dask.config.paths)
+    os.environ["DASK_CONFIG"] = str(directory)
+    dask.config.paths.append(str(directory))  # dask reads DASK_CONFIG only at import
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop("DASK_CONFIG", None)
+        else:
+            os.environ["DASK_CONFIG"] = saved[0]
+        dask.config.paths[:] = saved[1]
+        dask.config.refresh()

@@ -6,7 +6,6 @@ outside the VPC (127.0.0.1); ``--allow-my-ip`` asks the local Fargate's ``/check
 """
 
 import json
-import os
 
 import boto3
 import dask.config
@@ -15,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from distributed import Client
-from helpers import wait_until
+from helpers import private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -30,19 +29,8 @@ from starburst_dask.setup import setup as run_setup
 @pytest.fixture
 def fresh(tmp_path):
     """A new account (unprepared local Fargate) and a dask config directory of our own."""
-    saved = os.environ.get("DASK_CONFIG"), list(dask.config.paths)
-    os.environ["DASK_CONFIG"] = str(tmp_path)
-    dask.config.paths.append(str(tmp_path))  # dask reads DASK_CONFIG only at import
-    try:
-        with LocalFargate(prepare=False) as aws:
-            yield aws
-    finally:
-        if saved[0] is None:
-            os.environ.pop("DASK_CONFIG", None)
-        else:
-            os.environ["DASK_CONFIG"] = saved[0]
-        dask.config.paths[:] = saved[1]
-        dask.config.refresh()
+    with private_dask_config(tmp_path), LocalFargate(prepare=False) as aws:
+        yield aws
 
 
 def test_a_new_accounts_first_cluster_with_capacity_providers_fails_as_on_aws(fresh):

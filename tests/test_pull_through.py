@@ -7,14 +7,13 @@ cluster behind a NAT does. Everything through boto3 and the ``starburst-dask`` c
 """
 
 import json
-import os
 
 import boto3
 import dask.config
 import pytest
 from click.testing import CliRunner
 from distributed import Client
-from helpers import DASK_IMAGE, wait_until
+from helpers import DASK_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -36,22 +35,12 @@ SECRET = "ecr-pullthroughcache/docker-hub"
 def aws(tmp_path_factory):
     """An unprepared local Fargate, Docker Hub's limit lowered, a dask config dir of ours."""
     directory = tmp_path_factory.mktemp("dask-config")
-    saved = os.environ.get("DASK_CONFIG"), list(dask.config.paths)
-    os.environ["DASK_CONFIG"] = str(directory)
-    dask.config.paths.append(str(directory))  # dask reads DASK_CONFIG only at import
-    try:
-        with LocalFargate(prepare=False, iam_propagation=0, docker_hub_pulls=PULLS) as fargate:
-            fargate.config_dir = directory
-            setup(allow_cidrs=["127.0.0.1/32"])
-            dask.config.refresh()
-            yield fargate
-    finally:
-        if saved[0] is None:
-            os.environ.pop("DASK_CONFIG", None)
-        else:
-            os.environ["DASK_CONFIG"] = saved[0]
-        dask.config.paths[:] = saved[1]
+    with private_dask_config(directory), LocalFargate(
+            prepare=False, iam_propagation=0, docker_hub_pulls=PULLS) as fargate:
+        fargate.config_dir = directory
+        setup(allow_cidrs=["127.0.0.1/32"])
         dask.config.refresh()
+        yield fargate
 
 
 @pytest.fixture(scope="module")

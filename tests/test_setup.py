@@ -18,7 +18,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from distributed import Client
-from helpers import PYTHON_IMAGE, wait_until
+from helpers import PYTHON_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -47,20 +47,9 @@ time.sleep(3600)
 def aws(tmp_path_factory):
     """An unprepared local Fargate, and a dask config directory of our own."""
     directory = tmp_path_factory.mktemp("dask-config")
-    saved = os.environ.get("DASK_CONFIG"), list(dask.config.paths)
-    os.environ["DASK_CONFIG"] = str(directory)
-    dask.config.paths.append(str(directory))  # dask reads DASK_CONFIG only at import
-    try:
-        with LocalFargate(prepare=False) as fargate:
-            fargate.config_dir = directory
-            yield fargate
-    finally:
-        if saved[0] is None:
-            os.environ.pop("DASK_CONFIG", None)
-        else:
-            os.environ["DASK_CONFIG"] = saved[0]
-        dask.config.paths[:] = saved[1]
-        dask.config.refresh()
+    with private_dask_config(directory), LocalFargate(prepare=False) as fargate:
+        fargate.config_dir = directory
+        yield fargate
 
 
 @pytest.fixture
