@@ -22,7 +22,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
-from . import ec2_rules, ecs, iam, pricing, quotas, validation, vpc
+from . import ec2_rules, ecs, iam, pricing, quotas, simulate, validation, vpc
 from .firewall import Firewall
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
@@ -177,6 +177,7 @@ class LocalFargate:
         quotas.install(account)
         iam.install(iam.RoleClock(self._iam_propagation))
         ec2_rules.install()
+        simulate.install()
         self._controls = controls
         try:
             self._start_network()
@@ -235,6 +236,7 @@ class LocalFargate:
             quotas.uninstall()
             iam.uninstall()
             ec2_rules.uninstall()
+            simulate.uninstall()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
