@@ -31,6 +31,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "cloudwatch:GetMetricData",
         "pricing:GetProducts",
         "sts:GetCallerIdentity",
+        "iam:SimulatePrincipalPolicy",  # doctor names missing permissions
         "ecr:DescribeRepositories", "ecr:DescribeImages",
         "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
     ),
@@ -41,7 +42,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:ListRoleTags",
         "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
         "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy",
-        "iam:CreateServiceLinkedRole", "iam:SimulatePrincipalPolicy",
+        "iam:CreateServiceLinkedRole",
         "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
         "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:TagResource",
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:CreateTags",
