@@ -97,6 +97,8 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
     for group, flag, status in (("clusters", "", FAIL), ("setup", " --setup", WARN)):
         try:
             lacking = permissions.missing(aws.iam, arn, policy.ACTIONS[group])
+            if group == "clusters":
+                lacking += _pass_role(aws, arn)
         except (ClientError, BotoCoreError) as e:
             yield Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
                         f"simulator ({e})", f"allow iam:SimulatePrincipalPolicy on {arn} "
@@ -109,6 +111,19 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
         else:
             results.append(Check(name, OK, f"{arn} may call every action {group} needs"))
     yield from results
+
+
+def _pass_role(aws: resources.Session, arn: str) -> permissions.Missing:
+    """Whether ``arn`` may pass the project's roles to their services (one call each)."""
+    prefix = arn.split(":role/")[0].split(":user/")[0]  # arn:<partition>:iam::<account>
+    lacking = permissions.Missing((), ())
+    by_service: dict[str, list[str]] = {}
+    for role, service in policy.passed_roles().items():
+        by_service.setdefault(service, []).append(f"{prefix}:role/{role}")
+    for service, roles in by_service.items():
+        lacking += permissions.missing(aws.iam, arn, ("iam:PassRole",), roles,
+                                       {"iam:PassedToService": service})
+    return lacking
 
 
 def _safely(check: Callable[[resources.Session], Check], aws: resources.Session) -> Check:

@@ -3,7 +3,8 @@
 ``doctor`` finds the caller (``GetCallerIdentity``), turns it into the principal IAM
 simulates (a user, or the role behind an assumed-role session) and asks
 ``SimulatePrincipalPolicy`` about each group of :data:`.policy.ACTIONS` in one call
-(paged), on every resource (``*``) with no context: the identity-based policies.
+(paged), on every resource (``*``) with no context; and about ``iam:PassRole`` on the
+project's roles, passed to their service.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Missing:
 
     def __bool__(self) -> bool:
         return bool(self.denied or self.not_allowed)
+
+    def __add__(self, other: Missing) -> Missing:
+        return Missing(self.denied + other.denied, self.not_allowed + other.not_allowed)
 
     def describe(self, most: int = 6) -> str:
         """The missing actions in words, at most ``most`` named of each kind."""
@@ -93,17 +97,37 @@ def principal(caller_arn: str, iam: Any) -> str | None:
         return f"arn:{partition}:iam::{account}:role/{role}"
 
 
-def missing(iam: Any, principal_arn: str, actions: tuple[str, ...]) -> Missing:
+def missing(iam: Any, principal_arn: str, actions: tuple[str, ...],
+            resources: list[str] | None = None,
+            context: dict[str, str] | None = None) -> Missing:
     """The ``actions`` the identity-based policies of ``principal_arn`` do not allow.
+
+    Parameters
+    ----------
+    iam : botocore client
+    principal_arn : str
+        A user's, group's or role's ARN.
+    actions : tuple of str
+        IAM actions, all asked in one call (paged).
+    resources : list of str, optional
+        The resources the actions act on (default every resource, ``*``).
+    context : dict, optional
+        Condition keys and their values (e.g. ``iam:PassedToService``).
 
     Raises
     ------
     botocore.exceptions.ClientError
         From ``SimulatePrincipalPolicy`` (e.g. ``AccessDenied``: the caller may not call it).
     """
+    request: dict[str, Any] = {"PolicySourceArn": principal_arn, "ActionNames": list(actions)}
+    if resources:
+        request["ResourceArns"] = resources
+    if context:
+        request["ContextEntries"] = [
+            {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
+            for k, v in context.items()]
     denied, not_allowed = [], []
-    pages = iam.get_paginator("simulate_principal_policy").paginate(
-        PolicySourceArn=principal_arn, ActionNames=list(actions))
+    pages = iam.get_paginator("simulate_principal_policy").paginate(**request)
     for page in pages:
         for result in page["EvaluationResults"]:
             if result["EvalDecision"] == EXPLICIT_DENY:

@@ -90,6 +90,15 @@ def test_an_explicit_deny_wins_over_an_allow(local_fargate, user):
     assert "remove the Deny of ecs:StopTask" in checks["permissions"]["fix"]
 
 
+def test_doctor_checks_that_the_caller_may_pass_the_projects_roles(local_fargate, user):
+    document = printed_policy()
+    document["Statement"] = [s for s in document["Statement"] if s["Action"] != "iam:PassRole"]
+    put_policy(local_fargate, user, document)
+    code, checks = doctor(user)
+    assert code == 1
+    assert "no policy allows iam:PassRole" in checks["permissions"]["detail"]
+
+
 def test_a_caller_who_may_not_simulate_gets_a_warning_not_a_failure(local_fargate, user):
     put_policy(local_fargate, user, without(printed_policy(), "iam:SimulatePrincipalPolicy"))
     _, checks = doctor(user)
