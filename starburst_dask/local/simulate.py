@@ -93,16 +93,15 @@ class AccessDenied(_RESTError):
 
 def install() -> None:
     """Serve ``SimulatePrincipalPolicy``; answer the root caller as AWS does."""
+    _originals.update(get_caller_identity=STSBackend.get_caller_identity)
     IamResponse.simulate_principal_policy = _simulate_principal_policy  # type: ignore[attr-defined]
-    _originals["get_caller_identity"] = STSBackend.get_caller_identity
     STSBackend.get_caller_identity = _get_caller_identity  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Restore moto's IAM responses and STS backend."""
-    if hasattr(IamResponse, "simulate_principal_policy"):
-        del IamResponse.simulate_principal_policy  # type: ignore[attr-defined]
+    """Restore moto's IAM responses (which have no simulator) and STS backend."""
     if "get_caller_identity" in _originals:
+        del IamResponse.simulate_principal_policy  # type: ignore[attr-defined]
         STSBackend.get_caller_identity = _originals.pop("get_caller_identity")  # type: ignore[method-assign]
 
 
