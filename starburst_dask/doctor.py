@@ -99,10 +99,17 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
             lacking = permissions.missing(aws.iam, arn, policy.ACTIONS[group])
             if group == "clusters":
                 lacking += _pass_role(aws, arn)
-        except (ClientError, BotoCoreError) as e:
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "AccessDenied":
+                yield Check("permissions", WARN, f"not checked: IAM's policy simulator "
+                            f"answered {e}")
+                return
             yield Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
                         f"simulator ({e})", f"allow iam:SimulatePrincipalPolicy on {arn} "
                         "to have doctor name missing permissions")
+            return
+        except BotoCoreError as e:
+            yield Check("permissions", WARN, f"not checked: {e}")
             return
         name = "permissions" if group == "clusters" else "setup permissions"
         if lacking:

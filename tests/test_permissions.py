@@ -99,6 +99,25 @@ def test_doctor_checks_that_the_caller_may_pass_the_projects_roles(local_fargate
     assert "no policy allows iam:PassRole" in checks["permissions"]["detail"]
 
 
+def test_an_assumed_role_is_checked_as_its_role(local_fargate):
+    iam = local_fargate.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="operator", Path="/team/",
+                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.put_role_policy(RoleName="operator", PolicyName="starburst-dask",
+                        PolicyDocument=json.dumps(without(printed_policy(), "ecs:StopTask")))
+    credentials = local_fargate.client("sts").assume_role(
+        RoleArn=role["Arn"], RoleSessionName="alice")["Credentials"]
+    code, checks = doctor({"env": {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+                                   "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                                   "AWS_SESSION_TOKEN": credentials["SessionToken"]}})
+    assert code == 1
+    assert checks["permissions"]["detail"] == (
+        "arn:aws:iam::123456789012:role/team/operator: no policy allows ecs:StopTask")
+
+
 def test_a_caller_who_may_not_simulate_gets_a_warning_not_a_failure(local_fargate, user):
     put_policy(local_fargate, user, without(printed_policy(), "iam:SimulatePrincipalPolicy"))
     _, checks = doctor(user)

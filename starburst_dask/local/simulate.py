@@ -53,7 +53,6 @@ NO_ALLOW = "no identity-based policy allows the {action} action"
 DENIED = "with an explicit deny in an identity-based policy"
 
 _PRINCIPAL = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):(user|group|role)/(?:[^/]+/)*([^/]+)")
-_ASSUMED = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
 
 
 @dataclass
@@ -274,12 +273,9 @@ def _caller_sources(response: Any) -> tuple[str, list[Source]] | None:
     user = iam_backends[account][partition].get_user_from_access_key_id(key)
     if user is not None:
         return user.arn, principal_sources(user.arn)
-    role = sts_backends[account][partition].get_assumed_role_from_access_key(key)
-    if role is not None:
-        match = _ASSUMED.fullmatch(role.arn)
-        if match:
-            part, acct, name = match.groups()
-            return role.arn, principal_sources(f"arn:{part}:iam::{acct}:role/{name}")
+    session = sts_backends[account][partition].get_assumed_role_from_access_key(key)
+    if session is not None:  # its role's ARN, with the role's path
+        return session.arn, principal_sources(session.role_arn)
     return None
 
 
