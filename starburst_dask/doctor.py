@@ -90,8 +90,7 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
         yield Check("permissions", WARN, f"not checked: {e}")
         return
     if arn is None:
-        yield Check("permissions", OK, "the account's root user: every action is allowed",
-                    "AWS advises an IAM user or role instead of root for daily work")
+        yield Check("permissions", OK, "the account's root user: every action is allowed")
         return
     results = []
     for group, flag, status in (("clusters", "", FAIL), ("setup", " --setup", WARN)):
@@ -99,17 +98,8 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
             lacking = permissions.missing(aws.iam, arn, policy.ACTIONS[group])
             if group == "clusters":
                 lacking += _pass_role(aws, arn)
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "AccessDenied":
-                yield Check("permissions", WARN, f"not checked: IAM's policy simulator "
-                            f"answered {e}")
-                return
-            yield Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
-                        f"simulator ({e})", f"allow iam:SimulatePrincipalPolicy on {arn} "
-                        "to have doctor name missing permissions")
-            return
-        except BotoCoreError as e:
-            yield Check("permissions", WARN, f"not checked: {e}")
+        except (ClientError, BotoCoreError) as e:
+            yield _not_checked(arn, e)
             return
         name = "permissions" if group == "clusters" else "setup permissions"
         if lacking:
@@ -118,6 +108,15 @@ def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
         else:
             results.append(Check(name, OK, f"{arn} may call every action {group} needs"))
     yield from results
+
+
+def _not_checked(arn: str, error: Exception) -> Check:
+    """The warning when the simulator cannot answer: most often, the caller may not use it."""
+    if isinstance(error, ClientError) and error.response["Error"]["Code"] == "AccessDenied":
+        return Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
+                     f"simulator ({error})", f"allow iam:SimulatePrincipalPolicy on {arn} to "
+                     "have doctor name missing permissions")
+    return Check("permissions", WARN, f"not checked: IAM's policy simulator failed: {error}")
 
 
 def _pass_role(aws: resources.Session, arn: str) -> permissions.Missing:
