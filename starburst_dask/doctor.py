@@ -1,8 +1,8 @@
 """``starburst-dask doctor``: check, in order, everything a cluster needs.
 
-Each check reads only; each failure names its fix. Permissions are checked as far as
-possible without IAM's policy simulator (which not every account or emulator allows):
-the roles exist and ECS tasks may assume them.
+Each check reads only; each failure names its fix. The caller's permissions are asked
+of IAM's policy simulator when the caller may use it (else one warning says the check
+was skipped); the roles are checked to exist and to be assumable by ECS tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import botocore.session
 import distributed
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import config, fargate, network
+from . import config, fargate, network, permissions, policy
 from . import setup as resources
 from .errors import StarburstError
 
@@ -64,17 +64,72 @@ def checks(region: str | None = None) -> Iterator[Check]:
         return
     aws = resources.Session(region)
     try:
-        account = aws.account()
+        identity = aws.identity()
     except (ClientError, BotoCoreError) as e:
         yield Check("credentials", FAIL, f"the credentials do not work: {e}",
                     "run `aws configure` or refresh your session (e.g. `aws sso login`)")
         return
-    yield Check("credentials", OK, f"account {account}")
+    yield Check("credentials", OK, f"account {identity['Account']}")
     yield Check("region", OK, region)
+    yield from _permissions(aws, identity["Arn"])
     for check in (_ecs_cluster, _role("execution-role"), _role("task-role"), _log_group,
                   _subnets, _routes, _security_groups, _repository, _quota):
         yield _safely(check, aws)
     yield _image()
+
+
+def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
+    """The caller's policies allow the project's actions (IAM's policy simulator).
+
+    Missing actions for clusters fail; for setup they warn (only setup needs them). A
+    caller who may not use the simulator gets one warning: the check is skipped.
+    """
+    try:
+        arn = permissions.principal(caller, aws.iam)
+    except permissions.NotSimulated as e:
+        yield Check("permissions", WARN, f"not checked: {e}")
+        return
+    if arn is None:
+        yield Check("permissions", OK, "the account's root user: every action is allowed")
+        return
+    results = []
+    for group, flag, status in (("clusters", "", FAIL), ("setup", " --setup", WARN)):
+        try:
+            lacking = permissions.missing(aws.iam, arn, policy.ACTIONS[group])
+            if group == "clusters":
+                lacking += _pass_role(aws, arn)
+        except (ClientError, BotoCoreError) as e:
+            yield _not_checked(arn, e)
+            return
+        name = "permissions" if group == "clusters" else "setup permissions"
+        if lacking:
+            results.append(Check(name, status, f"{arn}: {lacking.describe()}",
+                                 lacking.fix(f"starburst-dask iam-policy{flag}")))
+        else:
+            results.append(Check(name, OK, f"{arn} may call every action {group} needs"))
+    yield from results
+
+
+def _not_checked(arn: str, error: Exception) -> Check:
+    """The warning when the simulator cannot answer: most often, the caller may not use it."""
+    if isinstance(error, ClientError) and error.response["Error"]["Code"] == "AccessDenied":
+        return Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
+                     f"simulator ({error})", f"allow iam:SimulatePrincipalPolicy on {arn} to "
+                     "have doctor name missing permissions")
+    return Check("permissions", WARN, f"not checked: IAM's policy simulator failed: {error}")
+
+
+def _pass_role(aws: resources.Session, arn: str) -> permissions.Missing:
+    """Whether ``arn`` may pass the project's roles to their services (one call each)."""
+    prefix = arn.split(":role/")[0].split(":user/")[0]  # arn:<partition>:iam::<account>
+    lacking = permissions.Missing((), ())
+    by_service: dict[str, list[str]] = {}
+    for role, service in policy.passed_roles().items():
+        by_service.setdefault(service, []).append(f"{prefix}:role/{role}")
+    for service, roles in by_service.items():
+        lacking += permissions.missing(aws.iam, arn, ("iam:PassRole",), roles,
+                                       {"iam:PassedToService": service})
+    return lacking
 
 
 def _safely(check: Callable[[resources.Session], Check], aws: resources.Session) -> Check:

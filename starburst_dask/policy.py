@@ -31,6 +31,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "cloudwatch:GetMetricData",
         "pricing:GetProducts",
         "sts:GetCallerIdentity",
+        "iam:SimulatePrincipalPolicy",  # doctor names missing permissions
         "ecr:DescribeRepositories", "ecr:DescribeImages",
         "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
         "ecr:DescribePullThroughCacheRules",  # config image-cache: the rule exists?
@@ -42,7 +43,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:ListRoleTags",
         "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
         "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy",
-        "iam:CreateServiceLinkedRole", "iam:SimulatePrincipalPolicy",
+        "iam:CreateServiceLinkedRole",
         "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
         "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:TagResource",
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:CreateTags",
@@ -96,11 +97,10 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
     """
     groups = ["clusters", *(["setup"] if setup else []), *(["images"] if images else [])]
     actions = sorted({a for g in groups for a in ACTIONS[g]})
-    roles = {k: _role_name(config.get(k)) for k in _PASSED_TO}
     statements: list[dict[str, Any]] = [
         {"Sid": "StarburstDask", "Effect": "Allow", "Action": actions, "Resource": "*"},
         {"Sid": "PassTaskRoles", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": sorted(f"arn:aws:iam::*:role/{r}" for r in set(roles.values())),
+         "Resource": sorted(f"arn:aws:iam::*:role/{r}" for r in passed_roles()),
          "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
     ]
     if images:
@@ -110,6 +110,11 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
              "Condition": {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}}}
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def passed_roles() -> dict[str, str]:
+    """The names of the roles the project passes (from config), each with its service."""
+    return {_role_name(config.get(k)): service for k, service in _PASSED_TO.items()}
 
 
 def iam_action(service: str, operation: str) -> str:

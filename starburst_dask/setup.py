@@ -297,9 +297,9 @@ class Session:
             self._clients[service] = self._session.client(name, config=client_config())
         return self._clients[service]
 
-    def account(self) -> str:
-        """The caller's account id (also a check that the credentials work)."""
-        return self.sts.get_caller_identity()["Account"]
+    def identity(self) -> dict[str, str]:
+        """The caller's ``Account`` and ``Arn`` (also a check that the credentials work)."""
+        return self.sts.get_caller_identity()
 
 
 def check_cidrs(cidrs: list[str]) -> list[str]:

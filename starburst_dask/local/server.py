@@ -31,6 +31,7 @@ from . import (
     pricing,
     pull_through,
     quotas,
+    simulate,
     validation,
     vpc,
 )
@@ -202,6 +203,7 @@ class LocalFargate:
         iam.install(iam.RoleClock(self._iam_propagation))
         ec2_rules.install()
         docker_hub.install(docker_hub.PullLimit(*self._docker_hub))
+        simulate.install()
         self._controls = controls
         try:
             self._start_network()
@@ -266,6 +268,7 @@ class LocalFargate:
             ec2_rules.uninstall()
             docker_hub.uninstall()
             pull_through.reset()
+            simulate.uninstall()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
