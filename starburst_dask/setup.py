@@ -828,7 +828,7 @@ def execution_permissions(aws: Session, pull_through_cache: bool) -> dict[str, A
     the pull through cache what its first pull of an image needs, on its repositories."""
     if not pull_through_cache:
         return EXECUTION_PERMISSIONS
-    repositories = (f"arn:aws:ecr:{aws.region}:{aws.account()}:repository/"
+    repositories = (f"arn:aws:ecr:{aws.region}:{aws.identity()['Account']}:repository/"
                     f"{pull_through.RULE_PREFIX}/*")
     return {**EXECUTION_PERMISSIONS, "Statement": [
         *EXECUTION_PERMISSIONS["Statement"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,10 +19,10 @@ from typing import Any
 
 from .. import fargate
 from . import limits
+from .wsgi import json_answer, signed_region
 
 TARGET_PREFIX = "AWSPriceListService."
 #: The region in a SigV4 ``Authorization`` header's credential scope.
-_SIGNED_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 _OFFER_TERM = "JRTCKXETXF"  # AWS's code of the On-Demand offer term
 _RATE_CODE = "6YS6EN2CT7"
 _UNITS = {"vCPU": "hours", "GB": "GB-Hours"}
@@ -48,8 +47,8 @@ class PriceListMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(TARGET_PREFIX):
             return self.app(environ, start_response)
-        region = _SIGNED_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if region and region.group(1) not in limits.PRICING_REGIONS:
+        region = signed_region(environ)
+        if region and region not in limits.PRICING_REGIONS:
             # No Price List endpoint exists there: a client cannot connect at all.
             calls["refused"] += 1
             return _drop(environ, start_response)
@@ -61,12 +60,7 @@ class PriceListMiddleware:
             status, body = 200, answer(action, request)
         except RequestError as e:
             status, body = 400, {"__type": e.code, "Message": str(e)}
-        payload = json.dumps(body).encode()
-        start_response(f"{status} {'OK' if status == 200 else 'Bad Request'}", [
-            ("Content-Type", "application/x-amz-json-1.1"),
-            ("Content-Length", str(len(payload))),
-        ])
-        return [payload]
+        return json_answer(start_response, status, body)
 
 
 def _drop(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:

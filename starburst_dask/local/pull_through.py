@@ -20,7 +20,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
 from .. import fargate
-from .pricing import _SIGNED_REGION
+from .wsgi import json_answer, signed_region
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 ACTIONS = ("CreatePullThroughCacheRule", "DescribePullThroughCacheRules",
@@ -73,20 +73,14 @@ class PullThroughCacheMiddleware:
         action = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
         if action not in ACTIONS:
             return self.app(environ, start_response)
-        signed = _SIGNED_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-        region = signed.group(1) if signed else "us-east-1"
+        region = signed_region(environ) or "us-east-1"
         length = int(environ.get("CONTENT_LENGTH") or 0)
         request = json.loads(environ["wsgi.input"].read(length) or b"{}")
         try:
             status, body = 200, answer(action, request, region)
         except RequestError as e:
             status, body = 400, {"__type": e.code, "message": str(e)}
-        payload = json.dumps(body).encode()
-        start_response(f"{status} {'OK' if status == 200 else 'Bad Request'}", [
-            ("Content-Type", "application/x-amz-json-1.1"),
-            ("Content-Length", str(len(payload))),
-        ])
-        return [payload]
+        return json_answer(start_response, status, body)
 
 
 def answer(action: str, request: dict[str, Any], region: str) -> dict[str, Any]:
