@@ -7,6 +7,7 @@ each against the printed policy, and against AWS's models for deprecated operati
 
 import json
 import os
+from pathlib import Path
 
 import botocore.session
 import pytest
@@ -62,3 +63,9 @@ def test_pass_role_is_limited_to_the_projects_roles():
     assert all(s["Condition"]["StringEquals"]["iam:PassedToService"]
                == "ecs-tasks.amazonaws.com" for s in passes)
     assert not allows(document, "iam:CreateRole")  # setup's, only with --setup
+
+
+def test_the_docs_carry_the_policy_the_command_prints():
+    page = (Path(__file__).parents[1] / "docs" / "iam-policy.md").read_text()
+    shown = page.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(shown) == printed_policy("--setup", "--images")

@@ -1,14 +1,16 @@
 """The vCPU quota governor on the local Fargate: waves, other users, faults, adaptivity."""
 
+import json
 import threading
 import time
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from distributed import Client
 from helpers import PYTHON_IMAGE, wait_until
 
-from starburst_dask import FargateCluster
+from starburst_dask import FargateCluster, fargate
 from starburst_dask.errors import QuotaExceededError
 from starburst_dask.local import LocalFargate
 
@@ -245,3 +247,23 @@ def test_spot_fallback_when_the_ecs_cluster_has_no_spot_provider(aws):
         described = ecs.describe_tasks(cluster="on-demand-only", tasks=arns)["tasks"]
         assert [t.get("capacityProviderName", "FARGATE") for t in described] == ["FARGATE"] * 2
         assert cluster.quota.capacity_provider == "FARGATE"
+
+
+def test_an_account_without_an_applied_quota_value_uses_the_default(aws):
+    from click.testing import CliRunner
+
+    from starburst_dask.cli import main
+
+    aws.set_quota(fargate.QUOTA_DEFAULT)
+    aws.account.applied["FARGATE"] = False  # never changed: only the default is known
+    try:
+        with pytest.raises(ClientError, match="NoSuchResourceException"):
+            boto3.client("service-quotas").get_service_quota(
+                ServiceCode="fargate", QuotaCode=fargate.QUOTA_CODES["FARGATE"])
+        shown = CliRunner().invoke(main, ["quota", "--json"])
+        assert shown.exit_code == 0, shown.output
+        on_demand = json.loads(shown.output)["quotas"][0]
+        assert (on_demand["code"], on_demand["quota"]) == ("L-3032A538", fargate.QUOTA_DEFAULT)
+    finally:
+        aws.account.applied["FARGATE"] = True
+        aws.set_quota(9)

@@ -47,6 +47,11 @@ class FargateAccount:
                  quota: float, throttling: bool) -> None:
         self._usage = usage
         self.quotas = dict.fromkeys(fargate.QUOTA_CODES, float(quota))
+        #: Whether the account has an applied value of each quota. An account that never
+        #: changed a quota may have none: GetServiceQuota then answers
+        #: NoSuchResourceException and the default (GetAWSDefaultServiceQuota) applies
+        #: (Service Quotas API Reference, GetServiceQuota).
+        self.applied = dict.fromkeys(fargate.QUOTA_CODES, True)
         #: Concurrent tasks each capacity provider may run (``None``: no such limit), as
         #: new accounts meet besides the vCPU quota.
         self.task_limits: dict[str, int | None] = dict.fromkeys(fargate.QUOTA_CODES)
@@ -226,7 +231,7 @@ class LocalServiceQuotasResponse(ServiceQuotasResponse):
         provider = self._fargate_quota()
         if provider is None:
             return super().get_service_quota()
-        if not provider:
+        if not provider or not account().applied[provider]:
             return self._unknown()
         return json.dumps({"Quota": self._quota(provider, account().quotas[provider])})
 
