@@ -38,3 +38,12 @@ def private_dask_config(directory):
             os.environ["DASK_CONFIG"] = saved[0]
         dask.config.paths[:] = saved[1]
         dask.config.refresh()
+
+
+def stopped(ecs, arn, cluster="starburst-dask", timeout=60.0):
+    """The task once STOPPED, as DescribeTasks reports it."""
+    def done():
+        [task] = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"]
+        return task if task["lastStatus"] == "STOPPED" else None
+    wait_until(done, timeout=timeout)
+    return done()

@@ -12,7 +12,7 @@ import dask.array as da
 import pytest
 from botocore.exceptions import ClientError
 from distributed import Client
-from helpers import DASK_IMAGE, PYTHON, wait_until
+from helpers import DASK_IMAGE, PYTHON, stopped, wait_until
 
 from starburst_dask import FargateCluster, fargate
 from starburst_dask.errors import ConfigurationError
@@ -47,14 +47,6 @@ def run(ecs, task_definition, **kwargs):
     return ecs.run_task(cluster=CLUSTER, taskDefinition=task_definition,
                         networkConfiguration={"awsvpcConfiguration": {
                             "subnets": [subnet], "assignPublicIp": "ENABLED"}}, **kwargs)
-
-
-def stopped(ecs, arn):
-    def done():
-        [task] = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"]
-        return task if task["lastStatus"] == "STOPPED" else None
-    wait_until(done, timeout=60)
-    return done()
 
 
 def pushed_index(repository, tag, platforms):

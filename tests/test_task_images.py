@@ -12,7 +12,7 @@ import dask
 import pytest
 from botocore.exceptions import ClientError
 from distributed import Client
-from helpers import DASK_IMAGE, PYTHON, PYTHON_IMAGE, wait_until
+from helpers import DASK_IMAGE, PYTHON, PYTHON_IMAGE, stopped
 
 from starburst_dask import FargateCluster
 
@@ -52,15 +52,6 @@ def run(ecs, image, code, environment=None):
             "subnets": [subnet], "assignPublicIp": "ENABLED"}})
     assert response["failures"] == []
     return response["tasks"][0]["taskArn"]
-
-
-def stopped(ecs, arn):
-    """The task once STOPPED, as DescribeTasks reports it."""
-    def done():
-        [task] = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"]
-        return task if task["lastStatus"] == "STOPPED" else None
-    wait_until(done, timeout=60)
-    return done()
 
 
 def log(arn):
