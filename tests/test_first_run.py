@@ -188,14 +188,17 @@ def test_codebuild_refuses_a_project_whose_role_it_cannot_assume_yet(fresh):
     assert refused.value.response["Error"]["Code"] == "InvalidInputException"
     assert refused.value.response["Error"]["Message"] == \
         f"CodeBuild is not authorized to perform: sts:AssumeRole on {arn}"
-    wait_until(lambda: _created(codebuild, project), timeout=30)  # once it propagated
+    wait_until(lambda: _once_propagated(lambda: codebuild.create_project(**project),
+                                        "not authorized to perform: sts:AssumeRole"),
+               timeout=30)  # once it propagated
 
 
-def _created(codebuild, project):
+def _once_propagated(call, refusal):
+    """Make ``call``; False while AWS refuses it with ``refusal`` (a role not propagated)."""
     try:
-        codebuild.create_project(**project)
+        call()
     except ClientError as e:
-        if "not authorized to perform: sts:AssumeRole" not in str(e):
+        if refusal not in str(e):
             raise
         return False
     return True
@@ -250,14 +253,9 @@ def test_setup_adds_fargate_to_an_adopted_clusters_providers(fresh):
 
 def _providers(ecs, names):
     """Set the cluster's providers; False while ECS cannot use its service-linked role."""
-    try:
-        ecs.put_cluster_capacity_providers(cluster="starburst-dask", capacityProviders=names,
-                                           defaultCapacityProviderStrategy=[])
-    except ClientError as e:
-        if "Unable to assume the service linked role" not in str(e):
-            raise
-        return False
-    return True
+    return _once_propagated(lambda: ecs.put_cluster_capacity_providers(
+        cluster="starburst-dask", capacityProviders=names, defaultCapacityProviderStrategy=[]),
+        "Unable to assume the service linked role")
 
 
 @pytest.mark.parametrize("options, words", [
