@@ -1,5 +1,6 @@
 """Workers that stop are replaced; workers that keep failing are not, forever."""
 
+import asyncio
 import logging
 
 import boto3
@@ -71,3 +72,19 @@ def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplo
         assert len(worker_arns(ecs, cluster)) == 3
         assert "exit code 137" in caplog.text
         assert "workers=0/0" in repr(cluster)
+
+
+def test_a_stoptask_that_fails_is_a_warning(local_fargate, caplog):
+    from aiobotocore.session import get_session
+
+    from starburst_dask import tasks
+
+    missing = "arn:aws:ecs:us-east-1:123456789012:task/starburst-dask/" + "0" * 32
+
+    async def stop():
+        async with get_session().create_client("ecs", region_name="us-east-1") as ecs:
+            await tasks.stop_tasks(ecs, "starburst-dask", [missing], "test")
+
+    with caplog.at_level(logging.WARNING, logger="starburst_dask.tasks"):
+        asyncio.run(stop())
+    assert f"could not stop task {'0' * 32}" in caplog.text
