@@ -29,6 +29,13 @@ APP_ID = "starburst-dask"
 def client_config(**options: Any) -> Config:
     """The botocore client configuration of every client the project makes."""
     return Config(user_agent_appid=APP_ID, **options)
+
+
+def aio_client_config() -> AioConfig:
+    """:func:`client_config` for the async (aiobotocore) clients."""
+    return AioConfig(user_agent_appid=APP_ID)
+
+
 #: Client attribute -> AWS service.
 _SERVICES = {"ecs": "ecs", "ec2": "ec2", "iam": "iam", "logs": "logs",
              "quotas": "service-quotas", "cloudwatch": "cloudwatch"}
@@ -68,7 +75,7 @@ class AwsClients:
         """Create the clients."""
         for name, service in _SERVICES.items():
             client = self._session.create_client(service, region_name=self.region,
-                                                 config=AioConfig(user_agent_appid=APP_ID))
+                                                 config=aio_client_config())
             setattr(self, name, await self._stack.enter_async_context(client))
 
     async def close(self) -> None:

@@ -202,7 +202,9 @@ async def request_increase(quotas: Any, provider: str, vcpus: float) -> dict[str
         raise ConfigurationError(
             f"the {name} quota is {current:g} vCPU already; request more than {current:g}"
         )
-    for request in await pending_requests(quotas, provider):
+    pending = await pending_requests(quotas, provider)
+    if pending:
+        request = pending[0]
         raise ConfigurationError(
             f"an increase of the {name} quota to {request['DesiredValue']:g} vCPU is open "
             f"already ({request['Status']}, request {request['Id']}); AWS allows one open "
@@ -234,13 +236,12 @@ async def account_report(region: str, request: float | None = None,
 
     What ``starburst-dask quota`` prints.
     """
-    from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
-    from .aws import APP_ID
+    from .aws import aio_client_config
 
     session = get_session()
-    config = AioConfig(user_agent_appid=APP_ID)
+    config = aio_client_config()
     async with session.create_client("service-quotas", region_name=region,
                                      config=config) as quotas, \
             session.create_client("cloudwatch", region_name=region,

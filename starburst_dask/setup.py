@@ -268,8 +268,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         settings["image-cache"] = rule.name
     path = config_path()
     resources.append(write_config(path, settings))
-    if not cidrs and not caller_networks(get_security_group(aws, names.security_group,
-                                                            vpc_id)):
+    # With no new networks, the group admits what it did when read above.
+    if not cidrs and not caller_networks(group):
         notify(f"The scheduler port {DASK_PORTS[0]} is closed to every network outside VPC "
                f"{vpc_id}: a client there cannot connect. Rerun with --allow-my-ip or "
                "--allow-cidr <your network> to admit it.")

@@ -223,17 +223,18 @@ class TaskLauncher:
             )
             pending, reasons = 0, []
             for n, result in zip(sizes, results, strict=True):
-                if isinstance(result, BaseException) and _propagating(result):
-                    if iam_since is None:
-                        iam_since = time.monotonic()
-                        logger.warning("ECS cannot use the cluster's IAM roles yet (new or "
-                                       "changed roles take seconds to propagate); retrying "
-                                       "for up to %g s", fargate.IAM_PROPAGATION_WAIT)
-                    if time.monotonic() - iam_since > fargate.IAM_PROPAGATION_WAIT:
-                        raise self._error(launch, count, [str(result)]) from result
-                elif isinstance(result, BaseException) and not _retryable(result):
-                    raise self._error(launch, count, [str(result)]) from result
                 if isinstance(result, BaseException):
+                    if _propagating(result):
+                        if iam_since is None:
+                            iam_since = time.monotonic()
+                            logger.warning("ECS cannot use the cluster's IAM roles yet (new or "
+                                           "changed roles take seconds to propagate); "
+                                           "retrying for up to %g s",
+                                           fargate.IAM_PROPAGATION_WAIT)
+                        if time.monotonic() - iam_since > fargate.IAM_PROPAGATION_WAIT:
+                            raise self._error(launch, count, [str(result)]) from result
+                    elif not _retryable(result):
+                        raise self._error(launch, count, [str(result)]) from result
                     pending += n
                     reasons.append(str(result))
                     continue

@@ -16,7 +16,6 @@ asks :func:`check_task_role` and :func:`check_service_linked_role`.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import threading
 import time
@@ -27,7 +26,10 @@ from moto.codebuild import models as codebuild_models
 from moto.codebuild.exceptions import InvalidInputException
 from moto.ecs.exceptions import EcsClientException, InvalidParameterException
 from moto.iam import models as iam_models
-from moto.iam.exceptions import InvalidInput
+from moto.iam.exceptions import InvalidInput, NotFoundException
+
+from . import simulate
+from .evaluation import ALLOWED, evaluate
 
 #: Seconds a new or changed role is not usable by ECS. AWS publishes no figure ("usually
 #: a few seconds"; IAM user guide, "Changes that I make are not always immediately
@@ -220,29 +222,13 @@ def check_service_linked_role(account_id: str) -> None:
         raise InvalidParameterException(SLR_UNUSABLE)
 
 
-def role_allows(account_id: str, arn: str | None, action: str, resource: str) -> bool:
-    """Whether the role ``arn``'s inline and attached policies allow ``action`` on
-    ``resource`` and none denies it (IAM's evaluation for one identity, without
-    conditions: "Policy evaluation logic", IAM user guide)."""
-    role = next((r for r in iam_backend(account_id).get_roles() if r.arn == arn), None)
-    if role is None:
+def role_allows(arn: str | None, action: str, resource: str) -> bool:
+    """Whether the role ``arn``'s own policies allow ``action`` on ``resource`` (IAM's
+    evaluation for one identity, as the policy simulator applies it)."""
+    if arn is None:
         return False
-    documents = list(role.policies.values()) + [
-        v.document for p in role.managed_policies.values() for v in p.versions if v.is_default]
-    effects = set()
-    for document in documents:
-        if isinstance(document, str):
-            document = json.loads(unquote(document))
-        statements = document.get("Statement", [])
-        for statement in [statements] if isinstance(statements, dict) else statements:
-            if _matches(statement.get("Action", []), action, case=False) and \
-                    _matches(statement.get("Resource", []), resource, case=True):
-                effects.add(statement.get("Effect"))
-    return "Allow" in effects and "Deny" not in effects
-
-
-def _matches(patterns: str | list[str], value: str, case: bool) -> bool:
-    patterns = [patterns] if isinstance(patterns, str) else patterns
-    if not case:
-        value, patterns = value.lower(), [p.lower() for p in patterns]
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    try:
+        sources = simulate.principal_sources(arn)
+    except (InvalidInput, NotFoundException):  # not a role, or no such role
+        return False
+    return evaluate(sources, action, resource, {}).decision == ALLOWED

@@ -172,7 +172,7 @@ def _pull_cached(upstream: str, environment: dict[str, str], platform: str,
     arn = f"arn:aws:ecr:{region}:{account}:repository/{name}"
     needed = fargate.PULL_THROUGH_PERMISSIONS if ecr.repositories.get(name) is None \
         else fargate.PULL_THROUGH_PERMISSIONS[:1]
-    if not all(iam.role_allows(account, execution_role, action, arn) for action in needed):
+    if not all(iam.role_allows(execution_role, action, arn) for action in needed):
         return _access_denied(image)
     reference = f"{upstream}@{digest}" if digest else f"{upstream}:{tag or 'latest'}"
     pulled = pull(reference, environment, platform)
