@@ -335,10 +335,12 @@ def test_dask_scheduler_and_worker_use_their_task_addresses(local_fargate):
         [worker_address] = info["workers"]
         assert worker_address.startswith(f"tcp://{worker_ip}:")
         assert client.submit(lambda x: x + 1, 41).result() == 42
+    # Worker first: a worker whose scheduler vanishes mid-close may rightly exit 1.
     for arn in (worker, scheduler):
         ecs.stop_task(cluster=CLUSTER, task=arn)
-    for task in wait_status(ecs, [worker, scheduler], "STOPPED", timeout=30):
-        assert task["containers"][0]["exitCode"] == 0  # both exit cleanly on SIGTERM
+        [task] = wait_status(ecs, [arn], "STOPPED", timeout=30)
+        exit_code = task["containers"][0]["exitCode"]
+        assert exit_code == 0, log_lines(arn)  # each exits cleanly on SIGTERM
 
 
 def test_tasks_that_cannot_start_say_why(local_fargate):
