@@ -20,7 +20,8 @@ import time
 
 from aiobotocore.session import get_session
 
-from starburst_dask import fargate, tasks
+from starburst_dask import fargate
+from starburst_dask.ecs import tasks
 from starburst_dask.local import LocalFargate
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks"

@@ -6,7 +6,7 @@
 """
 
 from . import config  # noqa: F401  (registers the starburst config defaults)
-from .cluster import FargateCluster
+from .cluster.core import FargateCluster
 from .errors import (
     ConfigurationError,
     CostLimitExceeded,

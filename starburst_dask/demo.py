@@ -133,7 +133,7 @@ def run(workers: int, simulations: int, seed: int = 42, local: bool = True,
 
     from distributed import Client
 
-    from .cluster import FargateCluster
+    from .cluster.core import FargateCluster
 
     with contextlib.ExitStack() as stack:
         t0 = time.perf_counter()

@@ -12,7 +12,8 @@ from typing import Any
 import boto3.session
 import dask
 
-from . import config, fargate, lifetime
+from . import config, fargate
+from .cluster import lifetime
 from .errors import ConfigurationError
 
 #: Fraction of a worker task's memory left to the OS, the nanny and Python itself.
@@ -182,7 +183,7 @@ class ClusterOptions:
 
     def _validate_tags(self) -> None:
         """ECS's tag limits, counting the tags the project adds to every task."""
-        from .tasks import TAG_CLUSTER, TAG_ROLE  # tasks imports this module
+        from .ecs.tasks import TAG_CLUSTER, TAG_ROLE  # tasks imports this module
 
         ours = (TAG_CLUSTER, TAG_ROLE)
         room = fargate.TAGS_MAX - len(ours)
@@ -212,7 +213,7 @@ class ClusterOptions:
 
     def _validate_overrides(self) -> None:
         """The RunTask overrides (command and environment) must fit AWS's 8,192 characters."""
-        from .tasks import overrides_length  # tasks imports this module
+        from .ecs.tasks import overrides_length  # tasks imports this module
 
         length = overrides_length(self)
         if length > fargate.RUN_TASK_OVERRIDES_MAX:

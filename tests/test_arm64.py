@@ -15,10 +15,10 @@ from distributed import Client
 from helpers import DASK_IMAGE, PYTHON, stopped, wait_until
 
 from starburst_dask import FargateCluster, fargate
+from starburst_dask.ecs.tasks import FAMILY
 from starburst_dask.errors import ConfigurationError
 from starburst_dask.images import ImageArchitectureError
 from starburst_dask.options import ClusterOptions
-from starburst_dask.tasks import FAMILY
 
 CLUSTER = "starburst-dask"
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

@@ -23,12 +23,12 @@ from helpers import wait_until
 
 from starburst_dask import FargateCluster, fargate
 from starburst_dask.cli import main as cli
-from starburst_dask.cost import CostMeter, billed_seconds, format_usd, task_cost
-from starburst_dask.cost_limit import _err_unfinished_tasks
+from starburst_dask.cost.ledger import Ledger, report
+from starburst_dask.cost.limit import _err_unfinished_tasks
+from starburst_dask.cost.meter import CostMeter, billed_seconds, format_usd, task_cost
+from starburst_dask.cost.prices import Prices, load, published
 from starburst_dask.errors import ConfigurationError, CostLimitExceeded
-from starburst_dask.ledger import Ledger, report
 from starburst_dask.local import pricing
-from starburst_dask.prices import Prices, load, published
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

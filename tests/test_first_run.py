@@ -17,13 +17,13 @@ from distributed import Client
 from helpers import private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
+from starburst_dask.admin.setup import MANAGED_TAG, TRUST_ECS_TASKS
+from starburst_dask.admin.setup import setup as run_setup
 from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError, MissingResourceError
 from starburst_dask.images.build import build_bucket
 from starburst_dask.images.builders import CODEBUILD_ROLE, CodeBuildBuilder
 from starburst_dask.local import LocalFargate, pricing
-from starburst_dask.setup import MANAGED_TAG, TRUST_ECS_TASKS
-from starburst_dask.setup import setup as run_setup
 
 
 @pytest.fixture

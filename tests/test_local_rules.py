@@ -18,10 +18,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from helpers import DASK_IMAGE, wait_until
 
-from starburst_dask import fargate, prices
+from starburst_dask import fargate
+from starburst_dask.cost import prices
+from starburst_dask.ecs.tasks import TaskLauncher
 from starburst_dask.errors import TaskFailedError
 from starburst_dask.local import LocalFargate, pricing
-from starburst_dask.tasks import TaskLauncher
 
 CLUSTER = "starburst-dask"
 SLEEP = ["python", "-c", "import time; time.sleep(600)"]

@@ -13,7 +13,8 @@ import pytest
 from distributed import Client
 from helpers import DASK_IMAGE, wait_until
 
-from starburst_dask import FargateCluster, doctor
+from starburst_dask import FargateCluster
+from starburst_dask.admin import doctor
 from starburst_dask.errors import ConfigurationError, MissingResourceError
 from starburst_dask.local import LocalFargate
 
@@ -416,7 +417,7 @@ def test_private_ips_on_internet_gateway_subnets_are_refused_before_launch(aws):
 
 
 def test_setup_refuses_subnets_without_a_route_naming_the_missing_endpoints(aws, ec2, vpc):
-    from starburst_dask.setup import setup
+    from starburst_dask.admin.setup import setup
 
     subnets = [private_subnet(ec2, vpc, zone)[0] for zone in ("us-east-1c", "us-east-1d")]
     with pytest.raises(MissingResourceError, match="has no route to the internet") as info:

@@ -13,9 +13,9 @@ import botocore.session
 import pytest
 from click.testing import CliRunner
 
+from starburst_dask.admin.policy import allows, iam_action
 from starburst_dask.cli import main
 from starburst_dask.local.server import AUDIT_VAR
-from starburst_dask.policy import allows, iam_action
 
 
 def recorded_calls():

@@ -16,11 +16,11 @@ from distributed import Client
 from helpers import DASK_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
+from starburst_dask.admin.setup import CONFIG_FILE, managed_resources, setup, teardown
 from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError
 from starburst_dask.images.pull_through import cached_uri
 from starburst_dask.local import LocalFargate
-from starburst_dask.setup import CONFIG_FILE, managed_resources, setup, teardown
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -8,7 +8,7 @@ from distributed import Client
 from helpers import wait_until
 
 from starburst_dask import FargateCluster
-from starburst_dask.replacement import ReplacementPolicy
+from starburst_dask.cluster.replacement import ReplacementPolicy
 
 FAST = {"poll_interval": 0.5}
 
@@ -53,7 +53,7 @@ def test_a_worker_that_dies_after_joining_is_replaced(local_fargate):
 
 def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplog):
     ecs = boto3.client("ecs")
-    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster")
+    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster.core")
     killed: set[str] = set()
 
     def kill_new_workers():
@@ -77,7 +77,7 @@ def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplo
 def test_a_stoptask_that_fails_is_a_warning(local_fargate, caplog):
     from aiobotocore.session import get_session
 
-    from starburst_dask import tasks
+    from starburst_dask.ecs import tasks
 
     missing = "arn:aws:ecs:us-east-1:123456789012:task/starburst-dask/" + "0" * 32
 
@@ -85,6 +85,6 @@ def test_a_stoptask_that_fails_is_a_warning(local_fargate, caplog):
         async with get_session().create_client("ecs", region_name="us-east-1") as ecs:
             await tasks.stop_tasks(ecs, "starburst-dask", [missing], "test")
 
-    with caplog.at_level(logging.WARNING, logger="starburst_dask.tasks"):
+    with caplog.at_level(logging.WARNING, logger="starburst_dask.ecs.tasks"):
         asyncio.run(stop())
     assert f"could not stop task {'0' * 32}" in caplog.text

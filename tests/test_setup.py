@@ -21,10 +21,10 @@ from distributed import Client
 from helpers import PYTHON_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
+from starburst_dask.admin.setup import CONFIG_FILE, MANAGED_TAG, TRUST_ECS_TASKS
 from starburst_dask.cli import main
+from starburst_dask.ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from starburst_dask.local import LocalFargate
-from starburst_dask.setup import CONFIG_FILE, MANAGED_TAG, TRUST_ECS_TASKS
-from starburst_dask.tasks import TAG_CLUSTER, TAG_ROLE
 
 ECS_CLUSTER = "starburst-dask"
 
@@ -55,7 +55,7 @@ def aws(tmp_path_factory):
 @pytest.fixture
 def set_up(aws):
     """What setup creates (idempotent: usually there already), read into dask config."""
-    from starburst_dask.setup import setup
+    from starburst_dask.admin.setup import setup
 
     setup(allow_cidrs=["127.0.0.1/32"])  # this machine, outside the VPC, runs the clients
     dask.config.refresh()

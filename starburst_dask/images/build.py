@@ -20,7 +20,7 @@ import boto3
 import yaml
 
 from .. import config
-from ..aws import client_config
+from ..aws.clients import client_config
 from ..errors import ConfigurationError
 from . import platforms, pull_through, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine

@@ -19,8 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import fargate, propagation
-from ..aws import client_config
+from .. import fargate
+from ..aws import propagation
+from ..aws.clients import client_config
 from ..errors import MissingResourceError
 from . import registry
 from .context import BuildContext, template

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..aws import client_config
+from ..aws.clients import client_config
 from .lockfile import PLATFORMS
 
 _SOFTWARE = click.argument("software", default="current")

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import fargate
-from ..aws import client_config
+from ..aws.clients import client_config
 from .errors import ImageArchitectureError
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from moto.servicequotas.models import ServiceQuotasBackend, servicequotas_backen
 from moto.servicequotas.responses import ServiceQuotasResponse
 
 from .. import fargate
-from ..throttling import TokenBucket
+from ..aws.throttling import TokenBucket
 from . import limits
 
 #: Seconds between usage datapoints published to CloudWatch.

@@ -349,7 +349,7 @@ class LocalFargate:
 
     def _client_security_group(self) -> str:
         """The security group setup makes in the default VPC, admitting this machine."""
-        from .. import setup  # the product's own setup: this is what users get
+        from ..admin import setup  # the product's own setup: this is what users get
 
         vpcs = self.client("ec2").describe_vpcs(
             Filters=[{"Name": "is-default", "Values": ["true"]}]

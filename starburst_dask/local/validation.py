@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel
 
-from ..aws import APP_ID
+from ..aws.clients import APP_ID
 from . import wire
 from .constraints import Violation, WrongType, violations
 

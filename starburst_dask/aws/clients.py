@@ -16,9 +16,9 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import network
-from .errors import ConfigurationError, MissingResourceError
-from .options import ClusterOptions
+from ..ecs import network
+from ..errors import ConfigurationError, MissingResourceError
+from ..options import ClusterOptions
 
 SETUP_HINT = "run: starburst-dask setup"
 #: Every client the project makes names it in its user agent (``app/starburst-dask``), so
@@ -151,7 +151,7 @@ async def _described(call: Any, key: str, ids: list[str], kind: str) -> dict[str
     except ClientError as e:
         if not e.response["Error"]["Code"].endswith(".NotFound"):
             raise
-        from .setup import config_path  # setup imports much; only needed here
+        from ..admin.setup import config_path  # setup imports much; only needed here
 
         raise MissingResourceError(
             f"{e.response['Error']['Message']} ({kind}s come from starburst config, such "

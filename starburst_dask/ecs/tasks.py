@@ -20,10 +20,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import fargate, lifetime
-from .errors import TaskFailedError
-from .options import ClusterOptions
-from .throttling import TokenBucket
+from .. import fargate
+from ..aws.throttling import TokenBucket
+from ..cluster import lifetime
+from ..errors import TaskFailedError
+from ..options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def task_overrides(command: list[str], cpu: int, memory: int,
 def overrides_length(options: ClusterOptions) -> int:
     """Characters of the largest RunTask ``overrides`` the cluster sends, as JSON.
 
-    Scheduler and worker commands as :class:`~starburst_dask.cluster.FargateCluster`
+    Scheduler and worker commands as :class:`~starburst_dask.cluster.core.FargateCluster`
     builds them, the worker's with the longest scheduler address.
     """
     commands = [

@@ -27,10 +27,13 @@ import dask.config
 import yaml
 from botocore.exceptions import ClientError
 
-from . import config, fargate, inventory, network, propagation
-from .aws import client_config
-from .errors import ConfigurationError, MissingResourceError
-from .images import pull_through
+from .. import config, fargate
+from ..aws import propagation
+from ..aws.clients import client_config
+from ..ecs import network
+from ..errors import ConfigurationError, MissingResourceError
+from ..images import pull_through
+from . import inventory
 
 #: Tag on every resource setup creates; teardown deletes only resources carrying it.
 MANAGED_TAG = ("starburst-dask:managed", "true")
@@ -840,8 +843,8 @@ def execution_permissions(aws: Session, pull_through_cache: bool) -> dict[str, A
 def ensure_codebuild(aws: Session, notify: Callable[[str], None]) -> Resource:
     """The CodeBuild project (``starburst.image-build-project``), its role and its bucket,
     which build images where no local Docker engine runs."""
-    from .images.build import build_bucket
-    from .images.builders import create_codebuild_project
+    from ..images.build import build_bucket
+    from ..images.builders import create_codebuild_project
 
     project = str(config.get("image-build-project"))
     existed = bool(aws.codebuild.batch_get_projects(names=[project])["projects"])

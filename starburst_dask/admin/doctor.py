@@ -17,9 +17,11 @@ import botocore.session
 import distributed
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import config, fargate, network, permissions, policy
+from .. import config, fargate
+from ..ecs import network
+from ..errors import StarburstError
+from . import permissions, policy
 from . import setup as resources
-from .errors import StarburstError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SETUP_FIX = "run: starburst-dask setup"

@@ -25,7 +25,7 @@ from typing import Any
 
 from dask.utils import parse_timedelta
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 #: Scheduler preload; ``{lifetime}`` is seconds or ``None``.
 SCHEDULER_PRELOAD = """\

@@ -34,7 +34,7 @@ def _errors() -> Iterator[None]:
     """Report configuration and AWS errors as one line and exit code 1, not a traceback."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .errors import StarburstError
+    from ..errors import StarburstError
 
     try:
         yield
@@ -110,7 +110,7 @@ def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
     """
     import sys
 
-    from . import setup as resources
+    from ..admin import setup as resources
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     with _errors():
@@ -144,7 +144,7 @@ def doctor(region: str | None, as_json: bool) -> None:
 
     Exits 1 if any check fails; warnings do not fail.
     """
-    from . import doctor as checks
+    from ..admin import doctor as checks
 
     results = []
     for check in checks.checks(region):
@@ -159,8 +159,9 @@ def doctor(region: str | None, as_json: bool) -> None:
 
 
 def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, list[Any]]:
-    from . import config, inventory
-    from . import setup as resources
+    from .. import config
+    from ..admin import inventory
+    from ..admin import setup as resources
 
     aws = resources.Session(resources.resolve_region(region))
     names = list(ecs_clusters) or [str(config.get("cluster"))]
@@ -176,7 +177,7 @@ def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, l
 @JSON
 def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: bool) -> None:
     """List running dask clusters: age, task counts and, when known, cost so far."""
-    from . import inventory
+    from ..admin import inventory
 
     with _errors():
         ecs, infos = _clusters(region, ecs_clusters)
@@ -213,7 +214,7 @@ def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
     starburst-dask:role) are ever stopped. Candidates: clusters older than
     --older-than, workers whose scheduler is gone, and clusters named by --cluster.
     """
-    from . import inventory
+    from ..admin import inventory
 
     seconds = _seconds(older_than)
     with _errors():
@@ -239,7 +240,7 @@ def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def teardown(region: str | None, yes: bool) -> None:
     """Delete what setup created (only resources tagged starburst-dask:managed=true)."""
-    from . import setup as resources
+    from ..admin import setup as resources
 
     with _errors():
         aws, found = resources.managed_resources(region)
@@ -270,6 +271,6 @@ def iam_policy(for_setup: bool, images: bool) -> None:
     Attach it to the IAM user or role that runs FargateCluster; iam:PassRole is limited
     to the project's execution and task roles.
     """
-    from .policy import policy_document
+    from ..admin.policy import policy_document
 
     click.echo(json.dumps(policy_document(setup=for_setup, images=images), indent=2))

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import fargate
-from .errors import ConfigurationError
+from .. import fargate
+from ..errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ async def account_report(region: str, request: float | None = None,
     """
     from aiobotocore.session import get_session
 
-    from .aws import aio_client_config
+    from ..aws.clients import aio_client_config
 
     session = get_session()
     config = aio_client_config()

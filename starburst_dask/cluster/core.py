@@ -16,12 +16,14 @@ from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.utils import NoOpAwaitable
 
-from . import fargate, lifetime, quota, tasks
-from .aws import AwsClients, client_config, preflight
-from .cost import CostMeter
-from .errors import ConfigurationError, QuotaExceededError, StarburstError, TaskFailedError
-from .images import resolve_cluster_image
-from .options import ClusterOptions
+from .. import fargate
+from ..aws.clients import AwsClients, client_config, preflight
+from ..cost.meter import CostMeter
+from ..ecs import quota, tasks
+from ..errors import ConfigurationError, QuotaExceededError, StarburstError, TaskFailedError
+from ..images import resolve_cluster_image
+from ..options import ClusterOptions
+from . import lifetime
 from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from distributed import Client
 from distributed.protocol.pickle import dumps
 
-from .errors import CostLimitExceeded
+from ..errors import CostLimitExceeded
 
 if TYPE_CHECKING:
-    from .cluster import FargateCluster
+    from ..cluster.core import FargateCluster
 
 logger = logging.getLogger(__name__)
 

@@ -177,7 +177,7 @@ def report(limit: int = 20, ledger: Ledger | None = None,
            now: datetime.datetime | None = None) -> str:
     """The text of ``starburst-dask cost``: recent clusters, then today's and this
     month's totals (UTC days)."""
-    from .cost import format_usd
+    from .meter import format_usd
 
     ledger = ledger or Ledger()
     now = now or datetime.datetime.now(datetime.timezone.utc)

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import fargate
+from .. import fargate
 
 #: Seconds between attempts while AWS propagates a new role.
 RETRY_DELAY = 2.0

@@ -1,8 +1,8 @@
 """The project's running tasks, found by their tags: ``ls`` and ``cleanup``.
 
 Every task a :class:`~starburst_dask.FargateCluster` starts carries the tags
-:data:`~starburst_dask.tasks.TAG_CLUSTER` and :data:`~starburst_dask.tasks.TAG_ROLE`
-(see :func:`~starburst_dask.tasks.task_tags`). Tasks without both are not ours, and
+:data:`~starburst_dask.ecs.tasks.TAG_CLUSTER` and :data:`~starburst_dask.ecs.tasks.TAG_ROLE`
+(see :func:`~starburst_dask.ecs.tasks.task_tags`). Tasks without both are not ours, and
 nothing here ever stops them.
 """
 
@@ -13,8 +13,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from . import fargate
-from .tasks import TAG_CLUSTER, TAG_ROLE
+from .. import fargate
+from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 
 
 @dataclasses.dataclass
@@ -127,13 +127,13 @@ def stop(ecs: Any, infos: list[ClusterInfo], reason: str) -> list[str]:
 def cost_so_far(infos: list[ClusterInfo], region: str) -> dict[str, float | None]:
     """US dollars each cluster's running tasks cost so far, by cluster name.
 
-    Uses ``starburst_dask.cost`` and ``starburst_dask.prices`` when they are there; an
+    Uses ``starburst_dask.cost.meter`` and ``starburst_dask.cost.prices`` when they are there; an
     optional extra: any failure gives ``None``, never a broken ``ls``.
     """
     try:
-        from . import config
-        from .cost import task_cost
-        from .prices import load
+        from .. import config
+        from ..cost.meter import task_cost
+        from ..cost.prices import load
 
         rates = load(region, spot_discount=float(config.get("cost.spot-discount")))
         now = datetime.now(timezone.utc)

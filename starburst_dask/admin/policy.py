@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import config
-from .images.builders import CODEBUILD_ROLE
+from .. import config
+from ..images.builders import CODEBUILD_ROLE
 
 #: IAM actions by purpose. Each is ``service-prefix:Action`` as IAM names it.
 ACTIONS: dict[str, tuple[str, ...]] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli_admin
-from .images import cli as image_cli
+from ..images import cli as image_cli
+from . import admin as cli_admin
 
 
 @click.group()
@@ -27,7 +27,7 @@ main.add_command(image_cli.image)  # image build|render|ls
               help="Run on the configured AWS account instead of a local Fargate.")
 def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
     """Run a Monte Carlo portfolio simulation on a FargateCluster, then close it."""
-    from .demo import run
+    from ..demo import run
 
     if workers < 1 or simulations < 1:
         raise click.BadParameter("--workers and --simulations must be at least 1")
@@ -39,7 +39,7 @@ def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
 @click.option("--region", default="us-east-1", show_default=True, help="AWS region to emulate.")
 def local(port: int, region: str) -> None:
     """Run a local Fargate: AWS APIs on this machine, ECS tasks as local processes."""
-    from .local import serve
+    from ..local import serve
 
     serve(port=port, region=region)
 
@@ -48,7 +48,7 @@ def local(port: int, region: str) -> None:
 @click.option("--limit", default=20, show_default=True, help="Clusters to list.")
 def cost(limit: int) -> None:
     """List recent clusters with their runtime and cost, and today's and this month's totals."""
-    from .ledger import report
+    from ..cost.ledger import report
 
     click.echo(report(limit))
 
@@ -66,8 +66,8 @@ def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) ->
 
     import boto3
 
-    from .errors import StarburstError
-    from .quota import account_report
+    from ..ecs.quota import account_report
+    from ..errors import StarburstError
 
     region = region or boto3.session.Session().region_name
     if not region:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fargate
+from .. import fargate
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def fetch(region: str) -> dict[str, float]:
     """
     import boto3
 
-    from .aws import client_config
+    from ..aws.clients import client_config
 
     # Short timeouts and few retries: a cluster start must not hang on a price lookup.
     config = client_config(connect_timeout=3, read_timeout=10,

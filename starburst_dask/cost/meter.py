@@ -19,13 +19,14 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import config, fargate, prices
-from .errors import ConfigurationError, CostLimitExceeded
+from .. import config, fargate
+from ..errors import ConfigurationError, CostLimitExceeded
+from . import prices
 from .ledger import Ledger
 
 if TYPE_CHECKING:
-    from .cluster import FargateCluster
-    from .options import ClusterOptions
+    from ..cluster.core import FargateCluster
+    from ..options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ class CostMeter:
                 cluster._cluster_manager_logs.append((datetime.datetime.now(), message))
             if self.max_cost is not None and total >= self.max_cost:
                 self.limit_reached = True
-                from .cost_limit import halt  # imports distributed's client machinery
+                from .limit import halt  # imports distributed's client machinery
 
                 asyncio.ensure_future(halt(cluster, self.limit_error(total)))
                 return

@@ -1,0 +1,1 @@
+"""Account administration: setup and teardown, doctor, inventory and the IAM policy."""

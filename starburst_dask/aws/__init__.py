@@ -1,0 +1,1 @@
+"""AWS access: configured clients, IAM propagation retries and API rate pacing."""

@@ -1,0 +1,1 @@
+"""The dask side: :class:`~.core.FargateCluster`, its tasks ' lifetimes and worker replacement."""

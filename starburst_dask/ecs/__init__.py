@@ -1,0 +1,1 @@
+"""ECS: launching and describing tasks, their network, and the Fargate vCPU quota."""
