@@ -28,6 +28,7 @@ from . import (
     ec2_rules,
     ecs,
     iam,
+    missing,
     pricing,
     pull_through,
     quotas,
@@ -214,6 +215,7 @@ class LocalFargate:
                 _check_free(self.port)
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
+            missing.install(self._server)  # moto's services whose packages are not installed
             pricing.install(self._server)  # moto has no Price List API
             pull_through.install(self._server)  # nor pull through cache rules
             checkip.install(self._server)  # nor AWS's public-address service
