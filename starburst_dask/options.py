@@ -19,10 +19,7 @@ from .errors import ConfigurationError
 #: Fraction of a worker task's memory left to the OS, the nanny and Python itself.
 MEMORY_HEADROOM = 0.1
 MEMORY_HEADROOM_MIN_MIB = 256
-#: Options whose config key is not ``starburst.<option-with-dashes>``.
-CONFIG_KEYS = {"max_cost": "cost.max-cost", "cost_alert": "cost.alert",
-               "max_hourly_cost": "cost.max-hourly-cost", "quota_interval": "quota.interval",
-               "quota_auto_request": "quota.auto-request"}
+
 
 
 def default_image() -> str:
@@ -37,7 +34,9 @@ def default_image() -> str:
 class ClusterOptions:
     """Everything a :class:`~starburst_dask.FargateCluster` needs to launch, as plain data.
 
-    Build it with :meth:`resolve`, which applies config defaults and validates.
+    Build it with :meth:`resolve`, which applies config defaults and validates. Its fields
+    are the options of ``starburst-schema.yaml`` that a cluster uses, named from their
+    config keys (see :mod:`starburst_dask.config`).
     """
 
     name: str
@@ -50,7 +49,8 @@ class ClusterOptions:
     #: environment.yml, conda-lock.yml or "current": the image is built from it (images/).
     software: str | None
     region: str
-    cluster: str
+    #: The ECS cluster (name or ARN) the tasks run in; ``cluster`` is its former name.
+    ecs_cluster: str
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
     #: True, False, or "auto": public IPs where the subnets route to an internet gateway.
@@ -68,34 +68,45 @@ class ClusterOptions:
     max_hourly_cost: float | None
     scheduler_timeout: int
     worker_death_timeout: int
-    launch_timeout: float
+    #: Seconds a launched task may take to reach RUNNING (formerly ``launch_timeout``).
+    running_timeout: float
     poll_interval: float
     spot: bool | str
     #: Fargate CPU architecture of every task: "X86_64" or "ARM64" (Graviton).
     architecture: str
     quota_interval: float
     quota_auto_request: bool
-    launch_deadline: float
+    #: Seconds to retry throttled launches or wait for room under the quota before an
+    #: error (formerly ``launch_deadline``).
+    launch_retry_timeout: float
     #: Seconds (or a duration like "24h") after which a cluster's tasks stop themselves.
     max_lifetime: float | str | None
+    #: ECR repository of images built from ``software``.
+    image_repository: str
+    #: Refuse an image whose tag records another distributed than the client's.
+    image_check_versions: bool
+    #: ECR pull through cache rule prefix through which Docker Hub images are pulled.
+    image_cache: str | None
+    #: Spot priced as On-Demand less this fraction (cost estimates).
+    cost_spot_discount: float
 
     @classmethod
     def resolve(cls, **arguments: Any) -> ClusterOptions:
         """Merge ``arguments`` over the ``starburst`` config and validate the result.
 
+        ``arguments`` are options by name (or by a former name, :data:`config.ALIASES`);
+        ``None`` takes the configured value.
+
         Raises
         ------
         ConfigurationError
-            The first invalid option, with what would be valid.
+            An unknown argument or ``starburst.*`` config key (with the closest valid
+            one), or the first invalid option, with what would be valid.
         """
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = set(arguments) - set(names)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) {sorted(unknown)}; valid options are {names}"
-            )
-        values = {n: config.get(CONFIG_KEYS.get(n, n.replace("_", "-")), arguments.get(n))
-                  for n in names}
+        config.check_keys()
+        arguments = _by_name(arguments)
+        values = {n: config.setting(n) if arguments.get(n) is None else arguments[n]
+                  for n in config.CLUSTER_OPTIONS}
         if arguments.get("software") is not None and arguments.get("image") is not None:
             raise ConfigurationError("pass image= or software= (which builds the image), "
                                      "not both")
@@ -175,8 +186,8 @@ class ClusterOptions:
             raise ConfigurationError(
                 f"spot must be False, True or 'fallback', not {self.spot!r}"
             )
-        for key in ("scheduler_timeout", "worker_death_timeout", "launch_timeout",
-                    "poll_interval", "quota_interval", "launch_deadline"):
+        for key in ("scheduler_timeout", "worker_death_timeout", "running_timeout",
+                    "poll_interval", "quota_interval", "launch_retry_timeout"):
             if getattr(self, key) <= 0:
                 raise ConfigurationError(f"{key} must be a positive number of seconds")
         self._validate_overrides()
@@ -235,3 +246,28 @@ class ClusterOptions:
         """Bytes a worker may use: the task's memory less headroom for the OS and nanny."""
         headroom = max(MEMORY_HEADROOM_MIN_MIB, int(self.worker_memory * MEMORY_HEADROOM))
         return (self.worker_memory - headroom) * 2**20
+
+
+def _by_name(arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` with former option names replaced by the current ones.
+
+    Raises
+    ------
+    ConfigurationError
+        For an unknown name (with the closest option), or an option given by both names.
+    """
+    named: dict[str, Any] = {}
+    given: dict[str, str] = {}  # the name each option was given by
+    for key, value in arguments.items():
+        name = config.ALIASES.get(key, key)
+        if name not in config.CLUSTER_OPTIONS:
+            raise ConfigurationError(
+                f"unknown option {key!r}{config.did_you_mean(key, config.CLUSTER_OPTIONS)} "
+                f"Valid options: {', '.join(sorted(config.CLUSTER_OPTIONS))}")
+        if value is None:
+            continue
+        if name in given:
+            raise ConfigurationError(f"{given[name]}= and {key}= name the same option "
+                                     f"({name}): pass only {name}=")
+        named[name], given[name] = value, key
+    return named

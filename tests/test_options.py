@@ -39,8 +39,12 @@ def test_arguments_override_config_and_config_overrides_defaults():
         ({"n_workers": True}, ["n_workers must be a whole number"]),
         ({"region": "moon-east-1"}, ["unknown AWS region 'moon-east-1'"]),
         ({"name": "has space"}, ["cluster name"]),
-        ({"launch_timeout": 0}, ["launch_timeout must be a positive"]),
-        ({"worker_cores": 4}, ["unknown option(s) ['worker_cores']"]),
+        ({"running_timeout": 0}, ["running_timeout must be a positive"]),
+        ({"launch_timeout": 0}, ["running_timeout must be a positive"]),  # its former name
+        ({"worker_cores": 4}, ["unknown option 'worker_cores': did you mean worker_cpu?"]),
+        ({"max_cots": 4}, ["unknown option 'max_cots': did you mean max_cost?"]),
+        ({"image_build_project": "p"}, ["unknown option 'image_build_project'"]),  # setup's
+        ({"cluster": "a", "ecs_cluster": "b"}, ["cluster= and ecs_cluster= name the same"]),
         ({"max_lifetime": "forever"}, ["max_lifetime must be a duration like '24h'"]),
         ({"spot": "maybe"}, ["spot must be False, True or 'fallback'"]),
     ],
@@ -58,3 +62,62 @@ def test_missing_region_says_how_to_set_it(monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(ConfigurationError, match="no AWS region is configured"):
         ClusterOptions.resolve()
+
+
+@pytest.mark.parametrize("former, name", [("cluster", "ecs_cluster"),
+                                          ("launch_timeout", "running_timeout"),
+                                          ("launch_deadline", "launch_retry_timeout")])
+def test_former_names_still_work_as_arguments_and_config_keys(former, name):
+    value = "my-cluster" if name == "ecs_cluster" else 42
+    assert getattr(resolve(**{former: value}), name) == value
+    with dask.config.set({f"starburst.{former.replace('_', '-')}": value}):
+        assert getattr(resolve(), name) == value
+        assert getattr(resolve(**{name: value}), name) == value
+
+
+def test_a_former_and_a_current_config_key_that_disagree_are_refused():
+    with dask.config.set({"starburst.cluster": "old", "starburst.ecs-cluster": "new"}), \
+            pytest.raises(ConfigurationError, match="keep only starburst.ecs-cluster"):
+        resolve()
+
+
+@pytest.mark.parametrize("key, suggestion", [
+    ("starburst.max-cots", "starburst.cost.max-cost"),
+    ("starburst.cost.max_cots", "starburst.cost.max-cost"),
+    ("starburst.quota.intervall", "starburst.quota.interval"),
+    ("starburst.worker_cpus", "starburst.worker-cpu"),
+])
+def test_a_mistyped_config_key_is_refused_with_the_closest_key(key, suggestion):
+    with dask.config.set({key: 5}), pytest.raises(ConfigurationError) as info:
+        resolve()
+    shown = key.replace("_", "-")
+    assert f"unknown config key {shown}: did you mean {suggestion}?" in str(info.value)
+
+
+def environment(**variables):
+    """dask config as dask reads these ``DASK_*`` environment variables, as dotted keys."""
+    def dotted(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from dotted(value, f"{prefix}{key}.")
+            else:
+                yield prefix + key, value
+    return dask.config.set(dict(dotted(dask.config.collect_env(variables))))
+
+
+def test_a_mistyped_environment_variable_is_refused():
+    with environment(DASK_STARBURST__COST__MAX_COTS="5"), pytest.raises(
+            ConfigurationError, match="starburst.cost.max-cots: did you mean "
+                                      "starburst.cost.max-cost"):
+        resolve()
+    with environment(DASK_STARBURST__COST__MAX_COST="5", DASK_STARBURST__LAUNCH_DEADLINE="9",
+                     DASK_STARBURST__SUBNETS='["subnet-1"]'):
+        o = resolve()
+    assert (o.max_cost, o.launch_retry_timeout, o.subnets) == (5, 9, ("subnet-1",))
+
+
+def test_free_mappings_take_any_key():
+    with dask.config.set({"starburst.environment": {"MY_VAR": "1"},
+                          "starburst.tags": {"team": "data"}}):
+        o = resolve()
+    assert (o.environment, o.tags) == ({"MY_VAR": "1"}, {"team": "data"})

@@ -74,7 +74,7 @@ def checks(region: str | None = None) -> Iterator[Check]:
     yield Check("credentials", OK, f"account {identity['Account']}")
     yield Check("region", OK, region)
     yield from _permissions(aws, identity["Arn"])
-    for check in (_ecs_cluster, _role("execution-role"), _role("task-role"), _log_group,
+    for check in (_ecs_cluster, _role("execution_role"), _role("task_role"), _log_group,
                   _subnets, _routes, _security_groups, _repository, _quota):
         yield _safely(check, aws)
     yield _image()
@@ -144,7 +144,7 @@ def _safely(check: Callable[[resources.Session], Check], aws: resources.Session)
 
 
 def _ecs_cluster(aws: resources.Session) -> Check:
-    name = str(config.get("cluster"))
+    name = str(config.setting("ecs_cluster"))
     found = resources.ecs_cluster(aws, name)
     if found is None:
         return Check("ECS cluster", FAIL, f"{name!r} does not exist in {aws.region}", SETUP_FIX)
@@ -157,8 +157,8 @@ def _ecs_cluster(aws: resources.Session) -> Check:
 
 def _role(key: str) -> Callable[[resources.Session], Check]:
     def check(aws: resources.Session) -> Check:
-        label = f"IAM {key.replace('-', ' ')}"
-        name = str(config.get(key)).rsplit("/", 1)[-1]
+        label = f"IAM {key.replace('_', ' ')}"
+        name = str(config.setting(key)).rsplit("/", 1)[-1]
         role = resources.get_role(aws, name)
         if role is None:
             return Check(label, FAIL, f"{name!r} does not exist", SETUP_FIX)
@@ -166,7 +166,7 @@ def _role(key: str) -> Callable[[resources.Session], Check]:
             return Check(label, FAIL, f"{name}: ECS tasks may not assume it",
                          "allow ecs-tasks.amazonaws.com in its trust policy, or "
                          + SETUP_FIX + " with another role name")
-        if key == "execution-role" and not _has_policies(aws, name):
+        if key == "execution_role" and not _has_policies(aws, name):
             return Check(label, WARN, f"{name}: no policies, so tasks cannot pull private "
                          "images or write logs", "attach AmazonECSTaskExecutionRolePolicy, "
                          "or " + SETUP_FIX + " with another role name")
@@ -182,7 +182,7 @@ def _has_policies(aws: resources.Session, role: str) -> bool:
 
 
 def _log_group(aws: resources.Session) -> Check:
-    name = str(config.get("log-group"))
+    name = str(config.setting("log_group"))
     group = resources.get_log_group(aws, name)
     if group is None:
         return Check("log group", FAIL, f"{name!r} does not exist", SETUP_FIX)
@@ -192,7 +192,7 @@ def _log_group(aws: resources.Session) -> Check:
 
 
 def _subnets(aws: resources.Session) -> Check:
-    subnets = list(config.get("subnets") or [])
+    subnets = list(config.setting("subnets") or [])
     if not subnets:
         return Check("subnets", WARN, "none configured: tasks use the default VPC's", SETUP_FIX)
     try:
@@ -208,7 +208,7 @@ def _subnets(aws: resources.Session) -> Check:
 
 def _routes(aws: resources.Session) -> Check:
     """Tasks on the configured (or default) subnets can pull the image and send logs."""
-    subnets = list(config.get("subnets") or [])
+    subnets = list(config.setting("subnets") or [])
     where = ({"SubnetIds": subnets} if subnets else
              {"Filters": [{"Name": "default-for-az", "Values": ["true"]}]})
     found = aws.ec2.describe_subnets(**where)["Subnets"]
@@ -216,8 +216,8 @@ def _routes(aws: resources.Session) -> Check:
         return Check("network", FAIL, "no subnets configured and no default VPC", SETUP_FIX)
     vpc, ids = found[0]["VpcId"], [s["SubnetId"] for s in found]
     routes = resources.read_routes(aws, vpc, ids)
-    public_ip = network.choose_public_ip(routes, config.get("assign-public-ip"))
-    problems = network.problems(routes, public_ip, str(config.get("image")), aws.region)
+    public_ip = network.choose_public_ip(routes, config.setting("assign_public_ip"))
+    problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
     if problems:
         return Check("network", FAIL, "; ".join(problems),
                      "use subnets routed to an internet gateway (with assign-public-ip true "
@@ -230,7 +230,7 @@ def _routes(aws: resources.Session) -> Check:
 
 
 def _security_groups(aws: resources.Session) -> Check:
-    groups = list(config.get("security-groups") or [])
+    groups = list(config.setting("security_groups") or [])
     if not groups:
         return Check("security group", WARN,
                      "none configured: tasks use the default VPC's default group", SETUP_FIX)
@@ -258,8 +258,8 @@ def _quota(aws: resources.Session) -> Check:
     if quota is None:
         return Check("Fargate vCPU quota", WARN, "unknown (Service Quotas did not answer)",
                      f"look up {fargate.QUOTA_CODES['FARGATE']} in the Service Quotas console")
-    need = (fargate.vcpus(int(config.get("scheduler-cpu")))
-            + int(config.get("n-workers")) * fargate.vcpus(int(config.get("worker-cpu"))))
+    need = (fargate.vcpus(int(config.setting("scheduler_cpu")))
+            + int(config.setting("n_workers")) * fargate.vcpus(int(config.setting("worker_cpu"))))
     if quota < need:
         return Check("Fargate vCPU quota", WARN,
                      f"{quota:g} vCPUs; the default cluster needs {need:g}",
@@ -268,7 +268,7 @@ def _quota(aws: resources.Session) -> Check:
 
 
 def _image() -> Check:
-    image = str(config.get("image"))
+    image = str(config.setting("image"))
     version = distributed.__version__
     python = f"py{sys.version_info.major}.{sys.version_info.minor}"
     tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""

@@ -135,7 +135,7 @@ def cost_so_far(infos: list[ClusterInfo], region: str) -> dict[str, float | None
         from ..cost.meter import task_cost
         from ..cost.prices import load
 
-        rates = load(region, spot_discount=float(config.get("cost.spot-discount")))
+        rates = load(region, spot_discount=float(config.setting("cost_spot_discount")))
         now = datetime.now(timezone.utc)
         return {c.name: float(sum(task_cost(t.description, rates, now) for t in c.tasks))
                 for c in infos}

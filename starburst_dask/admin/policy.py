@@ -75,8 +75,8 @@ S3_ACTIONS = {"HeadBucket": "ListBucket", "HeadObject": "GetObject",
               "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration"}
 
 #: The service each of the project's roles is passed to.
-_PASSED_TO = {"execution-role": "ecs-tasks.amazonaws.com",
-              "task-role": "ecs-tasks.amazonaws.com"}
+_PASSED_TO = {"execution_role": "ecs-tasks.amazonaws.com",
+              "task_role": "ecs-tasks.amazonaws.com"}
 
 
 def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
 
 def passed_roles() -> dict[str, str]:
     """The names of the roles the project passes (from config), each with its service."""
-    return {_role_name(config.get(k)): service for k, service in _PASSED_TO.items()}
+    return {_role_name(config.setting(k)): service for k, service in _PASSED_TO.items()}
 
 
 def iam_action(service: str, operation: str) -> str:

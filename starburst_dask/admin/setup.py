@@ -135,14 +135,14 @@ class Names:
     def from_config(cls) -> Names:
         """The configured names (role ARNs are reduced to role names)."""
         def name(key: str) -> str:
-            return str(config.get(key)).rsplit("/", 1)[-1]
-        return cls(cluster=name("cluster"), execution_role=name("execution-role"),
-                   task_role=name("task-role"), log_group=str(config.get("log-group")))
+            return str(config.setting(key)).rsplit("/", 1)[-1]
+        return cls(cluster=name("ecs_cluster"), execution_role=name("execution_role"),
+                   task_role=name("task_role"), log_group=str(config.setting("log_group")))
 
 
 def resolve_region(region: str | None = None) -> str:
     """``region``, else ``starburst.region``, else the AWS SDK's region; validated."""
-    region = region or config.get("region") or boto3.session.Session().region_name
+    region = region or config.setting("region") or boto3.session.Session().region_name
     if not region:
         raise ConfigurationError(
             "no AWS region is configured; pass --region us-east-1 (or another), or set "
@@ -233,7 +233,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         allow_my_ip = ask(
             f"The scheduler port {DASK_PORTS[0]} would be closed to this machine (outside "
             f"VPC {vpc_id}). Admit your current public address (asked of "
-            f"{config.get('setup.checkip-url')})?")
+            f"{config.setting('setup_checkip_url')})?")
     if allow_my_ip:
         cidrs.append(my_address())
     check_adoptable(aws, names, group, cidrs, s3_bucket)
@@ -259,7 +259,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         resources.append(ensure_codebuild(aws, notify))
     settings = {
         "region": region,
-        "cluster": names.cluster,
+        "ecs-cluster": names.cluster,
         "subnets": subnet_ids,
         "security-groups": [group_id],
         "assign-public-ip": public_ip,
@@ -339,7 +339,7 @@ def my_address() -> str:
     ConfigurationError
         When the address cannot be read from there.
     """
-    url = str(config.get("setup.checkip-url"))
+    url = str(config.setting("setup_checkip_url"))
     try:
         with urllib.request.urlopen(url, timeout=CHECKIP_TIMEOUT) as response:
             text = response.read(CHECKIP_MAX_BYTES).decode("ascii", "replace").strip()
@@ -645,7 +645,7 @@ def check_routes(aws: Session, vpc: str, subnets: list[str]) -> bool:
     """
     routes = read_routes(aws, vpc, subnets)
     public_ip = network.choose_public_ip(routes, "auto")
-    problems = network.problems(routes, public_ip, str(config.get("image")), aws.region)
+    problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
     if problems:
         raise MissingResourceError(
             "tasks on these subnets could not pull their image or send logs: "
@@ -846,7 +846,7 @@ def ensure_codebuild(aws: Session, notify: Callable[[str], None]) -> Resource:
     from ..images.build import build_bucket
     from ..images.builders import create_codebuild_project
 
-    project = str(config.get("image-build-project"))
+    project = str(config.setting("image_build_project"))
     existed = bool(aws.codebuild.batch_get_projects(names=[project])["projects"])
     made = create_codebuild_project(aws._session, project, build_bucket(aws._session),
                                     notify=notify)

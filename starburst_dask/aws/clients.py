@@ -100,11 +100,11 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     ConfigurationError
         When tasks on the chosen network could not pull their image or send logs.
     """
-    clusters = await aws.ecs.describe_clusters(clusters=[options.cluster])
+    clusters = await aws.ecs.describe_clusters(clusters=[options.ecs_cluster])
     active = [c for c in clusters["clusters"] if c["status"] == "ACTIVE"]
     if not active:
         raise MissingResourceError(
-            f"ECS cluster {options.cluster!r} does not exist in {options.region}; "
+            f"ECS cluster {options.ecs_cluster!r} does not exist in {options.region}; "
             f"{SETUP_HINT} (or pass cluster=...)"
         )
     groups = await aws.logs.describe_log_groups(logGroupNamePrefix=options.log_group)

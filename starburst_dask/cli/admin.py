@@ -20,7 +20,7 @@ REGION = click.option("--region", default=None,
                       help="AWS region [default: starburst.region or the SDK's region].")
 ECS_CLUSTER = click.option(
     "--ecs-cluster", "ecs_clusters", multiple=True,
-    help="ECS cluster to look in (repeatable) [default: starburst.cluster].")
+    help="ECS cluster to look in (repeatable) [default: starburst.ecs-cluster].")
 
 
 def register(group: click.Group) -> None:
@@ -164,7 +164,7 @@ def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, l
     from ..admin import setup as resources
 
     aws = resources.Session(resources.resolve_region(region))
-    names = list(ecs_clusters) or [str(config.get("cluster"))]
+    names = list(ecs_clusters) or [str(config.setting("ecs_cluster"))]
     return aws.ecs, inventory.clusters(aws.ecs, names)
 
 

@@ -72,7 +72,7 @@ class FargateScheduler(FargateTask):
     async def start(self) -> None:
         cluster = self.cluster
         self.task_arn = await cluster._launch_scheduler()
-        task = await cluster._watcher.running(self.task_arn, cluster.options.launch_timeout)
+        task = await cluster._watcher.running(self.task_arn, cluster.options.running_timeout)
         private, public = await tasks.task_addresses(cluster._aws.ec2, task)
         # Workers, in the VPC, reach it at its private address; the client too when it is
         # in the VPC, else at its public address (SpecCluster connects to this one).
@@ -92,15 +92,15 @@ class FargateWorker(FargateTask):
         self.name = name
 
     async def start(self) -> None:
-        await self.cluster._watcher.running(self.task_arn, self.cluster.options.launch_timeout)
+        await self.cluster._watcher.running(self.task_arn, self.cluster.options.running_timeout)
         await super().start()
 
 
 class FargateCluster(SpecCluster):
     """A dask cluster on AWS ECS Fargate: a scheduler task and worker tasks.
 
-    Every option defaults to dask config ``starburst.*`` (see ``starburst.yaml``);
-    arguments win.
+    Every option defaults to dask config ``starburst.*`` (``docs/configuration.md`` lists
+    them); arguments win.
 
     Parameters
     ----------
@@ -119,8 +119,8 @@ class FargateCluster(SpecCluster):
         in ECR (see ``starburst_dask.images``).
     region : str
         AWS region; default: the AWS SDK's configured region.
-    cluster : str
-        ECS cluster name or ARN.
+    ecs_cluster : str
+        ECS cluster name or ARN the tasks run in (``cluster=`` is accepted as an alias).
     subnets, security_groups : list of str
         Task network; default: the default VPC's subnets and default security group.
     assign_public_ip : bool or "auto"
@@ -143,9 +143,16 @@ class FargateCluster(SpecCluster):
         Cluster name, also every task's ``startedBy``; generated when omitted.
     asynchronous : bool
         Use from async code: ``async with FargateCluster(asynchronous=True) as cluster``.
+    running_timeout : float
+        Seconds a launched task may take to reach RUNNING before it is an error (formerly
+        ``launch_timeout``, accepted as an alias).
+    launch_retry_timeout : float
+        Seconds to keep retrying throttled launches, or waiting for the first room under
+        the Fargate quota, before raising an error (formerly ``launch_deadline``, accepted
+        as an alias).
     **options
-        Further ``starburst.*`` options (``worker_death_timeout``, ``launch_timeout``,
-        ``poll_interval``).
+        Further ``starburst.*`` options by name (``worker_death_timeout``,
+        ``poll_interval``, ``spot``, ``max_cost``, ...; see ``docs/configuration.md``).
 
     Examples
     --------
@@ -250,7 +257,7 @@ class FargateCluster(SpecCluster):
             self._aws.ecs, found["cluster_arn"], definition,
             subnets=found["subnets"], security_groups=found["security_groups"],
             assign_public_ip=found["assign_public_ip"], started_by=self.options.name,
-            deadline=self.options.launch_deadline,
+            deadline=self.options.launch_retry_timeout,
         )
         self._watcher = tasks.TaskWatcher(self._aws.ecs, found["cluster_arn"],
                                           self.options.poll_interval, self._on_stopped)
@@ -305,7 +312,7 @@ class FargateCluster(SpecCluster):
 
     async def _launch_scheduler(self) -> str:
         """Launch the scheduler task once the quota has room for it."""
-        deadline = quota.Deadline(self.options.launch_deadline)
+        deadline = quota.Deadline(self.options.launch_retry_timeout)
         while True:
             if await self._fits(self.options.scheduler_cpu):
                 launch = await self._launch(1, role="scheduler")
@@ -348,7 +355,7 @@ class FargateCluster(SpecCluster):
                     if provider == self._worker_providers[-1] or not _provider_missing(e):
                         raise
                     # Spot is not on this ECS cluster at all: On-Demand from now on.
-                    self._log(f"ECS cluster {self.options.cluster!r} has no {provider} "
+                    self._log(f"ECS cluster {self.options.ecs_cluster!r} has no {provider} "
                               f"capacity provider; workers run on "
                               f"{self._worker_providers[-1]} instead")
                     self._worker_providers = self._worker_providers[-1:]
@@ -380,7 +387,7 @@ class FargateCluster(SpecCluster):
     async def _wait_for_quota(self) -> None:
         """Launch waiting workers as room appears: our tasks stop, others' usage drops, or
         the quota is raised. Gives up when no worker at all could run by the deadline."""
-        deadline = quota.Deadline(self.options.launch_deadline)
+        deadline = quota.Deadline(self.options.launch_retry_timeout)
         while self.quota.waiting and self.status in (Status.starting, Status.running):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._room.wait(),
@@ -392,7 +399,7 @@ class FargateCluster(SpecCluster):
             except TaskFailedError as e:
                 logger.error("launching workers: %s", e)
             if len(self.worker_spec) > before:
-                deadline = quota.Deadline(self.options.launch_deadline)
+                deadline = quota.Deadline(self.options.launch_retry_timeout)
             elif not self.worker_spec and deadline.expired:
                 self._requested = 0
                 self._set_waiting(0)
@@ -546,6 +553,6 @@ def _stop_leftovers(options: ClusterOptions, live: set[str]) -> None:
     ecs = boto3.client("ecs", region_name=options.region, config=client_config())
     for arn in list(live):
         try:
-            ecs.stop_task(cluster=options.cluster, task=arn, reason="cluster was not closed")
+            ecs.stop_task(cluster=options.ecs_cluster, task=arn, reason="cluster was not closed")
         except Exception as e:  # noqa: BLE001 - best effort at shutdown
             logger.debug("StopTask %s: %s", arn, e)

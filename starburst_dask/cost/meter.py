@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import config, fargate
+from .. import fargate
 from ..errors import ConfigurationError, CostLimitExceeded
 from . import prices
 from .ledger import Ledger
@@ -153,7 +153,7 @@ class CostMeter:
             below the one-minute minimum of the scheduler and one worker, or the Spot
             discount is not a fraction.
         """
-        discount = config.get("cost.spot-discount")
+        discount = options.cost_spot_discount
         if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
                 or not 0 <= discount < 1:
             raise ConfigurationError(

@@ -402,7 +402,7 @@ class TaskWatcher:
         if task is None:
             raise TaskFailedError(
                 f"task {task_id(arn)} did not reach RUNNING within {timeout:g} s "
-                f"(last status {self.tasks[arn]['lastStatus']}); raise launch_timeout if "
+                f"(last status {self.tasks[arn]['lastStatus']}); raise running_timeout if "
                 "image pulls are slow"
             )
         if task["lastStatus"] == "STOPPED":

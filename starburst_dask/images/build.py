@@ -122,7 +122,7 @@ def ensure_image(software: str | pathlib.Path | Lock, *, platform: str = "linux-
     versions.check_lock(lock, platform, str(software) if not isinstance(software, Lock)
                         else "the lock")
     context = render(lock, platform)
-    repository = repository or config.get("image-repository")
+    repository = repository or config.setting("image_repository")
     ecr = session.client("ecr", config=client_config())
     cached = registry.has_tag(ecr, repository, context.tag)
     uri = f"{registry.ensure_repository(ecr, repository)}:{context.tag}"
@@ -151,13 +151,14 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     session = boto3.session.Session(region_name=options.region)
     if getattr(options, "software", None):
         image = ensure_image(options.software, platform=conda_platform(options.architecture),
-                             session=session, progress=progress)
+                             repository=options.image_repository, session=session,
+                             progress=progress)
         options = dataclasses.replace(options, image=image.uri)
     else:
         platforms.check_image_platform(options.image, options.architecture, session)
-    if config.get("image-check-versions"):
+    if options.image_check_versions:
         versions.check_image(options.image)
-    prefix = config.get("image-cache")
+    prefix = options.image_cache
     if prefix:  # checked above as the upstream image, which the cache serves unchanged
         ecr = session.client("ecr", config=client_config())
         image = pull_through.resolve(options.image, ecr, options.region, prefix, progress)
@@ -176,14 +177,14 @@ def _builder(kind: str, session: Any, ecr: Any, progress: Progress) -> Any:
     if kind == "docker":
         return DockerBuilder(ecr, progress)
     if kind == "codebuild":
-        return CodeBuildBuilder(session, config.get("image-build-project"),
+        return CodeBuildBuilder(session, config.setting("image_build_project"),
                                 build_bucket(session), progress)
     raise ConfigurationError(f"builder must be 'auto', 'docker' or 'codebuild', got {kind!r}")
 
 
 def build_bucket(session: Any) -> str:
     """S3 bucket for build contexts: config ``starburst.image-build-bucket``, or per account."""
-    configured = config.get("image-build-bucket")
+    configured = config.setting("image_build_bucket")
     if configured:
         return configured
     account = session.client("sts", config=client_config()).get_caller_identity()["Account"]

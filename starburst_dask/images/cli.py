@@ -73,7 +73,7 @@ def list_images(repository: str | None, region: str | None) -> None:
     from .. import config
     from . import registry
 
-    repository = repository or config.get("image-repository")
+    repository = repository or config.setting("image_repository")
     ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
     rows = registry.list_images(ecr, repository)
     if not rows:
