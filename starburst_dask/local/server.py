@@ -325,7 +325,7 @@ class LocalFargate:
                 AWSServiceName=iam.ECS_SERVICE)
         iam.clock().backdate(account, iam.ECS_SERVICE_LINKED_ROLE)
         self.client("ecs").create_cluster(
-            clusterName=names["cluster"],
+            clusterName=names["ecs-cluster"],
             capacityProviders=list(fargate.CAPACITY_PROVIDERS),
             defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
         )
