@@ -20,7 +20,7 @@ from helpers import DASK_IMAGE, wait_until
 
 from starburst_dask import fargate
 from starburst_dask.cost import prices
-from starburst_dask.ecs.tasks import TaskLauncher
+from starburst_dask.ecs.launcher import TaskLauncher
 from starburst_dask.errors import TaskFailedError
 from starburst_dask.local import LocalFargate, pricing
 
