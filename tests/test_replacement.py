@@ -53,7 +53,7 @@ def test_a_worker_that_dies_after_joining_is_replaced(local_fargate):
 
 def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplog):
     ecs = boto3.client("ecs")
-    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster.core")
+    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster")
     killed: set[str] = set()
 
     def kill_new_workers():
@@ -66,7 +66,7 @@ def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplo
         return "no more replacements" in caplog.text
 
     with FargateCluster(n_workers=1, **FAST) as cluster:
-        cluster.replacement = ReplacementPolicy(max_failures=3, base_delay=0.2)
+        cluster.provisioner.replacement = ReplacementPolicy(max_failures=3, base_delay=0.2)
         wait_until(kill_new_workers, timeout=120, interval=0.05)
         # One worker and two replacements, each killed: then no further launch.
         assert len(worker_arns(ecs, cluster)) == 3
