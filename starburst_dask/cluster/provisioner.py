@@ -144,7 +144,7 @@ class WorkerProvisioner:
                                                 memory=o.worker_memory, provider=provider,
                                                 retry_capacity=last)
         except TaskFailedError as e:
-            self._add(e.arns)  # type: ignore[attr-defined]
+            self._add(e.arns)
             if last or fargate.PROVIDER_NOT_ON_CLUSTER not in str(e):
                 raise
             self.log(f"ECS cluster {o.cluster!r} has no {provider} capacity provider; "

@@ -89,7 +89,7 @@ class TaskRegistry:
                 environment=self.options.environment, tags=tasks.task_tags(self.options, role),
                 capacity_provider=provider, retry_capacity=retry_capacity)
         except TaskFailedError as e:
-            self._record(e.arns, role, cpu, provider)  # type: ignore[attr-defined]
+            self._record(e.arns, role, cpu, provider)
             raise
         self._record(launch.arns, role, cpu, provider)
         return launch

@@ -142,12 +142,9 @@ class TaskLauncher:
 
     def _error(self, launch: Launch, count: int, reasons: list[str],
                when: str = "") -> TaskFailedError:
-        error = TaskFailedError(
+        return TaskFailedError(
             f"{len(launch.arns)} of {count} tasks started{when}; ECS refused the rest: "
-            + "; ".join(sorted(set(reasons)))
-        )
-        error.arns = launch.arns  # type: ignore[attr-defined]
-        return error
+            + "; ".join(sorted(set(reasons))), arns=launch.arns)
 
     async def _pace(self, tasks: int) -> None:
         """Wait until a RunTask call for ``tasks`` tasks is within AWS's rate limits."""
