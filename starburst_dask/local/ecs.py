@@ -400,7 +400,7 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             return 400, {"Content-Type": "application/x-amz-json-1.1"}, _throttled()[0]
         return super().call_action()
 
-    def run_task(  # type: ignore[override]  # answers before the tasks start: see below
+    def run_task(  # type: ignore[override]  # may answer with the written body and headers
         self,
     ) -> ActionResult | tuple[str | bytes, dict[str, Any]]:
         count = self._get_int_param("count", 1)
