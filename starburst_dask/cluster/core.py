@@ -203,6 +203,7 @@ class FargateCluster(SpecCluster):
         if n < len(self.worker_spec):
             super().scale(n)
         elif self.status == Status.running and self.provisioner is not None:
+            assert self.loop is not None  # a running cluster has its event loop
             self.loop.add_callback(self.provisioner.launch)
         if self.asynchronous:
             return NoOpAwaitable()
