@@ -48,7 +48,7 @@ def test_a_worker_that_dies_after_joining_is_replaced(local_fargate):
         wait_until(lambda: {w["name"] for w in client.scheduler_info()["workers"].values()}
                    - {first}, timeout=120)
         assert client.submit(sum, [1, 2, 3]).result() == 6
-        assert cluster.replacement.failures == 0
+        assert cluster.provisioner.replacement.failures == 0
 
 
 def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplog):

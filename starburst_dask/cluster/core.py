@@ -29,7 +29,6 @@ from ..options import ClusterOptions
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
 from .registry import TaskRegistry
-from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -127,11 +126,6 @@ class FargateCluster(SpecCluster):
         if self.provisioner is None:
             return quota.QuotaStatus(Capacity.for_spot(self.options.spot).value[0])
         return self.provisioner.quota
-
-    @property
-    def replacement(self) -> ReplacementPolicy | None:
-        """Relaunching workers that stop: failures in a row, backoff, giving up."""
-        return self.provisioner.replacement if self.provisioner is not None else None
 
     def request_quota_increase(self) -> Any:
         """File the Fargate vCPU quota increase that lets every requested worker run.
