@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import math
 import sys
@@ -18,9 +19,16 @@ from distributed.utils import NoOpAwaitable
 
 from .. import fargate
 from ..aws.clients import AwsClients, client_config, preflight
+from ..cost import limit
 from ..cost.meter import CostMeter
 from ..ecs import quota, tasks
-from ..errors import ConfigurationError, QuotaExceededError, StarburstError, TaskFailedError
+from ..errors import (
+    ConfigurationError,
+    CostLimitExceeded,
+    QuotaExceededError,
+    StarburstError,
+    TaskFailedError,
+)
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from . import lifetime
@@ -158,8 +166,8 @@ class FargateCluster(SpecCluster):
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
         self._aws = AwsClients(self.options.region)
         self._aws.check_credentials()
-        #: Cost: estimate, running total and rate, limits. Refuses over max_hourly_cost.
-        self.cost = CostMeter.for_cluster(self)
+        #: Cost: estimate, running total and rate, limits; made in _start (prices are I/O).
+        self.cost: CostMeter | None = None
         # Before any task starts: the image for `software` (found or built in ECR), and
         # a clear error if the image's distributed is not the client's.
         self.options = resolve_cluster_image(self.options)
@@ -243,6 +251,9 @@ class FargateCluster(SpecCluster):
 
     async def _start_tasks(self) -> None:
         self._lock = asyncio.Lock()  # SpecCluster makes it later; _close needs it sooner
+        # Refuses over max_hourly_cost, before anything is created.
+        self.cost = await CostMeter.create(
+            self.options, lambda: self._watcher.tasks.values() if self._watcher else ())
         await self._aws.open()
         found = await preflight(self._aws, self.options)
         definition = await tasks.ensure_task_definition(self._aws.ecs, self.options, found)
@@ -259,7 +270,7 @@ class FargateCluster(SpecCluster):
             f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
             f"{self._requested} workers {_size(self.options, 'worker')}"
         )
-        self.cost.start(self)  # logs the estimate; watches max_cost and cost_alert
+        self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
         await super()._start()
         await self._launch_workers()
         while self._requested and not self.worker_spec and self._quota_waiter:
@@ -328,6 +339,7 @@ class FargateCluster(SpecCluster):
         """Launch what ``scale`` asked for and the quota allows, in batches; the rest wait."""
         async with self._launch_lock:
             missing = self._requested - len(self.worker_spec)
+            assert self.cost is not None  # made in _start, before any launch
             missing = self.cost.affordable(missing)  # none that would pass max_cost
             if (missing <= 0 or self._scheduler_lost
                     or self.status not in (Status.starting, Status.running)):
@@ -511,7 +523,8 @@ class FargateCluster(SpecCluster):
             if self._watcher is not None:
                 await self._stop_tasks(list(self._live), "cluster closed")
                 await self._watcher.close()
-                self.cost.finish(self)  # the final cost line, and the ledger
+                if self.cost is not None:  # the final cost line, and the ledger
+                    await self.cost.finish(self._log)
             await self._aws.close()
             self._finalizer.detach()
 
@@ -520,11 +533,23 @@ class FargateCluster(SpecCluster):
         return (
             f"{type(self).__name__}({self.options.name!r}, {self.scheduler_address!r}, "
             f"workers={len(workers)}/{self._requested}, region={self.options.region!r}, "
-            f"status={self.status.name}, cost={self.cost.describe()})"
+            f"status={self.status.name}, "
+            f"cost={self.cost.describe() if self.cost else 'not started'})"
         )
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
-        return super()._repr_html_((cluster_status or "") + self.cost._repr_html_row())
+        return super()._repr_html_((cluster_status or "")
+                                   + (self.cost.html_row() if self.cost else ""))
+
+    def _keep_log(self, line: str) -> None:
+        """Keep a line in the cluster's logs without printing it (it is logged already)."""
+        self._cluster_manager_logs.append((datetime.datetime.now(), line))
+
+    async def _halt(self, error: CostLimitExceeded) -> None:
+        """At max_cost: fail unfinished work with ``error``, then close."""
+        await limit.halt(error, scheduler_comm=self.scheduler_comm,
+                         scheduler_address=self.scheduler_address, loop=self.loop,
+                         close=self._close)
 
 
 def _provider_missing(error: TaskFailedError) -> bool:
