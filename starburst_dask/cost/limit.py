@@ -19,6 +19,7 @@ from typing import Any
 
 from distributed import Client
 from distributed.protocol.pickle import dumps
+from tornado.ioloop import IOLoop
 
 from ..errors import CostLimitExceeded
 
@@ -29,7 +30,7 @@ ERR_TIMEOUT = 10.0
 
 
 async def halt(error: CostLimitExceeded, *, scheduler_comm: Any, scheduler_address: str,
-               loop: Any, close: Callable[[], Awaitable[None]]) -> None:
+               loop: IOLoop | None, close: Callable[[], Awaitable[None]]) -> None:
     """Fail a cluster's unfinished work with ``error``, then close the cluster.
 
     Parameters
@@ -90,7 +91,7 @@ def _err_unfinished_tasks() -> Any:
     return err_unfinished_tasks
 
 
-def _detach_failed_futures(address: str, loop: Any, exception: bytes) -> None:
+def _detach_failed_futures(address: str, loop: IOLoop | None, exception: bytes) -> None:
     """Keep this process's futures of the cluster failed with the cost limit error.
 
     A client cancels every future it holds when its scheduler connection closes, which
@@ -103,7 +104,7 @@ def _detach_failed_futures(address: str, loop: Any, exception: bytes) -> None:
             continue
         if client.loop is loop:
             _detach(client, exception)
-        else:
+        elif client.loop is not None:
             client.loop.add_callback(_detach, client, exception)
 
 
