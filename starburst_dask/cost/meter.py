@@ -141,7 +141,8 @@ class CostMeter:
             tasks=tasks,
             clock=clock,
             name=options.name,
-            check_interval=options.poll_interval,  # figures change when the tasks are polled
+            # At least every second; as often as the tasks are polled, when more often.
+            check_interval=min(CHECK_INTERVAL, options.poll_interval),
             ledger=ledger,
         )
         meter._refuse_over_limits(options)
