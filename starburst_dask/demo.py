@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 from dask import delayed
+from dask.delayed import Delayed
 
 # The job's functions travel to the workers by value: a task's image (``daskdev/dask``
 # by default) has dask and numpy, not starburst-dask.
@@ -101,7 +102,7 @@ class _ByValue:
         return cloudpickle.loads, (cloudpickle.dumps(self.func),)
 
 
-def portfolio(simulations: int = 10_000, seed: int = 42) -> delayed:
+def portfolio(simulations: int = 10_000, seed: int = 42) -> Delayed:
     """A dask graph computing the :class:`PortfolioResult` of ``simulations`` runs.
 
     Its functions travel by value, so workers need numpy and dask, not starburst-dask.
