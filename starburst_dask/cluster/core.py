@@ -9,6 +9,7 @@ Only the ``SpecCluster`` glue lives here. The cluster's ECS tasks are kept by it
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import math
 import weakref
@@ -21,9 +22,10 @@ from distributed.utils import NoOpAwaitable
 
 from .. import fargate
 from ..aws.clients import AwsClients, client_config, preflight
+from ..cost import limit
 from ..cost.meter import CostMeter
 from ..ecs import quota, tasks
-from ..errors import StarburstError
+from ..errors import CostLimitExceeded, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from .processes import FargateScheduler, FargateWorker
@@ -156,8 +158,7 @@ class FargateCluster(SpecCluster):
         # The prices, for the estimate (refused over max_hourly_cost); then the image for
         # `software` (found or built in ECR), with a clear error if the image's
         # distributed is not the client's.
-        self.cost = await asyncio.to_thread(CostMeter.for_options, self.options,
-                                            self.registry.descriptions)
+        self.cost = await CostMeter.create(self.options, self.registry.descriptions)
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options)
         await self._aws.open()
@@ -171,7 +172,7 @@ class FargateCluster(SpecCluster):
             f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
             f"{self.options.n_workers} workers {_size(self.options, 'worker')}"
         )
-        self.cost.start(self)  # logs the estimate; watches max_cost and cost_alert
+        self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
         await super()._start()
         self.provisioner.scheduler_address = self.scheduler.address
         await self.provisioner.launch()
@@ -225,7 +226,7 @@ class FargateCluster(SpecCluster):
             if self.registry.opened:
                 await self.registry.close("cluster closed")
             if self.cost is not None and self.registry.opened:
-                self.cost.finish(self)  # the final cost line, and the ledger
+                await self.cost.finish(self._log)  # the final cost line, and the ledger
             await self._aws.close()
             self._finalizer.detach()
 
@@ -240,8 +241,18 @@ class FargateCluster(SpecCluster):
         )
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
-        row = self.cost._repr_html_row() if self.cost is not None else ""
+        row = self.cost.html_row() if self.cost is not None else ""
         return super()._repr_html_((cluster_status or "") + row)
+
+    def _keep_log(self, line: str) -> None:
+        """Keep a line in the cluster's logs without printing it (it is logged already)."""
+        self._cluster_manager_logs.append((datetime.datetime.now(), line))
+
+    async def _halt(self, error: CostLimitExceeded) -> None:
+        """At max_cost: fail unfinished work with ``error``, then close."""
+        await limit.halt(error, scheduler_comm=self.scheduler_comm,
+                         scheduler_address=self.scheduler_address, loop=self.loop,
+                         close=self._close)
 
 
 def _size(options: ClusterOptions, role: str) -> str:

@@ -126,9 +126,9 @@ class TaskRegistry:
         assert self._watcher is not None
         return await self._watcher.running(arn, self.options.launch_timeout)
 
-    def descriptions(self) -> dict[str, dict[str, Any]]:
-        """The latest description of every task this cluster launched, by ARN (the bill)."""
-        return dict(self._watcher.tasks) if self._watcher is not None else {}
+    def descriptions(self) -> list[dict[str, Any]]:
+        """The latest description of every task this cluster launched (for the bill)."""
+        return list(self._watcher.tasks.values()) if self._watcher is not None else []
 
     async def stop(self, arns: list[str], reason: str) -> None:
         """Stop live tasks and wait until ECS reports them STOPPED."""
