@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import botocore.session
 from aiobotocore.session import get_session
 from aiobotocore.stub import AioStubber
+from botocore.exceptions import ClientError
+from botocore.validate import validate_parameters
 
 REGION = "us-east-1"
 
@@ -62,3 +66,38 @@ _ids = itertools.count(1)
 def task_arn(cluster: str = "starburst-dask") -> str:
     """A task ARN as ECS writes it, a new one each call."""
     return f"arn:aws:ecs:{REGION}:123456789012:task/{cluster}/{next(_ids):032x}"
+
+
+def client_error(code: str, message: str, operation: str = "RunTask") -> ClientError:
+    """The exception an aiobotocore client raises for AWS's error answer."""
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+class FakeEcs:
+    """An ECS client's ``run_task`` answering as ``answer(count, call)`` decides.
+
+    For decisions whose answers depend on the request (how many tasks a call asked for,
+    in calls made concurrently), which a queue of fixed answers cannot model. Each
+    request is still validated against ECS's model, as the real client does.
+    ``answer`` returns ``(started, failure reasons)`` or raises a ``ClientError``.
+    """
+
+    _model = botocore.session.get_session().get_service_model("ecs")
+
+    def __init__(self, answer: Callable[[int, int], tuple[int, list[str]]]) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    async def run_task(self, **params: Any) -> dict[str, Any]:
+        validate_parameters(params, self._model.operation_model("RunTask").input_shape)
+        self.calls.append(params)
+        await asyncio.sleep(0)  # a real call yields to the others in flight
+        started, reasons = self.answer(params["count"], len(self.calls))
+        return {
+            "tasks": [{"taskArn": task_arn()} for _ in range(started)],
+            "failures": [{"reason": reason} for reason in reasons],
+        }
+
+    @property
+    def counts(self) -> list[int]:
+        return [call["count"] for call in self.calls]
