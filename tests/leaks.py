@@ -57,9 +57,9 @@ class Snapshot:
     def take(cls) -> Snapshot:
         return cls(set(threading.enumerate()), set(_loops), _children())
 
-    def leaks(self) -> list[str]:
-        """What the test left running, once ``GRACE`` seconds of waiting are over."""
-        deadline = time.monotonic() + GRACE
+    def leaks(self, grace: float = GRACE) -> list[str]:
+        """What the test left running, once ``grace`` seconds of waiting for it are over."""
+        deadline = time.monotonic() + grace
         while True:
             found = self._threads() + self._tasks() + self._processes()
             if not found or time.monotonic() > deadline:
@@ -87,8 +87,8 @@ class Snapshot:
                 continue
             for task in asyncio.all_tasks(loop):
                 if not task.done():
-                    closed = "closed" if loop.is_closed() else "running"
-                    found.append(f"asyncio task pending on a {closed} loop the test "
+                    closed = "a closed" if loop.is_closed() else "an open"
+                    found.append(f"asyncio task pending on {closed} loop the test "
                                  f"created: {task!r}")
         return found
 
