@@ -11,6 +11,7 @@ grimp count it; a parent package imported implicitly is no edge. Imports under
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     found = modules()
     known = set(found)

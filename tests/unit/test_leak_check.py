@@ -12,9 +12,9 @@ def test_a_thread_left_running_is_named_and_one_that_ends_in_time_is_not():
     before = leaks.Snapshot.take()
     stop, quick = threading.Event(), threading.Event()
     threading.Thread(target=stop.wait, name="left-behind", daemon=True).start()
-    threading.Thread(target=quick.wait, args=(0.2,), name="ends-soon").start()
+    threading.Thread(target=quick.wait, args=(0.1,), name="ends-soon").start()
     try:
-        found = before.leaks(grace=1.0)
+        found = before.leaks(grace=0.5)
     finally:
         stop.set()
     assert len(found) == 1
