@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import socketserver
 import sys
 import threading
@@ -60,10 +61,15 @@ class Snapshot:
     def leaks(self, grace: float = GRACE) -> list[str]:
         """What the test left running, once ``grace`` seconds of waiting for it are over."""
         deadline = time.monotonic() + grace
+        collected = False
         while True:
             found = self._threads() + self._tasks() + self._processes()
             if not found or time.monotonic() > deadline:
                 return found
+            if not collected:  # what the test dropped in a reference cycle (an exception's
+                gc.collect()  # traceback holds frames) is finalized, as it would be soon
+                collected = True
+                continue
             time.sleep(0.05)  # polling interval of the bounded wait
 
     def _threads(self) -> list[str]:
@@ -75,7 +81,7 @@ class Snapshot:
                     or _serves_a_live_server(thread)):
                 continue
             frame = frames.get(thread.ident or 0)
-            where = "".join(traceback.format_stack(frame, limit=-3)) if frame else ""
+            where = "".join(traceback.format_stack(frame, limit=4)) if frame else ""
             kind = "daemon thread" if thread.daemon else "thread"
             found.append(f"{kind} {thread.name!r} still alive, at:\n{where}")
         return found
