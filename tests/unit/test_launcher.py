@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from starburst_dask import fargate
-from starburst_dask.ecs.tasks import TaskLauncher
+from starburst_dask.ecs.launcher import TaskLauncher
 from starburst_dask.errors import TaskFailedError
 
 from .stubs import FakeEcs, client_error
