@@ -208,6 +208,11 @@ def test_max_cost_closes_the_cluster_and_fails_pending_work(local_fargate, caplo
         assert f"max_cost={max_cost:g}" in str(error) and format_usd(error.spent) in str(error)
         assert "higher max_cost" in str(error)
         assert isinstance(futures[-2].exception(), CostLimitExceeded)
+    # distributed's Client.close() returns at once when the client closed itself because
+    # its scheduler went away, leaving its event-loop thread running: upstream behaviour,
+    # for any cluster that closes under its client. Stop the thread as close() would.
+    assert client.status == "closed"
+    client._loop_runner.stop()
     alerts = [r for r in caplog.records if "reached the alert" in r.getMessage()]
     assert len(alerts) == 1 and format_usd(alert) in alerts[0].getMessage()
     assert any("reached its cost limit" in r.getMessage() for r in caplog.records)

@@ -10,13 +10,15 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from .. import fargate
 from ..cluster import lifetime
-from ..options import ClusterOptions
+
+if TYPE_CHECKING:  # options validates the overrides these commands make: no import back
+    from ..options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
