@@ -22,6 +22,7 @@ from aiobotocore.session import get_session
 
 from starburst_dask import fargate
 from starburst_dask.ecs import tasks
+from starburst_dask.ecs.launcher import TaskLauncher
 from starburst_dask.local import LocalFargate
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
@@ -47,7 +48,7 @@ async def launch(aws: LocalFargate, count: int) -> tuple[float, list[float]]:
             cpu="256", memory="512",
             containerDefinitions=[{"name": tasks.CONTAINER, "image": PYTHON_IMAGE}],
         ))["taskDefinition"]["taskDefinitionArn"]
-        launcher = tasks.TaskLauncher(ecs, "starburst-dask", definition, subnets=subnets,
+        launcher = TaskLauncher(ecs, "starburst-dask", definition, subnets=subnets,
                                       security_groups=[], assign_public_ip=True,
                                       started_by="benchmark", deadline=300)
         returned: list[float] = []

@@ -29,3 +29,10 @@ if [ "$rc" -eq 5 ]; then
 fi
 [ "$rc" -eq 0 ] || exit "$rc"
 ruff check starburst_dask tests benchmarks
+# Checked types (configuration in pyproject.toml).
+mypy
+# The API reference, from the docstrings: a warning fails the build.
+pip install -e ".[docs]"
+docs_out="$(mktemp -d)"
+sphinx-build -W --keep-going -q -b html docs "$docs_out"
+rm -rf "$docs_out"

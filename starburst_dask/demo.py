@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 from dask import delayed
+from dask.delayed import Delayed
 
 # The job's functions travel to the workers by value: a task's image (``daskdev/dask``
 # by default) has dask and numpy, not starburst-dask.
@@ -101,7 +102,7 @@ class _ByValue:
         return cloudpickle.loads, (cloudpickle.dumps(self.func),)
 
 
-def portfolio(simulations: int = 10_000, seed: int = 42) -> delayed:
+def portfolio(simulations: int = 10_000, seed: int = 42) -> Delayed:
     """A dask graph computing the :class:`PortfolioResult` of ``simulations`` runs.
 
     Its functions travel by value, so workers need numpy and dask, not starburst-dask.
@@ -143,6 +144,8 @@ def run(workers: int, simulations: int, seed: int = 42, local: bool = True,
             echo("Starting a local Fargate (AWS APIs on this machine, tasks as processes)")
             stack.enter_context(LocalFargate())
         cluster = stack.enter_context(FargateCluster(n_workers=workers))
+        if cluster.quota.waiting and not local:
+            offer_quota_request(cluster, echo)
         client = stack.enter_context(Client(cluster))
         running = len(cluster.workers)  # fewer than asked when the vCPU quota is short
         client.wait_for_workers(running)
@@ -156,3 +159,16 @@ def run(workers: int, simulations: int, seed: int = 42, local: bool = True,
              "workers; closing the cluster")
     echo(f"Closed in {time.perf_counter() - t2:.1f} s; total {time.perf_counter() - t0:.1f} s")
     return result
+
+
+def offer_quota_request(cluster: Any, echo: Any = print) -> None:
+    """At a terminal, offer to file the quota increase that lets every worker run."""
+    import sys
+
+    if sys.stdin is None or not sys.stdin.isatty():
+        return
+    needed = cluster.provisioner.quota_needed
+    if input(f"Request quota increase to {needed} vCPU? [y/N] ").strip().lower() in ("y", "yes"):
+        request = cluster.request_quota_increase()
+        if request is None:
+            echo("Service Quotas refused the request; see the warning above")

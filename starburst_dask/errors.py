@@ -16,7 +16,14 @@ class MissingResourceError(StarburstError):
 
 
 class TaskFailedError(StarburstError, RuntimeError):
-    """An ECS task stopped before it ran, or could not be launched."""
+    """An ECS task stopped before it ran, or could not be launched.
+
+    ``arns`` are the tasks of the same launch that did start (they still run).
+    """
+
+    def __init__(self, message: str, arns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.arns: list[str] = list(arns or [])
 
 
 class QuotaExceededError(TaskFailedError):

@@ -1,11 +1,27 @@
-"""Shared fixtures."""
+"""Shared fixtures, the test layers and the leak check.
 
+Two layers: ``tests/unit/`` (fakes, injected clocks, no local Fargate; seconds) and the
+emulator tests beside it, marked ``emulator`` here, automatically: those that use the
+``local_fargate`` fixture or start a ``LocalFargate`` themselves.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import leaks
 import pytest
 
-from starburst_dask.local import LocalFargate
-from starburst_dask.local.server import AUDIT_VAR
-
 ROOMY_QUOTA = 64
+#: What starts a local Fargate besides the fixture: the class, and the commands that run
+#: one (``python -m starburst_dask.local``, ``starburst-dask local`` and ``demo``).
+STARTERS = {"LocalFargate", "starburst_dask.local", "local", "demo"}
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_configure(config):
+    leaks.track_event_loops()
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +32,8 @@ def local_fargate():
     can run in a process at a time. Its vCPU quota is roomy: tests of the quota itself
     set their own, since usage lingers in the per-minute usage metric between tests.
     """
+    from starburst_dask.local import LocalFargate
+
     with LocalFargate(vcpu_quota=ROOMY_QUOTA) as aws:
         yield aws
 
@@ -30,15 +48,80 @@ def private_cost_files(tmp_path_factory):
     patch.undo()
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(scope="session")
 def audit_project_calls(tmp_path_factory):
     """Every local Fargate records the project's own AWS calls in one file (test_policy)."""
+    from starburst_dask.local.server import AUDIT_VAR
+
     patch = pytest.MonkeyPatch()
     patch.setenv(AUDIT_VAR, str(tmp_path_factory.mktemp("audit") / "calls.jsonl"))
     yield
     patch.undo()
 
 
+@pytest.fixture(autouse=True)
+def emulator_layer(request):
+    """Outside the unit layer, the audit every local Fargate writes (started once)."""
+    if not _is_unit(request.node):
+        request.getfixturevalue("audit_project_calls")
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request, emulator_layer):
+    """After each test: no thread, pending asyncio task or child process it started.
+
+    Requested after every other fixture of a wider scope (pytest sets those up first), so
+    what they own is in the snapshot, not counted against the test.
+    """
+    before = leaks.Snapshot.take()
+    yield
+    left = before.leaks()
+    if left:
+        pytest.fail(f"{request.node.nodeid} left running after {leaks.GRACE:g} s:\n"
+                    + "\n".join(left), pytrace=False)
+
+
 def pytest_collection_modifyitems(items):
-    """test_policy.py last: it checks the calls every other test made."""
+    """Mark the emulator tests; test_policy.py last: it checks the calls every other test
+    made."""
+    for item in items:
+        if not _is_unit(item) and _starts_local_fargate(item):
+            item.add_marker(pytest.mark.emulator)
     items.sort(key=lambda item: item.path.name == "test_policy.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A unit test asking for the local Fargate fails before it starts one."""
+    if _is_unit(item) and "local_fargate" in getattr(item, "fixturenames", ()):
+        pytest.fail("tests/unit/ is the layer without the local Fargate: use fakes, or move "
+                    "the test beside the emulator tests in tests/", pytrace=False)
+
+
+def _is_unit(item) -> bool:
+    return UNIT in Path(item.path).parents
+
+
+def _starts_local_fargate(item) -> bool:
+    """Whether the test uses the ``local_fargate`` fixture, or its code or one of its
+    fixtures' starts a local Fargate (the class, or a command that runs one)."""
+    if "local_fargate" in getattr(item, "fixturenames", ()):
+        return True
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None:
+        functions += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    return any(_names(getattr(f, "__code__", None)) & STARTERS for f in functions)
+
+
+def _names(code: types.CodeType | None) -> set[str]:
+    """The names and string constants of ``code`` and of the functions nested in it."""
+    if code is None:
+        return set()
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+        elif isinstance(const, str):
+            names.add(const)
+    return names

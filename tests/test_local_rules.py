@@ -16,11 +16,11 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from helpers import DASK_IMAGE, wait_until
+from helpers import DASK_IMAGE, stopped, wait_until
 
 from starburst_dask import fargate
 from starburst_dask.cost import prices
-from starburst_dask.ecs.tasks import TaskLauncher
+from starburst_dask.ecs.launcher import TaskLauncher
 from starburst_dask.errors import TaskFailedError
 from starburst_dask.local import LocalFargate, pricing
 
@@ -92,8 +92,17 @@ def account():
                        group["GroupId"], roles["execution"], roles["task"], "")
         acct.definition = acct.register()
         yield acct
-        for arn in acct.started:
-            acct.ecs.stop_task(cluster=CLUSTER, task=arn, reason="test over")
+
+
+@pytest.fixture(autouse=True)
+def stop_started_tasks(account):
+    """The tasks a test started are stopped at its end: none outlives it."""
+    yield
+    started, account.started = account.started, []
+    for arn in started:
+        account.ecs.stop_task(cluster=CLUSTER, task=arn, reason="test over")
+    for arn in started:
+        stopped(account.ecs, arn, cluster=CLUSTER)
 
 
 # --- the rules: (id, request breaking the rule, same request valid, code, gist) ------------
@@ -285,6 +294,7 @@ def test_quota_failures_in_aws_words_are_what_the_launcher_recognises(account):
             launch(account, cpu=2048, memory=4096)
 
         aws.set_quota(64)
+        account.run()  # a task running: the limits below are set to what runs
         aws.account.task_limits["FARGATE"] = len(_running(account))
         refused = account.run()["failures"]
         assert refused == [{"reason": "You've reached the limit on the number of tasks you "

@@ -5,13 +5,14 @@ connection attempt) and the test reads their CloudWatch logs, or connects itself
 this machine, which is outside the VPC at its own public address.
 """
 
+import asyncio
 import json
 
 import boto3
 import dask.config
 import pytest
 from distributed import Client
-from helpers import DASK_IMAGE, wait_until
+from helpers import DASK_IMAGE, stopped, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.admin import doctor
@@ -106,6 +107,25 @@ def register(ecs, command, image=DASK_IMAGE, family="net", logs=True):
     )["taskDefinition"]["taskDefinitionArn"]
 
 
+#: Tasks run() started in the current test.
+_started: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_started_tasks(request):
+    """The tasks a test started on the module's emulator are stopped at its end: none
+    outlives it (a test's own emulator stops its tasks itself)."""
+    yield
+    started = _started[:]
+    _started.clear()
+    if started and "ecs" in request.fixturenames:
+        ecs = request.getfixturevalue("ecs")
+        for arn in started:
+            ecs.stop_task(cluster=CLUSTER, task=arn, reason="test over")
+        for arn in started:
+            stopped(ecs, arn, cluster=CLUSTER)
+
+
 def run(ecs, definition, subnet, public, groups=None):
     config = {"subnets": [subnet], "assignPublicIp": "ENABLED" if public else "DISABLED"}
     if groups:
@@ -113,6 +133,7 @@ def run(ecs, definition, subnet, public, groups=None):
     response = ecs.run_task(cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
                             networkConfiguration={"awsvpcConfiguration": config})
     assert response["failures"] == []
+    _started.append(response["tasks"][0]["taskArn"])
     return response["tasks"][0]["taskArn"]
 
 
@@ -382,8 +403,13 @@ def test_client_cannot_reach_a_scheduler_whose_group_does_not_admit_it(aws, ec2,
     scheduler = run(ecs, register(ecs, ["dask", "scheduler", "--idle-timeout", "300"]),
                     default_subnet(ec2), public=True, groups=[vpc_only])
     _, public = addresses(ec2, settled(ecs, scheduler))
+
+    async def connect():  # asynchronous: distributed's synchronous Client that cannot
+        async with Client(f"tcp://{public}:8786", timeout=5, asynchronous=True):  # connect
+            pass  # leaves its IO loop thread running
+
     with pytest.raises(OSError, match="Timed out trying to connect"):
-        Client(f"tcp://{public}:8786", timeout=5)
+        asyncio.run(connect())
 
 
 def test_cluster_with_defaults_gets_public_ips_and_works_from_here(aws, ec2, ecs):

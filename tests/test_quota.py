@@ -185,6 +185,19 @@ def test_auto_request_raises_the_quota_and_all_workers_run(aws):
     assert aws.account.quotas["FARGATE"] == 17  # 9 in use + 4 workers x 2 vCPU waiting
 
 
+def test_request_quota_increase_files_what_the_waiting_workers_need(aws):
+    aws.account.approval_delay = 1
+    with FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster, \
+            Client(cluster) as client:
+        assert cluster.quota.waiting == 4
+        request = cluster.request_quota_increase()
+        assert (request["DesiredValue"], request["Status"]) == (17, "PENDING")
+        client.wait_for_workers(8, timeout=120)  # launched once AWS approves it
+    filed = boto3.client("service-quotas").list_requested_service_quota_change_history_by_quota(
+        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"]
+    assert [r["DesiredValue"] for r in filed] == [17]
+
+
 def providers(ecs, cluster):
     """Capacity provider of each worker task of ``cluster``, and of its scheduler."""
     arns = [w.task_arn for w in cluster.workers.values()] + [cluster.scheduler.task_arn]

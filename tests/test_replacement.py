@@ -48,12 +48,12 @@ def test_a_worker_that_dies_after_joining_is_replaced(local_fargate):
         wait_until(lambda: {w["name"] for w in client.scheduler_info()["workers"].values()}
                    - {first}, timeout=120)
         assert client.submit(sum, [1, 2, 3]).result() == 6
-        assert cluster.replacement.failures == 0
+        assert cluster.provisioner.replacement.failures == 0
 
 
 def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplog):
     ecs = boto3.client("ecs")
-    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster.core")
+    caplog.set_level(logging.ERROR, logger="starburst_dask.cluster")
     killed: set[str] = set()
 
     def kill_new_workers():
@@ -66,7 +66,7 @@ def test_workers_that_never_join_are_not_relaunched_forever(local_fargate, caplo
         return "no more replacements" in caplog.text
 
     with FargateCluster(n_workers=1, **FAST) as cluster:
-        cluster.replacement = ReplacementPolicy(max_failures=3, base_delay=0.2)
+        cluster.provisioner.replacement = ReplacementPolicy(max_failures=3, base_delay=0.2)
         wait_until(kill_new_workers, timeout=120, interval=0.05)
         # One worker and two replacements, each killed: then no further launch.
         assert len(worker_arns(ecs, cluster)) == 3

@@ -223,7 +223,8 @@ def _routes(aws: resources.Session) -> Check:
                      "use subnets routed to an internet gateway (with assign-public-ip true "
                      "or auto) or to a NAT gateway, or create the VPC endpoints named: "
                      + SETUP_FIX + " --subnets ...")
-    names = {network.IGW: "an internet gateway", network.NAT: "a NAT gateway"}
+    names: dict[str | None, str] = {network.IGW: "an internet gateway",
+                                    network.NAT: "a NAT gateway"}
     kinds = sorted({names.get(r, "VPC endpoints") for r in routes.default_route.values()})
     return Check("network", OK, f"tasks reach their image and logs through {', '.join(kinds)}"
                  + (" with public IPs" if public_ip else ""))

@@ -127,15 +127,15 @@ def stop(ecs: Any, infos: list[ClusterInfo], reason: str) -> list[str]:
 def cost_so_far(infos: list[ClusterInfo], region: str) -> dict[str, float | None]:
     """US dollars each cluster's running tasks cost so far, by cluster name.
 
-    Uses ``starburst_dask.cost.meter`` and ``starburst_dask.cost.prices`` when they are there; an
-    optional extra: any failure gives ``None``, never a broken ``ls``.
+    Uses ``starburst_dask.cost.billing`` and ``starburst_dask.cost.prices`` when they are
+    there; an optional extra: any failure gives ``None``, never a broken ``ls``.
     """
     try:
         from .. import config
-        from ..cost.meter import task_cost
-        from ..cost.prices import load
+        from ..cost.billing import task_cost
+        from ..cost.prices import load, spot_discount
 
-        rates = load(region, spot_discount=float(config.setting("cost_spot_discount")))
+        rates = load(region, spot_discount=spot_discount(config.setting("cost_spot_discount")))
         now = datetime.now(timezone.utc)
         return {c.name: float(sum(task_cost(t.description, rates, now) for t in c.tasks))
                 for c in infos}

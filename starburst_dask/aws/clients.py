@@ -28,7 +28,8 @@ APP_ID = "starburst-dask"
 
 def client_config(**options: Any) -> Config:
     """The botocore client configuration of every client the project makes."""
-    return Config(user_agent_appid=APP_ID, **options)
+    # botocore-stubs lack Config's user_agent_appid (botocore has it since 1.31).
+    return Config(user_agent_appid=APP_ID, **options)  # type: ignore[call-arg]
 
 
 def aio_client_config() -> AioConfig:

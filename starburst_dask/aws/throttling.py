@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class TokenBucket:
@@ -18,20 +19,24 @@ class TokenBucket:
         Capacity, and the tokens available at first.
     rate : float
         Tokens added per second.
+    clock : callable
+        Seconds, monotonic (``time.monotonic``; tests inject their own).
     """
 
-    def __init__(self, burst: float, rate: float) -> None:
+    def __init__(self, burst: float, rate: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = burst
         self.rate = rate
+        self._clock = clock
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last = clock()
         self._lock = threading.Lock()
 
     def take(self, n: float = 1) -> float:
         """Take ``n`` tokens if there are enough and return 0; else take none and return
         the seconds until there will be."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             if self._tokens >= n:

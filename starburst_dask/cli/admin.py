@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from ..format import format_duration, format_usd
+
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 REGION = click.option("--region", default=None,
                       help="AWS region [default: starburst.region or the SDK's region].")
@@ -47,21 +49,6 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _usd(amount: float | None) -> str:
-    if amount is None:
-        return "?"
-    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 def _seconds(value: str) -> float:
@@ -192,9 +179,9 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
     rows = []
     for c in infos:
         cost_so_far = costs.get(c.name)
-        rows.append((c.name, c.ecs_cluster, _duration(c.age()), c.roles["scheduler"],
+        rows.append((c.name, c.ecs_cluster, format_duration(c.age()), c.roles["scheduler"],
                      c.roles["worker"],
-                     _usd(cost_so_far)))
+                     "?" if cost_so_far is None else format_usd(cost_so_far)))
     _table(rows, ("CLUSTER", "ECS CLUSTER", "AGE", "SCHEDULER", "WORKERS", "COST"))
 
 
@@ -226,7 +213,7 @@ def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
         if not targets:
             click.echo("Nothing to clean up.")
             return
-        _table([(c.name, c.ecs_cluster, _duration(c.age()), len(c.tasks)) for c in targets],
+        _table([(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
                ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"))
         if not yes:
             click.echo("Dry run: rerun with --yes to stop these tasks.")

@@ -3,10 +3,16 @@
 Each cluster is recorded when it starts, updated while it runs and when it closes, with
 its tasks; ``starburst-dask cost`` reads it back. Clusters that ran against another
 endpoint than AWS (a local Fargate) are marked so, and kept out of the AWS totals.
+
+SQLite waits up to :data:`TIMEOUT` seconds for a database another process has locked, so
+a running cluster writes its row through :class:`LedgerEntry`, in a thread of its own:
+an event loop never waits for the ledger.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -14,14 +20,18 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from ..format import format_duration, format_usd
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable that overrides the data directory (tests use it).
 DATA_DIR_VAR = "STARBURST_DASK_DATA_DIR"
+#: Seconds SQLite waits for a database another process has locked.
+TIMEOUT = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -100,7 +110,7 @@ class Ledger:
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=10)
+        db = sqlite3.connect(self.path, timeout=TIMEOUT)
         try:
             db.executescript(_SCHEMA)
             with db:
@@ -173,12 +183,72 @@ class Ledger:
         ]
 
 
+class LedgerEntry:
+    """One running cluster's row, written in a thread of its own, in the order asked.
+
+    :meth:`open` and :meth:`update` return at once; :meth:`close` waits for the last
+    write without blocking the event loop. A write that fails is logged, never raised:
+    the ledger must never stop a cluster.
+
+    Parameters
+    ----------
+    ledger : Ledger
+        The ledger to write to.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        #: The row's id once written (``None`` before, or if the ledger cannot be written).
+        self.id: int | None = None
+        # One thread: writes land in order, and a locked database holds up no one else.
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="starburst-ledger")
+
+    def open(self, name: str, region: str, estimate_per_hour: float, price_source: str,
+             started_at: datetime.datetime) -> None:
+        """Record a starting cluster (see :meth:`Ledger.open_cluster`)."""
+        def write() -> None:
+            self.id = self.ledger.open_cluster(name, region, estimate_per_hour,
+                                               price_source, started_at)
+
+        self._submit(write)
+
+    def update(self, **fields: Any) -> None:
+        """Update the row (see :meth:`Ledger.update_cluster` for the fields)."""
+        self._submit(self._update, fields)
+
+    async def close(self, **fields: Any) -> None:
+        """The last update, once every earlier write is done; then the thread ends."""
+        written = self._submit(self._update, fields)
+        try:
+            if written is not None:
+                await asyncio.wrap_future(written)
+        finally:
+            self._writer.shutdown(wait=True)  # idle by now: returns at once
+
+    def _update(self, fields: dict[str, Any]) -> None:
+        if self.id is not None:
+            self.ledger.update_cluster(self.id, **fields)
+
+    def _submit(self, write: Callable[..., None], *args: Any) -> concurrent.futures.Future | None:
+        try:
+            return self._writer.submit(_logged, write, *args)
+        except RuntimeError:  # the interpreter is exiting (a cluster closed at exit): no threads
+            _logged(write, *args)
+            return None
+
+
+def _logged(write: Callable[..., None], *args: Any) -> None:
+    try:
+        write(*args)
+    except Exception:  # noqa: BLE001 - the ledger must never stop a cluster
+        logger.warning("cannot write the cost ledger", exc_info=True)
+
+
 def report(limit: int = 20, ledger: Ledger | None = None,
            now: datetime.datetime | None = None) -> str:
     """The text of ``starburst-dask cost``: recent clusters, then today's and this
     month's totals (UTC days)."""
-    from .meter import format_usd
-
     ledger = ledger or Ledger()
     now = now or datetime.datetime.now(datetime.timezone.utc)
     records = ledger.recent(limit)
@@ -187,7 +257,7 @@ def report(limit: int = 20, ledger: Ledger | None = None,
     lines = [f"{'started (UTC)':<19}  {'cluster':<28} {'region':<14} {'runtime':>9} "
              f"{'task-h':>8} {'cost':>11}  status"]
     for r in records:
-        runtime = str(datetime.timedelta(seconds=round(r.runtime.total_seconds())))
+        runtime = format_duration(r.runtime.total_seconds())
         status = r.status + (" (local)" if r.local else "")
         lines.append(
             f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.name[:28]:<28} {r.region[:14]:<14} "

@@ -12,18 +12,16 @@ with the user.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import pickle
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from distributed import Client
 from distributed.protocol.pickle import dumps
+from tornado.ioloop import IOLoop
 
 from ..errors import CostLimitExceeded
-
-if TYPE_CHECKING:
-    from ..cluster.core import FargateCluster
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +29,27 @@ logger = logging.getLogger(__name__)
 ERR_TIMEOUT = 10.0
 
 
-async def halt(cluster: FargateCluster, error: CostLimitExceeded) -> None:
-    """Fail the cluster's unfinished work with ``error``, then close the cluster."""
-    message = f"{cluster.options.name}: {error}"
-    logger.error(message)
-    cluster._cluster_manager_logs.append((datetime.datetime.now(), message))
+async def halt(error: CostLimitExceeded, *, scheduler_comm: Any, scheduler_address: str,
+               loop: IOLoop | None, close: Callable[[], Awaitable[None]]) -> None:
+    """Fail a cluster's unfinished work with ``error``, then close the cluster.
+
+    Parameters
+    ----------
+    error : CostLimitExceeded
+        What unfinished work fails with.
+    scheduler_comm : distributed.core.rpc, optional
+        The cluster's connection to its scheduler (``None``: nothing to fail there).
+    scheduler_address : str
+        The scheduler's address, as this process's clients know it.
+    loop : tornado.ioloop.IOLoop
+        The cluster's event loop.
+    close : async callable
+        Closes the cluster: stops every task.
+    """
     exception = pickle.dumps(error)
     try:
-        if cluster.scheduler_comm is not None:
-            erred = await asyncio.wait_for(cluster.scheduler_comm.run_function(
+        if scheduler_comm is not None:
+            erred = await asyncio.wait_for(scheduler_comm.run_function(
                 function=dumps(_err_unfinished_tasks()),
                 args=dumps((exception, repr(error))),
                 kwargs=dumps({}),
@@ -48,8 +58,8 @@ async def halt(cluster: FargateCluster, error: CostLimitExceeded) -> None:
             logger.info("cost limit: %s unfinished tasks erred", erred.get("result"))
     except Exception as e:  # noqa: BLE001 - closing matters more than the error's type
         logger.warning("cost limit: could not fail the unfinished tasks: %s", e)
-    _detach_failed_futures(cluster, exception)
-    await cluster._close()
+    _detach_failed_futures(scheduler_address, loop, exception)
+    await close()
 
 
 def _err_unfinished_tasks() -> Any:
@@ -81,21 +91,20 @@ def _err_unfinished_tasks() -> Any:
     return err_unfinished_tasks
 
 
-def _detach_failed_futures(cluster: FargateCluster, exception: bytes) -> None:
+def _detach_failed_futures(address: str, loop: IOLoop | None, exception: bytes) -> None:
     """Keep this process's futures of the cluster failed with the cost limit error.
 
     A client cancels every future it holds when its scheduler connection closes, which
     would turn the error into ``CancelledError``; a future whose state the client no
     longer holds keeps it.
     """
-    address = cluster.scheduler_address
     for client in list(Client._instances):
         scheduler = getattr(client, "scheduler", None)
         if scheduler is None or getattr(scheduler, "address", None) != address:
             continue
-        if client.loop is cluster.loop:
+        if client.loop is loop:
             _detach(client, exception)
-        else:
+        elif client.loop is not None:
             client.loop.add_callback(_detach, client, exception)
 
 

@@ -1,92 +1,52 @@
 """What a cluster costs: the estimate before launch, the running total, and its limits.
 
-A Fargate task costs (vCPU x vCPU rate + GB x GB rate + extra storage x storage rate)
-per hour, billed per second from the start of its image pull (``pullStartedAt``, else
-``startedAt``) until it stops (``stoppedAt``, else now), with a one-minute minimum.
-:class:`CostMeter` applies that to the latest DescribeTasks description of each task the
-cluster launched (``TaskWatcher.tasks``), so the total is what AWS will bill for them.
-A running task counts its minimum from the start: that money is spent either way.
+Plain accounting. A :class:`CostMeter` is made of data (prices, task sizes, limits), a
+callable that returns the latest DescribeTasks description of each task the cluster
+launched, and a clock; it applies the billing formula (:mod:`.billing`) to them, so the
+total is what AWS will bill. A running task counts its minimum from the start: that
+money is spent either way. It reaches the cluster only through the callbacks given to
+:meth:`CostMeter.start` (a log, and what to do at the hard limit) and :meth:`~CostMeter.finish`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
-import math
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import fargate
 from ..errors import ConfigurationError, CostLimitExceeded
+from ..format import format_duration, format_usd
 from . import prices
-from .ledger import Ledger
+from .billing import Clock, billed_seconds, task_rate, utcnow
+from .ledger import Ledger, LedgerEntry
 
 if TYPE_CHECKING:
-    from ..cluster.core import FargateCluster
     from ..options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between checks of the total against the alert and the hard limit.
+#: Seconds between checks of the total against the alert and the hard limit, unless given.
 CHECK_INTERVAL = 1.0
-#: Seconds between cost lines in the log, and ledger updates, while a cluster runs.
+#: Seconds (by the meter's clock) between cost lines in the log, and ledger updates,
+#: while a cluster runs.
 REPORT_INTERVAL = 600.0
 LEDGER_INTERVAL = 60.0
 
-Tasks = Mapping[str, Mapping[str, Any]]
-
-
-def billed_seconds(task: Mapping[str, Any], now: datetime.datetime) -> float:
-    """Seconds AWS bills for ``task`` by ``now``: 0 before its image pull starts."""
-    start = task.get("pullStartedAt") or task.get("startedAt")
-    if start is None:
-        return 0.0
-    end = task.get("stoppedAt") or now
-    return max(float(fargate.BILLING_MINIMUM_SECONDS), (end - start).total_seconds())
-
-
-def task_rate(task: Mapping[str, Any], rates: prices.Prices,
-              default_size: tuple[int, int] = (0, 0),
-              default_architecture: str = fargate.ARCHITECTURES[0]) -> float:
-    """US dollars per hour of a described task (size and architecture as given if it is not
-    described yet: DescribeTasks reports its ``ecs.cpu-architecture`` attribute)."""
-    cpu = int(task.get("cpu") or default_size[0])
-    memory = int(task.get("memory") or default_size[1])
-    architecture = next((a["value"] for a in task.get("attributes", ())
-                         if a.get("name") == fargate.TASK_ARCHITECTURE_ATTRIBUTE),
-                        default_architecture)
-    storage = (task.get("ephemeralStorage") or {}).get(
-        "sizeInGiB", fargate.EPHEMERAL_STORAGE_INCLUDED_GIB)
-    return rates.task_rate(cpu, memory, architecture=architecture,
-                           spot=task.get("capacityProviderName") == "FARGATE_SPOT",
-                           storage_gib=storage)
-
-
-def task_cost(task: Mapping[str, Any], rates: prices.Prices,
-              now: datetime.datetime) -> float:
-    """US dollars AWS bills for ``task`` by ``now``."""
-    return task_rate(task, rates) * billed_seconds(task, now) / 3600
-
-
-def format_usd(amount: float) -> str:
-    """``$1,234.56`` for large amounts; three significant digits for small ones."""
-    if amount >= 10 or amount == 0:
-        return f"${amount:,.2f}"
-    decimals = max(2, 2 - math.floor(math.log10(abs(amount))))
-    return f"${amount:.{decimals}f}"
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+#: Returns the latest DescribeTasks description of every task of the cluster.
+TaskSource = Callable[[], Iterable[Mapping[str, Any]]]
+#: Takes a line for the cluster's log.
+Log = Callable[[str], None]
+#: Called once when the total reaches ``max_cost``: fails unfinished work, closes the cluster.
+OnLimit = Callable[[CostLimitExceeded], Awaitable[None]]
 
 
 class CostMeter:
     """A cluster's cost: estimate, running total and rate, alert and hard limit.
 
-    Read it on the cluster as ``cluster.cost``.
+    Read it on the cluster as ``cluster.cost``; make one with :meth:`create`.
 
     Parameters
     ----------
@@ -103,19 +63,32 @@ class CostMeter:
     max_cost, cost_alert : float, optional
         Hard limit and alert threshold, in US dollars.
     tasks : callable
-        Returns the latest description of every task of the cluster, by ARN.
+        Returns the latest description of every task of the cluster.
+    clock : callable
+        Returns the current time (timezone-aware); figures are computed at it.
+    name : str
+        The cluster's name, for log lines and the ledger.
+    check_interval : float
+        Seconds between checks of the limits once started.
+    ledger : Ledger, optional
+        Where the cluster is recorded; default: the user's ledger.
     """
 
     def __init__(self, rates: prices.Prices, *, scheduler_size: tuple[int, int],
                  worker_size: tuple[int, int], n_workers: int, spot: bool = False,
                  architecture: str = fargate.ARCHITECTURES[0], max_cost: float | None = None,
-                 cost_alert: float | None = None,
-                 tasks: Callable[[], Tasks] = dict) -> None:
+                 cost_alert: float | None = None, tasks: TaskSource = tuple,
+                 clock: Clock = utcnow, name: str = "cluster",
+                 check_interval: float = CHECK_INTERVAL, ledger: Ledger | None = None) -> None:
         self.prices = rates
         self.max_cost = max_cost
         self.cost_alert = cost_alert
         self.worker_size = worker_size
         self.architecture = architecture
+        self.name = name
+        #: The clock figures are computed at (replaceable, for tests).
+        self.clock = clock
+        self.check_interval = check_interval
         self._tasks = tasks
         self.scheduler_rate = rates.task_rate(*scheduler_size, architecture=architecture)
         self.worker_rate = rates.task_rate(*worker_size, architecture=architecture, spot=spot)
@@ -126,25 +99,26 @@ class CostMeter:
         self.started_at: datetime.datetime | None = None
         self.stopped_at: datetime.datetime | None = None
         self._final: tuple[float, float, float] | None = None
+        self._ledger = ledger or Ledger()
+        self._entry: LedgerEntry | None = None
+        self._keep: Log | None = None
+        self._on_limit: OnLimit | None = None
         self._checker: asyncio.Task | None = None
-        self._ledger = Ledger()
-        self._ledger_id: int | None = None
+        self._last_report = self._last_ledger = clock()  # set again at start
+        self._halting: asyncio.Task | None = None
         self._capped = False
 
     @classmethod
-    def for_cluster(cls, cluster: FargateCluster) -> CostMeter:
-        """The meter of ``cluster`` (held weakly), from its options and its watcher."""
-        ref = weakref.ref(cluster)
+    async def create(cls, options: ClusterOptions, tasks: TaskSource, *,
+                     clock: Clock = utcnow, ledger: Ledger | None = None) -> CostMeter:
+        """The meter of a cluster with these options; loads the region's prices in a thread.
 
-        def tasks() -> Tasks:
-            watcher = getattr(ref(), "_watcher", None)
-            return watcher.tasks if watcher is not None else {}
-
-        return cls.for_options(cluster.options, tasks)
-
-    @classmethod
-    def for_options(cls, options: ClusterOptions, tasks: Callable[[], Tasks]) -> CostMeter:
-        """The meter of a cluster with these options; loads the region's prices.
+        Parameters
+        ----------
+        options : ClusterOptions
+            Sizes, counts, limits, name and region of the cluster.
+        tasks, clock, ledger
+            As for :class:`CostMeter`.
 
         Raises
         ------
@@ -153,15 +127,8 @@ class CostMeter:
             below the one-minute minimum of the scheduler and one worker, or the Spot
             discount is not a fraction.
         """
-        discount = options.cost_spot_discount
-        if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
-                or not 0 <= discount < 1:
-            raise ConfigurationError(
-                f"starburst.cost.spot-discount must be a fraction from 0 to below 1 "
-                f"(AWS advertises up to {fargate.SPOT_DISCOUNT_ADVERTISED:.0%}), "
-                f"got {discount!r}"
-            )
-        rates = prices.load(options.region, spot_discount=float(discount))
+        discount = prices.spot_discount(options.cost_spot_discount)
+        rates = await asyncio.to_thread(prices.load, options.region, spot_discount=discount)
         meter = cls(
             rates,
             scheduler_size=(options.scheduler_cpu, options.scheduler_memory),
@@ -172,17 +139,26 @@ class CostMeter:
             max_cost=options.max_cost,
             cost_alert=options.cost_alert,
             tasks=tasks,
+            clock=clock,
+            name=options.name,
+            # At least every second; as often as the tasks are polled, when more often.
+            check_interval=min(CHECK_INTERVAL, options.poll_interval),
+            ledger=ledger,
         )
+        meter._refuse_over_limits(options)
+        return meter
+
+    def _refuse_over_limits(self, options: ClusterOptions) -> None:
         if options.max_hourly_cost is not None and \
-                meter.estimate_per_hour > options.max_hourly_cost:
+                self.estimate_per_hour > options.max_hourly_cost:
             raise ConfigurationError(
-                f"this cluster would cost about {format_usd(meter.estimate_per_hour)} an "
-                f"hour (a scheduler and {options.n_workers} workers, {rates.source}), "
+                f"this cluster would cost about {format_usd(self.estimate_per_hour)} an "
+                f"hour (a scheduler and {options.n_workers} workers, {self.prices.source}), "
                 f"above max_hourly_cost={options.max_hourly_cost:g}; ask for fewer or "
                 "smaller workers, or raise max_hourly_cost (argument, or "
                 "starburst.cost.max-hourly-cost in dask config). Nothing was started."
             )
-        minimum = (meter.scheduler_rate + min(1, options.n_workers) * meter.worker_rate) \
+        minimum = (self.scheduler_rate + min(1, options.n_workers) * self.worker_rate) \
             * fargate.BILLING_MINIMUM_SECONDS / 3600
         if options.max_cost is not None and minimum > options.max_cost:
             raise ConfigurationError(
@@ -190,7 +166,6 @@ class CostMeter:
                 "scheduler and one worker cost at least (Fargate bills a minute at least); "
                 "raise max_cost. Nothing was started."
             )
-        return meter
 
     # The figures
     @property
@@ -213,13 +188,14 @@ class CostMeter:
         """Seconds since the cluster started (until it closed)."""
         if self.started_at is None:
             return 0.0
-        return ((self.stopped_at or _now()) - self.started_at).total_seconds()
+        return ((self.stopped_at or self.clock()) - self.started_at).total_seconds()
 
-    def _figures(self) -> tuple[float, float, float]:
+    def _figures(self, now: datetime.datetime | None = None) -> tuple[float, float, float]:
         if self._final is not None:
             return self._final
-        now, total, rate, seconds = _now(), 0.0, 0.0, 0.0
-        for task in list(self._tasks().values()):
+        now = now or self.clock()
+        total, rate, seconds = 0.0, 0.0, 0.0
+        for task in list(self._tasks()):
             task_rate_ = task_rate(task, self.prices, self.worker_size, self.architecture)
             billed = billed_seconds(task, now)
             total += task_rate_ * billed / 3600
@@ -231,10 +207,10 @@ class CostMeter:
     def projected(self, n_more_workers: int = 0, horizon: float = 60.0) -> float:
         """US dollars billed ``horizon`` seconds from now, with ``n_more_workers`` started
         now: running tasks keep running, and each new one costs at least its minimum."""
-        now = _now() + datetime.timedelta(seconds=horizon)
+        now = self.clock() + datetime.timedelta(seconds=horizon)
         minimum = max(horizon, fargate.BILLING_MINIMUM_SECONDS)
         total = 0.0
-        for task in list(self._tasks().values()):
+        for task in list(self._tasks()):
             task_rate_ = task_rate(task, self.prices, self.worker_size, self.architecture)
             if task.get("pullStartedAt") or task.get("startedAt") or task.get("stoppedAt"):
                 total += task_rate_ * billed_seconds(task, now) / 3600
@@ -282,11 +258,12 @@ class CostMeter:
 
     def summary(self) -> str:
         """The final line: runtime, task-hours, total cost."""
-        runtime = datetime.timedelta(seconds=round(self.runtime))
-        return (f"ran {runtime}, {len(self._tasks())} tasks, {self.task_hours:.3f} "
-                f"task-hours, cost {format_usd(self.total)} ({self.prices.source})")
+        return (f"ran {format_duration(self.runtime)}, {len(list(self._tasks()))} tasks, "
+                f"{self.task_hours:.3f} task-hours, cost {format_usd(self.total)} "
+                f"({self.prices.source})")
 
-    def _repr_html_row(self) -> str:
+    def html_row(self) -> str:
+        """The cost row of the cluster's notebook widget."""
         limit = f", limit {format_usd(self.max_cost)}" if self.max_cost else ""
         return (
             '<tr><td style="text-align: left;"><strong>Cost:</strong> '
@@ -300,48 +277,6 @@ class CostMeter:
         return (f"<CostMeter {self.describe()}, estimate "
                 f"{format_usd(self.estimate_per_hour)}/hour>")
 
-    # Life with a cluster
-    def start(self, cluster: FargateCluster) -> None:
-        """Log the estimate, record the cluster in the ledger, and start checking limits.
-
-        Call in the cluster's event loop, before its first task is launched.
-        """
-        self.started_at = _now()
-        cluster._log(f"{cluster.options.name}: {self.describe_estimate()}")
-        self._ledger_id = self._ledger.open_cluster(
-            cluster.options.name, cluster.options.region, self.estimate_per_hour,
-            self.prices.source, self.started_at)
-        self._checker = asyncio.ensure_future(self._check(weakref.ref(cluster)))
-
-    async def _check(self, cluster_ref: weakref.ref) -> None:
-        last_report = last_ledger = asyncio.get_running_loop().time()
-        while True:
-            await asyncio.sleep(CHECK_INTERVAL)
-            cluster = cluster_ref()
-            if cluster is None:
-                return
-            total, now = self.total, asyncio.get_running_loop().time()
-            if self.cost_alert is not None and total >= self.cost_alert and not self.alerted:
-                self.alerted = True
-                message = (f"{cluster.options.name}: cost {format_usd(total)} reached the "
-                           f"alert at {format_usd(self.cost_alert)} "
-                           f"({format_usd(self.rate)}/hour)")
-                logger.warning(message)
-                cluster._cluster_manager_logs.append((datetime.datetime.now(), message))
-            if self.max_cost is not None and total >= self.max_cost:
-                self.limit_reached = True
-                from .limit import halt  # imports distributed's client machinery
-
-                asyncio.ensure_future(halt(cluster, self.limit_error(total)))
-                return
-            if now - last_report >= REPORT_INTERVAL:
-                last_report = now
-                logger.info("%s: %s", cluster.options.name, self.describe())
-            if now - last_ledger >= LEDGER_INTERVAL:
-                last_ledger = now
-                self._record("running")
-            del cluster
-
     def limit_error(self, spent: float) -> CostLimitExceeded:
         """The error pending work fails with when the hard limit is reached."""
         limit = self.max_cost or 0.0
@@ -353,36 +288,108 @@ class CostMeter:
             limit=limit, spent=spent,
         )
 
-    def finish(self, cluster: FargateCluster) -> None:
-        """Freeze the figures, log the final line and record it. Idempotent."""
-        if self._checker is not None and self._checker is not _current_task():
+    # Life with a cluster
+    def start(self, log: Log, on_limit: OnLimit, keep: Log | None = None) -> None:
+        """Log the estimate, record the cluster in the ledger, and check the limits every
+        ``check_interval`` seconds.
+
+        Call in the cluster's event loop, before its first task is launched.
+
+        Parameters
+        ----------
+        log : callable
+            Shows a line to the cluster's user and keeps it in the cluster's log: the
+            estimate now, the final line at :meth:`finish`.
+        on_limit : async callable
+            Called once, with the :class:`CostLimitExceeded` unfinished work should fail
+            with, when the total reaches ``max_cost``: it should stop the cluster.
+        keep : callable, optional
+            Keeps a line in the cluster's log without showing it: the alert and the hard
+            limit, which this module logs at WARNING and ERROR. Default: ``log``.
+        """
+        self.started_at = self._last_report = self._last_ledger = self.clock()
+        self._keep = keep or log
+        self._on_limit = on_limit
+        log(f"{self.name}: {self.describe_estimate()}")
+        self._entry = LedgerEntry(self._ledger)
+        self._entry.open(self.name, self.prices.region, self.estimate_per_hour,
+                         self.prices.source, self.started_at)
+        self._checker = asyncio.ensure_future(self._check_every_interval())
+
+    async def _check_every_interval(self) -> None:
+        while not self.limit_reached:
+            await asyncio.sleep(self.check_interval)
+            self.check()
+
+    def check(self) -> None:
+        """Compare the total now (by the clock) with the alert and the hard limit, once.
+
+        The alert is logged once; at the hard limit ``on_limit`` is called, once. Every
+        :data:`REPORT_INTERVAL` the running cost is logged, and every
+        :data:`LEDGER_INTERVAL` the ledger updated. Runs every ``check_interval`` seconds
+        after :meth:`start`, in the event loop.
+        """
+        if self._on_limit is None or self._keep is None or self.limit_reached \
+                or self._final is not None:
+            return
+        now = self.clock()
+        total, rate, _ = self._figures(now)
+        if self.cost_alert is not None and total >= self.cost_alert and not self.alerted:
+            self.alerted = True
+            message = (f"{self.name}: cost {format_usd(total)} reached the alert at "
+                       f"{format_usd(self.cost_alert)} ({format_usd(rate)}/hour)")
+            logger.warning(message)
+            self._keep(message)
+        if self.max_cost is not None and total >= self.max_cost:
+            self.limit_reached = True
+            error = self.limit_error(total)
+            logger.error("%s: %s", self.name, error)
+            self._keep(f"{self.name}: {error}")
+            self._halting = asyncio.ensure_future(self._on_limit(error))
+            return
+        if (now - self._last_report).total_seconds() >= REPORT_INTERVAL:
+            self._last_report = now
+            logger.info("%s: %s", self.name, self.describe())
+        if self._entry is not None and \
+                (now - self._last_ledger).total_seconds() >= LEDGER_INTERVAL:
+            self._last_ledger = now
+            self._entry.update(**self._ledger_fields("running", now))
+
+    async def finish(self, log: Log) -> None:
+        """Stop checking, freeze the figures, log the final line and record it in the
+        ledger (awaited, in a thread). Idempotent.
+
+        Parameters
+        ----------
+        log : callable
+            As for :meth:`start`.
+        """
+        if self._checker is not None and self._checker is not asyncio.current_task():
             self._checker.cancel()
         if self._final is not None or self.started_at is None:
             return
-        self.stopped_at = _now()
-        self._final = self._figures()
-        cluster._log(f"Closed {cluster.options.name}: {self.summary()}")
-        logger.info("Closed %s: %s", cluster.options.name, self.summary())
-        self._record("cost limit" if self.limit_reached else "closed")
+        self.stopped_at = self.clock()
+        self._final = self._figures(self.stopped_at)
+        line = f"Closed {self.name}: {self.summary()}"
+        log(line)
+        logger.info(line)
+        if self._entry is not None:
+            status = "cost limit" if self.limit_reached else "closed"
+            await self._entry.close(**self._ledger_fields(status, self.stopped_at))
 
-    def _record(self, status: str) -> None:
-        if self._ledger_id is None:
-            return
-        now = self.stopped_at or _now()
-        tasks = [
-            {"arn": arn, "cpu": task.get("cpu"), "memory": task.get("memory"),
-             "capacity_provider": task.get("capacityProviderName"),
-             "billed_seconds": billed_seconds(task, now),
-             "cost": task_rate(task, self.prices, self.worker_size, self.architecture)
-             * billed_seconds(task, now) / 3600}
-            for arn, task in list(self._tasks().items())
-        ]
-        self._ledger.update_cluster(self._ledger_id, cost=self.total,
-                                    task_hours=self.task_hours, status=status,
-                                    stopped_at=self.stopped_at, tasks=tasks)
+    def _ledger_fields(self, status: str, now: datetime.datetime) -> dict[str, Any]:
+        tasks = []
+        for task in list(self._tasks()):
+            billed = billed_seconds(task, now)
+            tasks.append({
+                "arn": task.get("taskArn"), "cpu": task.get("cpu"),
+                "memory": task.get("memory"),
+                "capacity_provider": task.get("capacityProviderName"),
+                "billed_seconds": billed,
+                "cost": task_rate(task, self.prices, self.worker_size, self.architecture)
+                * billed / 3600,
+            })
+        total, _, task_hours = self._figures(now)
+        return {"cost": total, "task_hours": task_hours, "status": status,
+                "stopped_at": self.stopped_at, "tasks": tasks}
 
-
-def _current_task() -> asyncio.Task | None:
-    with contextlib.suppress(RuntimeError):
-        return asyncio.current_task()
-    return None

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import fargate
+from ..errors import ConfigurationError
+from ..format import format_duration
 
 logger = logging.getLogger(__name__)
 
@@ -100,20 +102,39 @@ def load(region: str, *, spot_discount: float, max_age: float = CACHE_MAX_AGE) -
     age = time.time() - cached["fetched_at"] if cached else None
     if cached and age is not None and 0 <= age < max_age:
         return Prices(region, cached["rates"], spot_discount,
-                      f"AWS Price List API, cached {_age(age)} ago")
+                      f"AWS Price List API, cached {format_duration(age)} ago")
     try:
         rates = fetch(region)
     except Exception as e:  # noqa: BLE001 - any failure falls back to published figures
         why = f"{type(e).__name__}: {e}"
         if cached:
-            logger.info("Price List API failed (%s); using prices cached %s ago", why,
-                        _age(age or 0))
+            ago = format_duration(age or 0)
+            logger.info("Price List API failed (%s); using prices cached %s ago", why, ago)
             return Prices(region, cached["rates"], spot_discount,
-                          f"AWS Price List API, cached {_age(age or 0)} ago (API failed)")
+                          f"AWS Price List API, cached {ago} ago (API failed)")
         logger.info("Price List API failed (%s); using the published table", why)
         return published(region, spot_discount, why)
     _write_cache(path, rates)
     return Prices(region, rates, spot_discount, "AWS Price List API")
+
+
+def spot_discount(discount: Any) -> float:
+    """``discount`` (option ``cost_spot_discount``, config ``starburst.cost.spot-discount``),
+    checked.
+
+    Raises
+    ------
+    ConfigurationError
+        If it is not a fraction from 0 to below 1.
+    """
+    if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
+            or not 0 <= discount < 1:
+        raise ConfigurationError(
+            f"starburst.cost.spot-discount must be a fraction from 0 to below 1 "
+            f"(AWS advertises up to {fargate.SPOT_DISCOUNT_ADVERTISED:.0%}), "
+            f"got {discount!r}"
+        )
+    return float(discount)
 
 
 def published(region: str, spot_discount: float, why: str = "") -> Prices:
@@ -205,10 +226,3 @@ def _write_cache(path: Path, rates: dict[str, float]) -> None:
         tmp.write_text(json.dumps({"fetched_at": time.time(), "rates": rates}))
         tmp.replace(path)
 
-
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"

@@ -38,7 +38,7 @@ class Routes:
 def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, Any]],
                 endpoints: list[dict[str, Any]]) -> Routes:
     """:class:`Routes` from DescribeRouteTables and DescribeVpcEndpoints of the VPC."""
-    table_of = {}
+    table_of: dict[str, dict[str, Any]] = {}
     for table in route_tables:
         for association in table.get("Associations", []):
             if association.get("Main"):
@@ -46,12 +46,13 @@ def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, An
             elif association.get("SubnetId"):
                 table_of[association["SubnetId"]] = table
     prefix = f"com.amazonaws.{region}."
-    routes, served = {}, {}
+    routes: dict[str, str | None] = {}
+    served: dict[str, frozenset[str]] = {}
     for subnet in subnets:
         table = table_of.get(subnet) or table_of.get("main") or {}
-        default = next((r for r in table.get("Routes", [])
-                        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
-                        and r.get("State", "active") == "active"), {})
+        default: dict[str, Any] = next((r for r in table.get("Routes", [])
+                                        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                                        and r.get("State", "active") == "active"), {})
         routes[subnet] = (IGW if str(default.get("GatewayId", "")).startswith("igw-")
                           else NAT if default.get("NatGatewayId") else None)
         services = set()
@@ -72,7 +73,7 @@ def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, An
 def ecr_in_region(image: str, region: str) -> bool:
     """Whether ``image`` is in an ECR registry of ``region`` (which endpoints can serve)."""
     match = _ECR_IMAGE.match(image)
-    return bool(match) and match.group(1) == region
+    return match is not None and match.group(1) == region
 
 
 def problems(routes: Routes, public_ip: bool, image: str, region: str) -> list[str]:

@@ -14,6 +14,7 @@ import datetime
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -67,21 +68,25 @@ class QuotaGovernor:
     ----------
     quotas, cloudwatch
         aiobotocore Service Quotas and CloudWatch clients.
+    clock : callable
+        Seconds, monotonic (``time.monotonic``; tests inject their own).
     """
 
     #: Seconds of own-usage history kept: the usage metric's latest datapoint is the
     #: maximum over a minute that may have ended a little while ago.
     HISTORY = 150.0
 
-    def __init__(self, quotas: Any, cloudwatch: Any) -> None:
+    def __init__(self, quotas: Any, cloudwatch: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.quotas = quotas
         self.cloudwatch = cloudwatch
+        self._clock = clock
         self._unreadable: set[str] = set()
         self._own = {p: collections.deque([(0.0, 0.0)]) for p in fargate.QUOTA_CODES}
 
     def record(self, provider: str, own_vcpus: float) -> None:
         """Note this cluster's vCPUs of ``provider`` in use now (call on every change)."""
-        now, history = time.monotonic(), self._own[provider]
+        now, history = self._clock(), self._own[provider]
         history.append((now, own_vcpus))
         while len(history) > 1 and history[1][0] < now - self.HISTORY:
             history.popleft()
@@ -152,15 +157,19 @@ def quota_error(provider: str, needed: float, status: QuotaStatus, waited: float
 
 
 class Deadline:
-    """Seconds left until a deadline; for retry loops that must end."""
+    """Seconds left until a deadline; for retry loops that must end.
 
-    def __init__(self, seconds: float) -> None:
-        self.start = time.monotonic()
+    ``clock``: seconds, monotonic (``time.monotonic``; tests inject their own).
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.start = clock()
         self.seconds = seconds
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.start
+        return self._clock() - self.start
 
     @property
     def remaining(self) -> float:

@@ -161,8 +161,8 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     prefix = options.image_cache
     if prefix:  # checked above as the upstream image, which the cache serves unchanged
         ecr = session.client("ecr", config=client_config())
-        image = pull_through.resolve(options.image, ecr, options.region, prefix, progress)
-        options = dataclasses.replace(options, image=image)
+        uri = pull_through.resolve(options.image, ecr, options.region, prefix, progress)
+        options = dataclasses.replace(options, image=uri)
     return options
 
 

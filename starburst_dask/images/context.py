@@ -76,7 +76,7 @@ def conda_platform(architecture: str) -> str:
 
 def template(name: str = "Dockerfile.template") -> str:
     """The text of a packaged template."""
-    return resources.files(__package__).joinpath("templates", name).read_text()
+    return (resources.files(__package__) / "templates" / name).read_text()
 
 
 def render(lock: Lock, platform: str = "linux-64", base_image: str = BASE_IMAGE) -> BuildContext:

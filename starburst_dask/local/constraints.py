@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import regex
-from botocore.model import Shape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 _NUMBERS = ("integer", "long", "float", "double")
 #: Java's ``\\w``, ``\\d`` and ``\\s`` are ASCII-only (botocore's patterns are Java regexes).
@@ -83,7 +83,8 @@ def violations(shape: Shape, params: Any, wire_names: bool = False,
 def _walk(shape: Shape, value: Any, path: tuple, wire: str, ec2: bool,
           unchecked: frozenset[str] = frozenset()) -> Iterator[Violation]:
     kind = shape.type_name
-    if kind == "structure":
+    # botocore builds each of these shape classes from its type name (ShapeResolver).
+    if isinstance(shape, StructureShape):
         if not isinstance(value, dict):
             raise WrongType(path, wire, value, "structure")
         if shape.is_document_type:
@@ -97,7 +98,7 @@ def _walk(shape: Shape, value: Any, path: tuple, wire: str, ec2: bool,
                 yield from _walk(member, value[name], (*path, name),
                                  _join(wire, _wire_name(name, shape, ec2)), ec2)
         return
-    if kind == "list":
+    if isinstance(shape, ListShape):
         if not isinstance(value, list):
             raise WrongType(path, wire, value, "list")
         yield from _size(shape, value, path, wire)
@@ -105,7 +106,7 @@ def _walk(shape: Shape, value: Any, path: tuple, wire: str, ec2: bool,
             if item is not None:
                 yield from _walk(shape.member, item, (*path, index), f"{wire}.{index}", ec2)
         return
-    if kind == "map":
+    if isinstance(shape, MapShape):
         if not isinstance(value, dict):
             raise WrongType(path, wire, value, "map")
         yield from _size(shape, value, path, wire)
@@ -164,7 +165,7 @@ def _range(shape: Shape, value: float, path: tuple, wire: str) -> Iterator[Viola
                         f"Member must have value greater than or equal to {meta['min']}", "range")
 
 
-def _wire_name(name: str, parent: Shape, ec2: bool) -> str:
+def _wire_name(name: str, parent: StructureShape, ec2: bool) -> str:
     if not ec2:
         return name
     member = parent.members[name]

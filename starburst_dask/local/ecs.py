@@ -126,9 +126,10 @@ def local_tasks() -> list[LocalTask]:
     """Every local task of every account and region."""
     return [
         task
-        for _, _, backend in ecs_backends.iter_backends()
+        for backend in _backends()
         for cluster_tasks in backend.tasks.values()
         for task in cluster_tasks.values()
+        if isinstance(task, LocalTask)
     ]
 
 
@@ -136,12 +137,18 @@ def task_usage() -> list[tuple[str, float, str, str]]:
     """``(capacity provider, vCPUs, account, region)`` of every task not yet STOPPED."""
     return [
         (task.capacity_provider_name or "FARGATE", fargate.vcpus(int(task.cpu)),
-         account_id, region)
-        for account_id, region, backend in ecs_backends.iter_backends()
+         backend.account_id, backend.region_name)
+        for backend in _backends()
         for cluster_tasks in backend.tasks.values()
         for task in cluster_tasks.values()
-        if task.last_status != "STOPPED"
+        if isinstance(task, LocalTask) and task.last_status != "STOPPED"
     ]
+
+
+def _backends() -> list[LocalEcsBackend]:
+    # install() and uninstall() clear the backends: while installed, every one is local.
+    return [backend for _, _, backend in ecs_backends.iter_backends()
+            if isinstance(backend, LocalEcsBackend)]
 
 
 def _task_metadata(task_id: str) -> dict[str, Any] | None:
@@ -175,7 +182,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         limits.check_ecs_tags(kwargs.get("tags") or [])
         return super().register_task_definition(family, container_definitions, **kwargs)
 
-    def create_cluster(  # type: ignore[override]
+    def create_cluster(
         self, cluster_name: str, tags: Any = None, cluster_settings: Any = None,
         configuration: dict[str, Any] | None = None,
         capacity_providers: list[str] | None = None,
@@ -268,7 +275,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         limits.check_network(ec2_backends[self.account_id][self.region_name], vpc_config)
         return provider
 
-    def run_task(  # type: ignore[override]
+    def run_task(  # type: ignore[override]  # its tasks are LocalTasks
         self,
         cluster_str: str,
         task_definition_str: str,
@@ -281,7 +288,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         group: str | None = None,
         platform_version: str | None = None,
         capacity_provider_strategy: list[dict[str, Any]] | None = None,
-    ) -> list[Task]:
+    ) -> list[LocalTask]:
         provider = self.check_run_task(
             cluster_str,
             task_definition_str,
@@ -316,7 +323,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         cluster = self._get_cluster(cluster_str)
         task_id = task_str.split("/")[-1]
         for task in self.tasks.get(cluster.name, {}).values():
-            if task_str == task.task_arn or task_id == task.id:
+            if isinstance(task, LocalTask) and (task_str == task.task_arn or task_id == task.id):
                 return task
         return None
 
@@ -377,6 +384,13 @@ def _check_fargate_definition(kwargs: dict[str, Any]) -> None:
 class LocalEcsResponse(EC2ContainerServiceResponse):
     """ECS API answers with real failures, AWS's defaults and limits, and counters."""
 
+    @property
+    def ecs_backend(self) -> LocalEcsBackend:
+        backend = super().ecs_backend
+        if not isinstance(backend, LocalEcsBackend):
+            raise RuntimeError("the local Fargate is not running")
+        return backend
+
     def call_action(self) -> Any:
         action = self._get_action()
         controls().count_call(action)
@@ -386,7 +400,9 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             return 400, {"Content-Type": "application/x-amz-json-1.1"}, _throttled()[0]
         return super().call_action()
 
-    def run_task(self) -> ActionResult | tuple[str, dict[str, Any]]:  # type: ignore[override]
+    def run_task(  # type: ignore[override]  # may answer with the written body and headers
+        self,
+    ) -> ActionResult | tuple[str | bytes, dict[str, Any]]:
         count = self._get_int_param("count", 1)
         controls().run_task_counts.append(count)
         fault = controls().next_fault()
@@ -411,7 +427,9 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             return ActionResult({"tasks": [], "failures": failures})
         overrides = self._get_param("overrides") or {}
         definition = self.ecs_backend.describe_task_definition(definition_str)
-        vcpus = fargate.vcpus(int(overrides.get("cpu") or definition.cpu))
+        cpu = overrides.get("cpu") or definition.cpu
+        assert cpu is not None, "registering a Fargate task definition requires its cpu"
+        vcpus = fargate.vcpus(int(cpu))
         account = controls().account
         with account.lock:  # admit and register at once, or two calls could share room
             admitted, reason = account.admit(provider or "FARGATE", vcpus, count,

@@ -53,7 +53,9 @@ def evaluate(sources: list[Source], action: str, resource: str,
 
     ``context`` maps condition keys (lower case) to their values.
     """
-    allows, denies, missing = [], [], []
+    allows: list[dict[str, Any]] = []
+    denies: list[dict[str, Any]] = []
+    missing: list[str] = []
     for source in sources:
         for index, statement in enumerate(source.statements()):
             if not (_matches_action(statement, action)

@@ -91,12 +91,12 @@ class Firewall:
     def rules(self) -> str:
         """The ``iptables-restore`` input for every ENI of every VPC."""
         main, nat = self.prefix, self.prefix + "N"
-        enis = [eni for backend in vpc.backends() for eni in list(backend.enis.values())
-                if _loopback(eni.private_ip_address)]
+        enis = [(eni, ip) for backend in vpc.backends() for eni in list(backend.enis.values())
+                if (ip := eni.private_ip_address) is not None and _loopback(ip)]
         groups: dict[str, list[str]] = {}
-        for eni in enis:
+        for eni, private in enis:
             for group in eni.group_set:
-                groups.setdefault(group.id, []).append(eni.private_ip_address)
+                groups.setdefault(group.id, []).append(private)
         chain_of = {gid: f"{self.prefix}G{i}" for i, gid in enumerate(sorted(groups))}
         filt = [f"-A {main} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN"]
         dnat = []
@@ -105,8 +105,8 @@ class Firewall:
                 for address in gateway.address_set:
                     if address.get("publicIp"):  # no unsolicited inbound through a NAT
                         filt.append(f"-A {main} -d {address['publicIp']} -j DROP")
-        for eni in enis:
-            private, public = eni.private_ip_address, eni.public_ip
+        for eni, private in enis:
+            public = eni.public_ip
             network = eni.ec2_backend.get_vpc(eni.subnet.vpc_id).cidr_block
             rules = [r for g in eni.group_set for r in g.ingress_rules]
             to = f"-A {main} -d {private}"
@@ -141,7 +141,7 @@ def _ports(rule: Any) -> str:
     return f" -p {protocol}"
 
 
-def _loopback(address: str | None) -> bool:
+def _loopback(address: str) -> bool:
     return bool(address) and ipaddress.ip_address(address) in _LOOPBACK
 
 

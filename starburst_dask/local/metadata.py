@@ -28,8 +28,8 @@ class MetadataServer:
     """
 
     def __init__(self, lookup: Callable[[str], dict[str, Any] | None]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.lookup = lookup  # type: ignore[attr-defined]
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.lookup = lookup
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="task-metadata", daemon=True
         )
@@ -37,7 +37,7 @@ class MetadataServer:
 
     def uri(self, task_id: str) -> str:
         """The value of ``ECS_CONTAINER_METADATA_URI_V4`` for a task."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}/v4/{task_id}"
 
     def close(self) -> None:
@@ -47,11 +47,18 @@ class MetadataServer:
         self._thread.join()
 
 
+class _Server(ThreadingHTTPServer):
+    #: Returns a task's metadata, or ``None``: what :class:`_Handler` serves.
+    lookup: Callable[[str], dict[str, Any] | None]
+
+
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)
         parts = self.path.strip("/").split("/")  # v4, task id[, task]
         found = len(parts) in (2, 3) and parts[0] == "v4" and parts[2:] in ([], ["task"])
-        task = self.server.lookup(parts[1]) if found else None  # type: ignore[attr-defined]
+        task = self.server.lookup(parts[1]) if found else None
         if task is None:
             self.send_error(404)
             return

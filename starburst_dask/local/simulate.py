@@ -22,7 +22,7 @@ from typing import Any
 from moto.core.exceptions import _RESTError
 from moto.core.responses import ActionResult
 from moto.iam.exceptions import InvalidInput, NotFoundException
-from moto.iam.models import iam_backends
+from moto.iam.models import Group, Role, User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.sts.models import STSBackend, sts_backends
 
@@ -94,7 +94,9 @@ def principal_sources(arn: str) -> list[Source]:
         raise InvalidInput(INVALID_ARN.format(arn=arn))
     partition, account, kind, name = match.groups()
     backend = iam_backends[account][partition]
-    entities = {"user": backend.users, "group": backend.groups, "role": backend.roles}[kind]
+    by_kind: dict[str, dict[str, User] | dict[str, Group] | dict[str, Role]] = {
+        "user": backend.users, "group": backend.groups, "role": backend.roles}
+    entities = by_kind[kind]
     entity = next((e for e in entities.values() if e.arn == arn), None)
     if entity is None:
         raise NotFoundException(NO_SUCH_ENTITY.format(kind=kind, name=name))

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any, TypedDict
 
 from moto.ec2.exceptions import InvalidNetworkInterfaceIdError
-from moto.ec2.models import ec2_backends
 from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefinition
 from moto.logs.models import logs_backends
 
@@ -56,6 +55,9 @@ class LocalTask(Task):
     The runtime calls its :class:`~.runtime.TaskHooks` methods from its own threads.
     """
 
+    #: The task's state, read through :attr:`last_status` (moto's state model allows None).
+    _status: str
+
     def __init__(
         self,
         cluster: Cluster,
@@ -68,12 +70,10 @@ class LocalTask(Task):
         **kwargs: Any,
     ) -> None:
         vpc_config = network["awsvpcConfiguration"]
-        ec2 = ec2_backends[backend.account_id][backend.region_name]
+        ec2 = vpc.backend(backend.account_id, backend.region_name)
         subnet = ec2.get_subnet(vpc_config["subnets"][0])
         # AWS uses the VPC's default security group when none is given.
-        groups = vpc_config.get("securityGroups") or [
-            ec2.get_default_security_group(subnet.vpc_id).id
-        ]
+        groups = vpc_config.get("securityGroups") or [_default_group(ec2, subnet.vpc_id)]
         network = {"awsvpcConfiguration": {**vpc_config, "securityGroups": groups}}
         super().__init__(
             cluster=cluster,
@@ -108,20 +108,25 @@ class LocalTask(Task):
         self.execution_stopped_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.stop_code: str | None = None
-        self.stopped_reason: str | None = None
+        # AWS omits stoppedReason until the task stops; moto types it str (and starts at "").
+        self.stopped_reason: str | None = None  # type: ignore[assignment]
         self._log_stream: tuple[Any, str, str] | None = None
         self.ip = ec2.allocate_private_ip(subnet.id)
         self._metadata_uri = metadata.uri(self.id)
-        self._eni = self._replace_eni(ec2, groups, vpc_config.get("assignPublicIp") == "ENABLED")
-        container_def = task_definition.container_definitions[0]
+        self._eni = self._replace_eni(ec2, subnet.id, groups,
+                                      vpc_config.get("assignPublicIp") == "ENABLED")
+        container_def: dict[str, Any] = task_definition.container_definitions[0]
         container = self.containers[0]
         container.task_arn = self.task_arn  # moto puts the task definition's ARN here
-        container.exitCode = None
-        container.reason = None
+        # moto describes a container from its attributes: AWS's exitCode is absent until the
+        # container exits (moto's type: int, 0), and its reason is one moto's model lacks.
+        container.exitCode = None  # type: ignore[assignment]
+        container.reason = None  # type: ignore[attr-defined]
         container.network_interfaces = [
             {"attachmentId": self.attachments[0]["id"], "privateIpv4Address": self.ip}
         ]
-        self.log_config = container_def.get("logConfiguration") or {}
+        self.log_config: dict[str, Any] = container_def.get("logConfiguration") or {}
+        self._image: str = container_def["image"]
         self._container_environment = _environment(container_def, overrides)
         self._execution_role = (overrides.get("executionRoleArn")
                                 or getattr(task_definition, "execution_role_arn", None))
@@ -140,10 +145,10 @@ class LocalTask(Task):
             hooks=self,
         )
 
-    def _replace_eni(self, ec2: Any, groups: list[str], public: bool) -> Any:
+    def _replace_eni(self, ec2: Any, subnet_id: str, groups: list[str], public: bool) -> Any:
         """Swap moto's random-address ENI for one with the task's loopback address."""
-        subnet_id = self.network_configuration["awsvpcConfiguration"]["subnets"][0]
-        details = {d["name"]: d["value"] for d in self.attachments[0]["details"]}
+        attachment: dict[str, Any] = self.attachments[0]  # the ENI's, as the API shows it
+        details = {d["name"]: d["value"] for d in attachment["details"]}
         ec2.delete_network_interface(details["networkInterfaceId"])
         eni = ec2.create_network_interface(
             subnet=subnet_id,
@@ -158,7 +163,7 @@ class LocalTask(Task):
             # a distinct public address to the task: it is then the private one.
             network = vpc.network()
             eni.public_ip = network.public_ip() if network.enforced else self.ip
-        self.attachments[0]["details"] = [
+        attachment["details"] = [
             {"name": "subnetId", "value": subnet_id},
             {"name": "networkInterfaceId", "value": eni.id},
             {"name": "macAddress", "value": eni.mac_address},
@@ -257,7 +262,7 @@ class LocalTask(Task):
         egress = reach.egress(self._eni.ec2_backend, self._eni.subnet.id, self._eni.public_ip)
         awslogs = self.log_config.get("logDriver") == "awslogs"
         unreachable = reach.start_failure(
-            egress, self.region_name, self.containers[0].image,
+            egress, self.region_name, self._image,
             self.log_config.get("options", {}).get("awslogs-region", self.region_name)
             if awslogs else None,
         )
@@ -268,14 +273,16 @@ class LocalTask(Task):
                 self._retrying.daemon = True
                 self._retrying.start()
             return False
-        image = self.containers[0].image
-        refused = docker_hub.limit().refused(*reach.parse(image), egress.internet_source)
-        pulled = refused or images.pull(image, self._container_environment,
+        refused = docker_hub.limit().refused(*reach.parse(self._image), egress.internet_source)
+        pulled = refused or images.pull(self._image, self._container_environment,
                                         fargate.IMAGE_PLATFORMS[self.architecture],
                                         self._execution_role)
-        reason = self._open_log_stream() or (pulled if isinstance(pulled, str) else None)
-        if reason:
-            self.failed(reason)
+        log_failure = self._open_log_stream()
+        if log_failure:
+            self.failed(log_failure)
+            return False
+        if isinstance(pulled, str):  # the pull failed: why
+            self.failed(pulled)
             return False
         self.process.environment.update(packages.denied(pulled.packages))
         self._route(egress)
@@ -309,7 +316,8 @@ class LocalTask(Task):
                 return
             if self.stop_code is None:
                 self.stop_code = "TaskFailedToStart"
-                self.stopped_reason = self.containers[0].reason = reason
+                self.stopped_reason = reason
+                self.containers[0].reason = reason  # type: ignore[attr-defined]  # see __init__
             self._finish(None)
 
     def exited(self, exit_code: int) -> None:
@@ -324,7 +332,7 @@ class LocalTask(Task):
         now = _now()
         container = self.containers[0]
         container.last_status = "STOPPED"
-        container.exitCode = exit_code
+        container.exitCode = exit_code  # type: ignore[assignment]  # see __init__
         self.desired_status = "STOPPED"
         self.stopping_at = self.stopping_at or now
         self.execution_stopped_at = self.stopped_at = now
@@ -353,6 +361,14 @@ class LocalTask(Task):
         logs.ensure_log_stream(group, stream)
         self._log_stream = (logs, group, stream)
         return None
+
+
+def _default_group(ec2: vpc.LocalEc2Backend, vpc_id: str) -> str:
+    """The id of the VPC's default security group (every VPC has one, as on AWS)."""
+    group = ec2.get_default_security_group(vpc_id)
+    if group is None:
+        raise RuntimeError(f"{vpc_id} has no default security group")
+    return group.id
 
 
 def _command(container_def: dict[str, Any], overrides: dict[str, Any]) -> list[str]:

@@ -68,7 +68,7 @@ class Network:
         self._lock = threading.Lock()
         self._claims: list[socket.socket] = []
         self._vpc_octets = _random.sample(list(VPC_OCTETS), len(VPC_OCTETS))
-        self.public_network = ipaddress.ip_network(
+        self.public_network = ipaddress.IPv4Network(
             f"127.{self._claim(_random.sample(list(PUBLIC_OCTETS), len(PUBLIC_OCTETS)))}.0.0/16"
         )
         self._public = _hosts(self.public_network)
@@ -146,9 +146,19 @@ def changed() -> None:
         _network.on_change()
 
 
+def backend(account_id: str, region: str) -> LocalEc2Backend:
+    """The EC2 backend of ``account_id`` in ``region``, local while :func:`install` holds."""
+    ec2 = ec2_backends[account_id][region]
+    if not isinstance(ec2, LocalEc2Backend):
+        raise RuntimeError("the local Fargate is not running")
+    return ec2
+
+
 def backends() -> list[LocalEc2Backend]:
     """Every EC2 backend built so far (each account and region)."""
-    return [backend for _, _, backend in ec2_backends.iter_backends()]
+    # install() and uninstall() clear the backends: while installed, every one is local.
+    return [backend for _, _, backend in ec2_backends.iter_backends()
+            if isinstance(backend, LocalEc2Backend)]
 
 
 class LocalEc2Backend(EC2Backend):
@@ -174,8 +184,11 @@ class LocalEc2Backend(EC2Backend):
                   if t.vpc_id == vpc.id and t.main_association_id]
         self.create_route(main.id, "0.0.0.0/0", gateway_id=gateway.id)
         group = self.get_default_security_group(vpc.id)
+        assert group is not None, "create_vpc makes the VPC's default security group"
+        # moto's hints type the ports as str; protocol -1 has none (its own handler passes None).
         super().authorize_security_group_ingress(
-            group.id, "-1", None, None, [], source_groups=[{"GroupId": group.id}]
+            group.id, "-1", None, None, [],  # type: ignore[arg-type]
+            source_groups=[{"GroupId": group.id}],
         )
         return vpc
 

@@ -18,7 +18,14 @@ from urllib.parse import parse_qs, parse_qsl
 
 import botocore.session
 from botocore.exceptions import UnknownServiceError
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    ServiceModel,
+    Shape,
+    StructureShape,
+)
 
 #: Signing names that differ from botocore's service name.
 SIGNING_ALIASES = {"monitoring": "cloudwatch", "servicequotas": "service-quotas"}
@@ -136,8 +143,8 @@ def _query(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request
 
 
 def _query_value(shape: Shape, form: dict[str, str], key: str, ec2: bool) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
+    # botocore builds each of these shape classes from its type name (ShapeResolver).
+    if isinstance(shape, StructureShape):
         prefix = f"{key}." if key else ""
         if key and not any(k.startswith(prefix) for k in form):
             return _MISSING
@@ -147,16 +154,16 @@ def _query_value(shape: Shape, form: dict[str, str], key: str, ec2: bool) -> Any
             if value is not _MISSING:
                 members[name] = value
         return members
-    if kind == "list":
+    if isinstance(shape, ListShape):
         if form.get(key) == "":
             return []
         base = _list_prefix(shape, key, ec2)
-        items = []
+        items: list[Any] = []
         while (item := _query_value(shape.member, form, f"{base}.{len(items) + 1}", ec2)) \
                 is not _MISSING:
             items.append(item)
         return items or _MISSING
-    if kind == "map":
+    if isinstance(shape, MapShape):
         base = key if shape.serialization.get("flattened") else f"{key}.entry"
         names = (shape.key.serialization.get("name", "key"),
                  shape.value.serialization.get("name", "value"))
@@ -179,7 +186,7 @@ def _query_name(name: str, member: Shape, ec2: bool) -> str:
     return wire[0].upper() + wire[1:]
 
 
-def _list_prefix(shape: Shape, key: str, ec2: bool) -> str:
+def _list_prefix(shape: ListShape, key: str, ec2: bool) -> str:
     if ec2:
         return key
     if shape.serialization.get("flattened"):
@@ -269,7 +276,7 @@ def _rest(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request 
     return Request(model.service_name, model.protocol, operation, params, frozenset(unchecked))
 
 
-def _rest_members(shape: Shape, labels: dict[str, str], query: dict[str, list[str]],
+def _rest_members(shape: StructureShape, labels: dict[str, str], query: dict[str, list[str]],
                   environ: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """Members bound to the URI, query string and headers; the names of the others."""
     params: dict[str, Any] = {}
@@ -281,7 +288,7 @@ def _rest_members(shape: Shape, labels: dict[str, str], query: dict[str, list[st
         if location == "uri" and wire in labels:
             value = _scalar(member, labels[wire])
         elif location == "querystring" and wire in query:
-            if member.type_name == "list":
+            if isinstance(member, ListShape):
                 value = [_scalar(member.member, v) for v in query[wire]]
             elif member.type_name != "map":
                 value = _scalar(member, query[wire][0])
@@ -298,16 +305,16 @@ def _rest_members(shape: Shape, labels: dict[str, str], query: dict[str, list[st
 
 def _from_json(shape: Shape, value: Any) -> Any:
     """A JSON document with members renamed from their wire names to the model's."""
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict) and not shape.is_document_type:
+    if (isinstance(shape, StructureShape) and isinstance(value, dict)
+            and not shape.is_document_type):
         members = {}
         for name, member in shape.members.items():
             key = member.serialization.get("name", name)
             if key in value:
                 members[name] = _from_json(member, value[key])
         return members
-    if kind == "list" and isinstance(value, list):
+    if isinstance(shape, ListShape) and isinstance(value, list):
         return [_from_json(shape.member, item) for item in value]
-    if kind == "map" and isinstance(value, dict):
+    if isinstance(shape, MapShape) and isinstance(value, dict):
         return {key: _from_json(shape.value, item) for key, item in value.items()}
     return value

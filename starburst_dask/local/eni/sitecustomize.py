@@ -56,8 +56,10 @@ def _install(ip: str) -> None:
         return connect(self, address)
 
     socket.getaddrinfo = task_getaddrinfo
-    socket.socket.bind = task_bind
-    socket.socket.connect = task_connect
+    # Patched on the class on purpose: every socket the task's code makes binds and connects
+    # as the task's ENI.
+    socket.socket.bind = task_bind  # type: ignore[method-assign]
+    socket.socket.connect = task_connect  # type: ignore[method-assign]
 
 
 def _source(ip, host, port):

@@ -1,0 +1,112 @@
+"""The scheduler and worker tasks as ``SpecCluster`` sees them: ``ProcessInterface`` objects.
+
+Each receives the cluster's :class:`~.registry.TaskRegistry` in its spec options, and owns
+its task's lifecycle through it, as distributed's ``ProcessInterface`` objects do.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from distributed.core import Status
+from distributed.deploy.spec import ProcessInterface
+
+from .. import fargate
+from ..ecs import quota, tasks
+from ..errors import QuotaExceededError
+from . import lifetime
+from .registry import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class FargateTask(ProcessInterface):
+    """One ECS task of a cluster, seen by ``SpecCluster`` as a scheduler or worker.
+
+    Parameters
+    ----------
+    registry : TaskRegistry
+        The cluster's tasks: where this one is launched, watched and stopped.
+    task_arn : str, optional
+        The task, when it was launched already (workers are launched in batches).
+    """
+
+    role = "task"
+
+    def __init__(self, *args: Any, registry: TaskRegistry, task_arn: str | None = None,
+                 **kwargs: Any) -> None:
+        self.registry = registry
+        self.task_arn = task_arn
+        super().__init__()
+
+    async def close(self) -> None:
+        """Stop the task and wait until ECS reports it STOPPED."""
+        if self.task_arn is not None:
+            await self.registry.stop([self.task_arn], f"{self.role} closed by its cluster")
+        await super().close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task_arn}: status={self.status.name}>"
+
+
+class FargateScheduler(FargateTask):
+    """The scheduler task: launched once the quota has room, ready when its address is known.
+
+    ``lost`` says it stopped by itself (its idle timeout, its maximum lifetime, a crash):
+    then there is nothing left to retire workers through or to terminate.
+    """
+
+    role = "scheduler"
+    lost = False
+
+    async def start(self) -> None:
+        self.registry.on_stopped[self.role] = self._stopped
+        self.task_arn = await self._launch()
+        task = await self.registry.running(self.task_arn)
+        private, public = await tasks.task_addresses(self.registry.aws.ec2, task)
+        # Workers, in the VPC, reach it at its private address; the client too when it is
+        # in the VPC, else at its public address (SpecCluster connects to this one).
+        self.address = f"tcp://{private}:{tasks.SCHEDULER_PORT}"
+        if public and not self.registry.options.inside_vpc:
+            self.external_address = f"tcp://{public}:{tasks.SCHEDULER_PORT}"
+        await super().start()
+
+    async def _launch(self) -> str:
+        """Launch the scheduler task once the On-Demand quota has room for it."""
+        o = self.registry.options
+        command = tasks.scheduler_command(o) + lifetime.scheduler_args(o)
+        vcpus = fargate.vcpus(o.scheduler_cpu)
+        deadline = quota.Deadline(o.launch_retry_timeout)
+        while True:
+            status = await self.registry.quota_status("FARGATE")
+            if quota.fits(status, vcpus):
+                launch = await self.registry.launch(1, self.role, command, cpu=o.scheduler_cpu,
+                                                    memory=o.scheduler_memory)
+                if launch.arns:
+                    return launch.arns[0]
+            if deadline.expired:
+                raise QuotaExceededError(quota.quota_error("FARGATE", vcpus, status,
+                                                           deadline.elapsed))
+            logger.warning("no room for the scheduler under the quota: %s", status)
+            await self.registry.wait_for_room(min(o.quota_interval, deadline.remaining))
+
+    def _stopped(self, task: dict[str, Any]) -> None:
+        self.lost = True
+        self.status = Status.closed
+        logger.error("scheduler %s", tasks.describe_stop(task))
+
+
+class FargateWorker(FargateTask):
+    """A worker task, launched in a batch by the provisioner; ready when it is RUNNING."""
+
+    role = "worker"
+
+    def __init__(self, scheduler: str, name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+
+    async def start(self) -> None:
+        assert self.task_arn is not None
+        await self.registry.running(self.task_arn)
+        await super().start()

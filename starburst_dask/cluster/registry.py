@@ -1,0 +1,158 @@
+"""The registry of one cluster's ECS tasks: launching, watching, stopping and usage.
+
+Each task is recorded once, from its launch until ECS reports it STOPPED, with what the
+quota and the cost need to know of it. Whoever launched a role's tasks hears when one of
+them stops by itself (:attr:`TaskRegistry.on_stopped`); stops asked for are not news.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .. import fargate
+from ..aws.clients import AwsClients
+from ..ecs import quota, tasks
+from ..ecs.launcher import Launch, TaskLauncher
+from ..ecs.watcher import TaskWatcher
+from ..errors import TaskFailedError
+from ..options import ClusterOptions
+
+logger = logging.getLogger(__name__)
+
+#: Called with the description of a task that stopped without being asked to.
+StoppedHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class TaskRecord:
+    """One task the cluster launched: what its role, quota and bill depend on."""
+
+    arn: str
+    role: str
+    capacity_provider: str
+    vcpus: float
+    stopping: bool = False
+
+
+class TaskRegistry:
+    """Every ECS task of one cluster, from launch to STOPPED.
+
+    Parameters
+    ----------
+    aws : AwsClients
+        The cluster's open clients.
+    options : ClusterOptions
+        The cluster's options (name, timeouts, poll interval, tags).
+    """
+
+    def __init__(self, aws: AwsClients, options: ClusterOptions) -> None:
+        self.aws = aws
+        self.options = options
+        #: Tasks launched and not yet seen STOPPED, by ARN.
+        self.live: dict[str, TaskRecord] = {}
+        #: Handlers, by role, for tasks that stop without being asked to.
+        self.on_stopped: dict[str, StoppedHandler] = {}
+        #: Set whenever one of our tasks stops: room under the quota may have appeared.
+        self.room = asyncio.Event()
+        self._launcher: TaskLauncher | None = None
+        self._watcher: TaskWatcher | None = None
+        self._governor: quota.QuotaGovernor | None = None
+
+    async def open(self, found: dict[str, Any], task_definition: str) -> None:
+        """Start launching into the network and ECS cluster ``preflight`` found."""
+        self._launcher = TaskLauncher(
+            self.aws.ecs, found["cluster_arn"], task_definition,
+            subnets=found["subnets"], security_groups=found["security_groups"],
+            assign_public_ip=found["assign_public_ip"], started_by=self.options.name,
+            deadline=self.options.launch_retry_timeout,
+        )
+        self._watcher = TaskWatcher(self.aws.ecs, found["cluster_arn"],
+                                    self.options.poll_interval, self._stopped)
+        self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch)
+
+    @property
+    def opened(self) -> bool:
+        return self._watcher is not None
+
+    async def launch(self, count: int, role: str, command: list[str], *, cpu: int, memory: int,
+                     provider: str = "FARGATE", retry_capacity: bool = True) -> Launch:
+        """Start ``count`` tasks of ``role``; every one that starts is recorded and watched."""
+        assert self._launcher is not None, "registry not opened"
+        try:
+            launch = await self._launcher.run(
+                count, command=command, cpu=cpu, memory=memory,
+                environment=self.options.environment, tags=tasks.task_tags(self.options, role),
+                capacity_provider=provider, retry_capacity=retry_capacity)
+        except TaskFailedError as e:
+            self._record(e.arns, role, cpu, provider)
+            raise
+        self._record(launch.arns, role, cpu, provider)
+        return launch
+
+    def _record(self, arns: list[str], role: str, cpu: int, provider: str) -> None:
+        for arn in arns:
+            self.live[arn] = TaskRecord(arn, role, provider, fargate.vcpus(cpu))
+        self._record_usage()
+        assert self._watcher is not None
+        self._watcher.watch(arns)
+
+    def usage(self, provider: str) -> float:
+        """vCPUs of ``provider`` this cluster's live tasks hold."""
+        return sum(r.vcpus for r in self.live.values() if r.capacity_provider == provider)
+
+    def _record_usage(self) -> None:
+        assert self._governor is not None
+        for provider in fargate.QUOTA_CODES:
+            self._governor.record(provider, self.usage(provider))
+
+    async def quota_status(self, provider: str) -> quota.QuotaStatus:
+        """The quota of ``provider`` and the account's usage of it now, ours exactly."""
+        assert self._governor is not None, "registry not opened"
+        return await self._governor.status(provider)
+
+    async def wait_for_room(self, timeout: float) -> None:
+        """Wait until one of our tasks stops (room may have appeared), or ``timeout``."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.room.wait(), timeout)
+        self.room.clear()
+
+    async def running(self, arn: str) -> dict[str, Any]:
+        """Wait until ``arn`` is RUNNING (within ``running_timeout``); its description."""
+        assert self._watcher is not None
+        return await self._watcher.running(arn, self.options.running_timeout)
+
+    def descriptions(self) -> list[dict[str, Any]]:
+        """The latest description of every task this cluster launched (for the bill)."""
+        return list(self._watcher.tasks.values()) if self._watcher is not None else []
+
+    async def stop(self, arns: list[str], reason: str) -> None:
+        """Stop live tasks and wait until ECS reports them STOPPED."""
+        arns = [a for a in arns if a in self.live]
+        if not arns or self._watcher is None:
+            return
+        for arn in arns:
+            self.live[arn].stopping = True
+        await tasks.stop_tasks(self.aws.ecs, self._watcher.cluster_arn, arns, reason)
+        timeout = fargate.STOP_TIMEOUT_DEFAULT + 4 * self.options.poll_interval
+        for arn in arns:
+            if await self._watcher.stopped(arn, timeout) is None:
+                logger.warning("task %s did not report STOPPED within %d s", arn, timeout)
+
+    async def close(self, reason: str) -> None:
+        """Stop every live task, then stop watching."""
+        await self.stop(list(self.live), reason)
+        if self._watcher is not None:
+            await self._watcher.close()
+
+    def _stopped(self, task: dict[str, Any]) -> None:
+        """A watched task reached STOPPED: forget it; tell its role's handler unless asked."""
+        record = self.live.pop(task["taskArn"], None)
+        self._record_usage()
+        self.room.set()
+        if record is not None and not record.stopping and record.role in self.on_stopped:
+            self.on_stopped[record.role](task)
