@@ -22,6 +22,7 @@ import dask.config
 from .. import config
 from ..aws import lookups
 from ..aws.clients import SyncClients
+from ..aws.names import role_name
 from ..errors import ConfigurationError
 from .config_file import config_path, write_config
 from .ecr import check_docker_hub_secret, ensure_pull_through_rule, ensure_repository
@@ -93,7 +94,7 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         cluster's own tasks reach each other through the group's rule for itself).
     allow_my_ip : bool
         Admit the caller's current public address too, as ``starburst.setup.checkip-url``
-        answers it (:func:`my_address`).
+        answers it (:func:`.security_group.my_address`).
     ask : callable, optional
         Asked a yes/no question when neither ``allow_cidrs`` nor ``allow_my_ip`` is given
         and the scheduler port would be closed to every network outside the VPC; a yes
@@ -239,7 +240,7 @@ def ensure_codebuild(aws: SyncClients, notify: Callable[[str], None]) -> Resourc
     made = create_codebuild_project(aws.session, project, build_bucket(aws.session),
                                     notify=notify)
     return Resource("CodeBuild project", project, EXISTS if existed else CREATED,
-                    f"bucket {made['bucket']}, role {made['role_arn'].rsplit('/', 1)[-1]}")
+                    f"bucket {made['bucket']}, role {role_name(made['role_arn'])}")
 
 
 def fargate_quota(aws: SyncClients) -> float | None:
