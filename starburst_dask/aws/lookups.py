@@ -42,7 +42,7 @@ class Lookup(Generic[P, T]):
             try:
                 operation, params = plan.throw(error) if error else plan.send(answer)
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             try:
                 answer, error = getattr(client, operation)(**params), None
             except ClientError as e:
@@ -57,7 +57,7 @@ class Lookup(Generic[P, T]):
             try:
                 operation, params = plan.throw(error) if error else plan.send(answer)
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             try:
                 answer, error = await getattr(client, operation)(**params), None
             except ClientError as e:
@@ -122,7 +122,7 @@ def role(name: str, tags: bool = False) -> Plan[dict[str, Any] | None]:
         raise
     if tags and "Tags" not in found:
         found["Tags"] = (yield "list_role_tags", {"RoleName": name})["Tags"]
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @Lookup
@@ -200,7 +200,7 @@ def repository(name: str) -> Plan[dict[str, Any] | None]:
     """ECR: the repository ``name``, or None."""
     try:
         return (yield "describe_repositories",
-                {"repositoryNames": [name]})["repositories"][0]  # type: ignore[no-any-return]
+                {"repositoryNames": [name]})["repositories"][0]
     except ClientError as e:
         if error_code(e) == "RepositoryNotFoundException":
             return None
@@ -218,7 +218,7 @@ def pull_through_rule(prefix: str) -> Plan[dict[str, Any] | None]:
     """ECR: the pull through cache rule of ``prefix``, or None."""
     try:
         return (yield "describe_pull_through_cache_rules", {"ecrRepositoryPrefixes": [prefix]}
-                )["pullThroughCacheRules"][0]  # type: ignore[no-any-return]
+                )["pullThroughCacheRules"][0]
     except ClientError as e:
         if error_code(e) == "PullThroughCacheRuleNotFoundException":
             return None
