@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from botocore.exceptions import ClientError
 
-from starburst_dask.aws import lookups, names
+from starburst_dask.aws import lookups
 from starburst_dask.aws.clients import AwsClients, SyncClients
 from starburst_dask.ecs import network
 
@@ -55,19 +55,3 @@ def test_errors_a_lookup_does_not_expect_reach_the_caller(local_fargate):
         with pytest.raises(ClientError) as missing:
             run()
         assert lookups.error_code(missing.value) == "InvalidSubnetID.NotFound"
-
-
-@pytest.mark.parametrize(("image", "parts"), [
-    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/dask:2024.1.0",
-     ("123456789012", "eu-west-1", "team/dask", "2024.1.0", None)),
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/dask@sha256:abc",
-     ("123456789012", "us-east-1", "dask", None, "sha256:abc")),
-    ("daskdev/dask:latest", None),
-    ("ghcr.io/dask/dask:latest", None),
-])
-def test_ecr_image_uris_are_read_in_one_place(image, parts):
-    found = names.ecr_image(image)
-    assert (found and (found.account, found.region, found.repository, found.tag,
-                       found.digest)) == parts
-    if found:
-        assert image.startswith(names.ecr_registry(found.account, found.region) + "/")
