@@ -21,7 +21,8 @@ from distributed.deploy.spec import SpecCluster
 from distributed.utils import NoOpAwaitable
 
 from .. import fargate
-from ..aws.clients import AwsClients, client_config, preflight
+from ..aws.clients import AwsClients, client_config
+from ..aws.preflight import preflight
 from ..cost import limit
 from ..cost.meter import CostMeter
 from ..ecs import quota, tasks
