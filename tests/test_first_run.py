@@ -17,7 +17,8 @@ from distributed import Client
 from helpers import private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
-from starburst_dask.admin.setup import MANAGED_TAG, TRUST_ECS_TASKS
+from starburst_dask.admin.managed import MANAGED_TAG
+from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.admin.setup import setup as run_setup
 from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError, MissingResourceError

@@ -16,7 +16,9 @@ from distributed import Client
 from helpers import DASK_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
-from starburst_dask.admin.setup import CONFIG_FILE, managed_resources, setup, teardown
+from starburst_dask.admin.config_file import CONFIG_FILE
+from starburst_dask.admin.setup import setup
+from starburst_dask.admin.teardown import managed_resources, teardown
 from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError
 from starburst_dask.images.pull_through import cached_uri

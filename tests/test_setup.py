@@ -21,7 +21,9 @@ from distributed import Client
 from helpers import PYTHON_IMAGE, private_dask_config, wait_until
 
 from starburst_dask import FargateCluster
-from starburst_dask.admin.setup import CONFIG_FILE, MANAGED_TAG, TRUST_ECS_TASKS
+from starburst_dask.admin.config_file import CONFIG_FILE
+from starburst_dask.admin.managed import MANAGED_TAG
+from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.cli import main
 from starburst_dask.ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from starburst_dask.local import LocalFargate

@@ -18,10 +18,15 @@ import distributed
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config, fargate
+from ..aws import lookups, names
+from ..aws.clients import SyncClients
 from ..ecs import network
 from ..errors import StarburstError
 from . import permissions, policy
-from . import setup as resources
+from .managed import DEFAULT_NAME
+from .roles import trusts_ecs_tasks
+from .security_group import open_to_world
+from .setup import fargate_quota
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SETUP_FIX = "run: starburst-dask setup"
@@ -60,13 +65,13 @@ def checks(region: str | None = None) -> Iterator[Check]:
                     "run `aws configure` or set AWS_PROFILE")
         return
     try:
-        region = resources.resolve_region(region)
+        region = lookups.region(region)
     except StarburstError as e:
         yield Check("region", FAIL, str(e), "pass --region or set AWS_DEFAULT_REGION")
         return
-    aws = resources.Session(region)
+    aws = SyncClients(region)
     try:
-        identity = aws.identity()
+        identity = lookups.caller_identity(aws.sts)
     except (ClientError, BotoCoreError) as e:
         yield Check("credentials", FAIL, f"the credentials do not work: {e}",
                     "run `aws configure` or refresh your session (e.g. `aws sso login`)")
@@ -80,7 +85,7 @@ def checks(region: str | None = None) -> Iterator[Check]:
     yield _image()
 
 
-def _permissions(aws: resources.Session, caller: str) -> Iterator[Check]:
+def _permissions(aws: SyncClients, caller: str) -> Iterator[Check]:
     """The caller's policies allow the project's actions (IAM's policy simulator).
 
     Missing actions for clusters fail; for setup they warn (only setup needs them). A
@@ -121,9 +126,9 @@ def _not_checked(arn: str, error: Exception) -> Check:
     return Check("permissions", WARN, f"not checked: IAM's policy simulator failed: {error}")
 
 
-def _pass_role(aws: resources.Session, arn: str) -> permissions.Missing:
+def _pass_role(aws: SyncClients, arn: str) -> permissions.Missing:
     """Whether ``arn`` may pass the project's roles to their services (one call each)."""
-    prefix = arn.split(":role/")[0].split(":user/")[0]  # arn:<partition>:iam::<account>
+    prefix = names.iam_prefix(arn)
     lacking = permissions.Missing((), ())
     by_service: dict[str, list[str]] = {}
     for role, service in policy.passed_roles().items():
@@ -134,7 +139,7 @@ def _pass_role(aws: resources.Session, arn: str) -> permissions.Missing:
     return lacking
 
 
-def _safely(check: Callable[[resources.Session], Check], aws: resources.Session) -> Check:
+def _safely(check: Callable[[SyncClients], Check], aws: SyncClients) -> Check:
     """Run one check; an AWS error (e.g. access denied) is its failure, not a crash."""
     try:
         return check(aws)
@@ -143,9 +148,9 @@ def _safely(check: Callable[[resources.Session], Check], aws: resources.Session)
         return Check(name, FAIL, str(e), "check the permissions of your AWS credentials")
 
 
-def _ecs_cluster(aws: resources.Session) -> Check:
+def _ecs_cluster(aws: SyncClients) -> Check:
     name = str(config.setting("ecs_cluster"))
-    found = resources.ecs_cluster(aws, name)
+    found = lookups.ecs_cluster(aws.ecs, name, tags=True)
     if found is None:
         return Check("ECS cluster", FAIL, f"{name!r} does not exist in {aws.region}", SETUP_FIX)
     missing = set(fargate.CAPACITY_PROVIDERS) - set(found.get("capacityProviders") or [])
@@ -155,14 +160,14 @@ def _ecs_cluster(aws: resources.Session) -> Check:
     return Check("ECS cluster", OK, name)
 
 
-def _role(key: str) -> Callable[[resources.Session], Check]:
-    def check(aws: resources.Session) -> Check:
+def _role(key: str) -> Callable[[SyncClients], Check]:
+    def check(aws: SyncClients) -> Check:
         label = f"IAM {key.replace('_', ' ')}"
-        name = str(config.setting(key)).rsplit("/", 1)[-1]
-        role = resources.get_role(aws, name)
+        name = names.role_name(str(config.setting(key)))
+        role = lookups.role(aws.iam, name)
         if role is None:
             return Check(label, FAIL, f"{name!r} does not exist", SETUP_FIX)
-        if not resources.trusts_ecs_tasks(role):
+        if not trusts_ecs_tasks(role):
             return Check(label, FAIL, f"{name}: ECS tasks may not assume it",
                          "allow ecs-tasks.amazonaws.com in its trust policy, or "
                          + SETUP_FIX + " with another role name")
@@ -175,15 +180,15 @@ def _role(key: str) -> Callable[[resources.Session], Check]:
     return check
 
 
-def _has_policies(aws: resources.Session, role: str) -> bool:
+def _has_policies(aws: SyncClients, role: str) -> bool:
     """Whether ``role`` has any inline or attached policy."""
     return bool(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
                 or aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"])
 
 
-def _log_group(aws: resources.Session) -> Check:
+def _log_group(aws: SyncClients) -> Check:
     name = str(config.setting("log_group"))
-    group = resources.get_log_group(aws, name)
+    group = lookups.log_group(aws.logs, name)
     if group is None:
         return Check("log group", FAIL, f"{name!r} does not exist", SETUP_FIX)
     retention = group.get("retentionInDays")
@@ -191,12 +196,12 @@ def _log_group(aws: resources.Session) -> Check:
                  + (f"{retention} days" if retention else "never expires"))
 
 
-def _subnets(aws: resources.Session) -> Check:
+def _subnets(aws: SyncClients) -> Check:
     subnets = list(config.setting("subnets") or [])
     if not subnets:
         return Check("subnets", WARN, "none configured: tasks use the default VPC's", SETUP_FIX)
     try:
-        found = aws.ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+        found = lookups.subnets(aws.ec2, subnets)
     except ClientError as e:
         return Check("subnets", FAIL, str(e), SETUP_FIX)
     zones = {s["AvailabilityZone"] for s in found}
@@ -206,16 +211,19 @@ def _subnets(aws: resources.Session) -> Check:
     return Check("subnets", OK, f"{len(found)} in {len(zones)} zones")
 
 
-def _routes(aws: resources.Session) -> Check:
+def _routes(aws: SyncClients) -> Check:
     """Tasks on the configured (or default) subnets can pull the image and send logs."""
     subnets = list(config.setting("subnets") or [])
-    where = ({"SubnetIds": subnets} if subnets else
-             {"Filters": [{"Name": "default-for-az", "Values": ["true"]}]})
-    found = aws.ec2.describe_subnets(**where)["Subnets"]
+    if subnets:
+        found = lookups.subnets(aws.ec2, subnets)
+    else:  # as the cluster does: the default VPC's default subnets
+        default = lookups.vpc(aws.ec2)
+        found = (lookups.vpc_subnets(aws.ec2, default["VpcId"], default_for_az=True)
+                 if default else [])
     if not found:
         return Check("network", FAIL, "no subnets configured and no default VPC", SETUP_FIX)
-    vpc, ids = found[0]["VpcId"], [s["SubnetId"] for s in found]
-    routes = resources.read_routes(aws, vpc, ids)
+    vpcs, ids = sorted({s["VpcId"] for s in found}), [s["SubnetId"] for s in found]
+    routes = lookups.routes(aws.ec2, aws.region, vpcs, ids)
     public_ip = network.choose_public_ip(routes, config.setting("assign_public_ip"))
     problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
     if problems:
@@ -223,39 +231,39 @@ def _routes(aws: resources.Session) -> Check:
                      "use subnets routed to an internet gateway (with assign-public-ip true "
                      "or auto) or to a NAT gateway, or create the VPC endpoints named: "
                      + SETUP_FIX + " --subnets ...")
-    names: dict[str | None, str] = {network.IGW: "an internet gateway",
-                                    network.NAT: "a NAT gateway"}
-    kinds = sorted({names.get(r, "VPC endpoints") for r in routes.default_route.values()})
+    through: dict[str | None, str] = {network.IGW: "an internet gateway",
+                                      network.NAT: "a NAT gateway"}
+    kinds = sorted({through.get(r, "VPC endpoints") for r in routes.default_route.values()})
     return Check("network", OK, f"tasks reach their image and logs through {', '.join(kinds)}"
                  + (" with public IPs" if public_ip else ""))
 
 
-def _security_groups(aws: resources.Session) -> Check:
+def _security_groups(aws: SyncClients) -> Check:
     groups = list(config.setting("security_groups") or [])
     if not groups:
         return Check("security group", WARN,
                      "none configured: tasks use the default VPC's default group", SETUP_FIX)
     try:
-        found = aws.ec2.describe_security_groups(GroupIds=groups)["SecurityGroups"]
+        found = lookups.security_groups(aws.ec2, groups)
     except ClientError as e:
         return Check("security group", FAIL, str(e), SETUP_FIX)
-    open_ = [g["GroupId"] for g in found if resources.open_to_world(g)]
+    open_ = [g["GroupId"] for g in found if open_to_world(g)]
     if open_:
         return Check("security group", WARN, f"{', '.join(open_)} admit the whole internet",
                      "remove the 0.0.0.0/0 and ::/0 ingress rules")
     return Check("security group", OK, ", ".join(groups))
 
 
-def _repository(aws: resources.Session) -> Check:
-    if resources.get_repository(aws, resources.DEFAULT_NAME) is None:
+def _repository(aws: SyncClients) -> Check:
+    if lookups.repository(aws.ecr, DEFAULT_NAME) is None:
         return Check("ECR repository", WARN,
-                     f"{resources.DEFAULT_NAME!r} does not exist (needed only for your own "
+                     f"{DEFAULT_NAME!r} does not exist (needed only for your own "
                      "images)", SETUP_FIX)
-    return Check("ECR repository", OK, resources.DEFAULT_NAME)
+    return Check("ECR repository", OK, DEFAULT_NAME)
 
 
-def _quota(aws: resources.Session) -> Check:
-    quota = resources.fargate_quota(aws)
+def _quota(aws: SyncClients) -> Check:
+    quota = fargate_quota(aws)
     if quota is None:
         return Check("Fargate vCPU quota", WARN, "unknown (Service Quotas did not answer)",
                      f"look up {fargate.QUOTA_CODES['FARGATE']} in the Service Quotas console")

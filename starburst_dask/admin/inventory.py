@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import fargate
+from ..aws.lookups import tag_dict
 from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 
 
@@ -84,7 +85,7 @@ def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
         described = ecs.describe_tasks(cluster=ecs_cluster, include=["TAGS"],
                                        tasks=arns[i:i + fargate.DESCRIBE_TASKS_MAX])
         for task in described["tasks"]:
-            tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+            tags = tag_dict(task.get("tags"))
             if TAG_CLUSTER not in tags or TAG_ROLE not in tags:
                 continue  # not ours
             found.append(ProjectTask(

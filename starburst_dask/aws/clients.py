@@ -1,4 +1,4 @@
-"""AWS clients for one cluster, and the read-only checks made before anything is created.
+"""The project's AWS clients: a cluster's async clients, and the command line's sync ones.
 
 Endpoints, credentials and profiles come from standard AWS configuration
 (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...), so the same code talks to AWS and to the
@@ -8,19 +8,17 @@ local Fargate.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
+import boto3
 import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from ..ecs import network
-from ..errors import ConfigurationError, MissingResourceError
-from ..options import ClusterOptions
+from ..errors import ConfigurationError
 
-SETUP_HINT = "run: starburst-dask setup"
 #: Every client the project makes names it in its user agent (``app/starburst-dask``), so
 #: AWS's request logs, and the local Fargate's record of the project's calls, show them.
 APP_ID = "starburst-dask"
@@ -84,118 +82,60 @@ class AwsClients:
         await self._stack.aclose()
 
 
-async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
-    """Check that what a cluster needs exists, and find its network; create nothing.
+class SyncClients:
+    """The synchronous (boto3) clients of one region, for the command line; each is made
+    on first use.
 
-    Returns
-    -------
-    dict
-        ``cluster_arn``, ``subnets``, ``security_groups``, ``assign_public_ip`` (chosen
-        from the subnets' route tables when ``"auto"``), ``execution_role_arn`` and
-        ``task_role_arn``.
-
-    Raises
-    ------
-    MissingResourceError
-        Naming the missing resource and how to create it.
-    ConfigurationError
-        When tasks on the chosen network could not pull their image or send logs.
+    Parameters
+    ----------
+    region : str
+        AWS region the clients talk to.
     """
-    clusters = await aws.ecs.describe_clusters(clusters=[options.ecs_cluster])
-    active = [c for c in clusters["clusters"] if c["status"] == "ACTIVE"]
-    if not active:
-        raise MissingResourceError(
-            f"ECS cluster {options.ecs_cluster!r} does not exist in {options.region}; "
-            f"{SETUP_HINT} (or pass cluster=...)"
-        )
-    groups = await aws.logs.describe_log_groups(logGroupNamePrefix=options.log_group)
-    if not any(g["logGroupName"] == options.log_group for g in groups["logGroups"]):
-        raise MissingResourceError(
-            f"CloudWatch log group {options.log_group!r} does not exist in {options.region}; "
-            f"{SETUP_HINT} (or pass log_group=...)"
-        )
-    roles = {}
-    for key in ("execution_role", "task_role"):
-        roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
-    subnets, groups = await _network(aws, options)
-    public_ip = await _public_ip(aws, options, subnets, groups)
-    return {"cluster_arn": active[0]["clusterArn"], "subnets": subnets,
-            "security_groups": groups, "assign_public_ip": public_ip, **roles}
 
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.session = boto3.session.Session(region_name=region)
 
-async def _public_ip(aws: AwsClients, options: ClusterOptions, subnets: list[str],
-                     groups: list[str]) -> bool:
-    """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
-    found = await _described(aws.ec2.describe_subnets, "SubnetIds", subnets, "subnet")
-    await _described(aws.ec2.describe_security_groups, "GroupIds", groups, "security group")
-    vpcs = sorted({s["VpcId"] for s in found["Subnets"]})
-    where = [{"Name": "vpc-id", "Values": vpcs}]
-    tables = await aws.ec2.describe_route_tables(Filters=where)
-    endpoints = await aws.ec2.describe_vpc_endpoints(Filters=where)
-    routes = network.read_routes(options.region, subnets, tables["RouteTables"],
-                                 endpoints["VpcEndpoints"])
-    public_ip = network.choose_public_ip(routes, options.assign_public_ip)
-    problems = network.problems(routes, public_ip, options.image, options.region)
-    if problems:
-        raise ConfigurationError(
-            "tasks could not pull their image or send their logs: " + "; ".join(problems)
-            + ". Use subnets with a route to an internet gateway (and assign_public_ip "
-            "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"
-        )
-    return public_ip
+    def client(self, service: str, **options: Any) -> Any:
+        """A new client of ``service`` (options: :func:`client_config`'s)."""
+        return self.session.client(service, config=client_config(**options))
 
+    @functools.cached_property
+    def ec2(self) -> Any:
+        """EC2: VPCs, subnets, route tables, security groups."""
+        return self.client("ec2")
 
-async def _described(call: Any, key: str, ids: list[str], kind: str) -> dict[str, Any]:
-    """One Describe call for configured ``ids``; a clear error when some are gone."""
-    try:
-        return await call(**{key: ids})
-    except ClientError as e:
-        if not e.response["Error"]["Code"].endswith(".NotFound"):
-            raise
-        from ..admin.setup import config_path  # setup imports much; only needed here
+    @functools.cached_property
+    def ecs(self) -> Any:
+        """ECS: the cluster and its tasks."""
+        return self.client("ecs")
 
-        raise MissingResourceError(
-            f"{e.response['Error']['Message']} ({kind}s come from starburst config, such "
-            f"as {config_path()}, which `starburst-dask setup` writes); run "
-            "`starburst-dask setup` again to rewrite it, or pass existing ones"
-        ) from None
+    @functools.cached_property
+    def iam(self) -> Any:
+        """IAM: roles, and the policy simulator."""
+        return self.client("iam")
 
+    @functools.cached_property
+    def logs(self) -> Any:
+        """CloudWatch Logs: the tasks' log group."""
+        return self.client("logs")
 
-async def _role_arn(aws: AwsClients, role: str, option: str) -> str:
-    if role.startswith("arn:"):
-        return role
-    try:
-        return (await aws.iam.get_role(RoleName=role))["Role"]["Arn"]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "NoSuchEntity":
-            raise
-    raise MissingResourceError(
-        f"IAM role {role!r} ({option}) does not exist; {SETUP_HINT} (or pass {option}=...)"
-    )
+    @functools.cached_property
+    def ecr(self) -> Any:
+        """ECR: repositories and the pull through cache rule."""
+        return self.client("ecr")
 
+    @functools.cached_property
+    def sts(self) -> Any:
+        """STS: the caller's identity."""
+        return self.client("sts")
 
-async def _network(aws: AwsClients, options: ClusterOptions) -> tuple[list[str], list[str]]:
-    """The configured subnets and security groups, or the default VPC's."""
-    subnets, groups = list(options.subnets), list(options.security_groups)
-    if subnets and groups:
-        return subnets, groups
-    vpcs = await aws.ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
-    if not vpcs["Vpcs"]:
-        raise MissingResourceError(
-            f"no subnets or security groups configured and {options.region} has no default "
-            f"VPC; {SETUP_HINT} (or pass subnets=[...] and security_groups=[...])"
-        )
-    vpc = vpcs["Vpcs"][0]["VpcId"]
-    if not subnets:
-        found = await aws.ec2.describe_subnets(
-            Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                     {"Name": "default-for-az", "Values": ["true"]}]
-        )
-        subnets = sorted(s["SubnetId"] for s in found["Subnets"])
-    if not groups:
-        found = await aws.ec2.describe_security_groups(
-            Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                     {"Name": "group-name", "Values": ["default"]}]
-        )
-        groups = [g["GroupId"] for g in found["SecurityGroups"]]
-    return subnets, groups
+    @functools.cached_property
+    def codebuild(self) -> Any:
+        """CodeBuild: the project that builds images."""
+        return self.client("codebuild")
+
+    @functools.cached_property
+    def quotas(self) -> Any:
+        """Service Quotas, asked once: a quota it cannot tell at once is reported unknown."""
+        return self.client("service-quotas", retries={"max_attempts": 1})

@@ -148,9 +148,10 @@ def doctor(region: str | None, as_json: bool) -> None:
 def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, list[Any]]:
     from .. import config
     from ..admin import inventory
-    from ..admin import setup as resources
+    from ..aws import lookups
+    from ..aws.clients import SyncClients
 
-    aws = resources.Session(resources.resolve_region(region))
+    aws = SyncClients(lookups.region(region))
     names = list(ecs_clusters) or [str(config.setting("ecs_cluster"))]
     return aws.ecs, inventory.clusters(aws.ecs, names)
 
@@ -227,11 +228,12 @@ def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def teardown(region: str | None, yes: bool) -> None:
     """Delete what setup created (only resources tagged starburst-dask:managed=true)."""
-    from ..admin import setup as resources
+    from ..admin import managed
+    from ..admin import teardown as resources
 
     with _errors():
         aws, found = resources.managed_resources(region)
-        doomed = [r for r in found if r.status == resources.EXISTS]
+        doomed = [r for r in found if r.status == managed.EXISTS]
         _table([(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
                ("RESOURCE", "NAME", "ACTION"))
         if not doomed:
@@ -243,7 +245,7 @@ def teardown(region: str | None, yes: bool) -> None:
     failures = [r for r in done if r.status == "failed"]
     for r in failures:
         click.echo(f"could not delete {r.kind} {r.name}: {r.detail}", err=True)
-    click.echo(f"Deleted {sum(r.status == resources.DELETED for r in done)} resources.")
+    click.echo(f"Deleted {sum(r.status == managed.DELETED for r in done)} resources.")
     if failures:
         raise SystemExit(1)
 

@@ -21,10 +21,10 @@ from distributed.deploy.spec import SpecCluster
 from distributed.utils import NoOpAwaitable
 
 from .. import fargate
-from ..aws.clients import AwsClients, client_config, preflight
+from ..aws.clients import AwsClients, client_config
 from ..cost import limit
 from ..cost.meter import CostMeter
-from ..ecs import quota, tasks
+from ..ecs import quota
 from ..errors import CostLimitExceeded, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
@@ -168,10 +168,7 @@ class FargateCluster(SpecCluster):
         self.cost = await CostMeter.create(self.options, self.registry.descriptions)
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options)
-        await self._aws.open()
-        found = await preflight(self._aws, self.options)
-        definition = await tasks.ensure_task_definition(self._aws.ecs, self.options, found)
-        await self.registry.open(found, definition)
+        await self.registry.open()  # clients, preflight, the task definition
         self.provisioner = WorkerProvisioner(
             self.options, self.registry, worker_spec=self.worker_spec, worker=self.new_spec,
             correct_state=self._correct_state, affordable=self.cost.affordable, log=self._log)

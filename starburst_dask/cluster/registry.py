@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import fargate
 from ..aws.clients import AwsClients
+from ..aws.preflight import preflight
 from ..ecs import quota, tasks
 from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.watcher import TaskWatcher
@@ -63,10 +64,14 @@ class TaskRegistry:
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
 
-    async def open(self, found: dict[str, Any], task_definition: str) -> None:
-        """Start launching into the network and ECS cluster ``preflight`` found."""
+    async def open(self) -> None:
+        """Open the clients, check the account (``preflight``), and find or register the
+        task definition: then tasks can be launched."""
+        await self.aws.open()
+        found = await preflight(self.aws, self.options)
+        definition = await tasks.ensure_task_definition(self.aws.ecs, self.options, found)
         self._launcher = TaskLauncher(
-            self.aws.ecs, found["cluster_arn"], task_definition,
+            self.aws.ecs, found["cluster_arn"], definition,
             subnets=found["subnets"], security_groups=found["security_groups"],
             assign_public_ip=found["assign_public_ip"], started_by=self.options.name,
             deadline=self.options.launch_retry_timeout,

@@ -12,13 +12,13 @@ tables: plain data from EC2's Describe calls in, a verdict out.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
+
+from ..aws.names import ecr_image
 
 IGW, NAT = "igw", "nat"
 #: The endpoints an ECR image (and awslogs) needs where there is no route to the internet.
 ECR_ENDPOINTS = ("ecr.api", "ecr.dkr", "s3", "logs")
-_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +72,8 @@ def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, An
 
 def ecr_in_region(image: str, region: str) -> bool:
     """Whether ``image`` is in an ECR registry of ``region`` (which endpoints can serve)."""
-    match = _ECR_IMAGE.match(image)
-    return match is not None and match.group(1) == region
+    found = ecr_image(image)
+    return found is not None and found.region == region
 
 
 def problems(routes: Routes, public_ip: bool, image: str, region: str) -> list[str]:

@@ -20,6 +20,7 @@ import boto3
 import yaml
 
 from .. import config
+from ..aws import lookups
 from ..aws.clients import client_config
 from ..errors import ConfigurationError
 from . import platforms, pull_through, registry, versions
@@ -187,7 +188,7 @@ def build_bucket(session: Any) -> str:
     configured = config.setting("image_build_bucket")
     if configured:
         return configured
-    account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
+    account = lookups.caller_identity(session.client("sts", config=client_config()))["Account"]
     return f"starburst-dask-builds-{account}-{session.region_name}"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import fargate
-from ..aws import propagation
+from ..aws import lookups, propagation
 from ..aws.clients import client_config
 from ..errors import MissingResourceError
 from . import registry
@@ -125,8 +125,7 @@ class CodeBuildBuilder:
 
     def check(self) -> None:
         """Raise :class:`MissingResourceError` when the project or bucket is missing."""
-        found = self.codebuild.batch_get_projects(names=[self.project])["projects"]
-        if not found:
+        if lookups.codebuild_project(self.codebuild, self.project) is None:
             raise MissingResourceError(
                 f"CodeBuild project {self.project!r} does not exist (config "
                 f"starburst.image-build-project); {CODEBUILD_SETUP_HINT}, or build with a "
@@ -224,9 +223,9 @@ def create_codebuild_project(session: Any, project: str, bucket: str,
             "Rules": [{"ID": "expire-contexts", "Status": "Enabled",
                        "Filter": {"Prefix": CONTEXT_PREFIX}, "Expiration": {"Days": 7}}]})
     role_arn = _codebuild_role(iam, bucket)
-    found = codebuild.batch_get_projects(names=[project])["projects"]
-    if found:
-        return {"project_arn": found[0]["arn"], "role_arn": role_arn, "bucket": bucket}
+    found = lookups.codebuild_project(codebuild, project)
+    if found is not None:
+        return {"project_arn": found["arn"], "role_arn": role_arn, "bucket": bucket}
     environment_type, build_image = CODEBUILD_ENVIRONMENTS["linux-64"]
     created = propagation.while_propagating(
         codebuild.create_project, [fargate.CODEBUILD_PROPAGATION_ERROR],
@@ -261,13 +260,8 @@ def _codebuild_role(iam: Any, bucket: str) -> str:
             "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
             "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], "Resource": "*"},
     ]}
-    try:
-        arn = iam.get_role(RoleName=CODEBUILD_ROLE)["Role"]["Arn"]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "NoSuchEntity":
-            raise
-        arn = iam.create_role(RoleName=CODEBUILD_ROLE,
-                              AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    role = lookups.role(iam, CODEBUILD_ROLE) or iam.create_role(
+        RoleName=CODEBUILD_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
     iam.put_role_policy(RoleName=CODEBUILD_ROLE, PolicyName="starburst-dask-image-builds",
                         PolicyDocument=json.dumps(policy))
-    return arn
+    return str(role["Arn"])

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .. import fargate
+from ..aws import names
 from ..aws.clients import client_config
 from .errors import ImageArchitectureError
 
 logger = logging.getLogger(__name__)
 
-#: An image in an ECR registry: account, region, repository, tag, digest.
-ECR_IMAGE = re.compile(
-    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
-)
 #: Media types of manifests that list one manifest per platform (Docker, OCI).
 INDEX_MEDIA_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json",
                      "application/vnd.oci.image.index.v1+json")
@@ -62,15 +58,15 @@ def check_image_platform(image: str, architecture: str, session: Any) -> None:
     session : boto3.Session
         AWS session that reads ECR (``ecr:BatchGetImage``).
     """
-    match = ECR_IMAGE.match(image)
-    if not match:
+    ecr_image = names.ecr_image(image)
+    if ecr_image is None:
         return
-    account, region, repository, tag, digest = match.groups()
-    ecr = session.client("ecr", region_name=region, config=client_config())
+    ecr = session.client("ecr", region_name=ecr_image.region, config=client_config())
     try:
         found = ecr.batch_get_image(
-            registryId=account, repositoryName=repository,
-            imageIds=[{"imageDigest": digest} if digest else {"imageTag": tag or "latest"}],
+            registryId=ecr_image.account, repositoryName=ecr_image.repository,
+            imageIds=[{"imageDigest": ecr_image.digest} if ecr_image.digest
+                      else {"imageTag": ecr_image.tag or "latest"}],
             acceptedMediaTypes=ACCEPTED_MEDIA_TYPES)["images"]
     except ClientError as e:  # the pull will say what is wrong, in AWS's words
         logger.info("platforms of %s not checked: %s", image, e)

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from .. import fargate
+from ..aws import lookups, names
 
 #: The repository prefix of the rule setup creates; the name marks it as the project's.
 RULE_PREFIX = "starburst-dask/docker-hub"
@@ -77,12 +76,8 @@ def resolve(image: str, ecr: Any, region: str, prefix: str,
     """
     if docker_hub_path(image) is None:
         return image
-    try:
-        rule = ecr.describe_pull_through_cache_rules(
-            ecrRepositoryPrefixes=[prefix])["pullThroughCacheRules"][0]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "PullThroughCacheRuleNotFoundException":
-            raise
+    rule = lookups.pull_through_rule(ecr, prefix)
+    if rule is None:
         progress(f"config starburst.image-cache names the pull through cache rule {prefix!r}, "
                  f"which does not exist: {image} is pulled from Docker Hub, subject to its "
                  f"anonymous pull limit per address; {SETUP_HINT} creates the rule")
@@ -92,5 +87,4 @@ def resolve(image: str, ecr: Any, region: str, prefix: str,
                  f"{rule['upstreamRegistryUrl']}, not Docker Hub: {image} is pulled from "
                  "Docker Hub")
         return image
-    registry = f"{rule['registryId']}.dkr.ecr.{region}.amazonaws.com"
-    return cached_uri(image, registry, prefix) or image
+    return cached_uri(image, names.ecr_registry(rule["registryId"], region), prefix) or image

@@ -8,6 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..aws import lookups
+
 
 @dataclasses.dataclass(frozen=True)
 class Login:
@@ -24,11 +26,8 @@ def ensure_repository(ecr: Any, name: str) -> str:
     Creating it here, not only in setup, keeps ``image build`` a single step: a
     repository is free and private to the account.
     """
-    try:
-        found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "RepositoryNotFoundException":
-            raise
+    found = lookups.repository(ecr, name)
+    if found is None:
         found = ecr.create_repository(
             repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
             tags=[{"Key": "starburst-dask:managed", "Value": "true"}],  # as setup tags its own

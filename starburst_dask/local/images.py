@@ -21,7 +21,8 @@ from importlib import metadata
 from moto.ecr.models import ecr_backends
 
 from .. import fargate
-from ..images.platforms import ECR_IMAGE, manifest_platforms
+from ..aws.names import ECR_IMAGE
+from ..images.platforms import manifest_platforms
 from . import iam, pull_through
 from .packages import closure, installed, normalize
 

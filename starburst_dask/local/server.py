@@ -351,13 +351,16 @@ class LocalFargate:
 
     def _client_security_group(self) -> str:
         """The security group setup makes in the default VPC, admitting this machine."""
-        from ..admin import setup  # the product's own setup: this is what users get
+        # The product's own setup: this is what users get.
+        from ..admin.managed import DEFAULT_NAME
+        from ..admin.security_group import ensure_security_group
+        from ..aws.clients import SyncClients
 
         vpcs = self.client("ec2").describe_vpcs(
             Filters=[{"Name": "is-default", "Values": ["true"]}]
         )["Vpcs"]
-        group, _ = setup.ensure_security_group(
-            setup.Session(self.region), setup.DEFAULT_NAME, vpcs[0]["VpcId"],
+        group, _ = ensure_security_group(
+            SyncClients(self.region), DEFAULT_NAME, vpcs[0]["VpcId"],
             [f"{vpc.CLIENT_ADDRESS}/32"],
         )
         return group

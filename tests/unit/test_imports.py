@@ -15,8 +15,6 @@ import functools
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 import starburst_dask
 
 ROOT = Path(starburst_dask.__file__).parent
@@ -155,13 +153,6 @@ def test_cycles_are_found_and_named():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "import cycles on main, being removed (then drop this mark): ecs.tasks -> options -> "
-    "ecs.tasks; admin.inventory -> cost.prices -> aws.clients -> admin.setup -> "
-    "admin.inventory; admin.setup -> aws.clients -> admin.setup; cost.ledger -> cost.meter "
-    "-> cost.ledger; images.build -> aws.clients -> admin.setup -> images.build; "
-    "images.builders -> aws.clients -> admin.setup -> images.builders; images.platforms -> "
-    "aws.clients -> admin.setup -> images.build -> images.platforms"))
 def test_no_import_cycle():
     found = cycles(import_graph())
     assert not found, f"import cycles (function-level imports included): {_describe(found)}"
@@ -175,9 +166,6 @@ def oversized() -> dict[str, int]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "modules over 400 lines on main, being split (then drop this mark): admin/setup.py "
-    "(983), cluster/core.py (551), ecs/tasks.py (495)"))
 def test_no_module_over_400_lines_outside_the_local_fargate():
     found = oversized()
     assert not found, f"modules over {MAX_LINES} lines (split them): {found}"

@@ -1,0 +1,117 @@
+"""The read-only checks a cluster makes before it creates anything, and its network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..admin.config_file import config_path
+from ..ecs import network
+from ..errors import ConfigurationError, MissingResourceError
+from ..options import ClusterOptions
+from . import lookups
+from .clients import AwsClients
+
+SETUP_HINT = "run: starburst-dask setup"
+
+
+async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
+    """Check that what a cluster needs exists, and find its network; create nothing.
+
+    Returns
+    -------
+    dict
+        ``cluster_arn``, ``subnets``, ``security_groups``, ``assign_public_ip`` (chosen
+        from the subnets' route tables when ``"auto"``), ``execution_role_arn`` and
+        ``task_role_arn``.
+
+    Raises
+    ------
+    MissingResourceError
+        Naming the missing resource and how to create it.
+    ConfigurationError
+        When tasks on the chosen network could not pull their image or send logs.
+    """
+    cluster = await lookups.ecs_cluster.aio(aws.ecs, options.ecs_cluster)
+    if cluster is None:
+        raise MissingResourceError(
+            f"ECS cluster {options.ecs_cluster!r} does not exist in {options.region}; "
+            f"{SETUP_HINT} (or pass cluster=...)"
+        )
+    if await lookups.log_group.aio(aws.logs, options.log_group) is None:
+        raise MissingResourceError(
+            f"CloudWatch log group {options.log_group!r} does not exist in {options.region}; "
+            f"{SETUP_HINT} (or pass log_group=...)"
+        )
+    roles = {}
+    for key in ("execution_role", "task_role"):
+        roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
+    subnets, groups = await _network(aws, options)
+    public_ip = await _public_ip(aws, options, subnets, groups)
+    return {"cluster_arn": cluster["clusterArn"], "subnets": subnets,
+            "security_groups": groups, "assign_public_ip": public_ip, **roles}
+
+
+async def _public_ip(aws: AwsClients, options: ClusterOptions, subnets: list[str],
+                     groups: list[str]) -> bool:
+    """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
+    found = await _described(lookups.subnets, aws.ec2, subnets, "subnet")
+    await _described(lookups.security_groups, aws.ec2, groups, "security group")
+    vpcs = sorted({s["VpcId"] for s in found})
+    routes = await lookups.routes.aio(aws.ec2, options.region, vpcs, subnets)
+    public_ip = network.choose_public_ip(routes, options.assign_public_ip)
+    problems = network.problems(routes, public_ip, options.image, options.region)
+    if problems:
+        raise ConfigurationError(
+            "tasks could not pull their image or send their logs: " + "; ".join(problems)
+            + ". Use subnets with a route to an internet gateway (and assign_public_ip "
+            "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"
+        )
+    return public_ip
+
+
+async def _described(lookup: lookups.Lookup[Any, list[dict[str, Any]]], ec2: Any,
+                     ids: list[str], kind: str) -> list[dict[str, Any]]:
+    """The configured ``ids`` described; a clear error when some are gone."""
+    try:
+        return await lookup.aio(ec2, ids)
+    except ClientError as e:
+        if not lookups.error_code(e).endswith(".NotFound"):
+            raise
+        raise MissingResourceError(
+            f"{e.response['Error']['Message']} ({kind}s come from starburst config, such "
+            f"as {config_path()}, which `starburst-dask setup` writes); run "
+            "`starburst-dask setup` again to rewrite it, or pass existing ones"
+        ) from None
+
+
+async def _role_arn(aws: AwsClients, role: str, option: str) -> str:
+    if role.startswith("arn:"):
+        return role
+    found = await lookups.role.aio(aws.iam, role)
+    if found is None:
+        raise MissingResourceError(
+            f"IAM role {role!r} ({option}) does not exist; {SETUP_HINT} (or pass {option}=...)"
+        )
+    return str(found["Arn"])
+
+
+async def _network(aws: AwsClients, options: ClusterOptions) -> tuple[list[str], list[str]]:
+    """The configured subnets and security groups, or the default VPC's."""
+    subnets, groups = list(options.subnets), list(options.security_groups)
+    if subnets and groups:
+        return subnets, groups
+    vpc = await lookups.vpc.aio(aws.ec2)
+    if vpc is None:
+        raise MissingResourceError(
+            f"no subnets or security groups configured and {options.region} has no default "
+            f"VPC; {SETUP_HINT} (or pass subnets=[...] and security_groups=[...])"
+        )
+    if not subnets:
+        found = await lookups.vpc_subnets.aio(aws.ec2, vpc["VpcId"], default_for_az=True)
+        subnets = sorted(s["SubnetId"] for s in found)
+    if not groups:
+        default = await lookups.security_group.aio(aws.ec2, vpc["VpcId"], "default")
+        groups = [default["GroupId"]] if default else []
+    return subnets, groups
