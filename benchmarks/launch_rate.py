@@ -40,17 +40,31 @@ def floor_seconds(count: int) -> float:
 async def launch(aws: LocalFargate, count: int) -> tuple[float, list[float]]:
     """Seconds to launch ``count`` tasks, and when each RunTask call returned."""
     session = get_session()
-    async with session.create_client("ecs", region_name=aws.region) as ecs, \
-            session.create_client("ec2", region_name=aws.region) as ec2:
+    async with (
+        session.create_client("ecs", region_name=aws.region) as ecs,
+        session.create_client("ec2", region_name=aws.region) as ec2,
+    ):
         subnets = [s["SubnetId"] for s in (await ec2.describe_subnets())["Subnets"]]
-        definition = (await ecs.register_task_definition(
-            family=FAMILY, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-            cpu="256", memory="512",
-            containerDefinitions=[{"name": tasks.CONTAINER, "image": PYTHON_IMAGE}],
-        ))["taskDefinition"]["taskDefinitionArn"]
-        launcher = TaskLauncher(ecs, "starburst-dask", definition, subnets=subnets,
-                                      security_groups=[], assign_public_ip=True,
-                                      started_by="benchmark", deadline=300)
+        definition = (
+            await ecs.register_task_definition(
+                family=FAMILY,
+                requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc",
+                cpu="256",
+                memory="512",
+                containerDefinitions=[{"name": tasks.CONTAINER, "image": PYTHON_IMAGE}],
+            )
+        )["taskDefinition"]["taskDefinitionArn"]
+        launcher = TaskLauncher(
+            ecs,
+            "starburst-dask",
+            definition,
+            subnets=subnets,
+            security_groups=[],
+            assign_public_ip=True,
+            started_by="benchmark",
+            deadline=300,
+        )
         returned: list[float] = []
         original = launcher._run_task
 
@@ -61,8 +75,9 @@ async def launch(aws: LocalFargate, count: int) -> tuple[float, list[float]]:
 
         launcher._run_task = timed  # type: ignore[method-assign]
         start = time.perf_counter()
-        result = await launcher.run(count, command=["true"], cpu=256, memory=512,
-                                    environment={}, tags=[])
+        result = await launcher.run(
+            count, command=["true"], cpu=256, memory=512, environment={}, tags=[]
+        )
         elapsed = time.perf_counter() - start
         assert len(result.arns) == count, result
         return elapsed, sorted(t - start for t in returned)

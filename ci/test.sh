@@ -29,6 +29,7 @@ if [ "$rc" -eq 5 ]; then
 fi
 [ "$rc" -eq 0 ] || exit "$rc"
 ruff check starburst_dask tests benchmarks
+ruff format --check starburst_dask tests benchmarks docs/conf.py
 # Checked types (configuration in pyproject.toml).
 mypy
 # The API reference, from the docstrings: a warning fails the build.

@@ -58,12 +58,14 @@ _SCHEMA_KEYS = dict(_keys(SCHEMA["properties"]["starburst"]))
 OPTIONS: dict[str, str] = {option_name(k): k for k in _SCHEMA_KEYS}
 #: Options a cluster uses (:class:`~starburst_dask.options.ClusterOptions`' fields); the
 #: rest (``x-commands-only`` in the schema) configure the setup and image commands only.
-CLUSTER_OPTIONS = tuple(n for n, k in OPTIONS.items()
-                        if not _SCHEMA_KEYS[k].get("x-commands-only"))
+CLUSTER_OPTIONS = tuple(n for n, k in OPTIONS.items() if not _SCHEMA_KEYS[k].get("x-commands-only"))
 #: Former option names, still accepted as arguments and (with dashes) as config keys, as
 #: users' config files and setup's earlier output have them.
-ALIASES = {"cluster": "ecs_cluster", "launch_timeout": "running_timeout",
-           "launch_deadline": "launch_retry_timeout"}
+ALIASES = {
+    "cluster": "ecs_cluster",
+    "launch_timeout": "running_timeout",
+    "launch_deadline": "launch_retry_timeout",
+}
 #: Each renamed option's former config key.
 _FORMER_KEYS = {new: old.replace("_", "-") for old, new in ALIASES.items()}
 
@@ -88,7 +90,8 @@ def setting(name: str) -> Any:
     if value != _default(key):
         raise ConfigurationError(
             f"dask config sets both starburst.{key} ({value!r}) and its former name "
-            f"starburst.{former} ({old!r}): keep only starburst.{key}")
+            f"starburst.{former} ({old!r}): keep only starburst.{key}"
+        )
     return old
 
 
@@ -113,11 +116,13 @@ def check_keys() -> None:
         raise ConfigurationError(
             f"unknown config key starburst.{key}{did_you_mean(key, known, 'starburst.')} "
             "Rename or remove it where it is set (~/.config/dask/*.yaml, or a DASK_STARBURST__*"
-            " environment variable); docs/configuration.md lists every key.")
+            " environment variable); docs/configuration.md lists every key."
+        )
 
 
-def _configured(values: dict[str, Any], known: set[str], sections: set[str],
-                prefix: str = "") -> Iterator[str]:
+def _configured(
+    values: dict[str, Any], known: set[str], sections: set[str], prefix: str = ""
+) -> Iterator[str]:
     """The unknown keys among ``values`` (dask reads ``_`` in keys as ``-``)."""
     for raw, value in values.items():
         key = prefix + str(raw).replace("_", "-")

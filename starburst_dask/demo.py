@@ -107,13 +107,15 @@ def portfolio(simulations: int = 10_000, seed: int = 42) -> Delayed:
 
     Its functions travel by value, so workers need numpy and dask, not starburst-dask.
     """
-    parts = [delayed(_ByValue(simulate))(first, count, seed)
-             for first, count in _chunks(simulations)]
+    parts = [
+        delayed(_ByValue(simulate))(first, count, seed) for first, count in _chunks(simulations)
+    ]
     return delayed(_ByValue(summarise))(delayed(np.concatenate)(parts))
 
 
-def run(workers: int, simulations: int, seed: int = 42, local: bool = True,
-        echo=print) -> PortfolioResult:
+def run(
+    workers: int, simulations: int, seed: int = 42, local: bool = True, echo=print
+) -> PortfolioResult:
     """Start a cluster (on a local Fargate unless ``local`` is false), run the job, close.
 
     Parameters
@@ -150,13 +152,14 @@ def run(workers: int, simulations: int, seed: int = 42, local: bool = True,
         running = len(cluster.workers)  # fewer than asked when the vCPU quota is short
         client.wait_for_workers(running)
         t1 = time.perf_counter()
-        echo(f"Cluster ready in {t1 - t0:.1f} s with {running} workers: "
-             f"{cluster.dashboard_link}")
+        echo(f"Cluster ready in {t1 - t0:.1f} s with {running} workers: {cluster.dashboard_link}")
         result = client.compute(portfolio(simulations, seed)).result()
         t2 = time.perf_counter()
         echo(str(result))
-        echo(f"Computed in {t2 - t1:.1f} s on {len(client.scheduler_info()['workers'])} "
-             "workers; closing the cluster")
+        echo(
+            f"Computed in {t2 - t1:.1f} s on {len(client.scheduler_info()['workers'])} "
+            "workers; closing the cluster"
+        )
     echo(f"Closed in {time.perf_counter() - t2:.1f} s; total {time.perf_counter() - t0:.1f} s")
     return result
 

@@ -33,8 +33,12 @@ ARM64_MIN_PLATFORM_VERSION = "1.4.0"
 #: (``credentialArn``). Docker Hub and GitHub Container Registry, where dask-docker
 #: publishes ``daskdev/dask`` and ``ghcr.io/dask/dask``, both do.
 PULL_THROUGH_UPSTREAMS = {
-    "public.ecr.aws": False, "registry.k8s.io": False, "quay.io": False,
-    "registry-1.docker.io": True, "ghcr.io": True, "registry.gitlab.com": True,
+    "public.ecr.aws": False,
+    "registry.k8s.io": False,
+    "quay.io": False,
+    "registry-1.docker.io": True,
+    "ghcr.io": True,
+    "registry.gitlab.com": True,
 }
 DOCKER_HUB_UPSTREAM = "registry-1.docker.io"
 #: A secret's name must begin with this ("Creating a pull through cache rule in Amazon
@@ -130,9 +134,13 @@ SPOT_DISCOUNT_ADVERTISED = 0.70
 #: API", AWS Billing user guide; a client configured for another region cannot connect),
 #: which one serves clients of a region prefix (nearest), and Fargate's offer.
 PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
-PRICING_REGION_BY_PREFIX = {"eu-": "eu-central-1", "me-": "eu-central-1",
-                            "af-": "eu-central-1", "il-": "eu-central-1",
-                            "ap-": "ap-south-1"}
+PRICING_REGION_BY_PREFIX = {
+    "eu-": "eu-central-1",
+    "me-": "eu-central-1",
+    "af-": "eu-central-1",
+    "il-": "eu-central-1",
+    "ap-": "ap-south-1",
+}
 PRICING_SERVICE_CODE = "AmazonECS"
 #: Fargate usage types, without their region prefix, and the price each one gives.
 PRICE_USAGE_TYPES = {
@@ -144,11 +152,22 @@ PRICE_USAGE_TYPES = {
 }
 #: Usage type prefix of each region (``USE1-Fargate-GB-Hours``).
 USAGE_TYPE_PREFIXES = {
-    "us-east-1": "USE1", "us-east-2": "USE2", "us-west-1": "USW1", "us-west-2": "USW2",
-    "ca-central-1": "CAN1", "sa-east-1": "SAE1", "eu-west-1": "EU", "eu-west-2": "EUW2",
-    "eu-west-3": "EUW3", "eu-central-1": "EUC1", "eu-north-1": "EUN1",
-    "ap-northeast-1": "APN1", "ap-northeast-2": "APN2", "ap-southeast-1": "APS1",
-    "ap-southeast-2": "APS2", "ap-south-1": "APS3",
+    "us-east-1": "USE1",
+    "us-east-2": "USE2",
+    "us-west-1": "USW1",
+    "us-west-2": "USW2",
+    "ca-central-1": "CAN1",
+    "sa-east-1": "SAE1",
+    "eu-west-1": "EU",
+    "eu-west-2": "EUW2",
+    "eu-west-3": "EUW3",
+    "eu-central-1": "EUC1",
+    "eu-north-1": "EUN1",
+    "ap-northeast-1": "APN1",
+    "ap-northeast-2": "APN2",
+    "ap-southeast-1": "APS1",
+    "ap-southeast-2": "APS2",
+    "ap-south-1": "APS3",
 }
 
 #: Task lifecycle states, in order (``lastStatus``).
@@ -232,13 +251,15 @@ def pricing_region(region: str) -> str:
     regions; only the endpoint differs)."""
     if region in PRICING_REGIONS:
         return region
-    return next((r for p, r in PRICING_REGION_BY_PREFIX.items() if region.startswith(p)),
-                PRICING_REGIONS[0])
+    return next(
+        (r for p, r in PRICING_REGION_BY_PREFIX.items() if region.startswith(p)), PRICING_REGIONS[0]
+    )
 
 
 def is_quota_failure(reason: str) -> bool:
     """Whether a RunTask ``failures`` reason says the account's quota is full now."""
     return reason.startswith(QUOTA_FAILURES)
+
 
 #: CloudWatch metric of the account's current Fargate vCPU usage.
 USAGE_NAMESPACE = "AWS/Usage"
@@ -303,8 +324,10 @@ def check_architecture(architecture: object) -> str | None:
     """Return why ``architecture`` is not a Fargate CPU architecture, or ``None`` if it is."""
     if architecture in ARCHITECTURES:
         return None
-    return (f"{architecture!r} is not a Fargate CPU architecture; valid values are "
-            f"{', '.join(repr(a) for a in ARCHITECTURES)}")
+    return (
+        f"{architecture!r} is not a Fargate CPU architecture; valid values are "
+        f"{', '.join(repr(a) for a in ARCHITECTURES)}"
+    )
 
 
 def vcpus(cpu: int) -> float:

@@ -21,7 +21,6 @@ MEMORY_HEADROOM = 0.1
 MEMORY_HEADROOM_MIN_MIB = 256
 
 
-
 def default_image() -> str:
     """dask's own image for this client: its dask version and Python ``X.Y``.
 
@@ -105,11 +104,12 @@ class ClusterOptions:
         """
         config.check_keys()
         arguments = _by_name(arguments)
-        values = {n: config.setting(n) if arguments.get(n) is None else arguments[n]
-                  for n in config.CLUSTER_OPTIONS}
+        values = {
+            n: config.setting(n) if arguments.get(n) is None else arguments[n]
+            for n in config.CLUSTER_OPTIONS
+        }
         if arguments.get("software") is not None and arguments.get("image") is not None:
-            raise ConfigurationError("pass image= or software= (which builds the image), "
-                                     "not both")
+            raise ConfigurationError("pass image= or software= (which builds the image), not both")
         values["software"] = str(values["software"]) if values["software"] else None  # Paths
         values["image"] = values["image"] or default_image()
         values["name"] = values["name"] or f"starburst-{uuid.uuid4().hex[:8]}"
@@ -126,8 +126,7 @@ class ClusterOptions:
         """Raise :class:`ConfigurationError` for the first invalid option."""
         if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, numbers.Integral):
             raise ConfigurationError(
-                f"n_workers must be a whole number, got {self.n_workers!r}; "
-                "pass e.g. n_workers=4"
+                f"n_workers must be a whole number, got {self.n_workers!r}; pass e.g. n_workers=4"
             )
         if self.n_workers < 0:
             raise ConfigurationError(
@@ -160,13 +159,17 @@ class ClusterOptions:
         self._validate_tags()
         for key in ("max_cost", "cost_alert", "max_hourly_cost"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(
-                    value, numbers.Real) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0
+            ):
                 raise ConfigurationError(
                     f"{key} must be a positive number of US dollars (or None), got {value!r}"
                 )
-        if self.cost_alert is not None and self.max_cost is not None \
-                and self.cost_alert >= self.max_cost:
+        if (
+            self.cost_alert is not None
+            and self.max_cost is not None
+            and self.cost_alert >= self.max_cost
+        ):
             raise ConfigurationError(
                 f"cost_alert={self.cost_alert:g} must be below max_cost={self.max_cost:g}: "
                 "the alert warns before the hard limit closes the cluster"
@@ -174,8 +177,10 @@ class ClusterOptions:
         lifetime.max_lifetime_seconds(self.max_lifetime)  # raises for a bad duration
         problem = fargate.check_architecture(self.architecture)
         if problem:
-            raise ConfigurationError(f"architecture: {problem} (ARM64 is Graviton); pass "
-                                     "e.g. architecture='ARM64' or set starburst.architecture")
+            raise ConfigurationError(
+                f"architecture: {problem} (ARM64 is Graviton); pass "
+                "e.g. architecture='ARM64' or set starburst.architecture"
+            )
         if self.assign_public_ip not in (False, True, "auto"):
             raise ConfigurationError(
                 f"assign_public_ip must be True, False or 'auto', not {self.assign_public_ip!r}"
@@ -183,11 +188,15 @@ class ClusterOptions:
         if not isinstance(self.inside_vpc, bool):
             raise ConfigurationError(f"inside_vpc must be True or False, not {self.inside_vpc!r}")
         if self.spot not in (False, True, "fallback"):
-            raise ConfigurationError(
-                f"spot must be False, True or 'fallback', not {self.spot!r}"
-            )
-        for key in ("scheduler_timeout", "worker_death_timeout", "running_timeout",
-                    "poll_interval", "quota_interval", "launch_retry_timeout"):
+            raise ConfigurationError(f"spot must be False, True or 'fallback', not {self.spot!r}")
+        for key in (
+            "scheduler_timeout",
+            "worker_death_timeout",
+            "running_timeout",
+            "poll_interval",
+            "quota_interval",
+            "launch_retry_timeout",
+        ):
             if getattr(self, key) <= 0:
                 raise ConfigurationError(f"{key} must be a positive number of seconds")
         self._validate_overrides()
@@ -206,21 +215,23 @@ class ClusterOptions:
         reserved = fargate.RESERVED_TAG_PREFIX
         for key, value in self.tags.items():
             if key in ours:
-                raise ConfigurationError(f"tag {key!r} is set by starburst-dask; use "
-                                         "another key")
+                raise ConfigurationError(f"tag {key!r} is set by starburst-dask; use another key")
             if not 1 <= len(key) <= fargate.TAG_KEY_MAX:
                 raise ConfigurationError(
                     f"tag key {key[:30]!r}... is {len(key)} characters; ECS allows 1 to "
-                    f"{fargate.TAG_KEY_MAX}: shorten it")
+                    f"{fargate.TAG_KEY_MAX}: shorten it"
+                )
             if len(value) > fargate.TAG_VALUE_MAX:
                 raise ConfigurationError(
                     f"the value of tag {key!r} is {len(value)} characters; ECS allows at "
-                    f"most {fargate.TAG_VALUE_MAX}: shorten it")
+                    f"most {fargate.TAG_VALUE_MAX}: shorten it"
+                )
             for what, text in (("key", key), ("value", value)):
                 if text.lower().startswith(reserved):
                     raise ConfigurationError(
                         f"tag {what} {text!r} starts with {reserved!r}, a prefix AWS "
-                        "reserves for its own tags: rename it")
+                        "reserves for its own tags: rename it"
+                    )
 
     def _validate_overrides(self) -> None:
         """The RunTask overrides (command and environment) must fit AWS's 8,192 characters."""
@@ -263,11 +274,13 @@ def _by_name(arguments: dict[str, Any]) -> dict[str, Any]:
         if name not in config.CLUSTER_OPTIONS:
             raise ConfigurationError(
                 f"unknown option {key!r}{config.did_you_mean(key, config.CLUSTER_OPTIONS)} "
-                f"Valid options: {', '.join(sorted(config.CLUSTER_OPTIONS))}")
+                f"Valid options: {', '.join(sorted(config.CLUSTER_OPTIONS))}"
+            )
         if value is None:
             continue
         if name in given:
-            raise ConfigurationError(f"{given[name]}= and {key}= name the same option "
-                                     f"({name}): pass only {name}=")
+            raise ConfigurationError(
+                f"{given[name]}= and {key}= name the same option ({name}): pass only {name}="
+            )
         named[name], given[name] = value, key
     return named

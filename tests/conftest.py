@@ -77,8 +77,10 @@ def no_leaks(request, emulator_layer):
     yield
     left = before.leaks()
     if left:
-        pytest.fail(f"{request.node.nodeid} left running after {leaks.GRACE:g} s:\n"
-                    + "\n".join(left), pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} left running after {leaks.GRACE:g} s:\n" + "\n".join(left),
+            pytrace=False,
+        )
 
 
 def pytest_collection_modifyitems(items):
@@ -94,8 +96,11 @@ def pytest_collection_modifyitems(items):
 def pytest_runtest_setup(item):
     """A unit test asking for the local Fargate fails before it starts one."""
     if _is_unit(item) and "local_fargate" in getattr(item, "fixturenames", ()):
-        pytest.fail("tests/unit/ is the layer without the local Fargate: use fakes, or move "
-                    "the test beside the emulator tests in tests/", pytrace=False)
+        pytest.fail(
+            "tests/unit/ is the layer without the local Fargate: use fakes, or move "
+            "the test beside the emulator tests in tests/",
+            pytrace=False,
+        )
 
 
 def _is_unit(item) -> bool:

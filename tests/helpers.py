@@ -42,8 +42,10 @@ def private_dask_config(directory):
 
 def stopped(ecs, arn, cluster="starburst-dask", timeout=60.0):
     """The task once STOPPED, as DescribeTasks reports it."""
+
     def done():
         [task] = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"]
         return task if task["lastStatus"] == "STOPPED" else None
+
     wait_until(done, timeout=timeout)
     return done()

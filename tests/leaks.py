@@ -76,9 +76,12 @@ class Snapshot:
         frames = sys._current_frames()
         found = []
         for thread in threading.enumerate():
-            if (thread in self.threads or not thread.is_alive()
-                    or thread.name.startswith(PROCESS_WIDE_THREADS)
-                    or _serves_a_live_server(thread)):
+            if (
+                thread in self.threads
+                or not thread.is_alive()
+                or thread.name.startswith(PROCESS_WIDE_THREADS)
+                or _serves_a_live_server(thread)
+            ):
                 continue
             frame = frames.get(thread.ident or 0)
             where = "".join(traceback.format_stack(frame, limit=4)) if frame else ""
@@ -94,8 +97,9 @@ class Snapshot:
             for task in asyncio.all_tasks(loop):
                 if not task.done():
                     closed = "a closed" if loop.is_closed() else "an open"
-                    found.append(f"asyncio task pending on {closed} loop the test "
-                                 f"created: {task!r}")
+                    found.append(
+                        f"asyncio task pending on {closed} loop the test created: {task!r}"
+                    )
         return found
 
     def _processes(self) -> list[str]:
@@ -126,7 +130,8 @@ def _serves_a_live_server(thread: threading.Thread) -> bool:
     """
     target = getattr(thread, "_target", None)
     server = getattr(target, "__self__", None)
-    if (getattr(target, "__name__", "") != "process_request_thread"
-            or not isinstance(server, socketserver.BaseServer)):
+    if getattr(target, "__name__", "") != "process_request_thread" or not isinstance(
+        server, socketserver.BaseServer
+    ):
         return False
     return not server._BaseServer__is_shut_down.is_set()  # type: ignore[attr-defined]

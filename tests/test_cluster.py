@@ -27,8 +27,11 @@ def assert_nothing_left(aws, ecs):
     """No RUNNING task at the API, and no task process on this machine."""
     assert running_tasks(ecs) == []
     pids = [r["pid"] for r in aws.task_records() if r["pid"]]
-    alive = [p for p in pids if psutil.pid_exists(p)
-             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    alive = [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
     assert alive == []
 
 
@@ -41,14 +44,18 @@ def test_computes_like_local_dask_and_scales(local_fargate, ecs):
     # The default image (daskdev/dask) has no xarray: its start-up installs it, as a
     # user would ask (on the local Fargate, the xarray installed here stands for it).
     extra = {"EXTRA_PIP_PACKAGES": "xarray"}
-    with FargateCluster(n_workers=3, environment=extra, **FAST) as cluster, \
-            Client(cluster) as client:
+    with (
+        FargateCluster(n_workers=3, environment=extra, **FAST) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(3, timeout=120)
         workers = client.scheduler_info()["workers"].values()
         # Every worker is a Fargate task: its dask name is its task id, its address the
         # task's ENI address.
-        tasks = {t["taskArn"].rsplit("/", 1)[1]: t for t in ecs.describe_tasks(
-            cluster="starburst-dask", tasks=running_tasks(ecs))["tasks"]}
+        tasks = {
+            t["taskArn"].rsplit("/", 1)[1]: t
+            for t in ecs.describe_tasks(cluster="starburst-dask", tasks=running_tasks(ecs))["tasks"]
+        }
         for w in workers:
             eni = {d["name"]: d["value"] for d in tasks[w["name"]]["attachments"][0]["details"]}
             assert w["host"] == eni["privateIPv4Address"]
@@ -63,8 +70,9 @@ def test_computes_like_local_dask_and_scales(local_fargate, ecs):
         pdf = pd.DataFrame({"key": np.arange(1000) % 7, "value": np.arange(1000.0)})
         ddf = dd.from_pandas(pdf, npartitions=4)
         got = client.compute(ddf.groupby("key").value.agg(["sum", "mean"])).result()
-        pd.testing.assert_frame_equal(got.sort_index(),
-                                      pdf.groupby("key").value.agg(["sum", "mean"]))
+        pd.testing.assert_frame_equal(
+            got.sort_index(), pdf.groupby("key").value.agg(["sum", "mean"])
+        )
 
         # xarray reduction on dask arrays
         data = np.random.default_rng(0).normal(size=(40, 30))
@@ -139,26 +147,50 @@ def aws_resources(ecs):
 @pytest.mark.parametrize(
     "kwargs, error, words",
     [
-        ({"worker_cpu": 1024, "worker_memory": 512}, ConfigurationError,
-         ["2048 to 8192 in steps of 1024"]),
+        (
+            {"worker_cpu": 1024, "worker_memory": 512},
+            ConfigurationError,
+            ["2048 to 8192 in steps of 1024"],
+        ),
         ({"n_workers": -2}, ConfigurationError, ["n_workers must be 0 or more"]),
         ({"n_workers": 1.5}, ConfigurationError, ["whole number"]),
         ({"region": "atlantis-1"}, ConfigurationError, ["unknown AWS region"]),
-        ({"cluster": "no-such-cluster"}, MissingResourceError,
-         ["ECS cluster 'no-such-cluster' does not exist", "starburst-dask setup"]),
-        ({"log_group": "/no/such/group"}, MissingResourceError,
-         ["log group '/no/such/group' does not exist", "starburst-dask setup"]),
-        ({"execution_role": "no-such-role"}, MissingResourceError,
-         ["IAM role 'no-such-role' (execution_role) does not exist", "starburst-dask setup"]),
-        ({"task_role": "no-such-role"}, MissingResourceError,
-         ["IAM role 'no-such-role' (task_role) does not exist"]),
-        ({"assign_public_ip": "yes"}, ConfigurationError,
-         ["assign_public_ip must be True, False or 'auto'"]),
+        (
+            {"cluster": "no-such-cluster"},
+            MissingResourceError,
+            ["ECS cluster 'no-such-cluster' does not exist", "starburst-dask setup"],
+        ),
+        (
+            {"log_group": "/no/such/group"},
+            MissingResourceError,
+            ["log group '/no/such/group' does not exist", "starburst-dask setup"],
+        ),
+        (
+            {"execution_role": "no-such-role"},
+            MissingResourceError,
+            ["IAM role 'no-such-role' (execution_role) does not exist", "starburst-dask setup"],
+        ),
+        (
+            {"task_role": "no-such-role"},
+            MissingResourceError,
+            ["IAM role 'no-such-role' (task_role) does not exist"],
+        ),
+        (
+            {"assign_public_ip": "yes"},
+            ConfigurationError,
+            ["assign_public_ip must be True, False or 'auto'"],
+        ),
         # A stale setup file: named, with the command that rewrites it.
-        ({"subnets": ["subnet-0123456789abcdef0"]}, MissingResourceError,
-         ["subnet-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"]),
-        ({"security_groups": ["sg-0123456789abcdef0"]}, MissingResourceError,
-         ["sg-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"]),
+        (
+            {"subnets": ["subnet-0123456789abcdef0"]},
+            MissingResourceError,
+            ["subnet-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"],
+        ),
+        (
+            {"security_groups": ["sg-0123456789abcdef0"]},
+            MissingResourceError,
+            ["sg-0123456789abcdef0", "starburst-setup.yaml", "starburst-dask setup"],
+        ),
     ],
 )
 def test_bad_input_changes_nothing(local_fargate, ecs, kwargs, error, words):
@@ -176,8 +208,7 @@ def test_bad_input_changes_nothing(local_fargate, ecs, kwargs, error, words):
 
 
 def test_no_credentials_is_a_clear_error(local_fargate, monkeypatch):
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                "AWS_PROFILE"):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
@@ -208,14 +239,22 @@ def test_cluster_left_open_is_closed_at_interpreter_exit(local_fargate, ecs):
         "cluster = FargateCluster(n_workers=1, poll_interval=0.5)\n"
         "print('SCHEDULER', cluster.scheduler.task_arn, flush=True)\n"  # exit, no close()
     )
-    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **local_fargate.env},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **local_fargate.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
-    [scheduler] = [line.split()[1] for line in done.stdout.splitlines()
-                   if line.startswith("SCHEDULER ")]
+    [scheduler] = [
+        line.split()[1] for line in done.stdout.splitlines() if line.startswith("SCHEDULER ")
+    ]
     assert "Closed " in done.stdout  # closed by the exit hook, with its cost line
-    assert ecs.describe_tasks(cluster="starburst-dask",
-                              tasks=[scheduler])["tasks"][0]["lastStatus"] == "STOPPED"
+    assert (
+        ecs.describe_tasks(cluster="starburst-dask", tasks=[scheduler])["tasks"][0]["lastStatus"]
+        == "STOPPED"
+    )
     assert_nothing_left(local_fargate, ecs)
 
 
@@ -225,7 +264,11 @@ def test_workers_are_spread_over_the_subnets_and_zones(local_fargate, ecs):
         arns = [w.task_arn for w in cluster.workers.values()]
         described = ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
         zones = {t["availabilityZone"] for t in described}
-        subnets = {d["value"] for t in described for d in t["attachments"][0]["details"]
-                   if d["name"] == "subnetId"}
+        subnets = {
+            d["value"]
+            for t in described
+            for d in t["attachments"][0]["details"]
+            if d["name"] == "subnetId"
+        }
     assert local_fargate.run_task_counts[-1] == 4  # one call for the four
     assert len(subnets) == 4 and len(zones) > 1

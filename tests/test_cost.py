@@ -31,8 +31,13 @@ from starburst_dask.format import format_usd
 from starburst_dask.local import pricing
 
 RATES = fargate.PUBLISHED_PRICES["us-east-1"]
-SMALL = {"worker_cpu": 256, "worker_memory": 512, "scheduler_cpu": 256,
-         "scheduler_memory": 512, "poll_interval": 0.5}
+SMALL = {
+    "worker_cpu": 256,
+    "worker_memory": 512,
+    "scheduler_cpu": 256,
+    "scheduler_memory": 512,
+    "poll_interval": 0.5,
+}
 #: US dollars per hour of one 0.25 vCPU / 0.5 GB x86 task, by the published table.
 SMALL_RATE = 0.25 * RATES["X86_64-vCPU"] + 0.5 * RATES["X86_64-GB"]
 
@@ -55,8 +60,12 @@ def test_prices_come_from_the_price_list_api_and_are_cached(local_fargate):
 
 def test_price_list_answers_in_aws_format(local_fargate):
     client = local_fargate.client("pricing")
-    answer = client.get_products(ServiceCode="AmazonECS", Filters=[
-        {"Type": "TERM_MATCH", "Field": "usagetype", "Value": "USE1-Fargate-ARM-GB-Hours"}])
+    answer = client.get_products(
+        ServiceCode="AmazonECS",
+        Filters=[
+            {"Type": "TERM_MATCH", "Field": "usagetype", "Value": "USE1-Fargate-ARM-GB-Hours"}
+        ],
+    )
     [product] = [json.loads(p) for p in answer["PriceList"]]
     [term] = product["terms"]["OnDemand"].values()
     [dimension] = term["priceDimensions"].values()
@@ -84,11 +93,15 @@ def test_cost_options_from_arguments_and_config(local_fargate):
         FargateCluster(n_workers=1, max_cost=-1)
     with pytest.raises(ConfigurationError, match="cost_alert=5 must be below max_cost=2"):
         FargateCluster(n_workers=1, max_cost=2, cost_alert=5)
-    with dask.config.set({"starburst.cost.max-hourly-cost": 0.001}), \
-            pytest.raises(ConfigurationError, match="max_hourly_cost=0.001"):
+    with (
+        dask.config.set({"starburst.cost.max-hourly-cost": 0.001}),
+        pytest.raises(ConfigurationError, match="max_hourly_cost=0.001"),
+    ):
         FargateCluster(n_workers=1)
-    with dask.config.set({"starburst.cost.spot-discount": 1.5}), \
-            pytest.raises(ConfigurationError, match="spot-discount"):
+    with (
+        dask.config.set({"starburst.cost.spot-discount": 1.5}),
+        pytest.raises(ConfigurationError, match="spot-discount"),
+    ):
         FargateCluster(n_workers=1)
 
 
@@ -98,16 +111,14 @@ def test_max_hourly_cost_refuses_to_start_and_creates_nothing(local_fargate):
     local_fargate.reset_counters()
     estimate = SMALL_RATE + 4 * (1 * RATES["X86_64-vCPU"] + 4 * RATES["X86_64-GB"])
     with pytest.raises(ConfigurationError) as info:
-        FargateCluster(n_workers=4, scheduler_cpu=256, scheduler_memory=512,
-                       max_hourly_cost=0.1)
+        FargateCluster(n_workers=4, scheduler_cpu=256, scheduler_memory=512, max_hourly_cost=0.1)
     message = str(info.value)
     assert format_usd(estimate) in message and "max_hourly_cost=0.1" in message
     assert "Nothing was started" in message
     assert local_fargate.calls["RunTask"] == 0
     assert local_fargate.calls["RegisterTaskDefinition"] == 0
     assert ecs.list_tasks(cluster="starburst-dask")["taskArns"] == []
-    assert ecs.list_tasks(cluster="starburst-dask", desiredStatus="STOPPED")["taskArns"] \
-        == before
+    assert ecs.list_tasks(cluster="starburst-dask", desiredStatus="STOPPED")["taskArns"] == before
     # A max_cost below what a minute of the smallest cluster costs is refused as well.
     with pytest.raises(ConfigurationError, match="bills a minute at least"):
         FargateCluster(n_workers=1, max_cost=0.0001, **SMALL)
@@ -119,8 +130,13 @@ def test_max_hourly_cost_refuses_to_start_and_creates_nothing(local_fargate):
 
 def cluster_tasks(ecs, name):
     """Every task of cluster ``name`` as DescribeTasks reports it now."""
-    arns = [arn for status in ("RUNNING", "STOPPED") for arn in ecs.list_tasks(
-        cluster="starburst-dask", startedBy=name, desiredStatus=status)["taskArns"]]
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster="starburst-dask", startedBy=name, desiredStatus=status)[
+            "taskArns"
+        ]
+    ]
     return ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
 
 
@@ -129,19 +145,28 @@ def expected_cost(described):
     total = 0.0
     for t in described:
         seconds = (t["stoppedAt"] - t["pullStartedAt"]).total_seconds()
-        rate = fargate.vcpus(int(t["cpu"])) * RATES["X86_64-vCPU"] \
+        rate = (
+            fargate.vcpus(int(t["cpu"])) * RATES["X86_64-vCPU"]
             + int(t["memory"]) / 1024 * RATES["X86_64-GB"]
+        )
         total += rate * max(60, seconds) / 3600
     return total
 
 
 def assert_no_task_left(aws, ecs, name):
-    assert ecs.list_tasks(cluster="starburst-dask", startedBy=name,
-                          desiredStatus="RUNNING")["taskArns"] == []
+    assert (
+        ecs.list_tasks(cluster="starburst-dask", startedBy=name, desiredStatus="RUNNING")[
+            "taskArns"
+        ]
+        == []
+    )
     arns = {t["taskArn"] for t in cluster_tasks(ecs, name)}
     pids = [r["pid"] for r in aws.task_records() if r["arn"] in arns and r["pid"]]
-    assert [p for p in pids if psutil.pid_exists(p)
-            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+    assert [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ] == []
 
 
 def assert_listed_by_cost_command(name, cost, status):
@@ -166,8 +191,12 @@ def test_cost_follows_the_tasks_own_timestamps(local_fargate):
         assert cluster.cost.total >= 3 * SMALL_RATE / 60  # each task's minute, at least
         assert "cost=$" in repr(cluster) and "Cost:" in cluster._repr_html_()
         cluster.scale(1)  # one worker stops early: billed its minute
-        wait_until(lambda: len(cluster_tasks(ecs, name)) == 3 and any(
-            t["lastStatus"] == "STOPPED" for t in cluster_tasks(ecs, name)))
+        wait_until(
+            lambda: (
+                len(cluster_tasks(ecs, name)) == 3
+                and any(t["lastStatus"] == "STOPPED" for t in cluster_tasks(ecs, name))
+            )
+        )
     described = cluster_tasks(ecs, name)
     assert len(described) == 3 and {t["lastStatus"] for t in described} == {"STOPPED"}
     assert cluster.cost.total == pytest.approx(expected_cost(described), rel=0.01)
@@ -190,12 +219,16 @@ def test_max_cost_closes_the_cluster_and_fails_pending_work(local_fargate, caplo
     ecs = boto3.client("ecs")
     max_cost = round(SMALL_RATE * (180 + 15) / 3600, 6)
     alert = round(SMALL_RATE * (180 + 5) / 3600, 6)
-    with FargateCluster(n_workers=2, max_cost=max_cost, cost_alert=alert,
-                        **SMALL) as cluster, Client(cluster) as client:
+    with (
+        FargateCluster(n_workers=2, max_cost=max_cost, cost_alert=alert, **SMALL) as cluster,
+        Client(cluster) as client,
+    ):
         name = cluster.options.name
         client.wait_for_workers(2, timeout=60)
-        futures = client.map(lambda x: time.sleep(0.5) or x,  # simulated work: 100 s
-                             range(400))
+        futures = client.map(
+            lambda x: time.sleep(0.5) or x,  # simulated work: 100 s
+            range(400),
+        )
         assert client.gather(futures[:4]) == [0, 1, 2, 3]  # gathered: stays with us
         assert cluster.status == Status.running and cluster.cost.total < alert
         # Every task now 90 s past its pull start: 270 task-seconds, past both.
@@ -226,12 +259,18 @@ def test_max_cost_closes_the_cluster_and_fails_pending_work(local_fargate, caplo
 
 def test_scheduler_side_function_needs_no_starburst_dask():
     """The function that errs tasks travels by value: a scheduler image has only dask."""
-    code = ("import sys, pickle; sys.modules['starburst_dask'] = None; "
-            "f = pickle.loads(sys.stdin.buffer.read()); print(f.__name__)")
+    code = (
+        "import sys, pickle; sys.modules['starburst_dask'] = None; "
+        "f = pickle.loads(sys.stdin.buffer.read()); print(f.__name__)"
+    )
     from distributed.protocol.pickle import dumps
 
-    result = subprocess.run([sys.executable, "-c", code], input=dumps(
-        _err_unfinished_tasks()), capture_output=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        input=dumps(_err_unfinished_tasks()),
+        capture_output=True,
+        check=True,
+    )
     assert result.stdout.strip() == b"err_unfinished_tasks"
     error = pickle.loads(pickle.dumps(CostLimitExceeded("m", limit=1.5, spent=2.0)))
     assert (error.limit, error.spent, str(error)) == (1.5, 2.0, "m")

@@ -37,5 +37,8 @@ def test_demo_command_runs_the_job_on_a_local_fargate_and_leaves_nothing():
     assert str(expected) in result.output  # the same numbers as computed here
     assert "Closed" in result.output
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
-    assert not [p for p in left if psutil.pid_exists(p)
-                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not [
+        p
+        for p in left
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]

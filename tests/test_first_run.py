@@ -39,8 +39,10 @@ def test_a_new_accounts_first_cluster_with_capacity_providers_fails_as_on_aws(fr
     with pytest.raises(ClientError) as refused:
         ecs.create_cluster(clusterName="first", capacityProviders=["FARGATE"])
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
-    assert "Unable to assume the service linked role. Please verify that the ECS service " \
-           "linked role exists." in str(refused.value)
+    assert (
+        "Unable to assume the service linked role. Please verify that the ECS service "
+        "linked role exists." in str(refused.value)
+    )
     # ECS created its service-linked role meanwhile; creating it again is refused.
     role = iam.get_role(RoleName="AWSServiceRoleForECS")["Role"]
     assert role["Path"] == "/aws-service-role/ecs.amazonaws.com/"
@@ -60,14 +62,18 @@ def account(aws):
     iam, ec2 = aws.client("iam"), aws.client("ec2")
     return {
         "clusters": aws.client("ecs").list_clusters()["clusterArns"],
-        "roles": {r["RoleName"]: (r["AssumeRolePolicyDocument"],
-                                  sorted(iam.list_role_policies(RoleName=r["RoleName"])
-                                         ["PolicyNames"]))
-                  for r in iam.list_roles()["Roles"]},
+        "roles": {
+            r["RoleName"]: (
+                r["AssumeRolePolicyDocument"],
+                sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]),
+            )
+            for r in iam.list_roles()["Roles"]
+        },
         "log groups": aws.client("logs").describe_log_groups()["logGroups"],
         "security groups": ec2.describe_security_groups()["SecurityGroups"],
-        "repositories": [r["repositoryName"] for r in
-                         aws.client("ecr").describe_repositories()["repositories"]],
+        "repositories": [
+            r["repositoryName"] for r in aws.client("ecr").describe_repositories()["repositories"]
+        ],
         "projects": aws.client("codebuild").list_projects()["projects"],
     }
 
@@ -75,33 +81,49 @@ def account(aws):
 def admitted(aws, group_id):
     """The networks a security group admits to the scheduler port."""
     [group] = aws.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
-    return {r["CidrIp"] for p in group["IpPermissions"] if p.get("FromPort") == 8786
-            for r in p["IpRanges"]}
+    return {
+        r["CidrIp"]
+        for p in group["IpPermissions"]
+        if p.get("FromPort") == 8786
+        for r in p["IpRanges"]
+    }
 
 
 def compute_and_leave_nothing(aws, **options):
     """A cluster of 2 workers from this machine computes, closes, and leaves no task."""
-    with (dask.config.set({"starburst.poll-interval": 0.5}),
-          FargateCluster(n_workers=2, **options) as cluster, Client(cluster) as client):
+    with (
+        dask.config.set({"starburst.poll-interval": 0.5}),
+        FargateCluster(n_workers=2, **options) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(2, timeout=120)
         assert client.submit(sum, [1, 2, 3]).result() == 6
         assert sum(client.gather(client.map(lambda x: x * x, range(10)))) == 285
         arns = [cluster.scheduler.task_arn] + [w.task_arn for w in cluster.workers.values()]
     ecs = aws.client("ecs")
-    wait_until(lambda: ecs.list_tasks(cluster="starburst-dask",
-                                      desiredStatus="RUNNING")["taskArns"] == [], timeout=60)
+    wait_until(
+        lambda: ecs.list_tasks(cluster="starburst-dask", desiredStatus="RUNNING")["taskArns"] == [],
+        timeout=60,
+    )
     described = ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
     assert {t["lastStatus"] for t in described} == {"STOPPED"}
     pids = [r["pid"] for r in aws.task_records() if r["arn"] in arns and r["pid"]]
-    wait_until(lambda: not [p for p in pids if psutil.pid_exists(p)
-                            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE], timeout=30)
+    wait_until(
+        lambda: (
+            not [
+                p
+                for p in pids
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
+        ),
+        timeout=30,
+    )
 
 
 def test_setup_on_a_new_account_then_a_cluster_at_once(fresh, caplog):
     result = setup_cli("--allow-cidr", "127.0.0.1/32")
     assert result.exit_code == 0, result.output
-    assert "Waiting (up to 60 s) for AWS to propagate the ECS service-linked role" \
-        in result.output
+    assert "Waiting (up to 60 s) for AWS to propagate the ECS service-linked role" in result.output
     assert "IAM roles were created or changed" in result.output
     compute_and_leave_nothing(fresh)
     # The roles setup had just made were not usable yet: the launch waited them out.
@@ -155,18 +177,25 @@ def test_allow_my_ip_without_an_answer_is_an_error_and_changes_nothing(fresh):
 
 def test_setup_codebuild_makes_the_image_path_without_docker_reachable(fresh):
     session = boto3.session.Session()
-    builder = CodeBuildBuilder(session, dask.config.get("starburst.image-build-project"),
-                               build_bucket(session), progress=print)
+    builder = CodeBuildBuilder(
+        session,
+        dask.config.get("starburst.image-build-project"),
+        build_bucket(session),
+        progress=print,
+    )
     with pytest.raises(MissingResourceError, match="run: starburst-dask setup --codebuild"):
         builder.check()
 
     result = setup_cli("--codebuild", "--allow-my-ip")
     assert result.exit_code == 0, result.output
     # CodeBuild refused the project while its new role propagated; setup waited.
-    assert f"Waiting (up to 60 s) for AWS to propagate the CodeBuild role {CODEBUILD_ROLE}" \
+    assert (
+        f"Waiting (up to 60 s) for AWS to propagate the CodeBuild role {CODEBUILD_ROLE}"
         in result.output
-    [project] = fresh.client("codebuild").batch_get_projects(
-        names=["starburst-dask-images"])["projects"]
+    )
+    [project] = fresh.client("codebuild").batch_get_projects(names=["starburst-dask-images"])[
+        "projects"
+    ]
     assert project["serviceRole"].endswith(f":role/{CODEBUILD_ROLE}")
     builder.check()  # the project and the bucket exist now
     again = setup_cli("--codebuild", "--allow-my-ip", "--json")
@@ -175,23 +204,43 @@ def test_setup_codebuild_makes_the_image_path_without_docker_reachable(fresh):
 
 def test_codebuild_refuses_a_project_whose_role_it_cannot_assume_yet(fresh):
     iam, codebuild = fresh.client("iam"), fresh.client("codebuild")
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"},
-        "Action": "sts:AssumeRole"}]}
-    arn = iam.create_role(RoleName="builds", AssumeRolePolicyDocument=json.dumps(trust))[
-        "Role"]["Arn"]
-    project = {"name": "builds", "source": {"type": "S3", "location": "b/k"},
-               "artifacts": {"type": "NO_ARTIFACTS"}, "serviceRole": arn,
-               "environment": {"type": "LINUX_CONTAINER", "computeType": "BUILD_GENERAL1_SMALL",
-                               "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0"}}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "codebuild.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName="builds", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    project = {
+        "name": "builds",
+        "source": {"type": "S3", "location": "b/k"},
+        "artifacts": {"type": "NO_ARTIFACTS"},
+        "serviceRole": arn,
+        "environment": {
+            "type": "LINUX_CONTAINER",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+        },
+    }
     with pytest.raises(ClientError) as refused:
         codebuild.create_project(**project)
     assert refused.value.response["Error"]["Code"] == "InvalidInputException"
-    assert refused.value.response["Error"]["Message"] == \
-        f"CodeBuild is not authorized to perform: sts:AssumeRole on {arn}"
-    wait_until(lambda: _once_propagated(lambda: codebuild.create_project(**project),
-                                        "not authorized to perform: sts:AssumeRole"),
-               timeout=30)  # once it propagated
+    assert (
+        refused.value.response["Error"]["Message"]
+        == f"CodeBuild is not authorized to perform: sts:AssumeRole on {arn}"
+    )
+    wait_until(
+        lambda: _once_propagated(
+            lambda: codebuild.create_project(**project), "not authorized to perform: sts:AssumeRole"
+        ),
+        timeout=30,
+    )  # once it propagated
 
 
 def _once_propagated(call, refusal):
@@ -205,28 +254,49 @@ def _once_propagated(call, refusal):
     return True
 
 
-@pytest.mark.parametrize("arrange, args, words", [
-    ("task role", ["--s3-bucket", "data"], ["--s3-bucket data cannot be applied",
-                                            "starburst-dask-task"]),
-    ("untrusting role", [], ["does not trust ecs-tasks.amazonaws.com"]),
-    ("security group", ["--allow-cidr", "203.0.113.7/32"],
-     ["203.0.113.7/32 cannot be admitted", "not created by setup"]),
-    ("security group", ["--allow-my-ip"], ["127.0.0.1/32 cannot be admitted"]),
-])
-def test_an_option_setup_cannot_apply_is_an_error_and_changes_nothing(fresh, arrange, args,
-                                                                       words):
+@pytest.mark.parametrize(
+    "arrange, args, words",
+    [
+        (
+            "task role",
+            ["--s3-bucket", "data"],
+            ["--s3-bucket data cannot be applied", "starburst-dask-task"],
+        ),
+        ("untrusting role", [], ["does not trust ecs-tasks.amazonaws.com"]),
+        (
+            "security group",
+            ["--allow-cidr", "203.0.113.7/32"],
+            ["203.0.113.7/32 cannot be admitted", "not created by setup"],
+        ),
+        ("security group", ["--allow-my-ip"], ["127.0.0.1/32 cannot be admitted"]),
+    ],
+)
+def test_an_option_setup_cannot_apply_is_an_error_and_changes_nothing(fresh, arrange, args, words):
     iam, ec2 = fresh.client("iam"), fresh.client("ec2")
     if arrange == "task role":  # a role of setup's name that setup did not create
-        iam.create_role(RoleName="starburst-dask-task",
-                        AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS))
+        iam.create_role(
+            RoleName="starburst-dask-task", AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS)
+        )
     elif arrange == "untrusting role":
-        iam.create_role(RoleName="starburst-dask-execution", AssumeRolePolicyDocument=json.dumps(
-            {**TRUST_ECS_TASKS, "Statement": [{**TRUST_ECS_TASKS["Statement"][0],
-                                               "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+        iam.create_role(
+            RoleName="starburst-dask-execution",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    **TRUST_ECS_TASKS,
+                    "Statement": [
+                        {
+                            **TRUST_ECS_TASKS["Statement"][0],
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                        }
+                    ],
+                }
+            ),
+        )
     else:
         [vpc] = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-        ec2.create_security_group(GroupName="starburst-dask", Description="mine",
-                                  VpcId=vpc["VpcId"])
+        ec2.create_security_group(
+            GroupName="starburst-dask", Description="mine", VpcId=vpc["VpcId"]
+        )
     before = account(fresh)
     result = setup_cli(*args)
     assert result.exit_code == 1, result.output
@@ -239,11 +309,16 @@ def test_an_option_setup_cannot_apply_is_an_error_and_changes_nothing(fresh, arr
 def test_setup_adds_fargate_to_an_adopted_clusters_providers(fresh):
     ecs = fresh.client("ecs")
     fresh.client("iam").create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
-    ecs.create_cluster(clusterName="starburst-dask",
-                       tags=[{"key": MANAGED_TAG[0], "value": MANAGED_TAG[1]}])
-    ecs.create_capacity_provider(name="mine", autoScalingGroupProvider={
-        "autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
-                               "0a0a0a0a-0000-0000-0000-000000000000:autoScalingGroupName/mine"})
+    ecs.create_cluster(
+        clusterName="starburst-dask", tags=[{"key": MANAGED_TAG[0], "value": MANAGED_TAG[1]}]
+    )
+    ecs.create_capacity_provider(
+        name="mine",
+        autoScalingGroupProvider={
+            "autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
+            "0a0a0a0a-0000-0000-0000-000000000000:autoScalingGroupName/mine"
+        },
+    )
     wait_until(lambda: _providers(ecs, ["mine"]), timeout=30)  # once the new role propagated
 
     result = CliRunner().invoke(main, ["setup"], catch_exceptions=False)
@@ -254,20 +329,26 @@ def test_setup_adds_fargate_to_an_adopted_clusters_providers(fresh):
 
 def _providers(ecs, names):
     """Set the cluster's providers; False while ECS cannot use its service-linked role."""
-    return _once_propagated(lambda: ecs.put_cluster_capacity_providers(
-        cluster="starburst-dask", capacityProviders=names, defaultCapacityProviderStrategy=[]),
-        "Unable to assume the service linked role")
+    return _once_propagated(
+        lambda: ecs.put_cluster_capacity_providers(
+            cluster="starburst-dask", capacityProviders=names, defaultCapacityProviderStrategy=[]
+        ),
+        "Unable to assume the service linked role",
+    )
 
 
-@pytest.mark.parametrize("options, words", [
-    ({"name": "c" * 129}, ["1-128 letters", "startedBy"]),
-    ({"tags": {f"t{i}": "v" for i in range(49)}}, ["49 tags", "at most 48"]),
-    ({"tags": {"k" * 129: "v"}}, ["129 characters", "1 to 128"]),
-    ({"tags": {"team": "v" * 257}}, ["257 characters", "at most 256"]),
-    ({"tags": {"aws:team": "data"}}, ["tag key 'aws:team'", "reserves"]),
-    ({"tags": {"team": "AWS:data"}}, ["tag value 'AWS:data'", "reserves"]),
-    ({"environment": {"TOKEN": "x" * 8000}}, ["RunTask overrides", "8192", "TOKEN"]),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"name": "c" * 129}, ["1-128 letters", "startedBy"]),
+        ({"tags": {f"t{i}": "v" for i in range(49)}}, ["49 tags", "at most 48"]),
+        ({"tags": {"k" * 129: "v"}}, ["129 characters", "1 to 128"]),
+        ({"tags": {"team": "v" * 257}}, ["257 characters", "at most 256"]),
+        ({"tags": {"aws:team": "data"}}, ["tag key 'aws:team'", "reserves"]),
+        ({"tags": {"team": "AWS:data"}}, ["tag value 'AWS:data'", "reserves"]),
+        ({"environment": {"TOKEN": "x" * 8000}}, ["RunTask overrides", "8192", "TOKEN"]),
+    ],
+)
 def test_limits_are_checked_before_any_aws_call(fresh, options, words):
     fresh.reset_counters()
     priced = sum(pricing.calls.values())

@@ -95,15 +95,21 @@ def session(local_fargate):
 
 def put_image(ecr, repository, tag):
     """An image in the local account's ECR under ``tag`` (what a past build pushed)."""
-    manifest = {"schemaVersion": 2, "mediaType":
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                           "size": 7, "digest": "sha256:" + "a" * 64},
-                "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7,
+            "digest": "sha256:" + "a" * 64,
+        },
+        "layers": [],
+    }
     ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
 
 
 # -- rendering ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_image_installs_exactly_the_locked_packages_of_its_platform(platform):
@@ -120,18 +126,23 @@ def test_image_installs_exactly_the_locked_packages_of_its_platform(platform):
 
     [pip] = fixture_packages(platform, "pip")
     assert context.files["requirements.txt"] == (
-        f"{pip['name']} @ {pip['url']} --hash=sha256:{pip['hash']['sha256']}\n")
+        f"{pip['name']} @ {pip['url']} --hash=sha256:{pip['hash']['sha256']}\n"
+    )
 
     dockerfile = context.files["Dockerfile"]
     assert "FROM mambaorg/micromamba:" in dockerfile
     assert "micromamba install --yes --name base --file /tmp/conda.lock" in dockerfile
     assert "--no-deps" in dockerfile and "--require-hashes" in dockerfile
     assert "USER $MAMBA_USER" in dockerfile and "USER root" not in dockerfile
-    assert ('ENTRYPOINT ["/opt/conda/bin/tini", "-g", "--", "/usr/local/bin/_entrypoint.sh"]'
-            in dockerfile)
+    assert (
+        'ENTRYPOINT ["/opt/conda/bin/tini", "-g", "--", "/usr/local/bin/_entrypoint.sh"]'
+        in dockerfile
+    )
     assert 'io.starburst-dask.distributed="2026.8.0"' in dockerfile
-    assert context.docker_platform == {"linux-64": "linux/amd64",
-                                       "linux-aarch64": "linux/arm64"}[platform]
+    assert (
+        context.docker_platform
+        == {"linux-64": "linux/amd64", "linux-aarch64": "linux/arm64"}[platform]
+    )
 
 
 def test_tag_is_stable_across_runs_and_follows_the_content(tmp_path):
@@ -140,32 +151,45 @@ def test_tag_is_stable_across_runs_and_follows_the_content(tmp_path):
     assert tags["linux-64"] != tags["linux-aarch64"]
     assert tags["linux-64"].startswith("2026.8.0-py3.11-")
     # Another process (another hash seed) computes the same tags.
-    script = ("import sys; from starburst_dask.images import read_lock, render; "
-              "l = read_lock(sys.argv[1]); print(render(l, 'linux-64').tag, "
-              "render(l, 'linux-aarch64').tag)")
-    out = subprocess.run([sys.executable, "-c", script, str(LOCK)], check=True, text=True,
-                         capture_output=True, env={**os.environ, "PYTHONHASHSEED": "123"})
+    script = (
+        "import sys; from starburst_dask.images import read_lock, render; "
+        "l = read_lock(sys.argv[1]); print(render(l, 'linux-64').tag, "
+        "render(l, 'linux-aarch64').tag)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(LOCK)],
+        check=True,
+        text=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert out.stdout.split() == [tags["linux-64"], tags["linux-aarch64"]]
     # One package version changed on linux-64: only linux-64's tag changes.
     changed = read_lock(lock_with(tmp_path, "msgpack-python", "1.1.1", platform="linux-64"))
     assert render(changed, "linux-64").tag != tags["linux-64"]
     assert render(changed, "linux-aarch64").tag == tags["linux-aarch64"]
     # The template is part of the tag too.
-    assert render(lock, "linux-64", base_image="mambaorg/micromamba:9.9.9").tag \
-        != tags["linux-64"]
+    assert render(lock, "linux-64", base_image="mambaorg/micromamba:9.9.9").tag != tags["linux-64"]
 
 
 def test_tags_record_versions_the_client_can_check():
     assert from_tag("daskdev/dask:2026.8.0-py3.11").distributed == "2026.8.0"
-    ours = from_tag(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:"
-                    "2026.7.1-py3.12-0123456789abcdef")
+    ours = from_tag(
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:2026.7.1-py3.12-0123456789abcdef"
+    )
     assert (ours.distributed, ours.python) == ("2026.7.1", "3.12")
-    for unknown in ("daskdev/dask:latest", "daskdev/dask", "localhost:5000/dask",
-                    "dask@sha256:" + "b" * 64, "my-dask:1"):
+    for unknown in (
+        "daskdev/dask:latest",
+        "daskdev/dask",
+        "localhost:5000/dask",
+        "dask@sha256:" + "b" * 64,
+        "my-dask:1",
+    ):
         assert from_tag(unknown) is None, unknown
 
 
 # -- ECR and builders, on the local Fargate ---------------------------------------------
+
 
 def test_tag_already_in_ecr_means_nothing_is_built(local_fargate, session, no_docker_engine):
     tag = render(read_lock(LOCK), "linux-64").tag
@@ -179,15 +203,18 @@ def test_tag_already_in_ecr_means_nothing_is_built(local_fargate, session, no_do
     assert (image.built, image.builder) == (False, None)
     assert image.uri == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/cached:{tag}"
     assert calls.of("StartBuild") == [] and calls.of("PutObject") == []
-    assert calls.of("DescribeImages") == [{"repositoryName": "cached",
-                                           "imageIds": [{"imageTag": tag}]}]
+    assert calls.of("DescribeImages") == [
+        {"repositoryName": "cached", "imageIds": [{"imageTag": tag}]}
+    ]
     assert local_fargate.client("codebuild").list_builds()["ids"] == []
 
 
-def test_without_docker_engine_codebuild_builds_from_s3(local_fargate, session,
-                                                        no_docker_engine, monkeypatch):
-    set_config(monkeypatch, {"image-build-project": "images-test",
-                             "image-build-bucket": "contexts-test"})
+def test_without_docker_engine_codebuild_builds_from_s3(
+    local_fargate, session, no_docker_engine, monkeypatch
+):
+    set_config(
+        monkeypatch, {"image-build-project": "images-test", "image-build-bucket": "contexts-test"}
+    )
     made = create_codebuild_project(session, "images-test", "contexts-test")
     assert create_codebuild_project(session, "images-test", "contexts-test") == made  # again
     calls = ApiCalls(session)
@@ -212,7 +239,9 @@ def test_without_docker_engine_codebuild_builds_from_s3(local_fargate, session,
     [start] = calls.of("StartBuild")
     assert start["projectName"] == "images-test"
     assert (start["sourceTypeOverride"], start["sourceLocationOverride"]) == (
-        "S3", f"contexts-test/{key}")
+        "S3",
+        f"contexts-test/{key}",
+    )
     assert start["environmentTypeOverride"] == "LINUX_CONTAINER"
     assert start["privilegedModeOverride"] is True
     env = {v["name"]: v["value"] for v in start["environmentVariablesOverride"]}
@@ -221,11 +250,11 @@ def test_without_docker_engine_codebuild_builds_from_s3(local_fargate, session,
     assert any("COMPLETED" in line for line in lines)  # progress shown
 
 
-def test_missing_codebuild_project_is_named(local_fargate, session, no_docker_engine,
-                                            monkeypatch):
+def test_missing_codebuild_project_is_named(local_fargate, session, no_docker_engine, monkeypatch):
     set_config(monkeypatch, {"image-build-project": "no-such-project"})
-    with pytest.raises(MissingResourceError,
-                       match="'no-such-project'.*starburst-dask setup --codebuild"):
+    with pytest.raises(
+        MissingResourceError, match="'no-such-project'.*starburst-dask setup --codebuild"
+    ):
         ensure_image(LOCK, repository="unbuilt", session=session)
 
 
@@ -238,21 +267,28 @@ def test_image_ls_and_render_commands(local_fargate, session, tmp_path):
     assert "2026.8.0-py3.11-0123456789abcdef" in result.output
 
     out = tmp_path / "context"
-    result = CliRunner().invoke(main, ["image", "render", str(LOCK), "-o", str(out),
-                                       "--platform", "linux-aarch64"])
+    result = CliRunner().invoke(
+        main, ["image", "render", str(LOCK), "-o", str(out), "--platform", "linux-aarch64"]
+    )
     assert result.exit_code == 0, result.output
-    assert (out / "conda.lock").read_text() == render(read_lock(LOCK),
-                                                      "linux-aarch64").files["conda.lock"]
+    assert (out / "conda.lock").read_text() == render(read_lock(LOCK), "linux-aarch64").files[
+        "conda.lock"
+    ]
 
 
 # -- the version check, before any task ----------------------------------------------------
 
+
 def test_image_with_other_distributed_fails_before_any_task(local_fargate):
     local_fargate.reset_counters()
-    image = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:2026.7.1-py3.11-" \
-            "0123456789abcdef"
-    with pytest.raises(ImageVersionError, match=r"distributed 2026\.7\.1 but this client "
-                                                r"has distributed 2026\.8\.0"):
+    image = (
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:2026.7.1-py3.11-0123456789abcdef"
+    )
+    with pytest.raises(
+        ImageVersionError,
+        match=r"distributed 2026\.7\.1 but this client "
+        r"has distributed 2026\.8\.0",
+    ):
         FargateCluster(n_workers=1, image=image)
     assert local_fargate.calls["RunTask"] == 0
     assert local_fargate.calls["RegisterTaskDefinition"] == 0
@@ -277,10 +313,12 @@ def test_software_uses_the_cached_image(local_fargate, session):
     assert options.image == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/starburst-dask:{tag}"
 
 
-@pytest.mark.parametrize(("architecture", "platform"), [("X86_64", "linux-64"),
-                                                     ("ARM64", "linux-aarch64")])
-def test_software_is_the_image_of_the_clusters_architecture(local_fargate, session,
-                                                            architecture, platform):
+@pytest.mark.parametrize(
+    ("architecture", "platform"), [("X86_64", "linux-64"), ("ARM64", "linux-aarch64")]
+)
+def test_software_is_the_image_of_the_clusters_architecture(
+    local_fargate, session, architecture, platform
+):
     tags = {p: render(read_lock(LOCK), p).tag for p in ("linux-64", "linux-aarch64")}
     assert tags["linux-64"] != tags["linux-aarch64"]
     ecr = session.client("ecr")
@@ -288,8 +326,9 @@ def test_software_is_the_image_of_the_clusters_architecture(local_fargate, sessi
     for tag in tags.values():
         with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
             put_image(ecr, "starburst-dask", tag)
-    options = resolve_cluster_image(ClusterOptions.resolve(software=LOCK,
-                                                           architecture=architecture))
+    options = resolve_cluster_image(
+        ClusterOptions.resolve(software=LOCK, architecture=architecture)
+    )
     assert options.image.endswith(f"/starburst-dask:{tags[platform]}")
 
 
@@ -299,6 +338,7 @@ def test_image_and_software_together_is_an_error(local_fargate):
 
 
 # -- the environment: snapshot and the real lock step -----------------------------------
+
 
 def test_snapshot_pins_the_client_and_copies_pip_versions(tmp_path):
     from importlib import metadata
@@ -315,10 +355,12 @@ def test_snapshot_pins_the_client_and_copies_pip_versions(tmp_path):
     meta = tmp_path / "conda-meta"
     meta.mkdir()
     for name, version in (("numpy", "2.1.0"), ("libzlib", "1.3.1"), ("dask", "2025.1.0")):
-        (meta / f"{name}-{version}-0.json").write_text(json.dumps(
-            {"name": name, "version": version, "channel": "https://example/conda-forge"}))
+        (meta / f"{name}-{version}-0.json").write_text(
+            json.dumps({"name": name, "version": version, "channel": "https://example/conda-forge"})
+        )
     (meta / "history").write_text(
-        "==> 2026-01-01 <==\n# update specs: ['conda-forge::numpy>=2', 'dask']\n")
+        "==> 2026-01-01 <==\n# update specs: ['conda-forge::numpy>=2', 'dask']\n"
+    )
     deps = snapshot(prefix=str(tmp_path)).environment["dependencies"]
     assert "numpy=2.1.0" in deps and not any(str(d).startswith("libzlib") for d in deps)
     assert f"dask={metadata.version('dask')}" in deps  # the client's, not the env's
@@ -364,8 +406,9 @@ esac
 """
 
 
-def test_with_a_docker_engine_buildx_builds_and_pushes(local_fargate, session, tmp_path,
-                                                       monkeypatch):
+def test_with_a_docker_engine_buildx_builds_and_pushes(
+    local_fargate, session, tmp_path, monkeypatch
+):
     bin_dir, log = tmp_path / "bin", tmp_path / "docker.log"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
@@ -374,8 +417,7 @@ def test_with_a_docker_engine_buildx_builds_and_pushes(local_fargate, session, t
     monkeypatch.setenv("DOCKER_LOG", str(log))
     calls = ApiCalls(session)
 
-    image = ensure_image(LOCK, platform="linux-aarch64", repository="docker-built",
-                         session=session)
+    image = ensure_image(LOCK, platform="linux-aarch64", repository="docker-built", session=session)
 
     context = render(read_lock(LOCK), "linux-aarch64")
     assert (image.built, image.builder) == (True, "docker")
@@ -386,8 +428,9 @@ def test_with_a_docker_engine_buildx_builds_and_pushes(local_fargate, session, t
     assert login == f"login --username AWS --password-stdin {registry}"
     user_password = base64.b64decode(token["authorizationToken"]).decode()
     assert f"AWS:{(tmp_path / 'docker.log.password').read_text()}" == user_password
-    assert build.startswith(f"buildx build --platform linux/arm64 --progress plain "
-                            f"--tag {image.uri} --push ")
+    assert build.startswith(
+        f"buildx build --platform linux/arm64 --progress plain --tag {image.uri} --push "
+    )
     built = tmp_path / "docker.log.context"
     assert {p.name: p.read_text() for p in built.iterdir()} == context.files
     assert len(calls.of("GetAuthorizationToken")) == 2  # ours, and the check above

@@ -48,9 +48,11 @@ def describe(ecs, arns):
 def wait_status(ecs, arns, status, timeout=20.0):
     """Wait until every task in ``arns`` has ``lastStatus == status``; return them."""
     return wait_until(
-        lambda: (tasks := describe(ecs, arns))
-        and all(t["lastStatus"] == status for t in tasks)
-        and tasks,
+        lambda: (
+            (tasks := describe(ecs, arns))
+            and all(t["lastStatus"] == status for t in tasks)
+            and tasks
+        ),
         timeout,
     )
 
@@ -313,7 +315,8 @@ def test_each_task_has_its_own_address_and_eni(local_fargate):
 
 def public_ip(task):
     eni = boto3.client("ec2").describe_network_interfaces(
-        NetworkInterfaceIds=[details(task)["networkInterfaceId"]])["NetworkInterfaces"][0]
+        NetworkInterfaceIds=[details(task)["networkInterfaceId"]]
+    )["NetworkInterfaces"][0]
     return eni["Association"]["PublicIp"]
 
 
@@ -382,13 +385,19 @@ def test_validation_like_aws(local_fargate):
     assert "awsvpc" in response["Error"]["Message"]
     network = {"awsvpcConfiguration": {"subnets": []}}
     response = error_of(
-        ecs.run_task, cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
+        ecs.run_task,
+        cluster=CLUSTER,
+        taskDefinition=definition,
+        launchType="FARGATE",
         networkConfiguration=network,
     )
     assert response["Error"]["Code"] == "InvalidParameterException"
     network = {"awsvpcConfiguration": {"subnets": ["subnet-nope"]}}
     response = error_of(
-        ecs.run_task, cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
+        ecs.run_task,
+        cluster=CLUSTER,
+        taskDefinition=definition,
+        launchType="FARGATE",
         networkConfiguration=network,
     )
     assert "subnet-nope" in response["Error"]["Message"]
@@ -516,22 +525,23 @@ def test_no_task_outlives_a_killed_emulator():
             requiresCompatibilities=["FARGATE"],
             cpu="256",
             memory="512",
-            containerDefinitions=[{"name": "main", "image": PYTHON_IMAGE,
-                                  "command": SLEEP}],
+            containerDefinitions=[{"name": "main", "image": PYTHON_IMAGE, "command": SLEEP}],
         )["taskDefinition"]["taskDefinitionArn"]
         subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         arn = ecs.run_task(
             cluster=CLUSTER,
             taskDefinition=definition,
             launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet],
-                                                          "assignPublicIp": "ENABLED"}},
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": [subnet], "assignPublicIp": "ENABLED"}
+            },
         )["tasks"][0]["taskArn"]
         wait_status(ecs, [arn], "RUNNING")
         # The shim and the sleeping command: everything the emulator started.
         task_processes = wait_until(
-            lambda: len(found := psutil.Process(emulator.pid).children(recursive=True)) == 2
-            and found
+            lambda: (
+                len(found := psutil.Process(emulator.pid).children(recursive=True)) == 2 and found
+            )
         )
         emulator.send_signal(signal.SIGKILL)
         emulator.wait(10)

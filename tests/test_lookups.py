@@ -50,8 +50,10 @@ def test_what_exists_is_found_and_what_does_not_is_none(local_fargate):
 
 
 def test_errors_a_lookup_does_not_expect_reach_the_caller(local_fargate):
-    for run in (lambda: lookups.subnets(SyncClients("us-east-1").ec2, [MISSING_SUBNET]),
-                lambda: both("ec2", lookups.subnets, [MISSING_SUBNET])):
+    for run in (
+        lambda: lookups.subnets(SyncClients("us-east-1").ec2, [MISSING_SUBNET]),
+        lambda: both("ec2", lookups.subnets, [MISSING_SUBNET]),
+    ):
         with pytest.raises(ClientError) as missing:
             run()
         assert lookups.error_code(missing.value) == "InvalidSubnetID.NotFound"

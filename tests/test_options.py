@@ -29,8 +29,10 @@ def test_arguments_override_config_and_config_overrides_defaults():
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"worker_cpu": 1024, "worker_memory": 1024},
-         ["worker_cpu=1024", "worker_memory=1024", "2048 to 8192 in steps of 1024"]),
+        (
+            {"worker_cpu": 1024, "worker_memory": 1024},
+            ["worker_cpu=1024", "worker_memory=1024", "2048 to 8192 in steps of 1024"],
+        ),
         ({"scheduler_cpu": 256, "scheduler_memory": 4096}, ["512, 1024, 2048"]),
         ({"worker_cpu": 3000}, ["3000 is not a Fargate CPU size", "256, 512, 1024"]),
         ({"n_workers": -1}, ["n_workers must be 0 or more"]),
@@ -64,9 +66,14 @@ def test_missing_region_says_how_to_set_it(monkeypatch):
         ClusterOptions.resolve()
 
 
-@pytest.mark.parametrize("former, name", [("cluster", "ecs_cluster"),
-                                          ("launch_timeout", "running_timeout"),
-                                          ("launch_deadline", "launch_retry_timeout")])
+@pytest.mark.parametrize(
+    "former, name",
+    [
+        ("cluster", "ecs_cluster"),
+        ("launch_timeout", "running_timeout"),
+        ("launch_deadline", "launch_retry_timeout"),
+    ],
+)
 def test_former_names_still_work_as_arguments_and_config_keys(former, name):
     value = "my-cluster" if name == "ecs_cluster" else 42
     assert getattr(resolve(**{former: value}), name) == value
@@ -76,17 +83,22 @@ def test_former_names_still_work_as_arguments_and_config_keys(former, name):
 
 
 def test_a_former_and_a_current_config_key_that_disagree_are_refused():
-    with dask.config.set({"starburst.cluster": "old", "starburst.ecs-cluster": "new"}), \
-            pytest.raises(ConfigurationError, match="keep only starburst.ecs-cluster"):
+    with (
+        dask.config.set({"starburst.cluster": "old", "starburst.ecs-cluster": "new"}),
+        pytest.raises(ConfigurationError, match="keep only starburst.ecs-cluster"),
+    ):
         resolve()
 
 
-@pytest.mark.parametrize("key, suggestion", [
-    ("starburst.max-cots", "starburst.cost.max-cost"),
-    ("starburst.cost.max_cots", "starburst.cost.max-cost"),
-    ("starburst.quota.intervall", "starburst.quota.interval"),
-    ("starburst.worker_cpus", "starburst.worker-cpu"),
-])
+@pytest.mark.parametrize(
+    "key, suggestion",
+    [
+        ("starburst.max-cots", "starburst.cost.max-cost"),
+        ("starburst.cost.max_cots", "starburst.cost.max-cost"),
+        ("starburst.quota.intervall", "starburst.quota.interval"),
+        ("starburst.worker_cpus", "starburst.worker-cpu"),
+    ],
+)
 def test_a_mistyped_config_key_is_refused_with_the_closest_key(key, suggestion):
     with dask.config.set({key: 5}), pytest.raises(ConfigurationError) as info:
         resolve()
@@ -96,28 +108,38 @@ def test_a_mistyped_config_key_is_refused_with_the_closest_key(key, suggestion):
 
 def environment(**variables):
     """dask config as dask reads these ``DASK_*`` environment variables, as dotted keys."""
+
     def dotted(tree, prefix=""):
         for key, value in tree.items():
             if isinstance(value, dict):
                 yield from dotted(value, f"{prefix}{key}.")
             else:
                 yield prefix + key, value
+
     return dask.config.set(dict(dotted(dask.config.collect_env(variables))))
 
 
 def test_a_mistyped_environment_variable_is_refused():
-    with environment(DASK_STARBURST__COST__MAX_COTS="5"), pytest.raises(
-            ConfigurationError, match="starburst.cost.max-cots: did you mean "
-                                      "starburst.cost.max-cost"):
+    with (
+        environment(DASK_STARBURST__COST__MAX_COTS="5"),
+        pytest.raises(
+            ConfigurationError,
+            match="starburst.cost.max-cots: did you mean starburst.cost.max-cost",
+        ),
+    ):
         resolve()
-    with environment(DASK_STARBURST__COST__MAX_COST="5", DASK_STARBURST__LAUNCH_DEADLINE="9",
-                     DASK_STARBURST__SUBNETS='["subnet-1"]'):
+    with environment(
+        DASK_STARBURST__COST__MAX_COST="5",
+        DASK_STARBURST__LAUNCH_DEADLINE="9",
+        DASK_STARBURST__SUBNETS='["subnet-1"]',
+    ):
         o = resolve()
     assert (o.max_cost, o.launch_retry_timeout, o.subnets) == (5, 9, ("subnet-1",))
 
 
 def test_free_mappings_take_any_key():
-    with dask.config.set({"starburst.environment": {"MY_VAR": "1"},
-                          "starburst.tags": {"team": "data"}}):
+    with dask.config.set(
+        {"starburst.environment": {"MY_VAR": "1"}, "starburst.tags": {"team": "data"}}
+    ):
         o = resolve()
     assert (o.environment, o.tags) == ({"MY_VAR": "1"}, {"team": "data"})

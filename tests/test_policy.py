@@ -45,14 +45,19 @@ def test_the_policy_allows_every_call_the_project_made(calls):
     actions = {iam_action(s, o) for s, o in calls}
     assert sorted(a for a in actions if not allows(document, a)) == []
     # The suite exercised the main paths: clusters, setup, quota and images.
-    assert {"ecs:RunTask", "ecs:CreateCluster", "servicequotas:GetServiceQuota",
-            "iam:CreateRole"} <= actions
+    assert {
+        "ecs:RunTask",
+        "ecs:CreateCluster",
+        "servicequotas:GetServiceQuota",
+        "iam:CreateRole",
+    } <= actions
 
 
 def test_the_project_calls_no_deprecated_operation(calls):
     session = botocore.session.get_session()
-    deprecated = sorted(f"{s}:{o}" for s, o in calls
-                        if session.get_service_model(s).operation_model(o).deprecated)
+    deprecated = sorted(
+        f"{s}:{o}" for s, o in calls if session.get_service_model(s).operation_model(o).deprecated
+    )
     assert deprecated == []
 
 
@@ -60,8 +65,10 @@ def test_pass_role_is_limited_to_the_projects_roles():
     document = printed_policy()
     passes = [s for s in document["Statement"] if s["Action"] == "iam:PassRole"]
     assert passes and all(s["Resource"] != "*" for s in passes)
-    assert all(s["Condition"]["StringEquals"]["iam:PassedToService"]
-               == "ecs-tasks.amazonaws.com" for s in passes)
+    assert all(
+        s["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
+        for s in passes
+    )
     assert not allows(document, "iam:CreateRole")  # setup's, only with --setup
 
 

@@ -15,8 +15,12 @@ from starburst_dask.errors import QuotaExceededError
 from starburst_dask.local import LocalFargate
 
 FAST = {"poll_interval": 0.5, "quota_interval": 1}
-BIG_WORKERS = {"worker_cpu": 2048, "worker_memory": 4096,
-               "scheduler_cpu": 1024, "scheduler_memory": 2048}
+BIG_WORKERS = {
+    "worker_cpu": 2048,
+    "worker_memory": 4096,
+    "scheduler_cpu": 1024,
+    "scheduler_memory": 2048,
+}
 
 
 @pytest.fixture
@@ -56,8 +60,11 @@ def running_tasks(ecs):
 
 
 def test_waves_under_the_quota_then_all_run_when_it_is_raised(aws):
-    with Peak(aws) as peak, FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster, \
-            Client(cluster) as client:
+    with (
+        Peak(aws) as peak,
+        FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(4, timeout=120)
         # 1 vCPU scheduler + 4 x 2 vCPU workers fill the 9 vCPU quota; 4 wait.
         assert (cluster.quota.running, cluster.quota.waiting) == (4, 4)
@@ -81,23 +88,41 @@ def test_others_usage_shrinks_headroom(aws):
     subnet = boto3.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
     family = "other-user"
     ecs.register_task_definition(
-        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="2048", memory="4096",
-        containerDefinitions=[{"name": "app", "image": PYTHON_IMAGE,
-                               "command": ["python", "-c", "import time; time.sleep(600)"]}],
+        family=family,
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="2048",
+        memory="4096",
+        containerDefinitions=[
+            {
+                "name": "app",
+                "image": PYTHON_IMAGE,
+                "command": ["python", "-c", "import time; time.sleep(600)"],
+            }
+        ],
     )
-    others = ecs.run_task(cluster="starburst-dask", taskDefinition=family, count=2,
-                          launchType="FARGATE", networkConfiguration={
-                              "awsvpcConfiguration": {"subnets": [subnet]}})["tasks"]
+    others = ecs.run_task(
+        cluster="starburst-dask",
+        taskDefinition=family,
+        count=2,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+    )["tasks"]
     cloudwatch = boto3.client("cloudwatch")
 
     def usage():
         from starburst_dask import fargate
+
         end = time.time()
         points = cloudwatch.get_metric_statistics(
-            Namespace="AWS/Usage", MetricName="ResourceCount",
-            Dimensions=fargate.usage_dimensions("FARGATE"), StartTime=end - 60, EndTime=end,
-            Period=60, Statistics=["Maximum"])["Datapoints"]
+            Namespace="AWS/Usage",
+            MetricName="ResourceCount",
+            Dimensions=fargate.usage_dimensions("FARGATE"),
+            StartTime=end - 60,
+            EndTime=end,
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
         return max((p["Maximum"] for p in points), default=0)
 
     try:
@@ -136,15 +161,19 @@ def test_a_quota_of_zero_is_a_clear_error_within_the_deadline(aws):
 
 
 def test_adapt_stays_under_the_quota_and_scales_to_zero(aws):
-    with Peak(aws) as peak, FargateCluster(n_workers=0, **BIG_WORKERS, **FAST) as cluster, \
-            Client(cluster) as client:
+    with (
+        Peak(aws) as peak,
+        FargateCluster(n_workers=0, **BIG_WORKERS, **FAST) as cluster,
+        Client(cluster) as client,
+    ):
         cluster.adapt(minimum=0, maximum=50, interval="500ms", wait_count=2)
         futures = client.map(lambda x: (time.sleep(0.5), x + 1)[1], range(60))
         assert client.gather(futures) == list(range(1, 61))
         assert cluster.quota.running >= 1
         del futures  # results held on workers would keep them
-        wait_until(lambda: not client.scheduler_info()["workers"] and not cluster.worker_spec,
-                   timeout=120)
+        wait_until(
+            lambda: not client.scheduler_info()["workers"] and not cluster.worker_spec, timeout=120
+        )
         wait_until(lambda: len(running_tasks(boto3.client("ecs"))) == 1)  # the scheduler
     assert peak.vcpus <= 9
     assert aws.quota_refusals == 0
@@ -168,18 +197,25 @@ def test_quota_command_shows_and_requests(aws):
     # A request at or below the quota would lower or keep it: refused, nothing filed.
     quotas = boto3.client("service-quotas")
     before = quotas.list_requested_service_quota_change_history_by_quota(
-        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"]
+        ServiceCode="fargate", QuotaCode="L-3032A538"
+    )["RequestedQuotas"]
     lower = CliRunner().invoke(main, ["quota", "--request", "1"])
     assert lower.exit_code == 1 and "quota is 20 vCPU already" in lower.output
     assert "Traceback" not in lower.output
-    assert quotas.list_requested_service_quota_change_history_by_quota(
-        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"] == before
+    assert (
+        quotas.list_requested_service_quota_change_history_by_quota(
+            ServiceCode="fargate", QuotaCode="L-3032A538"
+        )["RequestedQuotas"]
+        == before
+    )
 
 
 def test_auto_request_raises_the_quota_and_all_workers_run(aws):
     aws.account.approval_delay = 1
-    with FargateCluster(n_workers=8, quota_auto_request=True, **BIG_WORKERS, **FAST) as cluster, \
-            Client(cluster) as client:
+    with (
+        FargateCluster(n_workers=8, quota_auto_request=True, **BIG_WORKERS, **FAST) as cluster,
+        Client(cluster) as client,
+    ):
         assert cluster.quota.waiting == 4
         client.wait_for_workers(8, timeout=120)
     assert aws.account.quotas["FARGATE"] == 17  # 9 in use + 4 workers x 2 vCPU waiting
@@ -187,22 +223,24 @@ def test_auto_request_raises_the_quota_and_all_workers_run(aws):
 
 def test_request_quota_increase_files_what_the_waiting_workers_need(aws):
     aws.account.approval_delay = 1
-    with FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster, \
-            Client(cluster) as client:
+    with FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster, Client(cluster) as client:
         assert cluster.quota.waiting == 4
         request = cluster.request_quota_increase()
         assert (request["DesiredValue"], request["Status"]) == (17, "PENDING")
         client.wait_for_workers(8, timeout=120)  # launched once AWS approves it
     filed = boto3.client("service-quotas").list_requested_service_quota_change_history_by_quota(
-        ServiceCode="fargate", QuotaCode="L-3032A538")["RequestedQuotas"]
+        ServiceCode="fargate", QuotaCode="L-3032A538"
+    )["RequestedQuotas"]
     assert [r["DesiredValue"] for r in filed] == [17]
 
 
 def providers(ecs, cluster):
     """Capacity provider of each worker task of ``cluster``, and of its scheduler."""
     arns = [w.task_arn for w in cluster.workers.values()] + [cluster.scheduler.task_arn]
-    described = {t["taskArn"]: t.get("capacityProviderName", "FARGATE")
-                 for t in ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]}
+    described = {
+        t["taskArn"]: t.get("capacityProviderName", "FARGATE")
+        for t in ecs.describe_tasks(cluster="starburst-dask", tasks=arns)["tasks"]
+    }
     return sorted(described[a] for a in arns[:-1]), described[arns[-1]]
 
 
@@ -211,8 +249,11 @@ def test_spot_workers_and_on_demand_scheduler(aws):
     aws.set_quota(4, "FARGATE_SPOT")
     with FargateCluster(n_workers=6, spot=True, **FAST) as cluster:
         # Each quota governed on its own: 4 Spot vCPU for 1-vCPU workers, 2 wait.
-        assert (cluster.quota.capacity_provider, cluster.quota.running,
-                cluster.quota.waiting) == ("FARGATE_SPOT", 4, 2)
+        assert (cluster.quota.capacity_provider, cluster.quota.running, cluster.quota.waiting) == (
+            "FARGATE_SPOT",
+            4,
+            2,
+        )
         assert providers(ecs, cluster) == (["FARGATE_SPOT"] * 4, "FARGATE")
 
 
@@ -222,8 +263,7 @@ def test_spot_fallback_to_on_demand_without_spot_quota_or_capacity(aws):
     with FargateCluster(n_workers=2, spot="fallback", **FAST) as cluster:
         assert providers(ecs, cluster) == (["FARGATE"] * 2, "FARGATE")
     aws.set_quota(9, "FARGATE_SPOT")
-    with FargateCluster(n_workers=0, spot="fallback", **FAST) as cluster, \
-            Client(cluster) as client:
+    with FargateCluster(n_workers=0, spot="fallback", **FAST) as cluster, Client(cluster) as client:
         aws.fail_next_run_task(1, "capacity")  # Spot has no capacity for the next call
         cluster.scale(2)
         client.wait_for_workers(2, timeout=120)
@@ -242,8 +282,11 @@ def test_the_local_fargate_throttles_bursts_like_aws(aws):
         try:
             ecs.list_tasks(cluster="starburst-dask")
         except ClientError as e:
-            return (e.response["Error"]["Code"], e.response["Error"]["Message"],
-                    e.response["ResponseMetadata"]["HTTPStatusCode"])
+            return (
+                e.response["Error"]["Code"],
+                e.response["Error"]["Message"],
+                e.response["ResponseMetadata"]["HTTPStatusCode"],
+            )
 
     with ThreadPoolExecutor(8) as pool:  # ListTasks: a burst of 100, then 20 a second
         throttled = [r for r in pool.map(list_tasks, range(300)) if r]
@@ -254,8 +297,7 @@ def test_the_local_fargate_throttles_bursts_like_aws(aws):
 def test_spot_fallback_when_the_ecs_cluster_has_no_spot_provider(aws):
     ecs = boto3.client("ecs")
     ecs.create_cluster(clusterName="on-demand-only", capacityProviders=["FARGATE"])
-    with FargateCluster(n_workers=2, spot="fallback", cluster="on-demand-only",
-                        **FAST) as cluster:
+    with FargateCluster(n_workers=2, spot="fallback", cluster="on-demand-only", **FAST) as cluster:
         arns = [w.task_arn for w in cluster.workers.values()]
         described = ecs.describe_tasks(cluster="on-demand-only", tasks=arns)["tasks"]
         assert [t.get("capacityProviderName", "FARGATE") for t in described] == ["FARGATE"] * 2
@@ -272,7 +314,8 @@ def test_an_account_without_an_applied_quota_value_uses_the_default(aws):
     try:
         with pytest.raises(ClientError, match="NoSuchResourceException"):
             boto3.client("service-quotas").get_service_quota(
-                ServiceCode="fargate", QuotaCode=fargate.QUOTA_CODES["FARGATE"])
+                ServiceCode="fargate", QuotaCode=fargate.QUOTA_CODES["FARGATE"]
+            )
         shown = CliRunner().invoke(main, ["quota", "--json"])
         assert shown.exit_code == 0, shown.output
         on_demand = json.loads(shown.output)["quotas"][0]

@@ -15,12 +15,23 @@ FAST = {"poll_interval": 0.5}
 
 def worker_arns(ecs, cluster):
     """The cluster's worker tasks, running or stopped, as ECS lists them."""
-    arns = [a for status in ("RUNNING", "STOPPED") for a in ecs.list_tasks(
-        cluster="starburst-dask", startedBy=cluster.name, desiredStatus=status)["taskArns"]]
-    described = ecs.describe_tasks(cluster="starburst-dask", tasks=arns,
-                               include=["TAGS"])["tasks"] if arns else []
-    return {t["taskArn"] for t in described
-            if {"key": "starburst-dask:role", "value": "worker"} in t.get("tags", [])}
+    arns = [
+        a
+        for status in ("RUNNING", "STOPPED")
+        for a in ecs.list_tasks(
+            cluster="starburst-dask", startedBy=cluster.name, desiredStatus=status
+        )["taskArns"]
+    ]
+    described = (
+        ecs.describe_tasks(cluster="starburst-dask", tasks=arns, include=["TAGS"])["tasks"]
+        if arns
+        else []
+    )
+    return {
+        t["taskArn"]
+        for t in described
+        if {"key": "starburst-dask:role", "value": "worker"} in t.get("tags", [])
+    }
 
 
 def test_policy_backs_off_and_gives_up():
@@ -45,8 +56,10 @@ def test_a_worker_that_dies_after_joining_is_replaced(local_fargate):
         (first,) = (w["name"] for w in client.scheduler_info()["workers"].values())
         arn = next(a for a in worker_arns(ecs, cluster) if a.endswith(first))
         local_fargate.kill_task(arn)
-        wait_until(lambda: {w["name"] for w in client.scheduler_info()["workers"].values()}
-                   - {first}, timeout=120)
+        wait_until(
+            lambda: {w["name"] for w in client.scheduler_info()["workers"].values()} - {first},
+            timeout=120,
+        )
         assert client.submit(sum, [1, 2, 3]).result() == 6
         assert cluster.provisioner.replacement.failures == 0
 

@@ -72,19 +72,26 @@ def cli(*args, input=None):
 def inventory(aws):
     """Every resource setup may create, with its settings, across services."""
     iam, ec2 = aws.client("iam"), aws.client("ec2")
-    roles = {r["RoleName"]: sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"])
-             for r in iam.list_roles()["Roles"]}
-    groups = {g["GroupId"]: (g["GroupName"], g["IpPermissions"])
-              for g in ec2.describe_security_groups()["SecurityGroups"]}
+    roles = {
+        r["RoleName"]: sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"])
+        for r in iam.list_roles()["Roles"]
+    }
+    groups = {
+        g["GroupId"]: (g["GroupName"], g["IpPermissions"])
+        for g in ec2.describe_security_groups()["SecurityGroups"]
+    }
     path = aws.config_dir / CONFIG_FILE
     return {
         "clusters": aws.client("ecs").list_clusters()["clusterArns"],
         "roles": roles,
-        "log groups": [(g["logGroupName"], g.get("retentionInDays"))
-                       for g in aws.client("logs").describe_log_groups()["logGroups"]],
+        "log groups": [
+            (g["logGroupName"], g.get("retentionInDays"))
+            for g in aws.client("logs").describe_log_groups()["logGroups"]
+        ],
         "security groups": groups,
-        "repositories": [r["repositoryName"]
-                         for r in aws.client("ecr").describe_repositories()["repositories"]],
+        "repositories": [
+            r["repositoryName"] for r in aws.client("ecr").describe_repositories()["repositories"]
+        ],
         "config": path.read_text() if path.exists() else None,
     }
 
@@ -96,15 +103,22 @@ def running(aws, arns):
 
 def processes_left(aws, arns):
     pids = [r["pid"] for r in aws.task_records() if r["arn"] in arns and r["pid"]]
-    return [p for p in pids if psutil.pid_exists(p)
-            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    return [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 def start_client(aws, name, scheduler_timeout):
     """A client process running a cluster; returns it and its tasks' ARNs once ready."""
     env = {**os.environ, **aws.env}
-    process = subprocess.Popen([sys.executable, "-c", CLIENT, str(scheduler_timeout), name],
-                               env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, str(scheduler_timeout), name],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
@@ -145,13 +159,19 @@ def test_setup_twice_creates_once_and_never_opens_to_the_world(aws):
 
     [group_id] = report["settings"]["security-groups"]
     [group] = aws.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
-    sources = {(p.get("FromPort"), r.get("CidrIp") or r.get("CidrIpv6"))
-               for p in group["IpPermissions"] for r in p["IpRanges"] + p["Ipv6Ranges"]}
+    sources = {
+        (p.get("FromPort"), r.get("CidrIp") or r.get("CidrIpv6"))
+        for p in group["IpPermissions"]
+        for r in p["IpRanges"] + p["Ipv6Ranges"]
+    }
     # The caller's network to the scheduler and dashboard; the cluster's tasks to each
     # other (the group itself); nothing else.
     assert sources == {(8786, "203.0.113.7/32")}
-    assert [(p["IpProtocol"], p["UserIdGroupPairs"][0]["GroupId"])
-            for p in group["IpPermissions"] if p["UserIdGroupPairs"]] == [("-1", group_id)]
+    assert [
+        (p["IpProtocol"], p["UserIdGroupPairs"][0]["GroupId"])
+        for p in group["IpPermissions"]
+        if p["UserIdGroupPairs"]
+    ] == [("-1", group_id)]
     assert report["settings"]["assign-public-ip"] is True  # default subnets route to an IGW
     assert {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]} in group["Tags"]
     subnets = aws.client("ec2").describe_subnets(SubnetIds=report["settings"]["subnets"])
@@ -166,16 +186,26 @@ def test_doctor_passes_after_setup(aws, set_up):
     checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
     assert "Fargate vCPU quota" in checks  # "unknown" would be a warning
     assert json.loads(result.output)["ok"] is True
-    for name in ("ECS cluster", "IAM execution role", "IAM task role", "log group",
-                 "subnets", "security group", "ECR repository"):
+    for name in (
+        "ECS cluster",
+        "IAM execution role",
+        "IAM task role",
+        "log group",
+        "subnets",
+        "security group",
+        "ECR repository",
+    ):
         assert checks[name]["status"] == "ok", checks[name]
     assert {c["status"] for c in checks.values()} <= {"ok", "warn"}
 
 
 def test_cluster_needs_no_arguments_after_setup(aws, set_up):
     written = dask.config.get("starburst.security-groups")
-    with (dask.config.set({"starburst.n-workers": 1, "starburst.poll-interval": 0.5}),
-          FargateCluster() as cluster, Client(cluster) as client):
+    with (
+        dask.config.set({"starburst.n-workers": 1, "starburst.poll-interval": 0.5}),
+        FargateCluster() as cluster,
+        Client(cluster) as client,
+    ):
         assert list(cluster.options.security_groups) == written
         assert client.submit(sum, [1, 2, 3]).result() == 6
 
@@ -192,16 +222,20 @@ def test_cluster_of_a_killed_client_stops_itself(aws, set_up):
 
 def scheduler_log(aws, arn):
     stream = f"starburst-dask/dask/{arn.rsplit('/', 1)[1]}"
-    events = aws.client("logs").get_log_events(logGroupName="/starburst-dask",
-                                               logStreamName=stream)["events"]
+    events = aws.client("logs").get_log_events(
+        logGroupName="/starburst-dask", logStreamName=stream
+    )["events"]
     return "\n".join(e["message"] for e in events)
 
 
 def test_max_lifetime_stops_a_cluster_whose_client_is_alive(aws, set_up):
     # An idle timeout far below the lifetime: a connected client keeps the scheduler up.
-    with (FargateCluster(n_workers=1, scheduler_timeout=2, max_lifetime=8,
-                         poll_interval=0.5) as cluster,
-          Client(cluster) as client):
+    with (
+        FargateCluster(
+            n_workers=1, scheduler_timeout=2, max_lifetime=8, poll_interval=0.5
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(1, timeout=60)
         arns = [cluster.scheduler.task_arn] + [w.task_arn for w in cluster.workers.values()]
         wait_until(lambda: running(aws, arns) == [], timeout=60)
@@ -213,11 +247,17 @@ def test_max_lifetime_stops_a_cluster_whose_client_is_alive(aws, set_up):
 
 def test_ls_and_cleanup_stop_only_the_projects_orphans(aws, set_up):
     ecs = aws.client("ecs")
-    [foreign] = [t["taskArn"] for t in ecs.run_task(
-        cluster=ECS_CLUSTER, taskDefinition=sleeper(aws), launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {
-            "subnets": dask.config.get("starburst.subnets")}},
-    )["tasks"]]
+    [foreign] = [
+        t["taskArn"]
+        for t in ecs.run_task(
+            cluster=ECS_CLUSTER,
+            taskDefinition=sleeper(aws),
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": dask.config.get("starburst.subnets")}
+            },
+        )["tasks"]
+    ]
     try:
         process, arns = start_client(aws, "orphaned", scheduler_timeout=600)
         process.send_signal(signal.SIGKILL)
@@ -225,7 +265,8 @@ def test_ls_and_cleanup_stop_only_the_projects_orphans(aws, set_up):
 
         listed = json.loads(cli("ls", "--json").output)
         assert [(c["name"], c["tasks"]) for c in listed] == [
-            ("orphaned", {"scheduler": 1, "worker": 1})]
+            ("orphaned", {"scheduler": 1, "worker": 1})
+        ]
         assert listed[0]["cost_usd"] is None or listed[0]["cost_usd"] > 0
         assert sorted(listed[0]["task_arns"]) == sorted(arns)  # not the foreign task
 
@@ -251,16 +292,24 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
     assert inventory(aws)["clusters"]
     ecs = aws.client("ecs")
     left_running = ecs.run_task(  # a task of a cluster whose client is gone
-        cluster=ECS_CLUSTER, taskDefinition=sleeper(aws), launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {
-            "subnets": dask.config.get("starburst.subnets")}},
+        cluster=ECS_CLUSTER,
+        taskDefinition=sleeper(aws),
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": dask.config.get("starburst.subnets")}
+        },
         tags=[{"key": TAG_CLUSTER, "value": "gone"}, {"key": TAG_ROLE, "value": "worker"}],
     )["tasks"][0]["taskArn"]
 
     result = cli("teardown", "--yes")
     assert result.exit_code == 0, result.output
-    assert ecs.describe_tasks(cluster=ECS_CLUSTER,  # stopped before the cluster went
-                              tasks=[left_running])["tasks"][0]["lastStatus"] == "STOPPED"
+    assert (
+        ecs.describe_tasks(
+            cluster=ECS_CLUSTER,  # stopped before the cluster went
+            tasks=[left_running],
+        )["tasks"][0]["lastStatus"]
+        == "STOPPED"
+    )
     left = inventory(aws)
     # ECS's service-linked role is AWS's, shared by every cluster of the account: kept.
     assert left["roles"] == {"AWSServiceRoleForECS": []}
@@ -271,25 +320,41 @@ def test_teardown_deletes_only_what_setup_created(aws, set_up):
 
     # A role of setup's name that setup did not create is used as it is, and kept.
     # (A role, not a log group: moto keeps a deleted log group's tags for its successor.)
-    aws.client("iam").create_role(RoleName="starburst-dask-task",
-                                  AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS))
+    aws.client("iam").create_role(
+        RoleName="starburst-dask-task", AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS)
+    )
     refused = cli("setup", "--s3-bucket", "data")  # cannot be applied to it: an error
     assert refused.exit_code == 1 and "--s3-bucket data cannot be applied" in refused.output
     again = json.loads(cli("setup", "--json").stdout)
-    assert {"kind": "IAM role", "name": "starburst-dask-task", "status": "exists, not managed",
-            "detail": ""} in again["resources"]
+    assert {
+        "kind": "IAM role",
+        "name": "starburst-dask-task",
+        "status": "exists, not managed",
+        "detail": "",
+    } in again["resources"]
     assert cli("teardown", "--yes").exit_code == 0
-    assert inventory(aws)["roles"] == {"AWSServiceRoleForECS": [],
-                                       "starburst-dask-task": []}  # no S3 policy added
+    assert inventory(aws)["roles"] == {
+        "AWSServiceRoleForECS": [],
+        "starburst-dask-task": [],
+    }  # no S3 policy added
 
 
 def sleeper(aws):
     """A task definition whose task sleeps ten minutes: a task, but no dask."""
     return aws.client("ecs").register_task_definition(
-        family="not-starburst", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512",
-        containerDefinitions=[{"name": "app", "image": PYTHON_IMAGE, "essential": True,
-                               "command": ["python", "-c", "import time; time.sleep(600)"]}],
+        family="not-starburst",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "app",
+                "image": PYTHON_IMAGE,
+                "essential": True,
+                "command": ["python", "-c", "import time; time.sleep(600)"],
+            }
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
 
 

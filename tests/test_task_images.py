@@ -34,22 +34,37 @@ def run(ecs, image, code, environment=None):
         "image": image,
         "command": ["python", "-c", code],
         "environment": [{"name": k, "value": v} for k, v in (environment or {}).items()],
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "images",
-            "awslogs-region": "us-east-1"}},
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": LOG_GROUP,
+                "awslogs-stream-prefix": "images",
+                "awslogs-region": "us-east-1",
+            },
+        },
     }
     # awslogs on Fargate needs the execution role (prepare() made it).
     role = boto3.client("iam").get_role(RoleName="starburst-dask-execution")["Role"]["Arn"]
     definition = ecs.register_task_definition(
-        family="images", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="256", memory="512", containerDefinitions=[container], executionRoleArn=role,
+        family="images",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[container],
+        executionRoleArn=role,
     )["taskDefinition"]["taskDefinitionArn"]
     subnet = boto3.client("ec2").describe_subnets(
-        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]["SubnetId"]
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+    )["Subnets"][0]["SubnetId"]
     response = ecs.run_task(
-        cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {
-            "subnets": [subnet], "assignPublicIp": "ENABLED"}})
+        cluster=CLUSTER,
+        taskDefinition=definition,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet], "assignPublicIp": "ENABLED"}
+        },
+    )
     assert response["failures"] == []
     return response["tasks"][0]["taskArn"]
 
@@ -58,8 +73,9 @@ def log(arn):
     """The task's CloudWatch log lines."""
     stream = f"images/main/{arn.rsplit('/', 1)[1]}"
     try:
-        events = boto3.client("logs").get_log_events(logGroupName=LOG_GROUP,
-                                                     logStreamName=stream)["events"]
+        events = boto3.client("logs").get_log_events(logGroupName=LOG_GROUP, logStreamName=stream)[
+            "events"
+        ]
     except ClientError:
         return []
     return [e["message"] for e in events]
@@ -67,20 +83,24 @@ def log(arn):
 
 # -- what a task can import ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("image", "code", "environment", "missing"), [
-    # daskdev/dask has dask and its usual companions, not starburst-dask or xarray.
-    (DASK_IMAGE, "import dask, distributed, numpy, pandas, cloudpickle, yaml", None, None),
-    (DASK_IMAGE, "import starburst_dask", None, "starburst_dask"),
-    (DASK_IMAGE, "import starburst_dask.demo", None, "starburst_dask"),
-    (DASK_IMAGE, "import xarray", None, "xarray"),
-    (DASK_IMAGE, "import moto", None, "moto"),
-    # prepare.sh's EXTRA_PIP_PACKAGES: what is installed here stands for its install.
-    (DASK_IMAGE, "import xarray", {"EXTRA_PIP_PACKAGES": "xarray>=2025.1"}, None),
-    (DASK_IMAGE, "import xarray", {"EXTRA_CONDA_PACKAGES": "-c conda-forge xarray"}, None),
-    # Docker's python image: the standard library and pip, nothing of dask.
-    (PYTHON_IMAGE, "import json, sqlite3, pip", None, None),
-    (f"python:{PYTHON}-slim", "import dask", None, "dask"),
-])
+
+@pytest.mark.parametrize(
+    ("image", "code", "environment", "missing"),
+    [
+        # daskdev/dask has dask and its usual companions, not starburst-dask or xarray.
+        (DASK_IMAGE, "import dask, distributed, numpy, pandas, cloudpickle, yaml", None, None),
+        (DASK_IMAGE, "import starburst_dask", None, "starburst_dask"),
+        (DASK_IMAGE, "import starburst_dask.demo", None, "starburst_dask"),
+        (DASK_IMAGE, "import xarray", None, "xarray"),
+        (DASK_IMAGE, "import moto", None, "moto"),
+        # prepare.sh's EXTRA_PIP_PACKAGES: what is installed here stands for its install.
+        (DASK_IMAGE, "import xarray", {"EXTRA_PIP_PACKAGES": "xarray>=2025.1"}, None),
+        (DASK_IMAGE, "import xarray", {"EXTRA_CONDA_PACKAGES": "-c conda-forge xarray"}, None),
+        # Docker's python image: the standard library and pip, nothing of dask.
+        (PYTHON_IMAGE, "import json, sqlite3, pip", None, None),
+        (f"python:{PYTHON}-slim", "import dask", None, "dask"),
+    ],
+)
 def test_a_task_imports_what_its_image_contains(ecs, image, code, environment, missing):
     arn = run(ecs, image, code, environment)
     task = stopped(ecs, arn)
@@ -94,11 +114,13 @@ def test_a_task_imports_what_its_image_contains(ecs, image, code, environment, m
 
 
 def test_an_absent_module_looks_absent_to_probes(ecs):
-    code = ("import importlib.util, importlib.metadata as m; "
-            "assert importlib.util.find_spec('starburst_dask') is None; "
-            "assert importlib.util.find_spec('xarray') is None; "
-            "names = {d.metadata['Name'].lower() for d in m.distributions()}; "
-            "assert 'dask' in names and 'xarray' not in names, names; print('absent')")
+    code = (
+        "import importlib.util, importlib.metadata as m; "
+        "assert importlib.util.find_spec('starburst_dask') is None; "
+        "assert importlib.util.find_spec('xarray') is None; "
+        "names = {d.metadata['Name'].lower() for d in m.distributions()}; "
+        "assert 'dask' in names and 'xarray' not in names, names; print('absent')"
+    )
     arn = run(ecs, DASK_IMAGE, code)
     assert stopped(ecs, arn)["containers"][0]["exitCode"] == 0, log(arn)
     assert "absent" in log(arn)
@@ -112,20 +134,28 @@ def pushed(repository, tag):
     ecr = boto3.client("ecr")
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=repository)
-    manifest = {"schemaVersion": 2, "mediaType":
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                           "size": 7, "digest": "sha256:" + "b" * 64}, "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7,
+            "digest": "sha256:" + "b" * 64,
+        },
+        "layers": [],
+    }
     with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
-        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
-                      imageTag=tag)
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
     return f"{ECR}/{repository}:{tag}"
 
 
-@pytest.mark.parametrize(("code", "missing"), [
-    ("import dask, distributed", None),
-    ("import starburst_dask", "starburst_dask"),
-])
+@pytest.mark.parametrize(
+    ("code", "missing"),
+    [
+        ("import dask, distributed", None),
+        ("import starburst_dask", "starburst_dask"),
+    ],
+)
 def test_an_ecr_image_built_by_the_project_has_dask_and_distributed(ecs, code, missing):
     image = pushed("built", f"{dask.__version__}-py{PYTHON}-0123456789abcdef")
     arn = run(ecs, image, code)
@@ -137,24 +167,37 @@ def test_an_ecr_image_built_by_the_project_has_dask_and_distributed(ecs, code, m
 
 # -- pulls --------------------------------------------------------------------------------
 
-NOT_FOUND = "CannotPullContainerError: pull image manifest has been retried 5 time(s): " \
-            "failed to resolve ref {ref}: {ref}: not found"
-NO_REPOSITORY = ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-                 "failed to resolve ref {ref}: pull access denied, repository does not exist "
-                 "or may require authorization: server message: insufficient_scope: "
-                 "authorization failed")
+NOT_FOUND = (
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+    "failed to resolve ref {ref}: {ref}: not found"
+)
+NO_REPOSITORY = (
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+    "failed to resolve ref {ref}: pull access denied, repository does not exist "
+    "or may require authorization: server message: insufficient_scope: "
+    "authorization failed"
+)
 
 
-@pytest.mark.parametrize(("image", "reason"), [
-    ("daskdev/dask:no-such-tag", NOT_FOUND.format(ref="docker.io/daskdev/dask:no-such-tag")),
-    (f"daskdev/dask:{dask.__version__}-py2.7",
-     NOT_FOUND.format(ref=f"docker.io/daskdev/dask:{dask.__version__}-py2.7")),
-    ("ghcr.io/dask/dask:nightly", NOT_FOUND.format(ref="ghcr.io/dask/dask:nightly")),
-    ("no-such-user/no-such-image:1.0",
-     NO_REPOSITORY.format(ref="docker.io/no-such-user/no-such-image:1.0")),
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/absent:1",
-     NOT_FOUND.format(ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/absent:1")),
-])
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        ("daskdev/dask:no-such-tag", NOT_FOUND.format(ref="docker.io/daskdev/dask:no-such-tag")),
+        (
+            f"daskdev/dask:{dask.__version__}-py2.7",
+            NOT_FOUND.format(ref=f"docker.io/daskdev/dask:{dask.__version__}-py2.7"),
+        ),
+        ("ghcr.io/dask/dask:nightly", NOT_FOUND.format(ref="ghcr.io/dask/dask:nightly")),
+        (
+            "no-such-user/no-such-image:1.0",
+            NO_REPOSITORY.format(ref="docker.io/no-such-user/no-such-image:1.0"),
+        ),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/absent:1",
+            NOT_FOUND.format(ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/absent:1"),
+        ),
+    ],
+)
 def test_an_image_that_does_not_exist_fails_to_pull_as_on_aws(ecs, image, reason):
     arn = run(ecs, image, "print('ran')")
     task = stopped(ecs, arn)
@@ -164,19 +207,26 @@ def test_an_image_that_does_not_exist_fails_to_pull_as_on_aws(ecs, image, reason
     assert log(arn) == []  # nothing ran
 
 
-@pytest.mark.parametrize(("image", "environment", "says"), [
-    (f"daskdev/dask:{dask.__version__}-py{OTHER_PYTHON}", None,
-     f"has Python {OTHER_PYTHON}"),
-    (f"daskdev/dask:2020.1.0-py{PYTHON}", None, "has dask 2020.1.0"),
-    (f"python:{OTHER_PYTHON}", None, f"has Python {OTHER_PYTHON}"),
-    (f"{ECR}/built:{dask.__version__}-py{OTHER_PYTHON}-0123456789abcdef", None,
-     f"has Python {OTHER_PYTHON}"),
-    (f"daskdev/dask@sha256:{'c' * 64}", None, "pinned by digest"),
-    (DASK_IMAGE, {"EXTRA_PIP_PACKAGES": "no-such-package-here"},
-     "EXTRA_PIP_PACKAGES names 'no-such-package-here', which is not installed here"),
-])
-def test_an_image_the_local_fargate_cannot_stand_for_fails_plainly(ecs, image, environment,
-                                                                   says):
+@pytest.mark.parametrize(
+    ("image", "environment", "says"),
+    [
+        (f"daskdev/dask:{dask.__version__}-py{OTHER_PYTHON}", None, f"has Python {OTHER_PYTHON}"),
+        (f"daskdev/dask:2020.1.0-py{PYTHON}", None, "has dask 2020.1.0"),
+        (f"python:{OTHER_PYTHON}", None, f"has Python {OTHER_PYTHON}"),
+        (
+            f"{ECR}/built:{dask.__version__}-py{OTHER_PYTHON}-0123456789abcdef",
+            None,
+            f"has Python {OTHER_PYTHON}",
+        ),
+        (f"daskdev/dask@sha256:{'c' * 64}", None, "pinned by digest"),
+        (
+            DASK_IMAGE,
+            {"EXTRA_PIP_PACKAGES": "no-such-package-here"},
+            "EXTRA_PIP_PACKAGES names 'no-such-package-here', which is not installed here",
+        ),
+    ],
+)
+def test_an_image_the_local_fargate_cannot_stand_for_fails_plainly(ecs, image, environment, says):
     if image.startswith(ECR):
         pushed("built", image.rpartition(":")[2])
     arn = run(ecs, image, "print('ran')", environment)
@@ -188,6 +238,7 @@ def test_an_image_the_local_fargate_cannot_stand_for_fails_plainly(ecs, image, e
 
 
 # -- a dask cluster on daskdev/dask -------------------------------------------------------
+
 
 def test_a_dask_worker_on_the_dask_image_cannot_import_the_client_package(local_fargate):
     # Defined here, so cloudpickle sends them by value: this test module is not in the image.
@@ -201,8 +252,10 @@ def test_a_dask_worker_on_the_dask_image_cannot_import_the_client_package(local_
 
         return int(pd.Series([1, 2, 3]).sum())
 
-    with FargateCluster(n_workers=1, image=DASK_IMAGE, **FAST) as cluster, \
-            Client(cluster) as client:
+    with (
+        FargateCluster(n_workers=1, image=DASK_IMAGE, **FAST) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(1, timeout=120)
         assert client.submit(uses_pandas).result() == 6
         with pytest.raises(ModuleNotFoundError, match="No module named 'starburst_dask'"):

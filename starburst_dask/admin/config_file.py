@@ -25,8 +25,9 @@ def config_path() -> Path:
 
 def write_config(path: Path, settings: dict[str, Any]) -> Resource:
     """Write ``settings`` under ``starburst:`` to ``path``, unless it holds them already."""
-    text = ("# Written by `starburst-dask setup`; rerun it rather than editing.\n"
-            + yaml.safe_dump({"starburst": settings}, sort_keys=False))
+    text = "# Written by `starburst-dask setup`; rerun it rather than editing.\n" + yaml.safe_dump(
+        {"starburst": settings}, sort_keys=False
+    )
     if path.exists() and path.read_text() == text:
         return Resource("dask config", str(path), EXISTS)
     status = UPDATED if path.exists() else CREATED

@@ -61,8 +61,12 @@ def failed(results: list[Check]) -> bool:
 def checks(region: str | None = None) -> Iterator[Check]:
     """The checks, one by one (see :func:`run`)."""
     if botocore.session.get_session().get_credentials() is None:
-        yield Check("credentials", FAIL, "no AWS credentials found",
-                    "run `aws configure` or set AWS_PROFILE")
+        yield Check(
+            "credentials",
+            FAIL,
+            "no AWS credentials found",
+            "run `aws configure` or set AWS_PROFILE",
+        )
         return
     try:
         region = lookups.region(region)
@@ -73,14 +77,27 @@ def checks(region: str | None = None) -> Iterator[Check]:
     try:
         identity = lookups.caller_identity(aws.sts)
     except (ClientError, BotoCoreError) as e:
-        yield Check("credentials", FAIL, f"the credentials do not work: {e}",
-                    "run `aws configure` or refresh your session (e.g. `aws sso login`)")
+        yield Check(
+            "credentials",
+            FAIL,
+            f"the credentials do not work: {e}",
+            "run `aws configure` or refresh your session (e.g. `aws sso login`)",
+        )
         return
     yield Check("credentials", OK, f"account {identity['Account']}")
     yield Check("region", OK, region)
     yield from _permissions(aws, identity["Arn"])
-    for check in (_ecs_cluster, _role("execution_role"), _role("task_role"), _log_group,
-                  _subnets, _routes, _security_groups, _repository, _quota):
+    for check in (
+        _ecs_cluster,
+        _role("execution_role"),
+        _role("task_role"),
+        _log_group,
+        _subnets,
+        _routes,
+        _security_groups,
+        _repository,
+        _quota,
+    ):
         yield _safely(check, aws)
     yield _image()
 
@@ -110,8 +127,14 @@ def _permissions(aws: SyncClients, caller: str) -> Iterator[Check]:
             return
         name = "permissions" if group == "clusters" else "setup permissions"
         if lacking:
-            results.append(Check(name, status, f"{arn}: {lacking.describe()}",
-                                 lacking.fix(f"starburst-dask iam-policy{flag}")))
+            results.append(
+                Check(
+                    name,
+                    status,
+                    f"{arn}: {lacking.describe()}",
+                    lacking.fix(f"starburst-dask iam-policy{flag}"),
+                )
+            )
         else:
             results.append(Check(name, OK, f"{arn} may call every action {group} needs"))
     yield from results
@@ -120,9 +143,12 @@ def _permissions(aws: SyncClients, caller: str) -> Iterator[Check]:
 def _not_checked(arn: str, error: Exception) -> Check:
     """The warning when the simulator cannot answer: most often, the caller may not use it."""
     if isinstance(error, ClientError) and error.response["Error"]["Code"] == "AccessDenied":
-        return Check("permissions", WARN, f"not checked: {arn} may not use IAM's policy "
-                     f"simulator ({error})", f"allow iam:SimulatePrincipalPolicy on {arn} to "
-                     "have doctor name missing permissions")
+        return Check(
+            "permissions",
+            WARN,
+            f"not checked: {arn} may not use IAM's policy simulator ({error})",
+            f"allow iam:SimulatePrincipalPolicy on {arn} to have doctor name missing permissions",
+        )
     return Check("permissions", WARN, f"not checked: IAM's policy simulator failed: {error}")
 
 
@@ -134,8 +160,9 @@ def _pass_role(aws: SyncClients, arn: str) -> permissions.Missing:
     for role, service in policy.passed_roles().items():
         by_service.setdefault(service, []).append(f"{prefix}:role/{role}")
     for service, roles in by_service.items():
-        lacking += permissions.missing(aws.iam, arn, ("iam:PassRole",), roles,
-                                       {"iam:PassedToService": service})
+        lacking += permissions.missing(
+            aws.iam, arn, ("iam:PassRole",), roles, {"iam:PassedToService": service}
+        )
     return lacking
 
 
@@ -155,8 +182,12 @@ def _ecs_cluster(aws: SyncClients) -> Check:
         return Check("ECS cluster", FAIL, f"{name!r} does not exist in {aws.region}", SETUP_FIX)
     missing = set(fargate.CAPACITY_PROVIDERS) - set(found.get("capacityProviders") or [])
     if missing:
-        return Check("ECS cluster", WARN, f"{name}: no {', '.join(sorted(missing))} "
-                     "capacity provider", SETUP_FIX)
+        return Check(
+            "ECS cluster",
+            WARN,
+            f"{name}: no {', '.join(sorted(missing))} capacity provider",
+            SETUP_FIX,
+        )
     return Check("ECS cluster", OK, name)
 
 
@@ -168,22 +199,34 @@ def _role(key: str) -> Callable[[SyncClients], Check]:
         if role is None:
             return Check(label, FAIL, f"{name!r} does not exist", SETUP_FIX)
         if not trusts_ecs_tasks(role):
-            return Check(label, FAIL, f"{name}: ECS tasks may not assume it",
-                         "allow ecs-tasks.amazonaws.com in its trust policy, or "
-                         + SETUP_FIX + " with another role name")
+            return Check(
+                label,
+                FAIL,
+                f"{name}: ECS tasks may not assume it",
+                "allow ecs-tasks.amazonaws.com in its trust policy, or "
+                + SETUP_FIX
+                + " with another role name",
+            )
         if key == "execution_role" and not _has_policies(aws, name):
-            return Check(label, WARN, f"{name}: no policies, so tasks cannot pull private "
-                         "images or write logs", "attach AmazonECSTaskExecutionRolePolicy, "
-                         "or " + SETUP_FIX + " with another role name")
+            return Check(
+                label,
+                WARN,
+                f"{name}: no policies, so tasks cannot pull private images or write logs",
+                "attach AmazonECSTaskExecutionRolePolicy, "
+                "or " + SETUP_FIX + " with another role name",
+            )
         return Check(label, OK, f"{name}, assumable by ECS tasks")
+
     check.check_name = f"IAM {key.replace('-', ' ')}"  # type: ignore[attr-defined]
     return check
 
 
 def _has_policies(aws: SyncClients, role: str) -> bool:
     """Whether ``role`` has any inline or attached policy."""
-    return bool(aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
-                or aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"])
+    return bool(
+        aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
+        or aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    )
 
 
 def _log_group(aws: SyncClients) -> Check:
@@ -192,8 +235,11 @@ def _log_group(aws: SyncClients) -> Check:
     if group is None:
         return Check("log group", FAIL, f"{name!r} does not exist", SETUP_FIX)
     retention = group.get("retentionInDays")
-    return Check("log group", OK, f"{name}, retention "
-                 + (f"{retention} days" if retention else "never expires"))
+    return Check(
+        "log group",
+        OK,
+        f"{name}, retention " + (f"{retention} days" if retention else "never expires"),
+    )
 
 
 def _subnets(aws: SyncClients) -> Check:
@@ -206,8 +252,12 @@ def _subnets(aws: SyncClients) -> Check:
         return Check("subnets", FAIL, str(e), SETUP_FIX)
     zones = {s["AvailabilityZone"] for s in found}
     if len(zones) < 2:
-        return Check("subnets", WARN, f"all in {len(zones)} availability zone",
-                     "use subnets in two or more zones: " + SETUP_FIX + " --subnets ...")
+        return Check(
+            "subnets",
+            WARN,
+            f"all in {len(zones)} availability zone",
+            "use subnets in two or more zones: " + SETUP_FIX + " --subnets ...",
+        )
     return Check("subnets", OK, f"{len(found)} in {len(zones)} zones")
 
 
@@ -218,8 +268,9 @@ def _routes(aws: SyncClients) -> Check:
         found = lookups.subnets(aws.ec2, subnets)
     else:  # as the cluster does: the default VPC's default subnets
         default = lookups.vpc(aws.ec2)
-        found = (lookups.vpc_subnets(aws.ec2, default["VpcId"], default_for_az=True)
-                 if default else [])
+        found = (
+            lookups.vpc_subnets(aws.ec2, default["VpcId"], default_for_az=True) if default else []
+        )
     if not found:
         return Check("network", FAIL, "no subnets configured and no default VPC", SETUP_FIX)
     vpcs, ids = sorted({s["VpcId"] for s in found}), [s["SubnetId"] for s in found]
@@ -227,52 +278,82 @@ def _routes(aws: SyncClients) -> Check:
     public_ip = network.choose_public_ip(routes, config.setting("assign_public_ip"))
     problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
     if problems:
-        return Check("network", FAIL, "; ".join(problems),
-                     "use subnets routed to an internet gateway (with assign-public-ip true "
-                     "or auto) or to a NAT gateway, or create the VPC endpoints named: "
-                     + SETUP_FIX + " --subnets ...")
-    through: dict[str | None, str] = {network.IGW: "an internet gateway",
-                                      network.NAT: "a NAT gateway"}
+        return Check(
+            "network",
+            FAIL,
+            "; ".join(problems),
+            "use subnets routed to an internet gateway (with assign-public-ip true "
+            "or auto) or to a NAT gateway, or create the VPC endpoints named: "
+            + SETUP_FIX
+            + " --subnets ...",
+        )
+    through: dict[str | None, str] = {
+        network.IGW: "an internet gateway",
+        network.NAT: "a NAT gateway",
+    }
     kinds = sorted({through.get(r, "VPC endpoints") for r in routes.default_route.values()})
-    return Check("network", OK, f"tasks reach their image and logs through {', '.join(kinds)}"
-                 + (" with public IPs" if public_ip else ""))
+    return Check(
+        "network",
+        OK,
+        f"tasks reach their image and logs through {', '.join(kinds)}"
+        + (" with public IPs" if public_ip else ""),
+    )
 
 
 def _security_groups(aws: SyncClients) -> Check:
     groups = list(config.setting("security_groups") or [])
     if not groups:
-        return Check("security group", WARN,
-                     "none configured: tasks use the default VPC's default group", SETUP_FIX)
+        return Check(
+            "security group",
+            WARN,
+            "none configured: tasks use the default VPC's default group",
+            SETUP_FIX,
+        )
     try:
         found = lookups.security_groups(aws.ec2, groups)
     except ClientError as e:
         return Check("security group", FAIL, str(e), SETUP_FIX)
     open_ = [g["GroupId"] for g in found if open_to_world(g)]
     if open_:
-        return Check("security group", WARN, f"{', '.join(open_)} admit the whole internet",
-                     "remove the 0.0.0.0/0 and ::/0 ingress rules")
+        return Check(
+            "security group",
+            WARN,
+            f"{', '.join(open_)} admit the whole internet",
+            "remove the 0.0.0.0/0 and ::/0 ingress rules",
+        )
     return Check("security group", OK, ", ".join(groups))
 
 
 def _repository(aws: SyncClients) -> Check:
     if lookups.repository(aws.ecr, DEFAULT_NAME) is None:
-        return Check("ECR repository", WARN,
-                     f"{DEFAULT_NAME!r} does not exist (needed only for your own "
-                     "images)", SETUP_FIX)
+        return Check(
+            "ECR repository",
+            WARN,
+            f"{DEFAULT_NAME!r} does not exist (needed only for your own images)",
+            SETUP_FIX,
+        )
     return Check("ECR repository", OK, DEFAULT_NAME)
 
 
 def _quota(aws: SyncClients) -> Check:
     quota = fargate_quota(aws)
     if quota is None:
-        return Check("Fargate vCPU quota", WARN, "unknown (Service Quotas did not answer)",
-                     f"look up {fargate.QUOTA_CODES['FARGATE']} in the Service Quotas console")
-    need = (fargate.vcpus(int(config.setting("scheduler_cpu")))
-            + int(config.setting("n_workers")) * fargate.vcpus(int(config.setting("worker_cpu"))))
+        return Check(
+            "Fargate vCPU quota",
+            WARN,
+            "unknown (Service Quotas did not answer)",
+            f"look up {fargate.QUOTA_CODES['FARGATE']} in the Service Quotas console",
+        )
+    need = fargate.vcpus(int(config.setting("scheduler_cpu"))) + int(
+        config.setting("n_workers")
+    ) * fargate.vcpus(int(config.setting("worker_cpu")))
     if quota < need:
-        return Check("Fargate vCPU quota", WARN,
-                     f"{quota:g} vCPUs; the default cluster needs {need:g}",
-                     "request an increase of L-3032A538 in Service Quotas")
+        return Check(
+            "Fargate vCPU quota",
+            WARN,
+            f"{quota:g} vCPUs; the default cluster needs {need:g}",
+            "request an increase of L-3032A538 in Service Quotas",
+        )
     return Check("Fargate vCPU quota", OK, f"{quota:g} vCPUs")
 
 
@@ -282,11 +363,19 @@ def _image() -> Check:
     python = f"py{sys.version_info.major}.{sys.version_info.minor}"
     tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
     if re.match(r"\d{4}\.\d+\.\d+", tag) and not tag.startswith(version):
-        return Check("image", WARN, f"{image}: dask {tag.split('-')[0]}, this client "
-                     f"has {version}", f"set starburst.image to an image with dask {version}")
+        return Check(
+            "image",
+            WARN,
+            f"{image}: dask {tag.split('-')[0]}, this client has {version}",
+            f"set starburst.image to an image with dask {version}",
+        )
     if "-py" in tag and not tag.endswith(python):
-        return Check("image", WARN, f"{image}: {tag.rsplit('-', 1)[-1]}, this client runs "
-                     f"{python}", "use an image with the same Python minor version")
+        return Check(
+            "image",
+            WARN,
+            f"{image}: {tag.rsplit('-', 1)[-1]}, this client runs {python}",
+            "use an image with the same Python minor version",
+        )
     return Check("image", OK, image)
 
 

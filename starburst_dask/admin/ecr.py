@@ -18,7 +18,8 @@ def ensure_repository(aws: SyncClients, name: str) -> Resource:
     repo = lookups.repository(aws.ecr, name)
     if repo is None:
         repo = aws.ecr.create_repository(
-            repositoryName=name, tags=[{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],
+            repositoryName=name,
+            tags=[{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],
         )["repository"]
         return Resource("ECR repository", name, CREATED, repo["repositoryUri"])
     if not is_managed(lookups.repository_tags(aws.ecr, repo["repositoryArn"])):
@@ -38,17 +39,20 @@ def check_docker_hub_secret(arn: str, region: str) -> str:
     if match is None:
         raise ConfigurationError(
             f"--docker-hub-secret {arn!r} is not a Secrets Manager secret ARN; pass the ARN "
-            "`aws secretsmanager describe-secret --secret-id <name>` prints")
+            "`aws secretsmanager describe-secret --secret-id <name>` prints"
+        )
     if not match["name"].startswith(fargate.PULL_THROUGH_SECRET_PREFIX):
         raise ConfigurationError(
             f"--docker-hub-secret {arn!r}: ECR uses only secrets whose name begins with "
             f"{fargate.PULL_THROUGH_SECRET_PREFIX!r}; create one, e.g. `aws secretsmanager "
             f"create-secret --name {fargate.PULL_THROUGH_SECRET_PREFIX}docker-hub "
-            "--secret-string '{\"username\":\"<user>\",\"accessToken\":\"<token>\"}'`")
+            '--secret-string \'{"username":"<user>","accessToken":"<token>"}\'`'
+        )
     if match["region"] != region:
         raise ConfigurationError(
             f"--docker-hub-secret {arn!r} is in {match['region']}; ECR needs the secret in "
-            f"the rule's region, {region}: create it there")
+            f"the rule's region, {region}: create it there"
+        )
     return arn
 
 
@@ -66,16 +70,18 @@ def ensure_pull_through_rule(aws: SyncClients, secret: str | None) -> Resource |
         raise ConfigurationError(
             f"the pull through cache rule {prefix!r} caches {rule['upstreamRegistryUrl']}, "
             "not Docker Hub; delete it (aws ecr delete-pull-through-cache-rule "
-            f"--ecr-repository-prefix {prefix}) and rerun setup")
+            f"--ecr-repository-prefix {prefix}) and rerun setup"
+        )
     if rule is None and secret is None:
         return None
     if rule is None:
         aws.ecr.create_pull_through_cache_rule(
-            ecrRepositoryPrefix=prefix, upstreamRegistryUrl=fargate.DOCKER_HUB_UPSTREAM,
-            credentialArn=secret)
+            ecrRepositoryPrefix=prefix,
+            upstreamRegistryUrl=fargate.DOCKER_HUB_UPSTREAM,
+            credentialArn=secret,
+        )
         return Resource("pull through cache rule", prefix, CREATED, "Docker Hub")
     if secret is not None and rule.get("credentialArn") != secret:
-        aws.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix=prefix,
-                                               credentialArn=secret)
+        aws.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix=prefix, credentialArn=secret)
         return Resource("pull through cache rule", prefix, UPDATED, "Docker Hub")
     return Resource("pull through cache rule", prefix, EXISTS, "Docker Hub")

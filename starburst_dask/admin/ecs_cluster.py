@@ -18,16 +18,22 @@ LOG_RETENTION_DAYS = 30
 logger = logging.getLogger(__name__)
 
 
-def _while_propagating(call: Callable[..., Any], notify: Callable[[str], None],
-                       **kwargs: Any) -> Any:
+def _while_propagating(
+    call: Callable[..., Any], notify: Callable[[str], None], **kwargs: Any
+) -> Any:
     """``call(**kwargs)``, retried while ECS cannot use its service-linked role yet."""
     return propagation.while_propagating(
-        call, fargate.IAM_PROPAGATION_ERRORS,
-        f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE}", notify, **kwargs)
+        call,
+        fargate.IAM_PROPAGATION_ERRORS,
+        f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE}",
+        notify,
+        **kwargs,
+    )
 
 
-def ensure_ecs_cluster(aws: SyncClients, name: str,
-                       notify: Callable[[str], None] = logger.info) -> Resource:
+def ensure_ecs_cluster(
+    aws: SyncClients, name: str, notify: Callable[[str], None] = logger.info
+) -> Resource:
     """The ECS cluster, with the FARGATE and FARGATE_SPOT capacity providers.
 
     A managed cluster that lacks them gets them added to the providers it has.
@@ -35,7 +41,8 @@ def ensure_ecs_cluster(aws: SyncClients, name: str,
     found = lookups.ecs_cluster(aws.ecs, name, tags=True)
     if found is None:
         _while_propagating(
-            aws.ecs.create_cluster, notify,
+            aws.ecs.create_cluster,
+            notify,
             clusterName=name,
             capacityProviders=list(fargate.CAPACITY_PROVIDERS),
             defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
@@ -48,10 +55,13 @@ def ensure_ecs_cluster(aws: SyncClients, name: str,
     missing = [p for p in fargate.CAPACITY_PROVIDERS if p not in have]
     if missing:
         strategy = found.get("defaultCapacityProviderStrategy") or [
-            {"capacityProvider": "FARGATE", "weight": 1}]
+            {"capacityProvider": "FARGATE", "weight": 1}
+        ]
         _while_propagating(
-            aws.ecs.put_cluster_capacity_providers, notify,
-            cluster=name, capacityProviders=have + missing,
+            aws.ecs.put_cluster_capacity_providers,
+            notify,
+            cluster=name,
+            capacityProviders=have + missing,
             defaultCapacityProviderStrategy=strategy,
         )
         return Resource("ECS cluster", name, UPDATED, f"added {', '.join(missing)}")

@@ -64,10 +64,14 @@ class ClusterInfo:
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         """The cluster as plain data."""
-        return {"name": self.name, "ecs_cluster": self.ecs_cluster,
-                "started": self.started.isoformat() if self.started else None,
-                "age_seconds": round(self.age(now)), "tasks": dict(self.roles),
-                "task_arns": [t.arn for t in self.tasks]}
+        return {
+            "name": self.name,
+            "ecs_cluster": self.ecs_cluster,
+            "started": self.started.isoformat() if self.started else None,
+            "age_seconds": round(self.age(now)),
+            "tasks": dict(self.roles),
+            "task_arns": [t.arn for t in self.tasks],
+        }
 
 
 def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
@@ -77,22 +81,31 @@ def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
     """
     arns: list[str] = []
     for page in ecs.get_paginator("list_tasks").paginate(
-            cluster=ecs_cluster, desiredStatus="RUNNING",
-            PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX}):
+        cluster=ecs_cluster,
+        desiredStatus="RUNNING",
+        PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
+    ):
         arns += page["taskArns"]
     found = []
     for i in range(0, len(arns), fargate.DESCRIBE_TASKS_MAX):
-        described = ecs.describe_tasks(cluster=ecs_cluster, include=["TAGS"],
-                                       tasks=arns[i:i + fargate.DESCRIBE_TASKS_MAX])
+        described = ecs.describe_tasks(
+            cluster=ecs_cluster, include=["TAGS"], tasks=arns[i : i + fargate.DESCRIBE_TASKS_MAX]
+        )
         for task in described["tasks"]:
             tags = tag_dict(task.get("tags"))
             if TAG_CLUSTER not in tags or TAG_ROLE not in tags:
                 continue  # not ours
-            found.append(ProjectTask(
-                arn=task["taskArn"], ecs_cluster=ecs_cluster, cluster=tags[TAG_CLUSTER],
-                role=tags[TAG_ROLE], status=task.get("lastStatus", "?"),
-                created=task.get("createdAt"), description=task,
-            ))
+            found.append(
+                ProjectTask(
+                    arn=task["taskArn"],
+                    ecs_cluster=ecs_cluster,
+                    cluster=tags[TAG_CLUSTER],
+                    role=tags[TAG_ROLE],
+                    status=task.get("lastStatus", "?"),
+                    created=task.get("createdAt"),
+                    description=task,
+                )
+            )
     return found
 
 
@@ -102,13 +115,13 @@ def clusters(ecs: Any, ecs_clusters: list[str]) -> list[ClusterInfo]:
     for ecs_cluster in ecs_clusters:
         for task in project_tasks(ecs, ecs_cluster):
             groups.setdefault((ecs_cluster, task.cluster), []).append(task)
-    infos = [ClusterInfo(name, ecs_cluster, found)
-             for (ecs_cluster, name), found in groups.items()]
+    infos = [ClusterInfo(name, ecs_cluster, found) for (ecs_cluster, name), found in groups.items()]
     return sorted(infos, key=lambda c: c.age(), reverse=True)
 
 
-def orphans(infos: list[ClusterInfo], older_than: float,
-            now: datetime | None = None) -> list[ClusterInfo]:
+def orphans(
+    infos: list[ClusterInfo], older_than: float, now: datetime | None = None
+) -> list[ClusterInfo]:
     """Clusters to clean up: older than ``older_than`` seconds, or workers whose
     scheduler is gone (they can never do work again).
     """
@@ -138,7 +151,8 @@ def cost_so_far(infos: list[ClusterInfo], region: str) -> dict[str, float | None
 
         rates = load(region, spot_discount=spot_discount(config.setting("cost_spot_discount")))
         now = datetime.now(timezone.utc)
-        return {c.name: float(sum(task_cost(t.description, rates, now) for t in c.tasks))
-                for c in infos}
+        return {
+            c.name: float(sum(task_cost(t.description, rates, now) for t in c.tasks)) for c in infos
+        }
     except Exception:  # noqa: BLE001
         return dict.fromkeys((c.name for c in infos), None)

@@ -41,10 +41,16 @@ class Names:
     @classmethod
     def from_config(cls) -> Names:
         """The configured names (role ARNs are reduced to role names)."""
+
         def name(key: str) -> str:
             return names.role_name(str(config.setting(key)))
-        return cls(cluster=name("ecs_cluster"), execution_role=name("execution_role"),
-                   task_role=name("task_role"), log_group=str(config.setting("log_group")))
+
+        return cls(
+            cluster=name("ecs_cluster"),
+            execution_role=name("execution_role"),
+            task_role=name("task_role"),
+            log_group=str(config.setting("log_group")),
+        )
 
 
 def is_managed(tags: dict[str, str]) -> bool:

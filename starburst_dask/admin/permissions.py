@@ -53,11 +53,12 @@ class Missing:
         """What to do: attach the policy ``command`` prints, or remove a Deny."""
         fixes = []
         if self.not_allowed:
-            fixes.append(f"attach the policy `{command}` prints (missing: "
-                         f"{', '.join(sorted(self.not_allowed))})")
+            fixes.append(
+                f"attach the policy `{command}` prints (missing: "
+                f"{', '.join(sorted(self.not_allowed))})"
+            )
         if self.denied:
-            fixes.append(f"remove the Deny of {', '.join(sorted(self.denied))} from your "
-                         "policies")
+            fixes.append(f"remove the Deny of {', '.join(sorted(self.denied))} from your policies")
         return "; ".join(fixes)
 
 
@@ -97,9 +98,13 @@ def principal(caller_arn: str, iam: Any) -> str | None:
         return f"arn:{partition}:iam::{account}:role/{role}"
 
 
-def missing(iam: Any, principal_arn: str, actions: tuple[str, ...],
-            resources: list[str] | None = None,
-            context: dict[str, str] | None = None) -> Missing:
+def missing(
+    iam: Any,
+    principal_arn: str,
+    actions: tuple[str, ...],
+    resources: list[str] | None = None,
+    context: dict[str, str] | None = None,
+) -> Missing:
     """The ``actions`` the identity-based policies of ``principal_arn`` do not allow.
 
     Parameters
@@ -125,7 +130,8 @@ def missing(iam: Any, principal_arn: str, actions: tuple[str, ...],
     if context:
         request["ContextEntries"] = [
             {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
-            for k, v in context.items()]
+            for k, v in context.items()
+        ]
     denied, not_allowed = [], []
     pages = iam.get_paginator("simulate_principal_policy").paginate(**request)
     for page in pages:

@@ -17,66 +17,110 @@ from ..images.builders import CODEBUILD_ROLE
 ACTIONS: dict[str, tuple[str, ...]] = {
     "clusters": (
         # FargateCluster: preflight, task definition, tasks, addresses, quota, cost.
-        "ecs:DescribeClusters", "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition",
-        "ecs:RunTask", "ecs:DescribeTasks", "ecs:ListTasks", "ecs:StopTask",
+        "ecs:DescribeClusters",
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "ecs:RunTask",
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:StopTask",
         "ecs:TagResource",  # RunTask with tags needs it (tag-on-create authorization)
-        "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
-        "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeRouteTables",
         "ec2:DescribeVpcEndpoints",
-        "logs:DescribeLogGroups", "logs:GetLogEvents", "logs:FilterLogEvents",
+        "logs:DescribeLogGroups",
+        "logs:GetLogEvents",
+        "logs:FilterLogEvents",
         "iam:GetRole",
-        "servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota",
+        "servicequotas:GetServiceQuota",
+        "servicequotas:GetAWSDefaultServiceQuota",
         "servicequotas:ListRequestedServiceQuotaChangeHistoryByQuota",
         "servicequotas:RequestServiceQuotaIncrease",
         "cloudwatch:GetMetricData",
         "pricing:GetProducts",
         "sts:GetCallerIdentity",
         "iam:SimulatePrincipalPolicy",  # doctor names missing permissions
-        "ecr:DescribeRepositories", "ecr:DescribeImages",
+        "ecr:DescribeRepositories",
+        "ecr:DescribeImages",
         "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
         "ecr:DescribePullThroughCacheRules",  # config image-cache: the rule exists?
     ),
     "setup": (
         # starburst-dask setup, doctor, cleanup and teardown.
-        "ecs:CreateCluster", "ecs:PutClusterCapacityProviders", "ecs:DeleteCluster",
+        "ecs:CreateCluster",
+        "ecs:PutClusterCapacityProviders",
+        "ecs:DeleteCluster",
         "ecs:ListTagsForResource",
-        "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:ListRoleTags",
-        "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
-        "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy",
+        "iam:CreateRole",
+        "iam:DeleteRole",
+        "iam:TagRole",
+        "iam:ListRoleTags",
+        "iam:PutRolePolicy",
+        "iam:GetRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:ListRolePolicies",
+        "iam:ListAttachedRolePolicies",
+        "iam:DetachRolePolicy",
         "iam:CreateServiceLinkedRole",
-        "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
-        "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:TagResource",
-        "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:CreateTags",
-        "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
-        "ecr:CreateRepository", "ecr:DeleteRepository", "ecr:ListTagsForResource",
+        "logs:CreateLogGroup",
+        "logs:DeleteLogGroup",
+        "logs:PutRetentionPolicy",
+        "logs:ListTagsForResource",
+        "logs:ListTagsLogGroup",
+        "logs:TagResource",
+        "ec2:CreateSecurityGroup",
+        "ec2:DeleteSecurityGroup",
+        "ec2:CreateTags",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ecr:CreateRepository",
+        "ecr:DeleteRepository",
+        "ecr:ListTagsForResource",
         "ecr:TagResource",
-        "ecr:CreatePullThroughCacheRule", "ecr:UpdatePullThroughCacheRule",
+        "ecr:CreatePullThroughCacheRule",
+        "ecr:UpdatePullThroughCacheRule",
         "ecr:DeletePullThroughCacheRule",  # setup --docker-hub-secret, teardown
-        "codebuild:CreateProject", "codebuild:BatchGetProjects",
-        "s3:CreateBucket", "s3:ListBucket", "s3:PutLifecycleConfiguration",
+        "codebuild:CreateProject",
+        "codebuild:BatchGetProjects",
+        "s3:CreateBucket",
+        "s3:ListBucket",
+        "s3:PutLifecycleConfiguration",
     ),
     "images": (
         # starburst-dask image build / software=: push to ECR, build on CodeBuild.
-        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
-        "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
-        "ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
         "ecr:ListImages",
-        "codebuild:StartBuild", "codebuild:BatchGetBuilds",
-        "s3:PutObject", "s3:GetObject", "s3:ListBucket",
+        "codebuild:StartBuild",
+        "codebuild:BatchGetBuilds",
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListBucket",
     ),
 }
 
 #: IAM's service prefix where it is not botocore's service name.
 IAM_PREFIXES = {"service-quotas": "servicequotas"}
 #: S3 operations whose IAM action has another name.
-S3_ACTIONS = {"HeadBucket": "ListBucket", "HeadObject": "GetObject",
-              "ListObjectsV2": "ListBucket",
-              "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
-              "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration"}
+S3_ACTIONS = {
+    "HeadBucket": "ListBucket",
+    "HeadObject": "GetObject",
+    "ListObjectsV2": "ListBucket",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+    "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+}
 
 #: The service each of the project's roles is passed to.
-_PASSED_TO = {"execution_role": "ecs-tasks.amazonaws.com",
-              "task_role": "ecs-tasks.amazonaws.com"}
+_PASSED_TO = {"execution_role": "ecs-tasks.amazonaws.com", "task_role": "ecs-tasks.amazonaws.com"}
 
 
 def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]:
@@ -99,15 +143,23 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
     actions = sorted({a for g in groups for a in ACTIONS[g]})
     statements: list[dict[str, Any]] = [
         {"Sid": "StarburstDask", "Effect": "Allow", "Action": actions, "Resource": "*"},
-        {"Sid": "PassTaskRoles", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": sorted(f"arn:aws:iam::*:role/{r}" for r in passed_roles()),
-         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+        {
+            "Sid": "PassTaskRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": sorted(f"arn:aws:iam::*:role/{r}" for r in passed_roles()),
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        },
     ]
     if images:
         statements.append(
-            {"Sid": "PassImageBuildRole", "Effect": "Allow", "Action": "iam:PassRole",
-             "Resource": f"arn:aws:iam::*:role/{CODEBUILD_ROLE}",
-             "Condition": {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}}}
+            {
+                "Sid": "PassImageBuildRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": f"arn:aws:iam::*:role/{CODEBUILD_ROLE}",
+                "Condition": {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}},
+            }
         )
     return {"Version": "2012-10-17", "Statement": statements}
 

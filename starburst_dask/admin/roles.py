@@ -18,28 +18,32 @@ EXECUTION_POLICY = "starburst-dask-execution"
 S3_POLICY = "starburst-dask-s3"
 TRUST_ECS_TASKS = {
     "Version": "2012-10-17",
-    "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-        "Action": "sts:AssumeRole",
-    }],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
 }
 #: What AmazonECSTaskExecutionRolePolicy grants, inline: needs no managed policies
 #: (which some accounts restrict, and which moto only knows when told to load them).
 EXECUTION_PERMISSIONS = {
     "Version": "2012-10-17",
-    "Statement": [{
-        "Effect": "Allow",
-        "Action": [
-            "ecr:GetAuthorizationToken",
-            "ecr:BatchCheckLayerAvailability",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:BatchGetImage",
-            "logs:CreateLogStream",
-            "logs:PutLogEvents",
-        ],
-        "Resource": "*",
-    }],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
 }
 
 #: ECS's service-linked role: ECS manages tasks' network interfaces and capacity providers
@@ -75,8 +79,9 @@ def ensure_service_linked_role(aws: SyncClients) -> Resource:
     return Resource("IAM service-linked role", ECS_SERVICE_LINKED_ROLE, CREATED)
 
 
-def ensure_role(aws: SyncClients, name: str,
-                policies: dict[str, dict[str, Any]]) -> tuple[str, Resource]:
+def ensure_role(
+    aws: SyncClients, name: str, policies: dict[str, dict[str, Any]]
+) -> tuple[str, Resource]:
     """A role ECS tasks can assume, with these inline ``policies`` (put if missing or changed).
 
     Returns the role's ARN and what was done.
@@ -84,13 +89,15 @@ def ensure_role(aws: SyncClients, name: str,
     role = lookups.role(aws.iam, name, tags=True)
     if role is None:
         role = aws.iam.create_role(
-            RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS),
-            Description="starburst-dask tasks", Tags=[dict(zip(("Key", "Value"), MANAGED_TAG,
-                                                                strict=True))],
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(TRUST_ECS_TASKS),
+            Description="starburst-dask tasks",
+            Tags=[dict(zip(("Key", "Value"), MANAGED_TAG, strict=True))],
         )["Role"]
         for policy, document in policies.items():
-            aws.iam.put_role_policy(RoleName=name, PolicyName=policy,
-                                    PolicyDocument=json.dumps(document))
+            aws.iam.put_role_policy(
+                RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document)
+            )
         detail = f"inline policy {', '.join(policies)}" if policies else "no permissions"
         return role["Arn"], Resource("IAM role", name, CREATED, detail)
     if not is_managed(lookups.tag_dict(role.get("Tags"))):
@@ -106,8 +113,9 @@ def ensure_role(aws: SyncClients, name: str,
         if isinstance(current, str):
             current = json.loads(unquote(current))
         if current != document:
-            aws.iam.put_role_policy(RoleName=name, PolicyName=policy,
-                                    PolicyDocument=json.dumps(document))
+            aws.iam.put_role_policy(
+                RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document)
+            )
             added.append(policy)
     if added:
         return role["Arn"], Resource("IAM role", name, UPDATED, f"policy {', '.join(added)}")
@@ -119,12 +127,21 @@ def s3_policy(bucket: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-             "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-                        "s3:AbortMultipartUpload"],
-             "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                ],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
         ],
     }
 
@@ -135,10 +152,15 @@ def execution_permissions(aws: SyncClients, pull_through_cache: bool) -> dict[st
     if not pull_through_cache:
         return EXECUTION_PERMISSIONS
     account = lookups.caller_identity(aws.sts)["Account"]
-    repositories = (f"arn:aws:ecr:{aws.region}:{account}:repository/"
-                    f"{pull_through.RULE_PREFIX}/*")
-    return {**EXECUTION_PERMISSIONS, "Statement": [
-        *EXECUTION_PERMISSIONS["Statement"],
-        {"Effect": "Allow", "Action": list(fargate.PULL_THROUGH_PERMISSIONS),
-         "Resource": repositories},
-    ]}
+    repositories = f"arn:aws:ecr:{aws.region}:{account}:repository/{pull_through.RULE_PREFIX}/*"
+    return {
+        **EXECUTION_PERMISSIONS,
+        "Statement": [
+            *EXECUTION_PERMISSIONS["Statement"],
+            {
+                "Effect": "Allow",
+                "Action": list(fargate.PULL_THROUGH_PERMISSIONS),
+                "Resource": repositories,
+            },
+        ],
+    }

@@ -33,8 +33,9 @@ def check_cidrs(cidrs: list[str]) -> list[str]:
         try:
             network = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise ConfigurationError(f"--allow-cidr {cidr!r} is not a network like "
-                                     "203.0.113.7/32") from None
+            raise ConfigurationError(
+                f"--allow-cidr {cidr!r} is not a network like 203.0.113.7/32"
+            ) from None
         if network.prefixlen == 0:
             raise ConfigurationError(
                 f"--allow-cidr {cidr} would open the dask ports to the whole internet; "
@@ -73,18 +74,22 @@ def caller_networks(group: dict[str, Any] | None) -> list[str]:
     """The networks (CIDRs) ``group`` admits to the scheduler port: callers outside the VPC."""
     if group is None:
         return []
-    return [r.get("CidrIp") or r.get("CidrIpv6")
-            for p in group.get("IpPermissions", [])
-            if p["IpProtocol"] in ("-1", "tcp")
-            and p.get("FromPort", 0) <= DASK_PORTS[0] <= p.get("ToPort", 65535)
-            for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])]
+    return [
+        r.get("CidrIp") or r.get("CidrIpv6")
+        for p in group.get("IpPermissions", [])
+        if p["IpProtocol"] in ("-1", "tcp")
+        and p.get("FromPort", 0) <= DASK_PORTS[0] <= p.get("ToPort", 65535)
+        for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])
+    ]
 
 
 def open_to_world(group: dict[str, Any]) -> bool:
     """Whether any ingress rule of ``group`` admits 0.0.0.0/0 or ::/0."""
-    return any(r.get("CidrIp") == "0.0.0.0/0" or r.get("CidrIpv6") == "::/0"
-               for p in group.get("IpPermissions", [])
-               for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []))
+    return any(
+        r.get("CidrIp") == "0.0.0.0/0" or r.get("CidrIpv6") == "::/0"
+        for p in group.get("IpPermissions", [])
+        for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])
+    )
 
 
 def wanted_ingress(group_id: str, cidrs: list[str]) -> list[dict[str, Any]]:
@@ -92,9 +97,16 @@ def wanted_ingress(group_id: str, cidrs: list[str]) -> list[dict[str, Any]]:
     scheduler and dashboard ports from ``cidrs`` (the caller's networks); nothing else."""
     v4 = [{"CidrIp": c} for c in cidrs if ipaddress.ip_network(c).version == 4]
     v6 = [{"CidrIpv6": c} for c in cidrs if ipaddress.ip_network(c).version == 6]
-    return [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
-            {"IpProtocol": "tcp", "FromPort": DASK_PORTS[0], "ToPort": DASK_PORTS[1],
-             "IpRanges": v4, "Ipv6Ranges": v6}]
+    return [
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
+        {
+            "IpProtocol": "tcp",
+            "FromPort": DASK_PORTS[0],
+            "ToPort": DASK_PORTS[1],
+            "IpRanges": v4,
+            "Ipv6Ranges": v6,
+        },
+    ]
 
 
 def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,16 +114,23 @@ def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[
     have = group.get("IpPermissions", [])
 
     def matching(rule: dict[str, Any]) -> list[dict[str, Any]]:
-        return [p for p in have if p["IpProtocol"] == rule["IpProtocol"]
-                and p.get("FromPort") == rule.get("FromPort")
-                and p.get("ToPort") == rule.get("ToPort")]
+        return [
+            p
+            for p in have
+            if p["IpProtocol"] == rule["IpProtocol"]
+            and p.get("FromPort") == rule.get("FromPort")
+            and p.get("ToPort") == rule.get("ToPort")
+        ]
 
     missing = []
     for rule in wanted:
         same = matching(rule)
         part = dict(rule)
-        for key, field in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6"),
-                           ("UserIdGroupPairs", "GroupId")):
+        for key, field in (
+            ("IpRanges", "CidrIp"),
+            ("Ipv6Ranges", "CidrIpv6"),
+            ("UserIdGroupPairs", "GroupId"),
+        ):
             present = {r[field] for p in same for r in p.get(key, [])}
             part[key] = [r for r in rule.get(key, []) if r[field] not in present]
         if any(part.get(k) for k in ("IpRanges", "Ipv6Ranges", "UserIdGroupPairs")):
@@ -119,26 +138,33 @@ def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[
     return missing
 
 
-def ensure_security_group(aws: SyncClients, name: str, vpc: str,
-                          cidrs: list[str]) -> tuple[str, Resource]:
+def ensure_security_group(
+    aws: SyncClients, name: str, vpc: str, cidrs: list[str]
+) -> tuple[str, Resource]:
     """The tasks' security group: all traffic within, dask ports from ``cidrs`` only."""
     group = lookups.security_group(aws.ec2, vpc, name)
     status = EXISTS
     if group is None:
         group_id = aws.ec2.create_security_group(
-            GroupName=name, VpcId=vpc,
+            GroupName=name,
+            VpcId=vpc,
             Description=SECURITY_GROUP_DESCRIPTION,
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}]}],
+            TagSpecifications=[
+                {
+                    "ResourceType": "security-group",
+                    "Tags": [{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],
+                }
+            ],
         )["GroupId"]
         group, status = {"GroupId": group_id, "IpPermissions": []}, CREATED
     elif not is_managed(lookups.tag_dict(group.get("Tags"))):
         return group["GroupId"], Resource("security group", group["GroupId"], FOREIGN, name)
     missing = _missing_rules(group, wanted_ingress(group["GroupId"], cidrs))
     if missing:
-        aws.ec2.authorize_security_group_ingress(GroupId=group["GroupId"],
-                                                 IpPermissions=missing)
+        aws.ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=missing)
         status = UPDATED if status == EXISTS else status
-    detail = f"{name}: its own tasks; {', '.join(cidrs) or 'no other network'} -> " \
-             f"{DASK_PORTS[0]}-{DASK_PORTS[1]}"
+    detail = (
+        f"{name}: its own tasks; {', '.join(cidrs) or 'no other network'} -> "
+        f"{DASK_PORTS[0]}-{DASK_PORTS[1]}"
+    )
     return group["GroupId"], Resource("security group", group["GroupId"], status, detail)

@@ -66,18 +66,30 @@ class SetupResult:
 
     def to_json(self) -> dict[str, Any]:
         """The result as plain data."""
-        return {"region": self.region, "changed": self.changed,
-                "resources": [dataclasses.asdict(r) for r in self.resources],
-                "settings": self.settings, "config_path": self.config_path,
-                "fargate_vcpu_quota": self.quota}
+        return {
+            "region": self.region,
+            "changed": self.changed,
+            "resources": [dataclasses.asdict(r) for r in self.resources],
+            "settings": self.settings,
+            "config_path": self.config_path,
+            "fargate_vcpu_quota": self.quota,
+        }
 
 
-def setup(region: str | None = None, *, vpc: str | None = None,
-          subnets: list[str] | None = None, allow_cidrs: list[str] | None = None,
-          allow_my_ip: bool = False, ask: Callable[[str], bool] | None = None,
-          s3_bucket: str | None = None, codebuild: bool = False, names: Names | None = None,
-          docker_hub_secret: str | None = None,
-          notify: Callable[[str], None] = logger.info) -> SetupResult:
+def setup(
+    region: str | None = None,
+    *,
+    vpc: str | None = None,
+    subnets: list[str] | None = None,
+    allow_cidrs: list[str] | None = None,
+    allow_my_ip: bool = False,
+    ask: Callable[[str], bool] | None = None,
+    s3_bucket: str | None = None,
+    codebuild: bool = False,
+    names: Names | None = None,
+    docker_hub_secret: str | None = None,
+    notify: Callable[[str], None] = logger.info,
+) -> SetupResult:
     """Create or adopt everything a cluster needs, and write it to dask config.
 
     Parameters
@@ -139,7 +151,8 @@ def setup(region: str | None = None, *, vpc: str | None = None,
         allow_my_ip = ask(
             f"The scheduler port {DASK_PORTS[0]} would be closed to this machine (outside "
             f"VPC {vpc_id}). Admit your current public address (asked of "
-            f"{config.setting('setup_checkip_url')})?")
+            f"{config.setting('setup_checkip_url')})?"
+        )
     if allow_my_ip:
         cidrs.append(my_address())
     check_adoptable(aws, names, group, cidrs, s3_bucket)
@@ -148,15 +161,18 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     resources: list[Resource] = [ensure_service_linked_role(aws)]
     resources.append(ensure_ecs_cluster(aws, names.cluster, notify))
     execution_arn, res = ensure_role(
-        aws, names.execution_role,
-        {EXECUTION_POLICY: execution_permissions(aws, rule is not None)})
+        aws, names.execution_role, {EXECUTION_POLICY: execution_permissions(aws, rule is not None)}
+    )
     resources.append(res)
     task_policies = {S3_POLICY: s3_policy(s3_bucket)} if s3_bucket else {}
     task_arn, res = ensure_role(aws, names.task_role, task_policies)
     resources.append(res)
     resources.append(ensure_log_group(aws, names.log_group))
-    resources.append(Resource("subnets", f"{len(subnet_ids)} in {vpc_id}", EXISTS,
-                              f"zones {', '.join(sorted(zones))}"))
+    resources.append(
+        Resource(
+            "subnets", f"{len(subnet_ids)} in {vpc_id}", EXISTS, f"zones {', '.join(sorted(zones))}"
+        )
+    )
     group_id, res = ensure_security_group(aws, names.security_group, vpc_id, cidrs)
     resources.append(res)
     resources.append(ensure_repository(aws, names.repository))
@@ -179,19 +195,28 @@ def setup(region: str | None = None, *, vpc: str | None = None,
     resources.append(write_config(path, settings))
     # With no new networks, the group admits what it did when read above.
     if not cidrs and not caller_networks(group):
-        notify(f"The scheduler port {DASK_PORTS[0]} is closed to every network outside VPC "
-               f"{vpc_id}: a client there cannot connect. Rerun with --allow-my-ip or "
-               "--allow-cidr <your network> to admit it.")
+        notify(
+            f"The scheduler port {DASK_PORTS[0]} is closed to every network outside VPC "
+            f"{vpc_id}: a client there cannot connect. Rerun with --allow-my-ip or "
+            "--allow-cidr <your network> to admit it."
+        )
     if any(r.kind == "IAM role" and r.status in (CREATED, UPDATED) for r in resources):
-        notify("IAM roles were created or changed: ECS can use them only after IAM has "
-               "propagated them (seconds); a cluster started meanwhile retries until then.")
+        notify(
+            "IAM roles were created or changed: ECS can use them only after IAM has "
+            "propagated them (seconds); a cluster started meanwhile retries until then."
+        )
     # This process too (later processes read the file): FargateCluster() works now.
     dask.config.update(dask.config.config, {"starburst": settings}, priority="new")
     return SetupResult(region, resources, settings, str(path), fargate_quota(aws))
 
 
-def check_adoptable(aws: SyncClients, names: Names, group: dict[str, Any] | None,
-                    cidrs: list[str], s3_bucket: str | None) -> None:
+def check_adoptable(
+    aws: SyncClients,
+    names: Names,
+    group: dict[str, Any] | None,
+    cidrs: list[str],
+    s3_bucket: str | None,
+) -> None:
     """Refuse, before any change, what setup could not apply to resources it did not create.
 
     Setup never changes a resource without its tag. So ``--s3-bucket`` on such a task
@@ -209,22 +234,28 @@ def check_adoptable(aws: SyncClients, names: Names, group: dict[str, Any] | None
         if role is None or is_managed(lookups.tag_dict(role.get("Tags"))):
             continue
         if not trusts_ecs_tasks(role):
-            problems.append(f"the {kind} role {name} (not created by setup) does not trust "
-                            "ecs-tasks.amazonaws.com, so ECS could not use it: add that "
-                            f"principal to its trust policy, or set starburst.{kind}-role "
-                            "to another name")
+            problems.append(
+                f"the {kind} role {name} (not created by setup) does not trust "
+                "ecs-tasks.amazonaws.com, so ECS could not use it: add that "
+                f"principal to its trust policy, or set starburst.{kind}-role "
+                "to another name"
+            )
         if kind == "task" and s3_bucket:
-            problems.append(f"--s3-bucket {s3_bucket} cannot be applied: the task role "
-                            f"{name} was not created by setup, which never changes it; "
-                            "grant it access to the bucket yourself, or set "
-                            "starburst.task-role to another name")
+            problems.append(
+                f"--s3-bucket {s3_bucket} cannot be applied: the task role "
+                f"{name} was not created by setup, which never changes it; "
+                "grant it access to the bucket yourself, or set "
+                "starburst.task-role to another name"
+            )
     if group is not None and cidrs and not is_managed(lookups.tag_dict(group.get("Tags"))):
         missing = [c for c in cidrs if c not in caller_networks(group)]
         if missing:
-            problems.append(f"{', '.join(missing)} cannot be admitted: the security group "
-                            f"{group['GroupId']} ({names.security_group}) was not created by "
-                            "setup, which never changes it; add the rule for ports "
-                            f"{DASK_PORTS[0]}-{DASK_PORTS[1]} yourself")
+            problems.append(
+                f"{', '.join(missing)} cannot be admitted: the security group "
+                f"{group['GroupId']} ({names.security_group}) was not created by "
+                "setup, which never changes it; add the rule for ports "
+                f"{DASK_PORTS[0]}-{DASK_PORTS[1]} yourself"
+            )
     if problems:
         raise ConfigurationError("setup changed nothing: " + "; ".join(problems))
 
@@ -237,10 +268,13 @@ def ensure_codebuild(aws: SyncClients, notify: Callable[[str], None]) -> Resourc
 
     project = str(config.setting("image_build_project"))
     existed = lookups.codebuild_project(aws.codebuild, project) is not None
-    made = create_codebuild_project(aws.session, project, build_bucket(aws.session),
-                                    notify=notify)
-    return Resource("CodeBuild project", project, EXISTS if existed else CREATED,
-                    f"bucket {made['bucket']}, role {role_name(made['role_arn'])}")
+    made = create_codebuild_project(aws.session, project, build_bucket(aws.session), notify=notify)
+    return Resource(
+        "CodeBuild project",
+        project,
+        EXISTS if existed else CREATED,
+        f"bucket {made['bucket']}, role {role_name(made['role_arn'])}",
+    )
 
 
 def fargate_quota(aws: SyncClients) -> float | None:

@@ -17,8 +17,9 @@ from .config_file import config_path
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
 
-def managed_resources(region: str | None = None,
-                      names: Names | None = None) -> tuple[SyncClients, list[Resource]]:
+def managed_resources(
+    region: str | None = None, names: Names | None = None
+) -> tuple[SyncClients, list[Resource]]:
     """What :func:`teardown` would delete: resources of setup's names that carry its tag.
 
     Resources of those names without the tag are listed with status :data:`KEPT`.
@@ -37,13 +38,15 @@ def managed_resources(region: str | None = None,
         role = lookups.role(aws.iam, role_name, tags=True)
         add("IAM role", role_name, lookups.tag_dict(role.get("Tags")) if role else None)
     group = lookups.log_group(aws.logs, names.log_group)
-    add("log group", names.log_group,
-        lookups.log_group_tags(aws.logs, group) if group else None)
+    add("log group", names.log_group, lookups.log_group_tags(aws.logs, group) if group else None)
     for sg in lookups.security_groups(aws.ec2, name=names.security_group):
         add("security group", sg["GroupId"], lookups.tag_dict(sg.get("Tags")), sg["VpcId"])
     repo = lookups.repository(aws.ecr, names.repository)
-    add("ECR repository", names.repository,
-        lookups.repository_tags(aws.ecr, repo["repositoryArn"]) if repo else None)
+    add(
+        "ECR repository",
+        names.repository,
+        lookups.repository_tags(aws.ecr, repo["repositoryArn"]) if repo else None,
+    )
     found.extend(pull_through_resources(aws))
     path = config_path()
     if path.exists():
@@ -60,10 +63,11 @@ def pull_through_resources(aws: SyncClients) -> list[Resource]:
     if lookups.pull_through_rule(aws.ecr, prefix) is not None:
         found.append(Resource("pull through cache rule", prefix, EXISTS, "Docker Hub"))
     for page in aws.ecr.get_paginator("describe_repositories").paginate():
-        found.extend(Resource("ECR repository", repo["repositoryName"], EXISTS,
-                              "pull through cache")
-                     for repo in page["repositories"]
-                     if repo["repositoryName"].startswith(f"{prefix}/"))
+        found.extend(
+            Resource("ECR repository", repo["repositoryName"], EXISTS, "pull through cache")
+            for repo in page["repositories"]
+            if repo["repositoryName"].startswith(f"{prefix}/")
+        )
     return found
 
 
@@ -80,10 +84,10 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         "log group": lambda r: aws.logs.delete_log_group(logGroupName=r.name),
         "security group": lambda r: aws.ec2.delete_security_group(GroupId=r.name),
         # Force: the repository is ours, and its images exist only to run clusters.
-        "ECR repository": lambda r: aws.ecr.delete_repository(repositoryName=r.name,
-                                                              force=True),
+        "ECR repository": lambda r: aws.ecr.delete_repository(repositoryName=r.name, force=True),
         "pull through cache rule": lambda r: aws.ecr.delete_pull_through_cache_rule(
-            ecrRepositoryPrefix=r.name),
+            ecrRepositoryPrefix=r.name
+        ),
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
     }
     done = []
@@ -95,19 +99,25 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
             deleters[resource.kind](resource)
             done.append(dataclasses.replace(resource, status=DELETED))
         except ClientError as e:
-            done.append(dataclasses.replace(resource, status="failed",
-                                            detail=e.response["Error"].get("Message", str(e))))
+            done.append(
+                dataclasses.replace(
+                    resource, status="failed", detail=e.response["Error"].get("Message", str(e))
+                )
+            )
     return done
 
 
 def _delete_ecs_cluster(aws: SyncClients, name: str) -> None:
     """Stop the project's tasks in the ECS cluster, wait until they stop, delete it."""
-    stopped = inventory.stop(aws.ecs, inventory.clusters(aws.ecs, [name]),
-                             "starburst-dask teardown")
+    stopped = inventory.stop(
+        aws.ecs, inventory.clusters(aws.ecs, [name]), "starburst-dask teardown"
+    )
     for i in range(0, len(stopped), fargate.DESCRIBE_TASKS_MAX):
         aws.ecs.get_waiter("tasks_stopped").wait(
-            cluster=name, tasks=stopped[i:i + fargate.DESCRIBE_TASKS_MAX],
-            WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+            cluster=name,
+            tasks=stopped[i : i + fargate.DESCRIBE_TASKS_MAX],
+            WaiterConfig={"Delay": 2, "MaxAttempts": 90},
+        )
     aws.ecs.delete_cluster(cluster=name)
 
 

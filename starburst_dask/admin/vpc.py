@@ -20,14 +20,16 @@ def find_vpc(aws: SyncClients, vpc: str | None) -> str:
         raise MissingResourceError(f"VPC {vpc}: {e}") from None
     if found is None:
         raise MissingResourceError(
-            f"VPC {vpc} does not exist in {aws.region}" if vpc else
-            f"{aws.region} has no default VPC; pass --vpc and --subnets"
+            f"VPC {vpc} does not exist in {aws.region}"
+            if vpc
+            else f"{aws.region} has no default VPC; pass --vpc and --subnets"
         )
     return str(found["VpcId"])
 
 
-def find_subnets(aws: SyncClients, vpc: str, subnets: list[str] | None) -> tuple[list[str],
-                                                                                set[str]]:
+def find_subnets(
+    aws: SyncClients, vpc: str, subnets: list[str] | None
+) -> tuple[list[str], set[str]]:
     """Subnets in at least two availability zones: given ones, or the VPC's defaults.
 
     Raises
@@ -68,7 +70,8 @@ def check_routes(aws: SyncClients, vpc: str, subnets: list[str]) -> bool:
     if problems:
         raise MissingResourceError(
             "tasks on these subnets could not pull their image or send logs: "
-            + "; ".join(problems) + ". Pass --subnets routed to an internet gateway or a "
+            + "; ".join(problems)
+            + ". Pass --subnets routed to an internet gateway or a "
             "NAT gateway, or create the VPC endpoints named"
         )
     return public_ip

@@ -36,8 +36,14 @@ def aio_client_config() -> AioConfig:
 
 
 #: Client attribute -> AWS service.
-_SERVICES = {"ecs": "ecs", "ec2": "ec2", "iam": "iam", "logs": "logs",
-             "quotas": "service-quotas", "cloudwatch": "cloudwatch"}
+_SERVICES = {
+    "ecs": "ecs",
+    "ec2": "ec2",
+    "iam": "iam",
+    "logs": "logs",
+    "quotas": "service-quotas",
+    "cloudwatch": "cloudwatch",
+}
 
 
 class AwsClients:
@@ -73,8 +79,9 @@ class AwsClients:
     async def open(self) -> None:
         """Create the clients."""
         for name, service in _SERVICES.items():
-            client = self._session.create_client(service, region_name=self.region,
-                                                 config=aio_client_config())
+            client = self._session.create_client(
+                service, region_name=self.region, config=aio_client_config()
+            )
             setattr(self, name, await self._stack.enter_async_context(client))
 
     async def close(self) -> None:

@@ -71,8 +71,7 @@ def error_code(error: ClientError) -> str:
 
 def tag_dict(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
     """AWS tag lists (``Key``/``Value`` or ``key``/``value``) as a dict."""
-    return {t.get("Key", t.get("key", "")): t.get("Value", t.get("value", ""))
-            for t in tags or []}
+    return {t.get("Key", t.get("key", "")): t.get("Value", t.get("value", "")) for t in tags or []}
 
 
 def region(name: str | None = None) -> str:
@@ -144,8 +143,11 @@ def log_group_tags(group: dict[str, Any]) -> Plan[dict[str, str]]:
 @Lookup
 def vpc(vpc_id: str | None = None) -> Plan[dict[str, Any] | None]:
     """EC2: the VPC ``vpc_id``, or the region's default VPC; None if there is none."""
-    filters = ([{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id
-               else [{"Name": "is-default", "Values": ["true"]}])
+    filters = (
+        [{"Name": "vpc-id", "Values": [vpc_id]}]
+        if vpc_id
+        else [{"Name": "is-default", "Values": ["true"]}]
+    )
     found = yield "describe_vpcs", {"Filters": filters}
     return found["Vpcs"][0] if found["Vpcs"] else None
 
@@ -166,8 +168,9 @@ def vpc_subnets(vpc_id: str, default_for_az: bool = False) -> Plan[list[dict[str
 
 
 @Lookup
-def security_groups(ids: list[str] | None = None, *, vpc_id: str | None = None,
-                    name: str | None = None) -> Plan[list[dict[str, Any]]]:
+def security_groups(
+    ids: list[str] | None = None, *, vpc_id: str | None = None, name: str | None = None
+) -> Plan[list[dict[str, Any]]]:
     """EC2: the security groups ``ids``, or those of ``name`` (in ``vpc_id`` if given)."""
     if ids:
         params: dict[str, Any] = {"GroupIds": list(ids)}
@@ -191,16 +194,16 @@ def routes(region_name: str, vpc_ids: list[str], subnet_ids: list[str]) -> Plan[
     where = [{"Name": "vpc-id", "Values": list(vpc_ids)}]
     tables = yield "describe_route_tables", {"Filters": where}
     endpoints = yield "describe_vpc_endpoints", {"Filters": where}
-    return network.read_routes(region_name, subnet_ids, tables["RouteTables"],
-                               endpoints["VpcEndpoints"])
+    return network.read_routes(
+        region_name, subnet_ids, tables["RouteTables"], endpoints["VpcEndpoints"]
+    )
 
 
 @Lookup
 def repository(name: str) -> Plan[dict[str, Any] | None]:
     """ECR: the repository ``name``, or None."""
     try:
-        return (yield "describe_repositories",
-                {"repositoryNames": [name]})["repositories"][0]
+        return (yield "describe_repositories", {"repositoryNames": [name]})["repositories"][0]
     except ClientError as e:
         if error_code(e) == "RepositoryNotFoundException":
             return None
@@ -217,8 +220,9 @@ def repository_tags(arn: str) -> Plan[dict[str, str]]:
 def pull_through_rule(prefix: str) -> Plan[dict[str, Any] | None]:
     """ECR: the pull through cache rule of ``prefix``, or None."""
     try:
-        return (yield "describe_pull_through_cache_rules", {"ecrRepositoryPrefixes": [prefix]}
-                )["pullThroughCacheRules"][0]
+        return (yield "describe_pull_through_cache_rules", {"ecrRepositoryPrefixes": [prefix]})[
+            "pullThroughCacheRules"
+        ][0]
     except ClientError as e:
         if error_code(e) == "PullThroughCacheRuleNotFoundException":
             return None
@@ -235,6 +239,8 @@ def codebuild_project(name: str) -> Plan[dict[str, Any] | None]:
 @Lookup
 def fargate_quota() -> Plan[float]:
     """Service Quotas: the account's Fargate On-Demand vCPU quota."""
-    quota = yield "get_service_quota", {"ServiceCode": fargate.QUOTA_SERVICE_CODE,
-                                        "QuotaCode": fargate.QUOTA_CODES["FARGATE"]}
+    quota = yield (
+        "get_service_quota",
+        {"ServiceCode": fargate.QUOTA_SERVICE_CODE, "QuotaCode": fargate.QUOTA_CODES["FARGATE"]},
+    )
     return float(quota["Quota"]["Value"])

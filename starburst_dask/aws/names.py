@@ -16,8 +16,10 @@ ECR_IMAGE = re.compile(
     r"(?P<repository>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>.+))?$"
 )
 #: A Secrets Manager secret ARN, by part (its resource name: ``secret:<name>-<6 chars>``).
-SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):"
-                        r"(?P<account>\d{12}):secret:(?P<name>.+)")
+SECRET_ARN = re.compile(
+    r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):"
+    r"(?P<account>\d{12}):secret:(?P<name>.+)"
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,12 +49,18 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
     subnets, groups = await _network(aws, options)
     public_ip = await _public_ip(aws, options, subnets, groups)
-    return {"cluster_arn": cluster["clusterArn"], "subnets": subnets,
-            "security_groups": groups, "assign_public_ip": public_ip, **roles}
+    return {
+        "cluster_arn": cluster["clusterArn"],
+        "subnets": subnets,
+        "security_groups": groups,
+        "assign_public_ip": public_ip,
+        **roles,
+    }
 
 
-async def _public_ip(aws: AwsClients, options: ClusterOptions, subnets: list[str],
-                     groups: list[str]) -> bool:
+async def _public_ip(
+    aws: AwsClients, options: ClusterOptions, subnets: list[str], groups: list[str]
+) -> bool:
     """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
     found = await _described(lookups.subnets, aws.ec2, subnets, "subnet")
     await _described(lookups.security_groups, aws.ec2, groups, "security group")
@@ -64,15 +70,17 @@ async def _public_ip(aws: AwsClients, options: ClusterOptions, subnets: list[str
     problems = network.problems(routes, public_ip, options.image, options.region)
     if problems:
         raise ConfigurationError(
-            "tasks could not pull their image or send their logs: " + "; ".join(problems)
+            "tasks could not pull their image or send their logs: "
+            + "; ".join(problems)
             + ". Use subnets with a route to an internet gateway (and assign_public_ip "
             "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"
         )
     return public_ip
 
 
-async def _described(lookup: lookups.Lookup[Any, list[dict[str, Any]]], ec2: Any,
-                     ids: list[str], kind: str) -> list[dict[str, Any]]:
+async def _described(
+    lookup: lookups.Lookup[Any, list[dict[str, Any]]], ec2: Any, ids: list[str], kind: str
+) -> list[dict[str, Any]]:
     """The configured ``ids`` described; a clear error when some are gone."""
     try:
         return await lookup.aio(ec2, ids)

@@ -20,8 +20,13 @@ from .. import fargate
 RETRY_DELAY = 2.0
 
 
-def while_propagating(call: Callable[..., Any], errors: Sequence[str], what: str,
-                      notify: Callable[[str], None], **kwargs: Any) -> Any:
+def while_propagating(
+    call: Callable[..., Any],
+    errors: Sequence[str],
+    what: str,
+    notify: Callable[[str], None],
+    **kwargs: Any,
+) -> Any:
     """``call(**kwargs)``, retried while its error contains one of ``errors``.
 
     Parameters
@@ -50,7 +55,8 @@ def while_propagating(call: Callable[..., Any], errors: Sequence[str], what: str
             if not any(t in str(e) for t in errors) or time.monotonic() > deadline:
                 raise
         if not told:
-            notify(f"Waiting (up to {fargate.IAM_PROPAGATION_WAIT:g} s) for AWS to propagate "
-                   f"{what}...")
+            notify(
+                f"Waiting (up to {fargate.IAM_PROPAGATION_WAIT:g} s) for AWS to propagate {what}..."
+            )
             told = True
         time.sleep(RETRY_DELAY)

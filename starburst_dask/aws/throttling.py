@@ -23,8 +23,9 @@ class TokenBucket:
         Seconds, monotonic (``time.monotonic``; tests inject their own).
     """
 
-    def __init__(self, burst: float, rate: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, burst: float, rate: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.burst = burst
         self.rate = rate
         self._clock = clock

@@ -18,11 +18,15 @@ import click
 from ..format import format_duration, format_usd
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-REGION = click.option("--region", default=None,
-                      help="AWS region [default: starburst.region or the SDK's region].")
+REGION = click.option(
+    "--region", default=None, help="AWS region [default: starburst.region or the SDK's region]."
+)
 ECS_CLUSTER = click.option(
-    "--ecs-cluster", "ecs_clusters", multiple=True,
-    help="ECS cluster to look in (repeatable) [default: starburst.ecs-cluster].")
+    "--ecs-cluster",
+    "ecs_clusters",
+    multiple=True,
+    help="ECS cluster to look in (repeatable) [default: starburst.ecs-cluster].",
+)
 
 
 def register(group: click.Group) -> None:
@@ -63,31 +67,57 @@ def _seconds(value: str) -> float:
 @click.command()
 @REGION
 @click.option("--vpc", default=None, help="VPC for the tasks [default: the default VPC].")
-@click.option("--subnets", multiple=True,
-              help="Subnet for the tasks (repeatable; two or more zones) "
-                   "[default: the VPC's default subnets].")
-@click.option("--allow-cidr", "allow_cidrs", multiple=True,
-              help="Your network, which may reach the scheduler and dashboard ports "
-                   "(repeatable), e.g. your public IP/32; the cluster's own tasks always "
-                   "reach each other. Never 0.0.0.0/0.")
-@click.option("--allow-my-ip", is_flag=True,
-              help="Admit this machine's current public address too, as "
-                   "starburst.setup.checkip-url (https://checkip.amazonaws.com) answers it. "
-                   "Without this or --allow-cidr, at a terminal, setup offers it when the "
-                   "scheduler port would be closed to you.")
-@click.option("--s3-bucket", default=None,
-              help="Bucket the tasks may read and write (their only permission).")
-@click.option("--docker-hub-secret", default=None, metavar="ARN",
-              help="Secrets Manager secret (named ecr-pullthroughcache/...) with Docker Hub "
-                   "credentials: clusters pull Docker Hub images through an ECR pull "
-                   "through cache rule, free of Docker Hub's anonymous limit per address.")
-@click.option("--codebuild", is_flag=True,
-              help="Also create the CodeBuild project, its role and S3 bucket that build "
-                   "images (software=) where no local Docker engine runs.")
+@click.option(
+    "--subnets",
+    multiple=True,
+    help="Subnet for the tasks (repeatable; two or more zones) "
+    "[default: the VPC's default subnets].",
+)
+@click.option(
+    "--allow-cidr",
+    "allow_cidrs",
+    multiple=True,
+    help="Your network, which may reach the scheduler and dashboard ports "
+    "(repeatable), e.g. your public IP/32; the cluster's own tasks always "
+    "reach each other. Never 0.0.0.0/0.",
+)
+@click.option(
+    "--allow-my-ip",
+    is_flag=True,
+    help="Admit this machine's current public address too, as "
+    "starburst.setup.checkip-url (https://checkip.amazonaws.com) answers it. "
+    "Without this or --allow-cidr, at a terminal, setup offers it when the "
+    "scheduler port would be closed to you.",
+)
+@click.option(
+    "--s3-bucket", default=None, help="Bucket the tasks may read and write (their only permission)."
+)
+@click.option(
+    "--docker-hub-secret",
+    default=None,
+    metavar="ARN",
+    help="Secrets Manager secret (named ecr-pullthroughcache/...) with Docker Hub "
+    "credentials: clusters pull Docker Hub images through an ECR pull "
+    "through cache rule, free of Docker Hub's anonymous limit per address.",
+)
+@click.option(
+    "--codebuild",
+    is_flag=True,
+    help="Also create the CodeBuild project, its role and S3 bucket that build "
+    "images (software=) where no local Docker engine runs.",
+)
 @JSON
-def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
-          allow_cidrs: tuple[str, ...], allow_my_ip: bool, s3_bucket: str | None,
-          docker_hub_secret: str | None, codebuild: bool, as_json: bool) -> None:
+def setup(
+    region: str | None,
+    vpc: str | None,
+    subnets: tuple[str, ...],
+    allow_cidrs: tuple[str, ...],
+    allow_my_ip: bool,
+    s3_bucket: str | None,
+    docker_hub_secret: str | None,
+    codebuild: bool,
+    as_json: bool,
+) -> None:
     """Create (or find) everything a cluster needs, once; safe to rerun.
 
     The ECS cluster, IAM roles, log group, security group and ECR repository, each
@@ -102,21 +132,32 @@ def setup(region: str | None, vpc: str | None, subnets: tuple[str, ...],
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     with _errors():
         subnet_list = [s for value in subnets for s in value.split(",") if s]
-        result = resources.setup(region, vpc=vpc, subnets=subnet_list,
-                                 allow_cidrs=list(allow_cidrs), allow_my_ip=allow_my_ip,
-                                 ask=_confirm if interactive else None,
-                                 s3_bucket=s3_bucket, docker_hub_secret=docker_hub_secret,
-                                 codebuild=codebuild,
-                                 notify=lambda line: click.echo(line, err=True))
+        result = resources.setup(
+            region,
+            vpc=vpc,
+            subnets=subnet_list,
+            allow_cidrs=list(allow_cidrs),
+            allow_my_ip=allow_my_ip,
+            ask=_confirm if interactive else None,
+            s3_bucket=s3_bucket,
+            docker_hub_secret=docker_hub_secret,
+            codebuild=codebuild,
+            notify=lambda line: click.echo(line, err=True),
+        )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    _table([(r.kind, r.status, r.name, r.detail) for r in result.resources],
-           ("RESOURCE", "STATUS", "NAME", "DETAIL"))
+    _table(
+        [(r.kind, r.status, r.name, r.detail) for r in result.resources],
+        ("RESOURCE", "STATUS", "NAME", "DETAIL"),
+    )
     quota = "unknown" if result.quota is None else f"{result.quota:g}"
     click.echo(f"Fargate vCPU quota ({result.region}): {quota}")
-    click.echo("Created or changed what was missing." if result.changed
-               else "Nothing changed: everything was set up already.")
+    click.echo(
+        "Created or changed what was missing."
+        if result.changed
+        else "Nothing changed: everything was set up already."
+    )
 
 
 def _confirm(question: str) -> bool:
@@ -159,9 +200,12 @@ def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, l
 @click.command()
 @REGION
 @ECS_CLUSTER
-@click.option("--cost/--no-cost", default=True, show_default=True,
-              help="Show what each cluster cost so far (needs the Price List API or "
-                   "the published prices).")
+@click.option(
+    "--cost/--no-cost",
+    default=True,
+    show_default=True,
+    help="Show what each cluster cost so far (needs the Price List API or the published prices).",
+)
 @JSON
 def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: bool) -> None:
     """List running dask clusters: age, task counts and, when known, cost so far."""
@@ -180,22 +224,42 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
     rows = []
     for c in infos:
         cost_so_far = costs.get(c.name)
-        rows.append((c.name, c.ecs_cluster, format_duration(c.age()), c.roles["scheduler"],
-                     c.roles["worker"],
-                     "?" if cost_so_far is None else format_usd(cost_so_far)))
+        rows.append(
+            (
+                c.name,
+                c.ecs_cluster,
+                format_duration(c.age()),
+                c.roles["scheduler"],
+                c.roles["worker"],
+                "?" if cost_so_far is None else format_usd(cost_so_far),
+            )
+        )
     _table(rows, ("CLUSTER", "ECS CLUSTER", "AGE", "SCHEDULER", "WORKERS", "COST"))
 
 
 @click.command()
 @REGION
 @ECS_CLUSTER
-@click.option("--older-than", default="2h", show_default=True,
-              help="Stop clusters started longer ago than this.")
-@click.option("--cluster", "names", multiple=True,
-              help="Stop this dask cluster whatever its age (repeatable).")
+@click.option(
+    "--older-than",
+    default="2h",
+    show_default=True,
+    help="Stop clusters started longer ago than this.",
+)
+@click.option(
+    "--cluster",
+    "names",
+    multiple=True,
+    help="Stop this dask cluster whatever its age (repeatable).",
+)
 @click.option("--yes", is_flag=True, help="Stop them; without it, only show what would stop.")
-def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
-            names: tuple[str, ...], yes: bool) -> None:
+def cleanup(
+    region: str | None,
+    ecs_clusters: tuple[str, ...],
+    older_than: str,
+    names: tuple[str, ...],
+    yes: bool,
+) -> None:
     """Stop tasks that clients left behind; a dry run unless --yes.
 
     Only tasks carrying the project's tags (starburst-dask:cluster and
@@ -214,8 +278,10 @@ def cleanup(region: str | None, ecs_clusters: tuple[str, ...], older_than: str,
         if not targets:
             click.echo("Nothing to clean up.")
             return
-        _table([(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
-               ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"))
+        _table(
+            [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
+            ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"),
+        )
         if not yes:
             click.echo("Dry run: rerun with --yes to stop these tasks.")
             return
@@ -234,8 +300,10 @@ def teardown(region: str | None, yes: bool) -> None:
     with _errors():
         aws, found = resources.managed_resources(region)
         doomed = [r for r in found if r.status == managed.EXISTS]
-        _table([(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
-               ("RESOURCE", "NAME", "ACTION"))
+        _table(
+            [(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
+            ("RESOURCE", "NAME", "ACTION"),
+        )
         if not doomed:
             click.echo("Nothing to delete.")
             return
@@ -251,8 +319,9 @@ def teardown(region: str | None, yes: bool) -> None:
 
 
 @click.command("iam-policy")
-@click.option("--setup", "for_setup", is_flag=True,
-              help="Also what setup, doctor, cleanup and teardown need.")
+@click.option(
+    "--setup", "for_setup", is_flag=True, help="Also what setup, doctor, cleanup and teardown need."
+)
 @click.option("--images", is_flag=True, help="Also what building environment images needs.")
 def iam_policy(for_setup: bool, images: bool) -> None:
     """Print the least-privilege IAM policy (JSON) for running clusters.

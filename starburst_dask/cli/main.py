@@ -20,11 +20,16 @@ main.add_command(image_cli.image)  # image build|render|ls
 
 @main.command()
 @click.option("--workers", default=3, show_default=True, help="Worker tasks to launch.")
-@click.option("--simulations", default=10_000, show_default=True,
-              help="Portfolio simulations to run.")
+@click.option(
+    "--simulations", default=10_000, show_default=True, help="Portfolio simulations to run."
+)
 @click.option("--seed", default=42, show_default=True, help="Random seed.")
-@click.option("--aws", "on_aws", is_flag=True,
-              help="Run on the configured AWS account instead of a local Fargate.")
+@click.option(
+    "--aws",
+    "on_aws",
+    is_flag=True,
+    help="Run on the configured AWS account instead of a local Fargate.",
+)
 def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
     """Run a Monte Carlo portfolio simulation on a FargateCluster, then close it."""
     from ..demo import run
@@ -54,8 +59,13 @@ def cost(limit: int) -> None:
 
 
 @main.command()
-@click.option("--request", "vcpus", type=float, default=None,
-              help="File an increase of the quota to this many vCPUs.")
+@click.option(
+    "--request",
+    "vcpus",
+    type=float,
+    default=None,
+    help="File an increase of the quota to this many vCPUs.",
+)
 @click.option("--spot", is_flag=True, help="With --request: the Spot quota, not On-Demand.")
 @click.option("--region", default=None, help="AWS region (default: the configured one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -89,5 +99,7 @@ def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) ->
             click.echo(f"  request {r['id']}: to {r['desired']:g} vCPU, {r['status']}")
     if "request" in report:
         r = report["request"]
-        click.echo(f"Requested {r['desired']:g} vCPU: {r['status']} (request {r['id']}); "
-                   "approval can take hours to days")
+        click.echo(
+            f"Requested {r['desired']:g} vCPU: {r['status']} (request {r['id']}); "
+            "approval can take hours to days"
+        )

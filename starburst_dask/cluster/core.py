@@ -23,6 +23,7 @@ from distributed.utils import NoOpAwaitable
 from .. import fargate
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
+from ..cost.estimate import meter_for
 from ..cost.meter import CostMeter
 from ..ecs import quota
 from ..errors import CostLimitExceeded, StarburstError
@@ -99,8 +100,9 @@ class FargateCluster(SpecCluster):
     >>> client = Client(FargateCluster(n_workers=4))  # doctest: +SKIP
     """
 
-    def __init__(self, n_workers: int | None = None, *, asynchronous: bool = False,
-                 **options: Any) -> None:
+    def __init__(
+        self, n_workers: int | None = None, *, asynchronous: bool = False, **options: Any
+    ) -> None:
         # Options are checked here; everything remote or blocking happens in _start.
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
         self._aws = AwsClients(self.options.region)
@@ -110,13 +112,15 @@ class FargateCluster(SpecCluster):
         self.provisioner: WorkerProvisioner | None = None
         #: Cost: estimate, running total and rate, limits (from the prices, on start).
         self.cost: CostMeter | None = None
-        self._finalizer = weakref.finalize(self, _stop_leftovers, self.options,
-                                           self.registry.live)
-        worker = {"cls": FargateWorker, "options": {
-            "registry": self.registry,
-            "nthreads": self.options.worker_vcpus,
-            "memory_limit": self.options.worker_memory_limit,
-        }}
+        self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
+        worker = {
+            "cls": FargateWorker,
+            "options": {
+                "registry": self.registry,
+                "nthreads": self.options.worker_vcpus,
+                "memory_limit": self.options.worker_memory_limit,
+            },
+        }
         try:
             super().__init__(
                 scheduler={"cls": FargateScheduler, "options": {"registry": self.registry}},
@@ -165,13 +169,20 @@ class FargateCluster(SpecCluster):
         # The prices, for the estimate (refused over max_hourly_cost); then the image for
         # `software` (found or built in ECR), with a clear error if the image's
         # distributed is not the client's.
-        self.cost = await CostMeter.create(self.options, self.registry.descriptions)
+        self.cost = await meter_for(self.options, self.registry.descriptions)
         self.options = self.registry.options = await asyncio.to_thread(
-            resolve_cluster_image, self.options)
+            resolve_cluster_image, self.options
+        )
         await self.registry.open()  # clients, preflight, the task definition
         self.provisioner = WorkerProvisioner(
-            self.options, self.registry, worker_spec=self.worker_spec, worker=self.new_spec,
-            correct_state=self._correct_state, affordable=self.cost.affordable, log=self._log)
+            self.options,
+            self.registry,
+            worker_spec=self.worker_spec,
+            worker=self.new_spec,
+            correct_state=self._correct_state,
+            affordable=self.cost.affordable,
+            log=self._log,
+        )
         self._log(
             f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
             f"{self.options.n_workers} workers {_size(self.options, 'worker')}"
@@ -254,9 +265,13 @@ class FargateCluster(SpecCluster):
 
     async def _halt(self, error: CostLimitExceeded) -> None:
         """At max_cost: fail unfinished work with ``error``, then close."""
-        await limit.halt(error, scheduler_comm=self.scheduler_comm,
-                         scheduler_address=self.scheduler_address, loop=self.loop,
-                         close=self._close)
+        await limit.halt(
+            error,
+            scheduler_comm=self.scheduler_comm,
+            scheduler_address=self.scheduler_address,
+            loop=self.loop,
+            close=self._close,
+        )
 
 
 def _size(options: ClusterOptions, role: str) -> str:

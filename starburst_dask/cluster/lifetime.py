@@ -62,8 +62,7 @@ def max_lifetime_seconds(value: Any) -> float | None:
         seconds = None
     if not seconds or seconds <= 0:
         raise ConfigurationError(
-            f"max_lifetime must be a duration like '24h' or a number of seconds, "
-            f"not {value!r}"
+            f"max_lifetime must be a duration like '24h' or a number of seconds, not {value!r}"
         )
     return float(seconds)
 

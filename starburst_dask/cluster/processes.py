@@ -34,8 +34,9 @@ class FargateTask(ProcessInterface):
 
     role = "task"
 
-    def __init__(self, *args: Any, registry: TaskRegistry, task_arn: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, registry: TaskRegistry, task_arn: str | None = None, **kwargs: Any
+    ) -> None:
         self.registry = registry
         self.task_arn = task_arn
         super().__init__()
@@ -81,13 +82,15 @@ class FargateScheduler(FargateTask):
         while True:
             status = await self.registry.quota_status("FARGATE")
             if quota.fits(status, vcpus):
-                launch = await self.registry.launch(1, self.role, command, cpu=o.scheduler_cpu,
-                                                    memory=o.scheduler_memory)
+                launch = await self.registry.launch(
+                    1, self.role, command, cpu=o.scheduler_cpu, memory=o.scheduler_memory
+                )
                 if launch.arns:
                     return launch.arns[0]
             if deadline.expired:
-                raise QuotaExceededError(quota.quota_error("FARGATE", vcpus, status,
-                                                           deadline.elapsed))
+                raise QuotaExceededError(
+                    quota.quota_error("FARGATE", vcpus, status, deadline.elapsed)
+                )
             logger.warning("no room for the scheduler under the quota: %s", status)
             await self.registry.wait_for_room(min(o.quota_interval, deadline.remaining))
 

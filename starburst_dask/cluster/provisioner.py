@@ -64,10 +64,17 @@ class WorkerProvisioner:
         Writes one line to the cluster's log, for the user.
     """
 
-    def __init__(self, options: ClusterOptions, registry: TaskRegistry, *,
-                 worker_spec: dict[str, Any], worker: dict[str, Any],
-                 correct_state: Callable[[], Awaitable[None]],
-                 affordable: Callable[[int], int], log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        options: ClusterOptions,
+        registry: TaskRegistry,
+        *,
+        worker_spec: dict[str, Any],
+        worker: dict[str, Any],
+        correct_state: Callable[[], Awaitable[None]],
+        affordable: Callable[[int], int],
+        log: Callable[[str], None],
+    ) -> None:
         self.options = options
         self.registry = registry
         self.worker_spec = worker_spec
@@ -96,8 +103,7 @@ class WorkerProvisioner:
     @property
     def active(self) -> bool:
         """Whether to launch workers: not closed, and the scheduler task is live."""
-        return not self._closed and any(
-            r.role == "scheduler" for r in self.registry.live.values())
+        return not self._closed and any(r.role == "scheduler" for r in self.registry.live.values())
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -106,8 +112,9 @@ class WorkerProvisioner:
     @property
     def quota_needed(self) -> int:
         """vCPUs the quota would need for every requested worker to run."""
-        return math.ceil(self.quota.usage
-                         + self.quota.waiting * fargate.vcpus(self.options.worker_cpu))
+        return math.ceil(
+            self.quota.usage + self.quota.waiting * fargate.vcpus(self.options.worker_cpu)
+        )
 
     async def fits(self, cpu: int, provider: str) -> int:
         """How many tasks of ``cpu`` units fit under ``provider``'s quota now."""
@@ -125,8 +132,9 @@ class WorkerProvisioner:
                 return
             launched: list[str] = []
             for provider in self.providers:  # Spot first, if asked for
-                fit = min(missing - len(launched),
-                          await self.fits(self.options.worker_cpu, provider))
+                fit = min(
+                    missing - len(launched), await self.fits(self.options.worker_cpu, provider)
+                )
                 if fit:
                     launched += await self._launch_on(provider, fit)
             self._set_waiting(missing - len(launched), launching=len(launched))
@@ -140,15 +148,23 @@ class WorkerProvisioner:
         command = tasks.worker_command(o, self.scheduler_address) + lifetime.worker_args(o)
         last = provider == self.providers[-1]
         try:
-            launch = await self.registry.launch(count, "worker", command, cpu=o.worker_cpu,
-                                                memory=o.worker_memory, provider=provider,
-                                                retry_capacity=last)
+            launch = await self.registry.launch(
+                count,
+                "worker",
+                command,
+                cpu=o.worker_cpu,
+                memory=o.worker_memory,
+                provider=provider,
+                retry_capacity=last,
+            )
         except TaskFailedError as e:
             self._add(e.arns)
             if last or fargate.PROVIDER_NOT_ON_CLUSTER not in str(e):
                 raise
-            self.log(f"ECS cluster {o.ecs_cluster!r} has no {provider} capacity provider; "
-                     f"workers run on {self.providers[-1]} instead")
+            self.log(
+                f"ECS cluster {o.ecs_cluster!r} has no {provider} capacity provider; "
+                f"workers run on {self.providers[-1]} instead"
+            )
             self.capacity = Capacity.ON_DEMAND
             self.quota.capacity_provider = self.providers[0]
             return []
@@ -158,8 +174,7 @@ class WorkerProvisioner:
     def _add(self, arns: list[str]) -> None:
         for arn in arns:
             options = {**self.worker["options"], "task_arn": arn}
-            self.worker_spec[tasks.task_id(arn)] = {"cls": self.worker["cls"],
-                                                    "options": options}
+            self.worker_spec[tasks.task_id(arn)] = {"cls": self.worker["cls"], "options": options}
 
     def _set_waiting(self, waiting: int, launching: int = 0) -> None:
         """Record the workers waiting for quota; say the plan when it changes."""
@@ -184,8 +199,7 @@ class WorkerProvisioner:
         the quota is raised. Gives up when no worker at all could run by the deadline."""
         deadline = quota.Deadline(self.options.launch_retry_timeout)
         while self.quota.waiting and self.active:
-            await self.registry.wait_for_room(min(self.options.quota_interval,
-                                                  deadline.remaining))
+            await self.registry.wait_for_room(min(self.options.quota_interval, deadline.remaining))
             before = len(self.worker_spec)
             try:
                 await self.launch()
@@ -196,9 +210,14 @@ class WorkerProvisioner:
             elif not self.worker_spec and deadline.expired:
                 self.requested = 0
                 self._set_waiting(0)
-                error = QuotaExceededError(quota.quota_error(
-                    self.quota.capacity_provider, fargate.vcpus(self.options.worker_cpu),
-                    self.quota, deadline.elapsed))
+                error = QuotaExceededError(
+                    quota.quota_error(
+                        self.quota.capacity_provider,
+                        fargate.vcpus(self.options.worker_cpu),
+                        self.quota,
+                        deadline.elapsed,
+                    )
+                )
                 if not self._started:
                     raise error  # FargateCluster() raises it
                 logger.error("giving up on waiting workers: %s", error)
@@ -229,13 +248,16 @@ class WorkerProvisioner:
         provider = self.quota.capacity_provider
         try:
             await self.fits(self.options.worker_cpu, provider)  # usage now, not at launch
-            request = await quota.request_increase(self.registry.aws.quotas, provider,
-                                                   self.quota_needed)
+            request = await quota.request_increase(
+                self.registry.aws.quotas, provider, self.quota_needed
+            )
         except (ClientError, BotoCoreError, ConfigurationError) as e:
             logger.warning("could not request a quota increase: %s", e)
             return None
-        self.log(f"Requested a Fargate vCPU quota of {request['DesiredValue']:g}: "
-                 f"{request['Status']}; waiting workers launch once it is approved")
+        self.log(
+            f"Requested a Fargate vCPU quota of {request['DesiredValue']:g}: "
+            f"{request['Status']}; waiting workers launch once it is approved"
+        )
         return request
 
     def _worker_stopped(self, task: dict[str, Any]) -> None:
@@ -252,8 +274,9 @@ class WorkerProvisioner:
         joined = name in self.joined
         reason = tasks.describe_stop(task)
         if not joined:
-            lines = await tasks.last_log_lines(self.registry.aws.logs, self.options.log_group,
-                                               task["taskArn"])
+            lines = await tasks.last_log_lines(
+                self.registry.aws.logs, self.options.log_group, task["taskArn"]
+            )
             if lines:
                 reason += "; its last log lines:\n  " + "\n  ".join(lines)
         self.replacement.stopped(joined, reason)
@@ -263,9 +286,10 @@ class WorkerProvisioner:
             logger.error(self.replacement.error())
             return
         delay = self.replacement.delay
-        self.log(f"Launching a replacement for worker {name}"
-                 + (f" in {delay:g} s ({self.replacement.failures} failed in a row)"
-                    if delay else ""))
+        self.log(
+            f"Launching a replacement for worker {name}"
+            + (f" in {delay:g} s ({self.replacement.failures} failed in a row)" if delay else "")
+        )
         await asyncio.sleep(delay)  # backoff before the next try
         try:
             await self.launch()

@@ -71,28 +71,48 @@ class TaskRegistry:
         found = await preflight(self.aws, self.options)
         definition = await tasks.ensure_task_definition(self.aws.ecs, self.options, found)
         self._launcher = TaskLauncher(
-            self.aws.ecs, found["cluster_arn"], definition,
-            subnets=found["subnets"], security_groups=found["security_groups"],
-            assign_public_ip=found["assign_public_ip"], started_by=self.options.name,
+            self.aws.ecs,
+            found["cluster_arn"],
+            definition,
+            subnets=found["subnets"],
+            security_groups=found["security_groups"],
+            assign_public_ip=found["assign_public_ip"],
+            started_by=self.options.name,
             deadline=self.options.launch_retry_timeout,
         )
-        self._watcher = TaskWatcher(self.aws.ecs, found["cluster_arn"],
-                                    self.options.poll_interval, self._stopped)
+        self._watcher = TaskWatcher(
+            self.aws.ecs, found["cluster_arn"], self.options.poll_interval, self._stopped
+        )
         self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch)
 
     @property
     def opened(self) -> bool:
         return self._watcher is not None
 
-    async def launch(self, count: int, role: str, command: list[str], *, cpu: int, memory: int,
-                     provider: str = "FARGATE", retry_capacity: bool = True) -> Launch:
+    async def launch(
+        self,
+        count: int,
+        role: str,
+        command: list[str],
+        *,
+        cpu: int,
+        memory: int,
+        provider: str = "FARGATE",
+        retry_capacity: bool = True,
+    ) -> Launch:
         """Start ``count`` tasks of ``role``; every one that starts is recorded and watched."""
         assert self._launcher is not None, "registry not opened"
         try:
             launch = await self._launcher.run(
-                count, command=command, cpu=cpu, memory=memory,
-                environment=self.options.environment, tags=tasks.task_tags(self.options, role),
-                capacity_provider=provider, retry_capacity=retry_capacity)
+                count,
+                command=command,
+                cpu=cpu,
+                memory=memory,
+                environment=self.options.environment,
+                tags=tasks.task_tags(self.options, role),
+                capacity_provider=provider,
+                retry_capacity=retry_capacity,
+            )
         except TaskFailedError as e:
             self._record(e.arns, role, cpu, provider)
             raise

@@ -33,21 +33,34 @@ def billed_seconds(task: Mapping[str, Any], now: datetime.datetime) -> float:
     return max(float(fargate.BILLING_MINIMUM_SECONDS), (end - start).total_seconds())
 
 
-def task_rate(task: Mapping[str, Any], rates: Prices,
-              default_size: tuple[int, int] = (0, 0),
-              default_architecture: str = fargate.ARCHITECTURES[0]) -> float:
+def task_rate(
+    task: Mapping[str, Any],
+    rates: Prices,
+    default_size: tuple[int, int] = (0, 0),
+    default_architecture: str = fargate.ARCHITECTURES[0],
+) -> float:
     """US dollars per hour of a described task (size and architecture as given if it is not
     described yet: DescribeTasks reports its ``ecs.cpu-architecture`` attribute)."""
     cpu = int(task.get("cpu") or default_size[0])
     memory = int(task.get("memory") or default_size[1])
-    architecture = next((a["value"] for a in task.get("attributes", ())
-                         if a.get("name") == fargate.TASK_ARCHITECTURE_ATTRIBUTE),
-                        default_architecture)
+    architecture = next(
+        (
+            a["value"]
+            for a in task.get("attributes", ())
+            if a.get("name") == fargate.TASK_ARCHITECTURE_ATTRIBUTE
+        ),
+        default_architecture,
+    )
     storage = (task.get("ephemeralStorage") or {}).get(
-        "sizeInGiB", fargate.EPHEMERAL_STORAGE_INCLUDED_GIB)
-    return rates.task_rate(cpu, memory, architecture=architecture,
-                           spot=task.get("capacityProviderName") == "FARGATE_SPOT",
-                           storage_gib=storage)
+        "sizeInGiB", fargate.EPHEMERAL_STORAGE_INCLUDED_GIB
+    )
+    return rates.task_rate(
+        cpu,
+        memory,
+        architecture=architecture,
+        spot=task.get("capacityProviderName") == "FARGATE_SPOT",
+        storage_gib=storage,
+    )
 
 
 def task_cost(task: Mapping[str, Any], rates: Prices, now: datetime.datetime) -> float:

@@ -118,36 +118,61 @@ class Ledger:
         finally:
             db.close()
 
-    def open_cluster(self, name: str, region: str, estimate_per_hour: float,
-                     price_source: str, started_at: datetime.datetime) -> int | None:
+    def open_cluster(
+        self,
+        name: str,
+        region: str,
+        estimate_per_hour: float,
+        price_source: str,
+        started_at: datetime.datetime,
+    ) -> int | None:
         """Record a starting cluster; its id, or ``None`` if the ledger cannot be written."""
         try:
             with self._db() as db:
                 cursor = db.execute(
                     "INSERT INTO clusters (name, region, endpoint, started_at, updated_at, "
                     "estimate_per_hour, status, price_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, region, os.environ.get("AWS_ENDPOINT_URL"),
-                     started_at.isoformat(), started_at.isoformat(), estimate_per_hour,
-                     "running", price_source),
+                    (
+                        name,
+                        region,
+                        os.environ.get("AWS_ENDPOINT_URL"),
+                        started_at.isoformat(),
+                        started_at.isoformat(),
+                        estimate_per_hour,
+                        "running",
+                        price_source,
+                    ),
                 )
                 return cursor.lastrowid
         except (OSError, sqlite3.Error) as e:  # the ledger must never stop a cluster
             logger.warning("cannot write the cost ledger %s: %s", self.path, e)
             return None
 
-    def update_cluster(self, cluster_id: int, *, cost: float, task_hours: float,
-                       status: str, stopped_at: datetime.datetime | None,
-                       tasks: list[dict[str, Any]]) -> None:
+    def update_cluster(
+        self,
+        cluster_id: int,
+        *,
+        cost: float,
+        task_hours: float,
+        status: str,
+        stopped_at: datetime.datetime | None,
+        tasks: list[dict[str, Any]],
+    ) -> None:
         """Update a cluster's cost, status and tasks."""
         try:
             with self._db() as db:
                 db.execute(
                     "UPDATE clusters SET cost = ?, task_hours = ?, status = ?, "
                     "stopped_at = ?, updated_at = ?, tasks = ? WHERE id = ?",
-                    (cost, task_hours, status,
-                     stopped_at.isoformat() if stopped_at else None,
-                     datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                     json.dumps(tasks), cluster_id),
+                    (
+                        cost,
+                        task_hours,
+                        status,
+                        stopped_at.isoformat() if stopped_at else None,
+                        datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                        json.dumps(tasks),
+                        cluster_id,
+                    ),
                 )
         except (OSError, sqlite3.Error) as e:
             logger.warning("cannot write the cost ledger %s: %s", self.path, e)
@@ -158,8 +183,7 @@ class Ledger:
 
     def since(self, start: datetime.datetime) -> list[ClusterRecord]:
         """Every cluster started at or after ``start``."""
-        return self._select("WHERE started_at >= ? ORDER BY started_at",
-                            (start.isoformat(),))
+        return self._select("WHERE started_at >= ? ORDER BY started_at", (start.isoformat(),))
 
     def _select(self, clause: str, params: tuple) -> list[ClusterRecord]:
         if not self.path.exists():
@@ -168,16 +192,24 @@ class Ledger:
             rows = db.execute(
                 "SELECT id, name, region, endpoint, started_at, stopped_at, updated_at, "
                 "estimate_per_hour, cost, task_hours, status, price_source, tasks "
-                f"FROM clusters {clause}", params,
+                f"FROM clusters {clause}",
+                params,
             ).fetchall()
         return [
             ClusterRecord(
-                id=r[0], name=r[1], region=r[2] or "", endpoint=r[3],
+                id=r[0],
+                name=r[1],
+                region=r[2] or "",
+                endpoint=r[3],
                 started_at=datetime.datetime.fromisoformat(r[4]),
                 stopped_at=datetime.datetime.fromisoformat(r[5]) if r[5] else None,
                 updated_at=datetime.datetime.fromisoformat(r[6]) if r[6] else None,
-                estimate_per_hour=r[7] or 0.0, cost=r[8], task_hours=r[9], status=r[10],
-                price_source=r[11] or "", tasks=json.loads(r[12]),
+                estimate_per_hour=r[7] or 0.0,
+                cost=r[8],
+                task_hours=r[9],
+                status=r[10],
+                price_source=r[11] or "",
+                tasks=json.loads(r[12]),
             )
             for r in rows
         ]
@@ -202,14 +234,23 @@ class LedgerEntry:
         self.id: int | None = None
         # One thread: writes land in order, and a locked database holds up no one else.
         self._writer = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="starburst-ledger")
+            1, thread_name_prefix="starburst-ledger"
+        )
 
-    def open(self, name: str, region: str, estimate_per_hour: float, price_source: str,
-             started_at: datetime.datetime) -> None:
+    def open(
+        self,
+        name: str,
+        region: str,
+        estimate_per_hour: float,
+        price_source: str,
+        started_at: datetime.datetime,
+    ) -> None:
         """Record a starting cluster (see :meth:`Ledger.open_cluster`)."""
+
         def write() -> None:
-            self.id = self.ledger.open_cluster(name, region, estimate_per_hour,
-                                               price_source, started_at)
+            self.id = self.ledger.open_cluster(
+                name, region, estimate_per_hour, price_source, started_at
+            )
 
         self._submit(write)
 
@@ -245,8 +286,9 @@ def _logged(write: Callable[..., None], *args: Any) -> None:
         logger.warning("cannot write the cost ledger", exc_info=True)
 
 
-def report(limit: int = 20, ledger: Ledger | None = None,
-           now: datetime.datetime | None = None) -> str:
+def report(
+    limit: int = 20, ledger: Ledger | None = None, now: datetime.datetime | None = None
+) -> str:
     """The text of ``starburst-dask cost``: recent clusters, then today's and this
     month's totals (UTC days)."""
     ledger = ledger or Ledger()
@@ -254,8 +296,10 @@ def report(limit: int = 20, ledger: Ledger | None = None,
     records = ledger.recent(limit)
     if not records:
         return f"No clusters recorded yet (ledger: {ledger.path})."
-    lines = [f"{'started (UTC)':<19}  {'cluster':<28} {'region':<14} {'runtime':>9} "
-             f"{'task-h':>8} {'cost':>11}  status"]
+    lines = [
+        f"{'started (UTC)':<19}  {'cluster':<28} {'region':<14} {'runtime':>9} "
+        f"{'task-h':>8} {'cost':>11}  status"
+    ]
     for r in records:
         runtime = format_duration(r.runtime.total_seconds())
         status = r.status + (" (local)" if r.local else "")
@@ -269,11 +313,14 @@ def report(limit: int = 20, ledger: Ledger | None = None,
         records = ledger.since(start)
         aws = [r for r in records if not r.local]
         local = [r for r in records if r.local]
-        line = (f"{label + ':':<12} {format_usd(sum(r.cost for r in aws))} on AWS "
-                f"({len(aws)} clusters)")
+        line = (
+            f"{label + ':':<12} {format_usd(sum(r.cost for r in aws))} on AWS ({len(aws)} clusters)"
+        )
         if local:
-            line += (f"; {format_usd(sum(r.cost for r in local))} simulated on a local "
-                     f"endpoint ({len(local)} clusters)")
+            line += (
+                f"; {format_usd(sum(r.cost for r in local))} simulated on a local "
+                f"endpoint ({len(local)} clusters)"
+            )
         lines.append(line)
     lines.append(f"Ledger: {ledger.path}")
     return "\n".join(lines)

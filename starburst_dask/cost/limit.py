@@ -29,8 +29,14 @@ logger = logging.getLogger(__name__)
 ERR_TIMEOUT = 10.0
 
 
-async def halt(error: CostLimitExceeded, *, scheduler_comm: Any, scheduler_address: str,
-               loop: IOLoop | None, close: Callable[[], Awaitable[None]]) -> None:
+async def halt(
+    error: CostLimitExceeded,
+    *,
+    scheduler_comm: Any,
+    scheduler_address: str,
+    loop: IOLoop | None,
+    close: Callable[[], Awaitable[None]],
+) -> None:
     """Fail a cluster's unfinished work with ``error``, then close the cluster.
 
     Parameters
@@ -49,12 +55,15 @@ async def halt(error: CostLimitExceeded, *, scheduler_comm: Any, scheduler_addre
     exception = pickle.dumps(error)
     try:
         if scheduler_comm is not None:
-            erred = await asyncio.wait_for(scheduler_comm.run_function(
-                function=dumps(_err_unfinished_tasks()),
-                args=dumps((exception, repr(error))),
-                kwargs=dumps({}),
-                wait=True,
-            ), ERR_TIMEOUT)
+            erred = await asyncio.wait_for(
+                scheduler_comm.run_function(
+                    function=dumps(_err_unfinished_tasks()),
+                    args=dumps((exception, repr(error))),
+                    kwargs=dumps({}),
+                    wait=True,
+                ),
+                ERR_TIMEOUT,
+            )
             logger.info("cost limit: %s unfinished tasks erred", erred.get("result"))
     except Exception as e:  # noqa: BLE001 - closing matters more than the error's type
         logger.warning("cost limit: could not fail the unfinished tasks: %s", e)
@@ -68,21 +77,31 @@ def _err_unfinished_tasks() -> Any:
     Defined in a function, so cloudpickle sends it by value: the scheduler's image needs
     dask, not starburst-dask. ``exception`` stays pickled there; clients unpickle it.
     """
+
     def err_unfinished_tasks(exception: bytes, text: str, dask_scheduler: Any) -> int:
         from distributed.metrics import time
 
         scheduler = dask_scheduler
         stimulus_id = f"cost-limit-{time()}"
         # Tasks that could run; waiting tasks depend on them and follow them to erred.
-        keys = [ts.key for ts in scheduler.tasks.values()
-                if ts.state in ("processing", "queued", "no-worker")]
+        keys = [
+            ts.key
+            for ts in scheduler.tasks.values()
+            if ts.state in ("processing", "queued", "no-worker")
+        ]
         for key in keys:
             ts = scheduler.tasks.get(key)
             if ts is None or ts.state not in ("processing", "queued", "no-worker"):
                 continue
             recommendations, client_msgs, worker_msgs = scheduler._transition(
-                key, "erred", stimulus_id, cause=key, exception=exception,
-                traceback=None, exception_text=text, traceback_text="",
+                key,
+                "erred",
+                stimulus_id,
+                cause=key,
+                exception=exception,
+                traceback=None,
+                exception_text=text,
+                traceback_text="",
             )
             scheduler._transitions(recommendations, client_msgs, worker_msgs, stimulus_id)
             scheduler.send_all(client_msgs, worker_msgs)

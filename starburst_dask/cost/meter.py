@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import fargate
-from ..errors import ConfigurationError, CostLimitExceeded
+from ..errors import CostLimitExceeded
 from ..format import format_duration, format_usd
 from . import prices
 from .billing import Clock, billed_seconds, task_rate, utcnow
 from .ledger import Ledger, LedgerEntry
 
 if TYPE_CHECKING:
-    from ..options import ClusterOptions
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ OnLimit = Callable[[CostLimitExceeded], Awaitable[None]]
 class CostMeter:
     """A cluster's cost: estimate, running total and rate, alert and hard limit.
 
-    Read it on the cluster as ``cluster.cost``; make one with :meth:`create`.
+    Read it on the cluster as ``cluster.cost``; :func:`.estimate.meter_for` makes a cluster's.
 
     Parameters
     ----------
@@ -74,12 +74,23 @@ class CostMeter:
         Where the cluster is recorded; default: the user's ledger.
     """
 
-    def __init__(self, rates: prices.Prices, *, scheduler_size: tuple[int, int],
-                 worker_size: tuple[int, int], n_workers: int, spot: bool = False,
-                 architecture: str = fargate.ARCHITECTURES[0], max_cost: float | None = None,
-                 cost_alert: float | None = None, tasks: TaskSource = tuple,
-                 clock: Clock = utcnow, name: str = "cluster",
-                 check_interval: float = CHECK_INTERVAL, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self,
+        rates: prices.Prices,
+        *,
+        scheduler_size: tuple[int, int],
+        worker_size: tuple[int, int],
+        n_workers: int,
+        spot: bool = False,
+        architecture: str = fargate.ARCHITECTURES[0],
+        max_cost: float | None = None,
+        cost_alert: float | None = None,
+        tasks: TaskSource = tuple,
+        clock: Clock = utcnow,
+        name: str = "cluster",
+        check_interval: float = CHECK_INTERVAL,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.prices = rates
         self.max_cost = max_cost
         self.cost_alert = cost_alert
@@ -107,65 +118,6 @@ class CostMeter:
         self._last_report = self._last_ledger = clock()  # set again at start
         self._halting: asyncio.Task | None = None
         self._capped = False
-
-    @classmethod
-    async def create(cls, options: ClusterOptions, tasks: TaskSource, *,
-                     clock: Clock = utcnow, ledger: Ledger | None = None) -> CostMeter:
-        """The meter of a cluster with these options; loads the region's prices in a thread.
-
-        Parameters
-        ----------
-        options : ClusterOptions
-            Sizes, counts, limits, name and region of the cluster.
-        tasks, clock, ledger
-            As for :class:`CostMeter`.
-
-        Raises
-        ------
-        ConfigurationError
-            If the estimated hourly cost exceeds ``max_hourly_cost``, ``max_cost`` is
-            below the one-minute minimum of the scheduler and one worker, or the Spot
-            discount is not a fraction.
-        """
-        discount = prices.spot_discount(options.cost_spot_discount)
-        rates = await asyncio.to_thread(prices.load, options.region, spot_discount=discount)
-        meter = cls(
-            rates,
-            scheduler_size=(options.scheduler_cpu, options.scheduler_memory),
-            worker_size=(options.worker_cpu, options.worker_memory),
-            n_workers=options.n_workers,
-            spot=options.spot is True,  # "fallback" may land on On-Demand: estimate high
-            architecture=options.architecture,
-            max_cost=options.max_cost,
-            cost_alert=options.cost_alert,
-            tasks=tasks,
-            clock=clock,
-            name=options.name,
-            # At least every second; as often as the tasks are polled, when more often.
-            check_interval=min(CHECK_INTERVAL, options.poll_interval),
-            ledger=ledger,
-        )
-        meter._refuse_over_limits(options)
-        return meter
-
-    def _refuse_over_limits(self, options: ClusterOptions) -> None:
-        if options.max_hourly_cost is not None and \
-                self.estimate_per_hour > options.max_hourly_cost:
-            raise ConfigurationError(
-                f"this cluster would cost about {format_usd(self.estimate_per_hour)} an "
-                f"hour (a scheduler and {options.n_workers} workers, {self.prices.source}), "
-                f"above max_hourly_cost={options.max_hourly_cost:g}; ask for fewer or "
-                "smaller workers, or raise max_hourly_cost (argument, or "
-                "starburst.cost.max-hourly-cost in dask config). Nothing was started."
-            )
-        minimum = (self.scheduler_rate + min(1, options.n_workers) * self.worker_rate) \
-            * fargate.BILLING_MINIMUM_SECONDS / 3600
-        if options.max_cost is not None and minimum > options.max_cost:
-            raise ConfigurationError(
-                f"max_cost={options.max_cost:g} is below {format_usd(minimum)}, what the "
-                "scheduler and one worker cost at least (Fargate bills a minute at least); "
-                "raise max_cost. Nothing was started."
-            )
 
     # The figures
     @property
@@ -234,23 +186,40 @@ class CostMeter:
             self._capped = True  # say it once, not at every scale
             logger.warning(
                 "launching %d of %d requested workers: more would take the cost past "
-                "max_cost=%s within %g s (now %s)", n, n_more_workers,
-                format_usd(self.max_cost or 0), horizon, format_usd(self.total))
+                "max_cost=%s within %g s (now %s)",
+                n,
+                n_more_workers,
+                format_usd(self.max_cost or 0),
+                horizon,
+                format_usd(self.total),
+            )
         return n
 
     # Lines for people
     def describe_estimate(self) -> str:
         """The estimate shown at launch."""
-        limits = [f"{name} {format_usd(value)}" for name, value in
-                  (("alert at", self.cost_alert), ("hard limit", self.max_cost)) if value]
+        limits = [
+            f"{name} {format_usd(value)}"
+            for name, value in (("alert at", self.cost_alert), ("hard limit", self.max_cost))
+            if value
+        ]
         on_demand = self.prices.task_rate(*self.worker_size, architecture=self.architecture)
-        return (f"Estimated cost {format_usd(self.estimate_per_hour)}/hour "
-                f"({self.prices.source}"
-                + (f"; {self.architecture} rates" if self.architecture
-                   != fargate.ARCHITECTURES[0] else "")
-                + (f"; Spot at {self.prices.spot_discount:.0%} off" if self.worker_rate
-                   < on_demand else "")
-                + ")" + (f"; {', '.join(limits)}" if limits else ""))
+        return (
+            f"Estimated cost {format_usd(self.estimate_per_hour)}/hour "
+            f"({self.prices.source}"
+            + (
+                f"; {self.architecture} rates"
+                if self.architecture != fargate.ARCHITECTURES[0]
+                else ""
+            )
+            + (
+                f"; Spot at {self.prices.spot_discount:.0%} off"
+                if self.worker_rate < on_demand
+                else ""
+            )
+            + ")"
+            + (f"; {', '.join(limits)}" if limits else "")
+        )
 
     def describe(self) -> str:
         """``$0.12 so far, $0.45/hour``: for repr and logs."""
@@ -258,9 +227,11 @@ class CostMeter:
 
     def summary(self) -> str:
         """The final line: runtime, task-hours, total cost."""
-        return (f"ran {format_duration(self.runtime)}, {len(list(self._tasks()))} tasks, "
-                f"{self.task_hours:.3f} task-hours, cost {format_usd(self.total)} "
-                f"({self.prices.source})")
+        return (
+            f"ran {format_duration(self.runtime)}, {len(list(self._tasks()))} tasks, "
+            f"{self.task_hours:.3f} task-hours, cost {format_usd(self.total)} "
+            f"({self.prices.source})"
+        )
 
     def html_row(self) -> str:
         """The cost row of the cluster's notebook widget."""
@@ -274,8 +245,7 @@ class CostMeter:
         )
 
     def __repr__(self) -> str:
-        return (f"<CostMeter {self.describe()}, estimate "
-                f"{format_usd(self.estimate_per_hour)}/hour>")
+        return f"<CostMeter {self.describe()}, estimate {format_usd(self.estimate_per_hour)}/hour>"
 
     def limit_error(self, spent: float) -> CostLimitExceeded:
         """The error pending work fails with when the hard limit is reached."""
@@ -285,7 +255,8 @@ class CostMeter:
             f"max_cost={limit:g} US dollars, so it closed every task and this work did "
             "not finish. To allow more, pass a higher max_cost to FargateCluster (or set "
             "starburst.cost.max-cost in dask config).",
-            limit=limit, spent=spent,
+            limit=limit,
+            spent=spent,
         )
 
     # Life with a cluster
@@ -312,8 +283,13 @@ class CostMeter:
         self._on_limit = on_limit
         log(f"{self.name}: {self.describe_estimate()}")
         self._entry = LedgerEntry(self._ledger)
-        self._entry.open(self.name, self.prices.region, self.estimate_per_hour,
-                         self.prices.source, self.started_at)
+        self._entry.open(
+            self.name,
+            self.prices.region,
+            self.estimate_per_hour,
+            self.prices.source,
+            self.started_at,
+        )
         self._checker = asyncio.ensure_future(self._check_every_interval())
 
     async def _check_every_interval(self) -> None:
@@ -329,15 +305,21 @@ class CostMeter:
         :data:`LEDGER_INTERVAL` the ledger updated. Runs every ``check_interval`` seconds
         after :meth:`start`, in the event loop.
         """
-        if self._on_limit is None or self._keep is None or self.limit_reached \
-                or self._final is not None:
+        if (
+            self._on_limit is None
+            or self._keep is None
+            or self.limit_reached
+            or self._final is not None
+        ):
             return
         now = self.clock()
         total, rate, _ = self._figures(now)
         if self.cost_alert is not None and total >= self.cost_alert and not self.alerted:
             self.alerted = True
-            message = (f"{self.name}: cost {format_usd(total)} reached the alert at "
-                       f"{format_usd(self.cost_alert)} ({format_usd(rate)}/hour)")
+            message = (
+                f"{self.name}: cost {format_usd(total)} reached the alert at "
+                f"{format_usd(self.cost_alert)} ({format_usd(rate)}/hour)"
+            )
             logger.warning(message)
             self._keep(message)
         if self.max_cost is not None and total >= self.max_cost:
@@ -350,8 +332,7 @@ class CostMeter:
         if (now - self._last_report).total_seconds() >= REPORT_INTERVAL:
             self._last_report = now
             logger.info("%s: %s", self.name, self.describe())
-        if self._entry is not None and \
-                (now - self._last_ledger).total_seconds() >= LEDGER_INTERVAL:
+        if self._entry is not None and (now - self._last_ledger).total_seconds() >= LEDGER_INTERVAL:
             self._last_ledger = now
             self._entry.update(**self._ledger_fields("running", now))
 
@@ -381,15 +362,23 @@ class CostMeter:
         tasks = []
         for task in list(self._tasks()):
             billed = billed_seconds(task, now)
-            tasks.append({
-                "arn": task.get("taskArn"), "cpu": task.get("cpu"),
-                "memory": task.get("memory"),
-                "capacity_provider": task.get("capacityProviderName"),
-                "billed_seconds": billed,
-                "cost": task_rate(task, self.prices, self.worker_size, self.architecture)
-                * billed / 3600,
-            })
+            tasks.append(
+                {
+                    "arn": task.get("taskArn"),
+                    "cpu": task.get("cpu"),
+                    "memory": task.get("memory"),
+                    "capacity_provider": task.get("capacityProviderName"),
+                    "billed_seconds": billed,
+                    "cost": task_rate(task, self.prices, self.worker_size, self.architecture)
+                    * billed
+                    / 3600,
+                }
+            )
         total, _, task_hours = self._figures(now)
-        return {"cost": total, "task_hours": task_hours, "status": status,
-                "stopped_at": self.stopped_at, "tasks": tasks}
-
+        return {
+            "cost": total,
+            "task_hours": task_hours,
+            "status": status,
+            "stopped_at": self.stopped_at,
+            "tasks": tasks,
+        }

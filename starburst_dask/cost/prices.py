@@ -57,9 +57,15 @@ class Prices:
     spot_discount: float
     source: str
 
-    def task_rate(self, cpu: int, memory: int, *, architecture: str = "X86_64",
-                  spot: bool = False,
-                  storage_gib: float = fargate.EPHEMERAL_STORAGE_INCLUDED_GIB) -> float:
+    def task_rate(
+        self,
+        cpu: int,
+        memory: int,
+        *,
+        architecture: str = "X86_64",
+        spot: bool = False,
+        storage_gib: float = fargate.EPHEMERAL_STORAGE_INCLUDED_GIB,
+    ) -> float:
         """US dollars per hour for one task of this size.
 
         Parameters
@@ -73,10 +79,15 @@ class Prices:
         storage_gib : float
             Ephemeral storage of the task; what exceeds the included 20 GiB is billed.
         """
-        arch = architecture.upper() if architecture.upper() in fargate.ARCHITECTURES \
+        arch = (
+            architecture.upper()
+            if architecture.upper() in fargate.ARCHITECTURES
             else fargate.ARCHITECTURES[0]
-        compute = (fargate.vcpus(cpu) * self.rates[f"{arch}-vCPU"]
-                   + memory / 1024 * self.rates[f"{arch}-GB"])
+        )
+        compute = (
+            fargate.vcpus(cpu) * self.rates[f"{arch}-vCPU"]
+            + memory / 1024 * self.rates[f"{arch}-GB"]
+        )
         if spot:
             compute *= 1 - self.spot_discount
         extra_storage = max(0.0, storage_gib - fargate.EPHEMERAL_STORAGE_INCLUDED_GIB)
@@ -101,8 +112,12 @@ def load(region: str, *, spot_discount: float, max_age: float = CACHE_MAX_AGE) -
     cached = _read_cache(path)
     age = time.time() - cached["fetched_at"] if cached else None
     if cached and age is not None and 0 <= age < max_age:
-        return Prices(region, cached["rates"], spot_discount,
-                      f"AWS Price List API, cached {format_duration(age)} ago")
+        return Prices(
+            region,
+            cached["rates"],
+            spot_discount,
+            f"AWS Price List API, cached {format_duration(age)} ago",
+        )
     try:
         rates = fetch(region)
     except Exception as e:  # noqa: BLE001 - any failure falls back to published figures
@@ -110,8 +125,12 @@ def load(region: str, *, spot_discount: float, max_age: float = CACHE_MAX_AGE) -
         if cached:
             ago = format_duration(age or 0)
             logger.info("Price List API failed (%s); using prices cached %s ago", why, ago)
-            return Prices(region, cached["rates"], spot_discount,
-                          f"AWS Price List API, cached {ago} ago (API failed)")
+            return Prices(
+                region,
+                cached["rates"],
+                spot_discount,
+                f"AWS Price List API, cached {ago} ago (API failed)",
+            )
         logger.info("Price List API failed (%s); using the published table", why)
         return published(region, spot_discount, why)
     _write_cache(path, rates)
@@ -127,8 +146,11 @@ def spot_discount(discount: Any) -> float:
     ConfigurationError
         If it is not a fraction from 0 to below 1.
     """
-    if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
-            or not 0 <= discount < 1:
+    if (
+        isinstance(discount, bool)
+        or not isinstance(discount, (int, float))
+        or not 0 <= discount < 1
+    ):
         raise ConfigurationError(
             f"starburst.cost.spot-discount must be a fraction from 0 to below 1 "
             f"(AWS advertises up to {fargate.SPOT_DISCOUNT_ADVERTISED:.0%}), "
@@ -164,10 +186,10 @@ def fetch(region: str) -> dict[str, float]:
     from ..aws.clients import client_config
 
     # Short timeouts and few retries: a cluster start must not hang on a price lookup.
-    config = client_config(connect_timeout=3, read_timeout=10,
-                           retries={"max_attempts": 2, "mode": "standard"})
-    client = boto3.client("pricing", region_name=fargate.pricing_region(region),
-                          config=config)
+    config = client_config(
+        connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
+    )
+    client = boto3.client("pricing", region_name=fargate.pricing_region(region), config=config)
     pages = client.get_paginator("get_products").paginate(
         ServiceCode=fargate.PRICING_SERVICE_CODE,
         Filters=[{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}],
@@ -225,4 +247,3 @@ def _write_cache(path: Path, rates: dict[str, float]) -> None:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"fetched_at": time.time(), "rates": rates}))
         tmp.replace(path)
-

@@ -57,9 +57,18 @@ class TaskLauncher:
         Seconds to keep retrying throttled or capacity-starved launches.
     """
 
-    def __init__(self, ecs: Any, cluster_arn: str, task_definition: str, *,
-                 subnets: list[str], security_groups: list[str], assign_public_ip: bool,
-                 started_by: str, deadline: float) -> None:
+    def __init__(
+        self,
+        ecs: Any,
+        cluster_arn: str,
+        task_definition: str,
+        *,
+        subnets: list[str],
+        security_groups: list[str],
+        assign_public_ip: bool,
+        started_by: str,
+        deadline: float,
+    ) -> None:
         self.ecs = ecs
         self.cluster_arn = cluster_arn
         self.task_definition = task_definition
@@ -71,9 +80,18 @@ class TaskLauncher:
         self._calls = _pacing_bucket("fargate-run-task-calls")
         self._launches = _pacing_bucket("fargate-task-launches")
 
-    async def run(self, count: int, *, command: list[str], cpu: int, memory: int,
-                  environment: dict[str, str], tags: list[dict[str, str]],
-                  capacity_provider: str = "FARGATE", retry_capacity: bool = True) -> Launch:
+    async def run(
+        self,
+        count: int,
+        *,
+        command: list[str],
+        cpu: int,
+        memory: int,
+        environment: dict[str, str],
+        tags: list[dict[str, str]],
+        capacity_provider: str = "FARGATE",
+        retry_capacity: bool = True,
+    ) -> Launch:
         """Start up to ``count`` tasks.
 
         ``retry_capacity=False`` hands capacity failures back instead of retrying them
@@ -91,8 +109,10 @@ class TaskLauncher:
         pending, attempt = count, 0
         iam_since: float | None = None  # when ECS first refused a role as not yet usable
         while pending:
-            sizes = [min(fargate.RUN_TASK_MAX_COUNT, pending - i)
-                     for i in range(0, pending, fargate.RUN_TASK_MAX_COUNT)]
+            sizes = [
+                min(fargate.RUN_TASK_MAX_COUNT, pending - i)
+                for i in range(0, pending, fargate.RUN_TASK_MAX_COUNT)
+            ]
             results = await asyncio.gather(
                 *(self._run_task(n, overrides, tags, capacity_provider) for n in sizes),
                 return_exceptions=True,
@@ -103,10 +123,12 @@ class TaskLauncher:
                     if _propagating(result):
                         if iam_since is None:
                             iam_since = time.monotonic()
-                            logger.warning("ECS cannot use the cluster's IAM roles yet (new or "
-                                           "changed roles take seconds to propagate); "
-                                           "retrying for up to %g s",
-                                           fargate.IAM_PROPAGATION_WAIT)
+                            logger.warning(
+                                "ECS cannot use the cluster's IAM roles yet (new or "
+                                "changed roles take seconds to propagate); "
+                                "retrying for up to %g s",
+                                fargate.IAM_PROPAGATION_WAIT,
+                            )
                         if time.monotonic() - iam_since > fargate.IAM_PROPAGATION_WAIT:
                             raise self._error(launch, count, [str(result)]) from result
                     elif not _retryable(result):
@@ -126,8 +148,9 @@ class TaskLauncher:
                         pending += 1
                         reasons.append(reason)
                     elif reason.startswith(fargate.CPU_ABOVE_LIMIT):
-                        raise self._error(launch, count,
-                                          [f"{reason}: {fargate.CPU_ABOVE_LIMIT_HINT}"])
+                        raise self._error(
+                            launch, count, [f"{reason}: {fargate.CPU_ABOVE_LIMIT_HINT}"]
+                        )
                     else:
                         raise self._error(launch, count, [reason])
             if not pending:
@@ -140,11 +163,14 @@ class TaskLauncher:
             attempt += 1
         return launch
 
-    def _error(self, launch: Launch, count: int, reasons: list[str],
-               when: str = "") -> TaskFailedError:
+    def _error(
+        self, launch: Launch, count: int, reasons: list[str], when: str = ""
+    ) -> TaskFailedError:
         return TaskFailedError(
             f"{len(launch.arns)} of {count} tasks started{when}; ECS refused the rest: "
-            + "; ".join(sorted(set(reasons))), arns=launch.arns)
+            + "; ".join(sorted(set(reasons))),
+            arns=launch.arns,
+        )
 
     async def _pace(self, tasks: int) -> None:
         """Wait until a RunTask call for ``tasks`` tasks is within AWS's rate limits."""
@@ -157,19 +183,26 @@ class TaskLauncher:
                 self._calls.give(1)
             await asyncio.sleep(wait)
 
-    async def _run_task(self, count: int, overrides: dict[str, Any], tags: list[dict[str, str]],
-                        capacity_provider: str) -> tuple[list[str], list[dict[str, Any]]]:
+    async def _run_task(
+        self,
+        count: int,
+        overrides: dict[str, Any],
+        tags: list[dict[str, str]],
+        capacity_provider: str,
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         await self._pace(count)
         response = await self.ecs.run_task(
             cluster=self.cluster_arn,
             taskDefinition=self.task_definition,
             count=count,
             **_placement(capacity_provider),
-            networkConfiguration={"awsvpcConfiguration": {
-                "subnets": self.subnets,
-                "securityGroups": self.security_groups,
-                "assignPublicIp": self.public_ip,
-            }},
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": self.subnets,
+                    "securityGroups": self.security_groups,
+                    "assignPublicIp": self.public_ip,
+                }
+            },
             overrides=overrides,
             startedBy=self.started_by,
             tags=tags,
@@ -209,7 +242,8 @@ def _retryable(error: BaseException) -> bool:
 def _propagating(error: BaseException) -> bool:
     """ECS refusing a role it may accept once IAM has propagated it."""
     return isinstance(error, ClientError) and any(
-        text in str(error) for text in fargate.IAM_PROPAGATION_ERRORS)
+        text in str(error) for text in fargate.IAM_PROPAGATION_ERRORS
+    )
 
 
 def _backoff(attempt: int) -> float:

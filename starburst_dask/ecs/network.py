@@ -35,8 +35,12 @@ class Routes:
         return [e for e in ECR_ENDPOINTS if e not in self.endpoints[subnet]]
 
 
-def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, Any]],
-                endpoints: list[dict[str, Any]]) -> Routes:
+def read_routes(
+    region: str,
+    subnets: list[str],
+    route_tables: list[dict[str, Any]],
+    endpoints: list[dict[str, Any]],
+) -> Routes:
     """:class:`Routes` from DescribeRouteTables and DescribeVpcEndpoints of the VPC."""
     table_of: dict[str, dict[str, Any]] = {}
     for table in route_tables:
@@ -50,22 +54,35 @@ def read_routes(region: str, subnets: list[str], route_tables: list[dict[str, An
     served: dict[str, frozenset[str]] = {}
     for subnet in subnets:
         table = table_of.get(subnet) or table_of.get("main") or {}
-        default: dict[str, Any] = next((r for r in table.get("Routes", [])
-                                        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
-                                        and r.get("State", "active") == "active"), {})
-        routes[subnet] = (IGW if str(default.get("GatewayId", "")).startswith("igw-")
-                          else NAT if default.get("NatGatewayId") else None)
+        default: dict[str, Any] = next(
+            (
+                r
+                for r in table.get("Routes", [])
+                if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                and r.get("State", "active") == "active"
+            ),
+            {},
+        )
+        routes[subnet] = (
+            IGW
+            if str(default.get("GatewayId", "")).startswith("igw-")
+            else NAT
+            if default.get("NatGatewayId")
+            else None
+        )
         services = set()
         for endpoint in endpoints:
             name = endpoint.get("ServiceName", "")
-            if not name.startswith(prefix) or endpoint.get("State", "available").lower() \
-                    != "available":
+            if (
+                not name.startswith(prefix)
+                or endpoint.get("State", "available").lower() != "available"
+            ):
                 continue
             if endpoint.get("VpcEndpointType") == "Gateway":
                 if table.get("RouteTableId") in endpoint.get("RouteTableIds", []):
-                    services.add(name[len(prefix):])
+                    services.add(name[len(prefix) :])
             elif endpoint.get("PrivateDnsEnabled", True):
-                services.add(name[len(prefix):])
+                services.add(name[len(prefix) :])
         served[subnet] = frozenset(services)
     return Routes(routes, served)
 
@@ -86,13 +103,19 @@ def problems(routes: Routes, public_ip: bool, image: str, region: str) -> list[s
         missing = routes.missing_endpoints(subnet)
         if ecr and not missing:
             continue
-        where = ("routes 0.0.0.0/0 to an internet gateway, which tasks reach only with "
-                 "a public IP (assign_public_ip is off)" if route == IGW else
-                 "has no route to the internet (no 0.0.0.0/0 route to an internet gateway "
-                 "or NAT gateway)")
-        need = (f"the VPC endpoints {', '.join(f'com.amazonaws.{region}.{e}' for e in missing)}"
-                if ecr else f"an ECR image in {region} and its VPC endpoints (image {image} "
-                "is pulled from the internet)")
+        where = (
+            "routes 0.0.0.0/0 to an internet gateway, which tasks reach only with "
+            "a public IP (assign_public_ip is off)"
+            if route == IGW
+            else "has no route to the internet (no 0.0.0.0/0 route to an internet gateway "
+            "or NAT gateway)"
+        )
+        need = (
+            f"the VPC endpoints {', '.join(f'com.amazonaws.{region}.{e}' for e in missing)}"
+            if ecr
+            else f"an ECR image in {region} and its VPC endpoints (image {image} "
+            "is pulled from the internet)"
+        )
         found.append(f"subnet {subnet} {where}, and tasks there lack {need}")
     return found
 

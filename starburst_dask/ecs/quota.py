@@ -56,9 +56,11 @@ class QuotaStatus:
 
     def __str__(self) -> str:
         quota = "unknown" if math.isinf(self.quota) else f"{self.quota:g}"
-        return (f"{fargate.QUOTA_NAMES[self.capacity_provider]}: quota {quota} vCPU, "
-                f"in use {self.usage:g}, workers running {self.running}, "
-                f"waiting for quota {self.waiting}")
+        return (
+            f"{fargate.QUOTA_NAMES[self.capacity_provider]}: quota {quota} vCPU, "
+            f"in use {self.usage:g}, workers running {self.running}, "
+            f"waiting for quota {self.waiting}"
+        )
 
 
 class QuotaGovernor:
@@ -76,8 +78,9 @@ class QuotaGovernor:
     #: maximum over a minute that may have ended a little while ago.
     HISTORY = 150.0
 
-    def __init__(self, quotas: Any, cloudwatch: Any,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, quotas: Any, cloudwatch: Any, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.quotas = quotas
         self.cloudwatch = cloudwatch
         self._clock = clock
@@ -98,8 +101,11 @@ class QuotaGovernor:
         except (ClientError, BotoCoreError) as e:
             if provider not in self._unreadable:
                 self._unreadable.add(provider)
-                logger.warning("cannot read the %s quota (%s); launching without the quota "
-                               "governor", fargate.QUOTA_NAMES[provider], e)
+                logger.warning(
+                    "cannot read the %s quota (%s); launching without the quota governor",
+                    fargate.QUOTA_NAMES[provider],
+                    e,
+                )
             return math.inf
 
     async def usage(self, provider: str) -> float:
@@ -107,12 +113,23 @@ class QuotaGovernor:
         now = datetime.datetime.now(datetime.timezone.utc)
         try:
             answer = await self.cloudwatch.get_metric_data(
-                MetricDataQueries=[{"Id": "usage", "ReturnData": True, "MetricStat": {
-                    "Metric": {"Namespace": fargate.USAGE_NAMESPACE,
-                               "MetricName": fargate.USAGE_METRIC,
-                               "Dimensions": fargate.usage_dimensions(provider)},
-                    "Period": 60, "Stat": "Maximum"}}],
-                StartTime=now - datetime.timedelta(minutes=5), EndTime=now,
+                MetricDataQueries=[
+                    {
+                        "Id": "usage",
+                        "ReturnData": True,
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": fargate.USAGE_NAMESPACE,
+                                "MetricName": fargate.USAGE_METRIC,
+                                "Dimensions": fargate.usage_dimensions(provider),
+                            },
+                            "Period": 60,
+                            "Stat": "Maximum",
+                        },
+                    }
+                ],
+                StartTime=now - datetime.timedelta(minutes=5),
+                EndTime=now,
                 ScanBy="TimestampDescending",
             )
         except (ClientError, BotoCoreError) as e:
@@ -220,7 +237,8 @@ async def request_increase(quotas: Any, provider: str, vcpus: float) -> dict[str
             "request per quota: wait for it, or follow it up in the Service Quotas console"
         )
     answer = await quotas.request_service_quota_increase(
-        ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider],
+        ServiceCode=fargate.QUOTA_SERVICE_CODE,
+        QuotaCode=fargate.QUOTA_CODES[provider],
         DesiredValue=float(vcpus),
     )
     return answer["RequestedQuota"]
@@ -232,15 +250,17 @@ async def pending_requests(quotas: Any, provider: str) -> list[dict[str, Any]]:
     for status in ("PENDING", "CASE_OPENED"):
         with contextlib.suppress(ClientError, BotoCoreError):
             answer = await quotas.list_requested_service_quota_change_history_by_quota(
-                ServiceCode=fargate.QUOTA_SERVICE_CODE, QuotaCode=fargate.QUOTA_CODES[provider],
+                ServiceCode=fargate.QUOTA_SERVICE_CODE,
+                QuotaCode=fargate.QUOTA_CODES[provider],
                 Status=status,
             )
             found += answer["RequestedQuotas"]
     return found
 
 
-async def account_report(region: str, request: float | None = None,
-                         provider: str = "FARGATE") -> dict[str, Any]:
+async def account_report(
+    region: str, request: float | None = None, provider: str = "FARGATE"
+) -> dict[str, Any]:
     """Both quotas with usage and open requests; first files ``request`` if given.
 
     What ``starburst-dask quota`` prints.
@@ -251,26 +271,32 @@ async def account_report(region: str, request: float | None = None,
 
     session = get_session()
     config = aio_client_config()
-    async with session.create_client("service-quotas", region_name=region,
-                                     config=config) as quotas, \
-            session.create_client("cloudwatch", region_name=region,
-                                  config=config) as cloudwatch:
+    async with (
+        session.create_client("service-quotas", region_name=region, config=config) as quotas,
+        session.create_client("cloudwatch", region_name=region, config=config) as cloudwatch,
+    ):
         filed = await request_increase(quotas, provider, request) if request else None
         governor = QuotaGovernor(quotas, cloudwatch)
         report: dict[str, Any] = {"region": region, "quotas": []}
         for p in fargate.QUOTA_CODES:
             status = await governor.status(p)
-            report["quotas"].append({
-                "capacity_provider": p, "name": fargate.QUOTA_NAMES[p],
-                "code": fargate.QUOTA_CODES[p],
-                "quota": None if math.isinf(status.quota) else status.quota,
-                "usage": status.usage,
-                "pending_requests": [
-                    {"id": r["Id"], "desired": r["DesiredValue"], "status": r["Status"]}
-                    for r in await pending_requests(quotas, p)
-                ],
-            })
+            report["quotas"].append(
+                {
+                    "capacity_provider": p,
+                    "name": fargate.QUOTA_NAMES[p],
+                    "code": fargate.QUOTA_CODES[p],
+                    "quota": None if math.isinf(status.quota) else status.quota,
+                    "usage": status.usage,
+                    "pending_requests": [
+                        {"id": r["Id"], "desired": r["DesiredValue"], "status": r["Status"]}
+                        for r in await pending_requests(quotas, p)
+                    ],
+                }
+            )
         if filed:
-            report["request"] = {"id": filed["Id"], "desired": filed["DesiredValue"],
-                                 "status": filed["Status"]}
+            report["request"] = {
+                "id": filed["Id"],
+                "desired": filed["DesiredValue"],
+                "status": filed["Status"],
+            }
         return report

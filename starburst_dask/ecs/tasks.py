@@ -46,30 +46,52 @@ def task_id(arn: str) -> str:
 
 def scheduler_command(options: ClusterOptions) -> list[str]:
     """The scheduler task's command."""
-    return ["dask", "scheduler", "--port", str(SCHEDULER_PORT),
-            "--idle-timeout", f"{options.scheduler_timeout}s"]
+    return [
+        "dask",
+        "scheduler",
+        "--port",
+        str(SCHEDULER_PORT),
+        "--idle-timeout",
+        f"{options.scheduler_timeout}s",
+    ]
 
 
 def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
     """The worker tasks' command (one for all workers; see ``WORKER_BOOT``)."""
-    return ["python", "-c", WORKER_BOOT, "worker", scheduler,
-            "--nthreads", str(options.worker_vcpus),
-            "--memory-limit", str(options.worker_memory_limit),
-            "--death-timeout", f"{options.worker_death_timeout}s"]
+    return [
+        "python",
+        "-c",
+        WORKER_BOOT,
+        "worker",
+        scheduler,
+        "--nthreads",
+        str(options.worker_vcpus),
+        "--memory-limit",
+        str(options.worker_memory_limit),
+        "--death-timeout",
+        f"{options.worker_death_timeout}s",
+    ]
 
 
 #: The longest address a scheduler can have (IPv4): sizes the worker command before launch.
 LONGEST_SCHEDULER_ADDRESS = f"tcp://255.255.255.255:{SCHEDULER_PORT}"
 
 
-def task_overrides(command: list[str], cpu: int, memory: int,
-                   environment: dict[str, str]) -> dict[str, Any]:
+def task_overrides(
+    command: list[str], cpu: int, memory: int, environment: dict[str, str]
+) -> dict[str, Any]:
     """RunTask ``overrides`` for one launch: task size, command and environment."""
-    return {"cpu": str(cpu), "memory": str(memory), "containerOverrides": [{
-        "name": CONTAINER,
-        "command": command,
-        "environment": [{"name": k, "value": v} for k, v in environment.items()],
-    }]}
+    return {
+        "cpu": str(cpu),
+        "memory": str(memory),
+        "containerOverrides": [
+            {
+                "name": CONTAINER,
+                "command": command,
+                "environment": [{"name": k, "value": v} for k, v in environment.items()],
+            }
+        ],
+    }
 
 
 def overrides_length(options: ClusterOptions) -> int:
@@ -79,14 +101,21 @@ def overrides_length(options: ClusterOptions) -> int:
     builds them, the worker's with the longest scheduler address.
     """
     commands = [
-        (scheduler_command(options) + lifetime.scheduler_args(options),
-         options.scheduler_cpu, options.scheduler_memory),
-        (worker_command(options, LONGEST_SCHEDULER_ADDRESS) + lifetime.worker_args(options),
-         options.worker_cpu, options.worker_memory),
+        (
+            scheduler_command(options) + lifetime.scheduler_args(options),
+            options.scheduler_cpu,
+            options.scheduler_memory,
+        ),
+        (
+            worker_command(options, LONGEST_SCHEDULER_ADDRESS) + lifetime.worker_args(options),
+            options.worker_cpu,
+            options.worker_memory,
+        ),
     ]
-    return max(len(json.dumps(task_overrides(c, cpu, mem, options.environment),
-                              separators=(",", ":")))
-               for c, cpu, mem in commands)
+    return max(
+        len(json.dumps(task_overrides(c, cpu, mem, options.environment), separators=(",", ":")))
+        for c, cpu, mem in commands
+    )
 
 
 def task_tags(options: ClusterOptions, role: str) -> list[dict[str, str]]:
@@ -107,20 +136,27 @@ async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[
         "requiresCompatibilities": ["FARGATE"],
         "cpu": str(options.worker_cpu),
         "memory": str(options.worker_memory),
-        "runtimePlatform": {"cpuArchitecture": options.architecture,
-                            "operatingSystemFamily": fargate.OPERATING_SYSTEM_FAMILY},
+        "runtimePlatform": {
+            "cpuArchitecture": options.architecture,
+            "operatingSystemFamily": fargate.OPERATING_SYSTEM_FAMILY,
+        },
         "executionRoleArn": roles["execution_role_arn"],
         "taskRoleArn": roles["task_role_arn"],
-        "containerDefinitions": [{
-            "name": CONTAINER,
-            "image": options.image,
-            "essential": True,
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": options.log_group,
-                "awslogs-region": options.region,
-                "awslogs-stream-prefix": FAMILY,
-            }},
-        }],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": options.image,
+                "essential": True,
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": options.log_group,
+                        "awslogs-region": options.region,
+                        "awslogs-stream-prefix": FAMILY,
+                    },
+                },
+            }
+        ],
     }
     with contextlib.suppress(ClientError):
         latest = (await ecs.describe_task_definition(taskDefinition=FAMILY))["taskDefinition"]
@@ -137,8 +173,11 @@ def _matches(wanted: Any, actual: Any) -> bool:
             _matches(v, actual.get(k)) for k, v in wanted.items()
         )
     if isinstance(wanted, list):
-        return (isinstance(actual, list) and len(wanted) == len(actual)
-                and all(_matches(w, a) for w, a in zip(wanted, actual, strict=True)))
+        return (
+            isinstance(actual, list)
+            and len(wanted) == len(actual)
+            and all(_matches(w, a) for w, a in zip(wanted, actual, strict=True))
+        )
     return wanted == actual
 
 
@@ -157,8 +196,9 @@ async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> lis
     """The last ``n`` lines a task wrote to CloudWatch Logs (none if they cannot be read)."""
     stream = f"{FAMILY}/{CONTAINER}/{task_id(arn)}"
     try:
-        answer = await logs.get_log_events(logGroupName=log_group, logStreamName=stream,
-                                           limit=n, startFromHead=False)
+        answer = await logs.get_log_events(
+            logGroupName=log_group, logStreamName=stream, limit=n, startFromHead=False
+        )
     except ClientError as e:
         logger.debug("GetLogEvents %s: %s", stream, e)
         return []
@@ -167,6 +207,7 @@ async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> lis
 
 async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> None:
     """StopTask for each of ``arns`` (ECS has no batch stop); failures are warned about."""
+
     async def stop(arn: str) -> None:
         try:
             await ecs.stop_task(cluster=cluster_arn, task=arn, reason=reason)
@@ -178,9 +219,12 @@ async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: st
 
 async def task_addresses(ec2: Any, task: dict[str, Any]) -> tuple[str, str | None]:
     """The private and public (None if none) IP addresses of a RUNNING task's ENI."""
-    details = {d["name"]: d["value"]
-               for a in task.get("attachments", []) if a["type"] == "ElasticNetworkInterface"
-               for d in a["details"]}
+    details = {
+        d["name"]: d["value"]
+        for a in task.get("attachments", [])
+        if a["type"] == "ElasticNetworkInterface"
+        for d in a["details"]
+    }
     enis = await ec2.describe_network_interfaces(
         NetworkInterfaceIds=[details["networkInterfaceId"]]
     )

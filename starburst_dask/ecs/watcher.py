@@ -39,8 +39,13 @@ class TaskWatcher:
         Called with the description of each watched task that reaches STOPPED.
     """
 
-    def __init__(self, ecs: Any, cluster_arn: str, interval: float,
-                 on_stopped: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        ecs: Any,
+        cluster_arn: str,
+        interval: float,
+        on_stopped: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.ecs = ecs
         self.cluster_arn = cluster_arn
         self.interval = interval
@@ -73,8 +78,7 @@ class TaskWatcher:
             If it stopped first (with its ``stopCode`` and ``stoppedReason``), or
             ``timeout`` passed.
         """
-        task = await self._wait(arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"),
-                                timeout)
+        task = await self._wait(arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"), timeout)
         if task is None:
             raise TaskFailedError(
                 f"task {task_id(arn)} did not reach RUNNING within {timeout:g} s "
@@ -89,8 +93,9 @@ class TaskWatcher:
         """Wait until ``arn`` is STOPPED; its description, or ``None`` after ``timeout``."""
         return await self._wait(arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
 
-    async def _wait(self, arn: str, done: Callable[[dict[str, Any]], bool],
-                    timeout: float) -> dict[str, Any] | None:
+    async def _wait(
+        self, arn: str, done: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
         self.watch([arn])
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -105,10 +110,9 @@ class TaskWatcher:
             await asyncio.sleep(self.interval)
             live = [a for a, t in self.tasks.items() if t["lastStatus"] != "STOPPED"]
             for i in range(0, len(live), fargate.DESCRIBE_TASKS_MAX):
-                chunk = live[i:i + fargate.DESCRIBE_TASKS_MAX]
+                chunk = live[i : i + fargate.DESCRIBE_TASKS_MAX]
                 try:
-                    response = await self.ecs.describe_tasks(cluster=self.cluster_arn,
-                                                             tasks=chunk)
+                    response = await self.ecs.describe_tasks(cluster=self.cluster_arn, tasks=chunk)
                 except ClientError as e:
                     logger.warning("DescribeTasks failed, retrying next poll: %s", e)
                     continue
@@ -117,8 +121,10 @@ class TaskWatcher:
     async def _update(self, described: list[dict[str, Any]]) -> None:
         async with self._changed:
             for task in described:
-                stopped_now = (task["lastStatus"] == "STOPPED"
-                               and self.tasks[task["taskArn"]]["lastStatus"] != "STOPPED")
+                stopped_now = (
+                    task["lastStatus"] == "STOPPED"
+                    and self.tasks[task["taskArn"]]["lastStatus"] != "STOPPED"
+                )
                 self.tasks[task["taskArn"]] = task
                 if stopped_now and self.on_stopped is not None:
                     self.on_stopped(task)

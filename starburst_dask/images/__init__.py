@@ -23,9 +23,24 @@ from .snapshot import snapshot
 from .versions import check_image, from_tag
 
 __all__ = [
-    "PLATFORMS", "BuildContext", "Image", "ImageArchitectureError", "ImageBuildError",
-    "ImageVersionError", "Lock", "LockedPackage", "build_context", "check_image",
+    "PLATFORMS",
+    "BuildContext",
+    "Image",
+    "ImageArchitectureError",
+    "ImageBuildError",
+    "ImageVersionError",
+    "Lock",
+    "LockedPackage",
+    "build_context",
+    "check_image",
     "create_codebuild_project",
-    "docker_engine", "ensure_image", "from_tag", "load_lock", "lock_environment",
-    "read_lock", "render", "resolve_cluster_image", "snapshot",
+    "docker_engine",
+    "ensure_image",
+    "from_tag",
+    "load_lock",
+    "lock_environment",
+    "read_lock",
+    "render",
+    "resolve_cluster_image",
+    "snapshot",
 ]

@@ -89,9 +89,15 @@ def load_lock(software: str | pathlib.Path, progress: Progress = logger.info) ->
     return lock_environment([path], lockfile)
 
 
-def ensure_image(software: str | pathlib.Path | Lock, *, platform: str = "linux-64",
-                 repository: str | None = None, builder: str = "auto",
-                 session: Any = None, progress: Progress = logger.info) -> Image:
+def ensure_image(
+    software: str | pathlib.Path | Lock,
+    *,
+    platform: str = "linux-64",
+    repository: str | None = None,
+    builder: str = "auto",
+    session: Any = None,
+    progress: Progress = logger.info,
+) -> Image:
     """The ECR image for ``software`` on ``platform``; built and pushed only if missing.
 
     Parameters
@@ -120,8 +126,9 @@ def ensure_image(software: str | pathlib.Path | Lock, *, platform: str = "linux-
     """
     session = session or boto3.session.Session()
     lock = software if isinstance(software, Lock) else load_lock(software, progress)
-    versions.check_lock(lock, platform, str(software) if not isinstance(software, Lock)
-                        else "the lock")
+    versions.check_lock(
+        lock, platform, str(software) if not isinstance(software, Lock) else "the lock"
+    )
     context = render(lock, platform)
     repository = repository or config.setting("image_repository")
     ecr = session.client("ecr", config=client_config())
@@ -151,9 +158,13 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     progress = progress or _stderr_progress
     session = boto3.session.Session(region_name=options.region)
     if getattr(options, "software", None):
-        image = ensure_image(options.software, platform=conda_platform(options.architecture),
-                             repository=options.image_repository, session=session,
-                             progress=progress)
+        image = ensure_image(
+            options.software,
+            platform=conda_platform(options.architecture),
+            repository=options.image_repository,
+            session=session,
+            progress=progress,
+        )
         options = dataclasses.replace(options, image=image.uri)
     else:
         platforms.check_image_platform(options.image, options.architecture, session)
@@ -178,8 +189,9 @@ def _builder(kind: str, session: Any, ecr: Any, progress: Progress) -> Any:
     if kind == "docker":
         return DockerBuilder(ecr, progress)
     if kind == "codebuild":
-        return CodeBuildBuilder(session, config.setting("image_build_project"),
-                                build_bucket(session), progress)
+        return CodeBuildBuilder(
+            session, config.setting("image_build_project"), build_bucket(session), progress
+        )
     raise ConfigurationError(f"builder must be 'auto', 'docker' or 'codebuild', got {kind!r}")
 
 
@@ -194,5 +206,3 @@ def build_bucket(session: Any) -> str:
 
 def _stderr_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-

@@ -48,8 +48,12 @@ def docker_engine() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                              capture_output=True, timeout=15, check=False)
+        done = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=15,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -75,17 +79,37 @@ class DockerBuilder:
     def build(self, context: BuildContext, image_uri: str) -> None:
         """Build ``context`` as ``image_uri`` and push it."""
         auth = registry.login(self.ecr)
-        self._run(["docker", "login", "--username", auth.username, "--password-stdin",
-                   auth.registry], stdin=auth.password)
+        self._run(
+            ["docker", "login", "--username", auth.username, "--password-stdin", auth.registry],
+            stdin=auth.password,
+        )
         with tempfile.TemporaryDirectory(prefix="starburst-image-") as tmp:
             for name, text in context.files.items():
                 Path(tmp, name).write_text(text)
-            self._run(["docker", "buildx", "build", "--platform", context.docker_platform,
-                       "--progress", "plain", "--tag", image_uri, "--push", tmp])
+            self._run(
+                [
+                    "docker",
+                    "buildx",
+                    "build",
+                    "--platform",
+                    context.docker_platform,
+                    "--progress",
+                    "plain",
+                    "--tag",
+                    image_uri,
+                    "--push",
+                    tmp,
+                ]
+            )
 
     def _run(self, command: list[str], stdin: str | None = None) -> None:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else None,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE if stdin else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if stdin:
             process.stdin.write(stdin)  # type: ignore[union-attr]
             process.stdin.close()  # type: ignore[union-attr]
@@ -114,8 +138,14 @@ class CodeBuildBuilder:
 
     name = "codebuild"
 
-    def __init__(self, session: Any, project: str, bucket: str, progress: Progress,
-                 poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        session: Any,
+        project: str,
+        bucket: str,
+        progress: Progress,
+        poll_interval: float = 5.0,
+    ) -> None:
         self.s3 = session.client("s3", config=client_config())
         self.codebuild = session.client("codebuild", config=client_config())
         self.project = project
@@ -144,8 +174,11 @@ class CodeBuildBuilder:
         """Upload the context, start the build, and follow it until it ends."""
         self.check()
         key = f"{CONTEXT_PREFIX}{context.tag}.zip"
-        self.s3.put_object(Bucket=self.bucket, Key=key,
-                           Body=context.zip({"buildspec.yml": template("buildspec.yml.template")}))
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=context.zip({"buildspec.yml": template("buildspec.yml.template")}),
+        )
         environment_type, build_image = CODEBUILD_ENVIRONMENTS[context.platform]
         build = self.codebuild.start_build(
             projectName=self.project,
@@ -169,15 +202,17 @@ class CodeBuildBuilder:
             [build] = self.codebuild.batch_get_builds(ids=[build_id])["builds"]
             if build["currentPhase"] != phase:
                 phase = build["currentPhase"]
-                self.progress(f"CodeBuild {build_id}: {phase} "
-                              f"({time.monotonic() - start:.0f} s)")
+                self.progress(f"CodeBuild {build_id}: {phase} ({time.monotonic() - start:.0f} s)")
             if build["buildStatus"] in _DONE:
                 break
             time.sleep(self.poll_interval)
         if build["buildStatus"] != "SUCCEEDED":
-            failed = [f"{p['phaseType']}: {c.get('message', '')}"
-                      for p in build.get("phases", []) if p.get("phaseStatus") == "FAILED"
-                      for c in p.get("contexts", [{}])]
+            failed = [
+                f"{p['phaseType']}: {c.get('message', '')}"
+                for p in build.get("phases", [])
+                if p.get("phaseStatus") == "FAILED"
+                for c in p.get("contexts", [{}])
+            ]
             logs = build.get("logs", {}).get("deepLink", "")
             raise ImageBuildError(
                 f"CodeBuild {build_id} ended {build['buildStatus']}: "
@@ -185,8 +220,9 @@ class CodeBuildBuilder:
             )
 
 
-def create_codebuild_project(session: Any, project: str, bucket: str,
-                             notify: Progress = logger.info) -> dict[str, str]:
+def create_codebuild_project(
+    session: Any, project: str, bucket: str, notify: Progress = logger.info
+) -> dict[str, str]:
     """Create the CodeBuild project, its role and the S3 bucket that image builds use.
 
     Idempotent: what exists is kept. Meant for ``starburst-dask setup --codebuild``.
@@ -209,33 +245,53 @@ def create_codebuild_project(session: Any, project: str, bucket: str,
     dict
         ``project_arn``, ``role_arn`` and ``bucket``.
     """
-    s3, iam, codebuild = (session.client(s, config=client_config())
-                          for s in ("s3", "iam", "codebuild"))
+    s3, iam, codebuild = (
+        session.client(s, config=client_config()) for s in ("s3", "iam", "codebuild")
+    )
     region = session.region_name
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError:
-        extra = {} if region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        extra = (
+            {}
+            if region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         s3.create_bucket(Bucket=bucket, **extra)
         # Contexts are only needed while a build runs.
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
-            "Rules": [{"ID": "expire-contexts", "Status": "Enabled",
-                       "Filter": {"Prefix": CONTEXT_PREFIX}, "Expiration": {"Days": 7}}]})
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "expire-contexts",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": CONTEXT_PREFIX},
+                        "Expiration": {"Days": 7},
+                    }
+                ]
+            },
+        )
     role_arn = _codebuild_role(iam, bucket)
     found = lookups.codebuild_project(codebuild, project)
     if found is not None:
         return {"project_arn": found["arn"], "role_arn": role_arn, "bucket": bucket}
     environment_type, build_image = CODEBUILD_ENVIRONMENTS["linux-64"]
     created = propagation.while_propagating(
-        codebuild.create_project, [fargate.CODEBUILD_PROPAGATION_ERROR],
-        f"the CodeBuild role {CODEBUILD_ROLE}", notify,
+        codebuild.create_project,
+        [fargate.CODEBUILD_PROPAGATION_ERROR],
+        f"the CodeBuild role {CODEBUILD_ROLE}",
+        notify,
         name=project,
         description="starburst-dask: builds dask images from conda-lock files",
         source={"type": "S3", "location": f"{bucket}/{CONTEXT_PREFIX}"},
         artifacts={"type": "NO_ARTIFACTS"},
-        environment={"type": environment_type, "image": build_image,
-                     "computeType": CODEBUILD_COMPUTE, "privilegedMode": True},
+        environment={
+            "type": environment_type,
+            "image": build_image,
+            "computeType": CODEBUILD_COMPUTE,
+            "privilegedMode": True,
+        },
         serviceRole=role_arn,
         timeoutInMinutes=60,
         tags=[{"key": "starburst-dask", "value": "images"}],
@@ -244,24 +300,59 @@ def create_codebuild_project(session: Any, project: str, bucket: str,
 
 
 def _codebuild_role(iam: Any, bucket: str) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"},
-        "Action": "sts:AssumeRole"}]}
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
-                                       "logs:PutLogEvents"], "Resource": "*"},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-         "Resource": f"arn:aws:s3:::{bucket}/*"},
-        {"Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
-         "Resource": f"arn:aws:s3:::{bucket}"},
-        {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-        {"Effect": "Allow", "Action": [
-            "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
-            "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
-            "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], "Resource": "*"},
-    ]}
-    role = lookups.role(iam, CODEBUILD_ROLE) or iam.create_role(
-        RoleName=CODEBUILD_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    iam.put_role_policy(RoleName=CODEBUILD_ROLE, PolicyName="starburst-dask-image-builds",
-                        PolicyDocument=json.dumps(policy))
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "codebuild.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:UploadLayerPart",
+                    "ecr:CompleteLayerUpload",
+                    "ecr:PutImage",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                "Resource": "*",
+            },
+        ],
+    }
+    role = (
+        lookups.role(iam, CODEBUILD_ROLE)
+        or iam.create_role(RoleName=CODEBUILD_ROLE, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]
+    )
+    iam.put_role_policy(
+        RoleName=CODEBUILD_ROLE,
+        PolicyName="starburst-dask-image-builds",
+        PolicyDocument=json.dumps(policy),
+    )
     return str(role["Arn"])

@@ -10,8 +10,13 @@ from ..aws.clients import client_config
 from .lockfile import PLATFORMS
 
 _SOFTWARE = click.argument("software", default="current")
-_PLATFORM = click.option("--platform", type=click.Choice(PLATFORMS), default=PLATFORMS[0],
-                         show_default=True, help="Fargate X86_64 (linux-64) or ARM64.")
+_PLATFORM = click.option(
+    "--platform",
+    type=click.Choice(PLATFORMS),
+    default=PLATFORMS[0],
+    show_default=True,
+    help="Fargate X86_64 (linux-64) or ARM64.",
+)
 
 
 @click.group()
@@ -22,14 +27,22 @@ def image() -> None:
 @image.command()
 @_SOFTWARE
 @_PLATFORM
-@click.option("--repository", default=None,
-              help="ECR repository [default: config starburst.image-repository].")
-@click.option("--builder", type=click.Choice(["auto", "docker", "codebuild"]), default="auto",
-              show_default=True, help="auto: the local Docker engine if one answers, else "
-              "CodeBuild.")
+@click.option(
+    "--repository",
+    default=None,
+    help="ECR repository [default: config starburst.image-repository].",
+)
+@click.option(
+    "--builder",
+    type=click.Choice(["auto", "docker", "codebuild"]),
+    default="auto",
+    show_default=True,
+    help="auto: the local Docker engine if one answers, else CodeBuild.",
+)
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
-def build(software: str, platform: str, repository: str | None, builder: str,
-          region: str | None) -> None:
+def build(
+    software: str, platform: str, repository: str | None, builder: str, region: str | None
+) -> None:
     """Lock SOFTWARE (a file, or 'current') and build its image unless ECR has it.
 
     Prints the image URI to pass as FargateCluster(image=...).
@@ -39,18 +52,28 @@ def build(software: str, platform: str, repository: str | None, builder: str,
     from .build import ensure_image
 
     session = boto3.session.Session(region_name=region)
-    result = ensure_image(software, platform=platform, repository=repository,
-                          builder=builder, session=session,
-                          progress=lambda line: click.echo(line, err=True))
+    result = ensure_image(
+        software,
+        platform=platform,
+        repository=repository,
+        builder=builder,
+        session=session,
+        progress=lambda line: click.echo(line, err=True),
+    )
     click.echo(result.uri)
 
 
 @image.command()
 @_SOFTWARE
 @_PLATFORM
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("starburst-image"), show_default=True,
-              help="Directory for the build context.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("starburst-image"),
+    show_default=True,
+    help="Directory for the build context.",
+)
 def render(software: str, platform: str, output: Path) -> None:
     """Write SOFTWARE's build context (Dockerfile and lock) to build by hand."""
     from .build import build_context
@@ -63,8 +86,11 @@ def render(software: str, platform: str, output: Path) -> None:
 
 
 @image.command(name="ls")
-@click.option("--repository", default=None,
-              help="ECR repository [default: config starburst.image-repository].")
+@click.option(
+    "--repository",
+    default=None,
+    help="ECR repository [default: config starburst.image-repository].",
+)
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
 def list_images(repository: str | None, region: str | None) -> None:
     """List the images in the ECR repository, newest first."""

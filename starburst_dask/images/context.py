@@ -115,18 +115,25 @@ def render(lock: Lock, platform: str = "linux-64", base_image: str = BASE_IMAGE)
     if pip:
         files["requirements.txt"] = _requirements(pip)
     names = {p.name for p in conda}
-    dockerfile = _fill(template(), {
-        "base_image": base_image,
-        "platform": platform,
-        "pip_step": _PIP_STEP if pip else "",
-        "labels": _labels(versions, platform),
-        "entrypoint": _entrypoint(INIT_PACKAGE in names),
-    })
+    dockerfile = _fill(
+        template(),
+        {
+            "base_image": base_image,
+            "platform": platform,
+            "pip_step": _PIP_STEP if pip else "",
+            "labels": _labels(versions, platform),
+            "entrypoint": _entrypoint(INIT_PACKAGE in names),
+        },
+    )
     files["Dockerfile"] = dockerfile
     digest = content_hash(files)
     py = ".".join(str(versions["python"]).split(".")[:2])
-    return BuildContext(files=files, platform=platform, versions=versions,  # type: ignore[arg-type]
-                        tag=f"{versions['distributed']}-py{py}-{digest[:TAG_HASH_LENGTH]}")
+    return BuildContext(
+        files=files,
+        platform=platform,
+        versions=versions,  # type: ignore[arg-type]
+        tag=f"{versions['distributed']}-py{py}-{digest[:TAG_HASH_LENGTH]}",
+    )
 
 
 def content_hash(files: dict[str, str]) -> str:
@@ -150,8 +157,11 @@ RUN micromamba run --name base python -m pip install --no-deps --no-cache-dir \\
 
 def _explicit(packages: list[LockedPackage], platform: str) -> str:
     """conda's explicit spec format: one URL per package, with its md5 as fragment."""
-    lines = ["# starburst-dask: conda packages locked for " + platform, f"# platform: {platform}",
-             "@EXPLICIT"]
+    lines = [
+        "# starburst-dask: conda packages locked for " + platform,
+        f"# platform: {platform}",
+        "@EXPLICIT",
+    ]
     for p in packages:
         if not p.md5:
             raise ConfigurationError(f"locked conda package {p.name} has no md5 hash")
@@ -177,12 +187,16 @@ def _labels(versions: dict[str, str | None], platform: str) -> str:
 
 def _entrypoint(has_init: bool) -> str:
     if has_init:
-        return ("# tini (from the lock) is PID 1: forwards ECS's SIGTERM to dask, reaps "
-                "children.\n"
-                f'ENTRYPOINT ["/opt/conda/bin/tini", "-g", "--", "{_MICROMAMBA_ENTRYPOINT}"]')
-    return ("# The lock has no tini: micromamba's entrypoint execs the command, so dask is\n"
-            "# PID 1 and handles SIGTERM itself (add tini to the environment for reaping).\n"
-            f'ENTRYPOINT ["{_MICROMAMBA_ENTRYPOINT}"]')
+        return (
+            "# tini (from the lock) is PID 1: forwards ECS's SIGTERM to dask, reaps "
+            "children.\n"
+            f'ENTRYPOINT ["/opt/conda/bin/tini", "-g", "--", "{_MICROMAMBA_ENTRYPOINT}"]'
+        )
+    return (
+        "# The lock has no tini: micromamba's entrypoint execs the command, so dask is\n"
+        "# PID 1 and handles SIGTERM itself (add tini to the environment for reaping).\n"
+        f'ENTRYPOINT ["{_MICROMAMBA_ENTRYPOINT}"]'
+    )
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

@@ -65,8 +65,7 @@ class Lock:
                 f"the lock file has no packages for {platform}; it covers "
                 f"{', '.join(self.platforms)}. Re-lock with --platform {platform}"
             )
-        chosen = sorted((p for p in self.packages if p.platform == platform),
-                        key=lambda p: p.name)
+        chosen = sorted((p for p in self.packages if p.platform == platform), key=lambda p: p.name)
         conda = [p for p in chosen if p.manager == "conda"]
         return _toposort(conda) + [p for p in chosen if p.manager != "conda"]
 
@@ -98,15 +97,20 @@ def read_lock(path: str | pathlib.Path) -> Lock:
         )
     packages = tuple(
         LockedPackage(
-            name=p["name"], version=str(p["version"]), manager=p["manager"],
-            platform=p["platform"], url=p["url"],
-            md5=(p.get("hash") or {}).get("md5"), sha256=(p.get("hash") or {}).get("sha256"),
+            name=p["name"],
+            version=str(p["version"]),
+            manager=p["manager"],
+            platform=p["platform"],
+            url=p["url"],
+            md5=(p.get("hash") or {}).get("md5"),
+            sha256=(p.get("hash") or {}).get("sha256"),
             dependencies=tuple(sorted(p.get("dependencies") or {})),
         )
         for p in content["package"]
     )
-    platforms = tuple(content.get("metadata", {}).get("platforms")
-                      or sorted({p.platform for p in packages}))
+    platforms = tuple(
+        content.get("metadata", {}).get("platforms") or sorted({p.platform for p in packages})
+    )
     return Lock(packages=packages, platforms=platforms)
 
 
@@ -152,8 +156,12 @@ def pins_environment(channels: Sequence[str]) -> dict[str, Any]:
     return {"channels": list(channels), "dependencies": [*deps, INIT_PACKAGE]}
 
 
-def lock_environment(sources: Sequence[str | pathlib.Path], lockfile: str | pathlib.Path,
-                     platforms: Sequence[str] = PLATFORMS, reuse: bool = True) -> Lock:
+def lock_environment(
+    sources: Sequence[str | pathlib.Path],
+    lockfile: str | pathlib.Path,
+    platforms: Sequence[str] = PLATFORMS,
+    reuse: bool = True,
+) -> Lock:
     """Solve environment files into a conda-lock file with conda-lock, pinned to this client.
 
     Parameters
@@ -190,17 +198,22 @@ def lock_environment(sources: Sequence[str | pathlib.Path], lockfile: str | path
     channels: list[str] = []
     for source in sources:
         text = pathlib.Path(source).read_text()
-        channels += [c for c in (yaml.safe_load(text) or {}).get("channels", [])
-                     if c not in channels]
+        channels += [
+            c for c in (yaml.safe_load(text) or {}).get("channels", []) if c not in channels
+        ]
     with tempfile.TemporaryDirectory(prefix="starburst-lock-") as tmp:
         overlay = pathlib.Path(tmp, "starburst-pins.yml")
         overlay.write_text(yaml.safe_dump(pins_environment(channels or [DEFAULT_CHANNEL])))
         try:
             run_lock(
                 [pathlib.Path(s) for s in sources] + [overlay],
-                conda_exe=None, micromamba=True, platforms=list(platforms),
-                kinds=["lock"], lockfile_path=pathlib.Path(lockfile),
-                mapping_url=DEFAULT_MAPPING_URL, check_input_hash=reuse,
+                conda_exe=None,
+                micromamba=True,
+                platforms=list(platforms),
+                kinds=["lock"],
+                lockfile_path=pathlib.Path(lockfile),
+                mapping_url=DEFAULT_MAPPING_URL,
+                check_input_hash=reuse,
             )
         except Exception as e:  # solver, network, missing executable: all mean no lock
             raise ImageBuildError(

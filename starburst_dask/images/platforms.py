@@ -24,12 +24,16 @@ from .errors import ImageArchitectureError
 logger = logging.getLogger(__name__)
 
 #: Media types of manifests that list one manifest per platform (Docker, OCI).
-INDEX_MEDIA_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json",
-                     "application/vnd.oci.image.index.v1+json")
+INDEX_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
 #: What BatchGetImage may answer with: a list or index first, else one image's manifest.
-ACCEPTED_MEDIA_TYPES = [*INDEX_MEDIA_TYPES,
-                        "application/vnd.docker.distribution.manifest.v2+json",
-                        "application/vnd.oci.image.manifest.v1+json"]
+ACCEPTED_MEDIA_TYPES = [
+    *INDEX_MEDIA_TYPES,
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+]
 
 
 def manifest_platforms(manifest: dict[str, Any]) -> frozenset[str] | None:
@@ -41,8 +45,11 @@ def manifest_platforms(manifest: dict[str, Any]) -> frozenset[str] | None:
     if manifest.get("mediaType") not in INDEX_MEDIA_TYPES and "manifests" not in manifest:
         return None
     platforms = (m.get("platform") or {} for m in manifest.get("manifests", ()))
-    return frozenset(f"{p['os']}/{p['architecture']}" for p in platforms
-                     if p.get("os") and p.get("os") != "unknown")
+    return frozenset(
+        f"{p['os']}/{p['architecture']}"
+        for p in platforms
+        if p.get("os") and p.get("os") != "unknown"
+    )
 
 
 def check_image_platform(image: str, architecture: str, session: Any) -> None:
@@ -64,10 +71,15 @@ def check_image_platform(image: str, architecture: str, session: Any) -> None:
     ecr = session.client("ecr", region_name=ecr_image.region, config=client_config())
     try:
         found = ecr.batch_get_image(
-            registryId=ecr_image.account, repositoryName=ecr_image.repository,
-            imageIds=[{"imageDigest": ecr_image.digest} if ecr_image.digest
-                      else {"imageTag": ecr_image.tag or "latest"}],
-            acceptedMediaTypes=ACCEPTED_MEDIA_TYPES)["images"]
+            registryId=ecr_image.account,
+            repositoryName=ecr_image.repository,
+            imageIds=[
+                {"imageDigest": ecr_image.digest}
+                if ecr_image.digest
+                else {"imageTag": ecr_image.tag or "latest"}
+            ],
+            acceptedMediaTypes=ACCEPTED_MEDIA_TYPES,
+        )["images"]
     except ClientError as e:  # the pull will say what is wrong, in AWS's words
         logger.info("platforms of %s not checked: %s", image, e)
         return

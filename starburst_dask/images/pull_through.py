@@ -52,8 +52,7 @@ def cached_uri(image: str, registry: str, prefix: str) -> str | None:
     return f"{registry}/{prefix}/{path}{reference}"
 
 
-def resolve(image: str, ecr: Any, region: str, prefix: str,
-            progress: Callable[[str], None]) -> str:
+def resolve(image: str, ecr: Any, region: str, prefix: str, progress: Callable[[str], None]) -> str:
     """``image`` through the Docker Hub rule ``prefix``, when that rule exists.
 
     Parameters
@@ -78,13 +77,17 @@ def resolve(image: str, ecr: Any, region: str, prefix: str,
         return image
     rule = lookups.pull_through_rule(ecr, prefix)
     if rule is None:
-        progress(f"config starburst.image-cache names the pull through cache rule {prefix!r}, "
-                 f"which does not exist: {image} is pulled from Docker Hub, subject to its "
-                 f"anonymous pull limit per address; {SETUP_HINT} creates the rule")
+        progress(
+            f"config starburst.image-cache names the pull through cache rule {prefix!r}, "
+            f"which does not exist: {image} is pulled from Docker Hub, subject to its "
+            f"anonymous pull limit per address; {SETUP_HINT} creates the rule"
+        )
         return image
     if rule["upstreamRegistryUrl"] != fargate.DOCKER_HUB_UPSTREAM:
-        progress(f"the pull through cache rule {prefix!r} caches "
-                 f"{rule['upstreamRegistryUrl']}, not Docker Hub: {image} is pulled from "
-                 "Docker Hub")
+        progress(
+            f"the pull through cache rule {prefix!r} caches "
+            f"{rule['upstreamRegistryUrl']}, not Docker Hub: {image} is pulled from "
+            "Docker Hub"
+        )
         return image
     return cached_uri(image, names.ecr_registry(rule["registryId"], region), prefix) or image

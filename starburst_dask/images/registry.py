@@ -29,7 +29,8 @@ def ensure_repository(ecr: Any, name: str) -> str:
     found = lookups.repository(ecr, name)
     if found is None:
         found = ecr.create_repository(
-            repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
+            repositoryName=name,
+            imageScanningConfiguration={"scanOnPush": True},
             tags=[{"Key": "starburst-dask:managed", "Value": "true"}],  # as setup tags its own
         )["repository"]
     return found["repositoryUri"]
@@ -40,8 +41,7 @@ def has_tag(ecr: Any, repository: str, tag: str) -> bool:
     try:
         ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("ImageNotFoundException",
-                                           "RepositoryNotFoundException"):
+        if e.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
             return False
         raise
     return True
@@ -52,15 +52,23 @@ def list_images(ecr: Any, repository: str) -> list[dict[str, Any]]:
     images: list[dict[str, Any]] = []
     try:
         for page in ecr.get_paginator("describe_images").paginate(
-                repositoryName=repository, filter={"tagStatus": "TAGGED"}):
+            repositoryName=repository, filter={"tagStatus": "TAGGED"}
+        ):
             images += page["imageDetails"]
     except ClientError as e:
         if e.response["Error"]["Code"] == "RepositoryNotFoundException":
             return []
         raise
-    rows = [{"tag": tag, "digest": i["imageDigest"], "size": i.get("imageSizeInBytes"),
-             "pushed": i.get("imagePushedAt")}
-            for i in images for tag in i.get("imageTags", [])]
+    rows = [
+        {
+            "tag": tag,
+            "digest": i["imageDigest"],
+            "size": i.get("imageSizeInBytes"),
+            "pushed": i.get("imagePushedAt"),
+        }
+        for i in images
+        for tag in i.get("imageTags", [])
+    ]
     return sorted(rows, key=lambda r: str(r["pushed"] or ""), reverse=True)
 
 

@@ -91,8 +91,9 @@ def _conda_packages(prefix: pathlib.Path) -> tuple[dict[str, str], list[str]]:
             match = _HISTORY_SPECS.match(line.strip())
             if match:
                 specs = json.loads(match.group(1).replace("'", '"'))
-                requested |= {re.split(r"[=<>! \[]", s.rsplit("::", 1)[-1], maxsplit=1)[0]
-                              for s in specs}  # "conda-forge::numpy>=2" -> "numpy"
+                requested |= {
+                    re.split(r"[=<>! \[]", s.rsplit("::", 1)[-1], maxsplit=1)[0] for s in specs
+                }  # "conda-forge::numpy>=2" -> "numpy"
     wanted = requested & set(installed) or {n for n in installed if not n.startswith("_")}
     return {n: installed[n] for n in wanted}, channels
 

@@ -32,8 +32,11 @@ class ImageVersions:
 
 def client_versions() -> dict[str, str]:
     """This client's dask, distributed and python (major.minor)."""
-    return {"dask": metadata.version("dask"), "distributed": metadata.version("distributed"),
-            "python": ".".join(platform.python_version_tuple()[:2])}
+    return {
+        "dask": metadata.version("dask"),
+        "distributed": metadata.version("distributed"),
+        "python": ".".join(platform.python_version_tuple()[:2]),
+    }
 
 
 def from_tag(image: str) -> ImageVersions | None:
@@ -66,8 +69,11 @@ def check_lock(lock: Lock, platform: str, source: str) -> None:
     """Raise :class:`ImageVersionError` when ``lock`` pins another dask or distributed."""
     locked = {n: lock.version(n, platform) for n in ("dask", "distributed")}
     python = lock.version("python", platform)
-    _compare(source, {n: v for n, v in locked.items() if v},
-             ".".join(python.split(".")[:2]) if python else None)
+    _compare(
+        source,
+        {n: v for n, v in locked.items() if v},
+        ".".join(python.split(".")[:2]) if python else None,
+    )
 
 
 def _compare(what: str, found: dict[str, str], python: str | None) -> None:
@@ -83,5 +89,10 @@ def _compare(what: str, found: dict[str, str], python: str | None) -> None:
             "software='environment.yml', or install the image's versions here"
         )
     if python and python != client["python"]:
-        logger.warning("%s has Python %s, this client Python %s: pickled functions may "
-                       "fail to load on workers", what, python, client["python"])
+        logger.warning(
+            "%s has Python %s, this client Python %s: pickled functions may "
+            "fail to load on workers",
+            what,
+            python,
+            client["python"],
+        )

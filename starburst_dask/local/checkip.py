@@ -29,12 +29,17 @@ class CheckIpMiddleware:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET"
-                or "HTTP_AUTHORIZATION" in environ):
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "GET"
+            or "HTTP_AUTHORIZATION" in environ
+        ):
             return self.app(environ, start_response)
         body = f"{environ['REMOTE_ADDR']}\n".encode()
-        start_response("200 OK", [("Content-Type", "text/plain;charset=UTF-8"),
-                                  ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain;charset=UTF-8"), ("Content-Length", str(len(body)))],
+        )
         return [body]
 
 

@@ -57,8 +57,9 @@ class WrongType(Exception):
         self.path, self.wire, self.value, self.type_name = path, wire, value, type_name
 
 
-def violations(shape: Shape, params: Any, wire_names: bool = False,
-               unchecked: frozenset[str] = frozenset()) -> list[Violation]:
+def violations(
+    shape: Shape, params: Any, wire_names: bool = False, unchecked: frozenset[str] = frozenset()
+) -> list[Violation]:
     """Every constraint of ``shape`` that ``params`` breaks.
 
     Parameters
@@ -80,8 +81,14 @@ def violations(shape: Shape, params: Any, wire_names: bool = False,
     return list(_walk(shape, params, (), "", wire_names, unchecked))
 
 
-def _walk(shape: Shape, value: Any, path: tuple, wire: str, ec2: bool,
-          unchecked: frozenset[str] = frozenset()) -> Iterator[Violation]:
+def _walk(
+    shape: Shape,
+    value: Any,
+    path: tuple,
+    wire: str,
+    ec2: bool,
+    unchecked: frozenset[str] = frozenset(),
+) -> Iterator[Violation]:
     kind = shape.type_name
     # botocore builds each of these shape classes from its type name (ShapeResolver).
     if isinstance(shape, StructureShape):
@@ -91,12 +98,22 @@ def _walk(shape: Shape, value: Any, path: tuple, wire: str, ec2: bool,
             return
         for name in shape.required_members:
             if value.get(name) is None and name not in unchecked:
-                yield Violation((*path, name), _join(wire, _wire_name(name, shape, ec2)), None,
-                                "Member must not be null", "required")
+                yield Violation(
+                    (*path, name),
+                    _join(wire, _wire_name(name, shape, ec2)),
+                    None,
+                    "Member must not be null",
+                    "required",
+                )
         for name, member in shape.members.items():
             if value.get(name) is not None:
-                yield from _walk(member, value[name], (*path, name),
-                                 _join(wire, _wire_name(name, shape, ec2)), ec2)
+                yield from _walk(
+                    member,
+                    value[name],
+                    (*path, name),
+                    _join(wire, _wire_name(name, shape, ec2)),
+                    ec2,
+                )
         return
     if isinstance(shape, ListShape):
         if not isinstance(value, list):
@@ -132,14 +149,20 @@ def _string(shape: Shape, value: str, path: tuple, wire: str) -> Iterator[Violat
     meta = shape.metadata
     enum = meta.get("enum")
     if enum and value not in enum:
-        yield Violation(path, wire, value,
-                        f"Member must satisfy enum value set: [{', '.join(enum)}]", "enum")
+        yield Violation(
+            path, wire, value, f"Member must satisfy enum value set: [{', '.join(enum)}]", "enum"
+        )
     yield from _size(shape, value, path, wire)
     pattern = meta.get("pattern")
     compiled = _compile(pattern) if pattern else None
     if compiled is not None and not compiled.fullmatch(value):
-        yield Violation(path, wire, value,
-                        f"Member must satisfy regular expression pattern: {pattern}", "pattern")
+        yield Violation(
+            path,
+            wire,
+            value,
+            f"Member must satisfy regular expression pattern: {pattern}",
+            "pattern",
+        )
 
 
 def _size(shape: Shape, value: str | list | dict, path: tuple, wire: str) -> Iterator[Violation]:
@@ -147,22 +170,41 @@ def _size(shape: Shape, value: str | list | dict, path: tuple, wire: str) -> Ite
     # Java counts a string's length in UTF-16 code units.
     size = len(value.encode("utf-16-le")) // 2 if isinstance(value, str) else len(value)
     if "max" in meta and size > meta["max"]:
-        yield Violation(path, wire, value,
-                        f"Member must have length less than or equal to {meta['max']}", "length")
+        yield Violation(
+            path,
+            wire,
+            value,
+            f"Member must have length less than or equal to {meta['max']}",
+            "length",
+        )
     if "min" in meta and size < meta["min"]:
-        yield Violation(path, wire, value,
-                        f"Member must have length greater than or equal to {meta['min']}",
-                        "length")
+        yield Violation(
+            path,
+            wire,
+            value,
+            f"Member must have length greater than or equal to {meta['min']}",
+            "length",
+        )
 
 
 def _range(shape: Shape, value: float, path: tuple, wire: str) -> Iterator[Violation]:
     meta = shape.metadata
     if "max" in meta and value > meta["max"]:
-        yield Violation(path, wire, value,
-                        f"Member must have value less than or equal to {meta['max']}", "range")
+        yield Violation(
+            path,
+            wire,
+            value,
+            f"Member must have value less than or equal to {meta['max']}",
+            "range",
+        )
     if "min" in meta and value < meta["min"]:
-        yield Violation(path, wire, value,
-                        f"Member must have value greater than or equal to {meta['min']}", "range")
+        yield Violation(
+            path,
+            wire,
+            value,
+            f"Member must have value greater than or equal to {meta['min']}",
+            "range",
+        )
 
 
 def _wire_name(name: str, parent: StructureShape, ec2: bool) -> str:
@@ -200,7 +242,7 @@ def java_to_python(pattern: str) -> str:
                 ascii_class = _JAVA_CLASSES[escaped]
                 out.append(ascii_class if in_class else f"[{ascii_class}]")
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
             i += 2
             continue
         if char == "[" and not in_class:
@@ -210,7 +252,6 @@ def java_to_python(pattern: str) -> str:
         out.append(char)
         i += 1
     return "".join(out)
-
 
 
 def _code_point(pair: regex.Match) -> str:

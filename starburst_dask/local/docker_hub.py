@@ -29,12 +29,14 @@ class PullLimit:
         Seconds.
     """
 
-    def __init__(self, pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
-                 window: float = fargate.DOCKER_HUB_WINDOW_SECONDS) -> None:
+    def __init__(
+        self,
+        pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
+        window: float = fargate.DOCKER_HUB_WINDOW_SECONDS,
+    ) -> None:
         self.pulls = pulls
         self.window = window
-        self._made: dict[str, collections.deque[float]] = collections.defaultdict(
-            collections.deque)
+        self._made: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
 
     def refused(self, host: str, name: str, reference: str, source: str | None) -> str | None:
@@ -49,7 +51,8 @@ class PullLimit:
                 made.popleft()
             if len(made) >= self.pulls:
                 return fargate.DOCKER_HUB_TOO_MANY_REQUESTS.format(
-                    name=name, reference=_digest(name, reference))
+                    name=name, reference=_digest(name, reference)
+                )
             made.append(now)
         return None
 

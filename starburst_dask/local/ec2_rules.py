@@ -17,16 +17,19 @@ from . import limits
 #: EC2's answer to a reserved tag key, verbatim ("Tag keys starting with 'aws:' are
 #: reserved for internal use", InvalidParameterValue; EC2 "Tag your Amazon EC2 resources",
 #: tag restrictions).
-RESERVED_KEY = "Value ( {key} ) for parameter key is invalid. Tag keys starting with 'aws:' " \
-               "are reserved for internal use"
+RESERVED_KEY = (
+    "Value ( {key} ) for parameter key is invalid. Tag keys starting with 'aws:' "
+    "are reserved for internal use"
+)
 
 _originals: dict[str, Any] = {}
 
 
 def install() -> None:
     """Check EC2 requests until :func:`uninstall`."""
-    _originals.update(create_security_group=EC2Backend.create_security_group,
-                      create_tags=EC2Backend.create_tags)
+    _originals.update(
+        create_security_group=EC2Backend.create_security_group, create_tags=EC2Backend.create_tags
+    )
     EC2Backend.create_security_group = _create_security_group  # type: ignore[method-assign]
     EC2Backend.create_tags = _create_tags  # type: ignore[method-assign]
 
@@ -38,8 +41,9 @@ def uninstall() -> None:
     _originals.clear()
 
 
-def _create_security_group(self: Any, name: str, description: str, *args: Any,
-                           **kwargs: Any) -> Any:
+def _create_security_group(
+    self: Any, name: str, description: str, *args: Any, **kwargs: Any
+) -> Any:
     limits.check_security_group_text(name, description)
     return _originals["create_security_group"](self, name, description, *args, **kwargs)
 
@@ -48,6 +52,8 @@ def _create_tags(self: Any, resource_ids: list[str], tags: dict[str, str]) -> bo
     for key in tags:
         if key.lower().startswith(limits.RESERVED_TAG_PREFIX):
             raise EC2ClientError("InvalidParameterValue", RESERVED_KEY.format(key=key))
-    limits.check_tags([(k, v or "") for k, v in tags.items() if k],
-                      lambda message: EC2ClientError("InvalidParameterValue", message))
+    limits.check_tags(
+        [(k, v or "") for k, v in tags.items() if k],
+        lambda message: EC2ClientError("InvalidParameterValue", message),
+    )
     return _originals["create_tags"](self, resource_ids, tags)

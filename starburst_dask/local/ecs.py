@@ -136,8 +136,12 @@ def local_tasks() -> list[LocalTask]:
 def task_usage() -> list[tuple[str, float, str, str]]:
     """``(capacity provider, vCPUs, account, region)`` of every task not yet STOPPED."""
     return [
-        (task.capacity_provider_name or "FARGATE", fargate.vcpus(int(task.cpu)),
-         backend.account_id, backend.region_name)
+        (
+            task.capacity_provider_name or "FARGATE",
+            fargate.vcpus(int(task.cpu)),
+            backend.account_id,
+            backend.region_name,
+        )
         for backend in _backends()
         for cluster_tasks in backend.tasks.values()
         for task in cluster_tasks.values()
@@ -147,8 +151,11 @@ def task_usage() -> list[tuple[str, float, str, str]]:
 
 def _backends() -> list[LocalEcsBackend]:
     # install() and uninstall() clear the backends: while installed, every one is local.
-    return [backend for _, _, backend in ecs_backends.iter_backends()
-            if isinstance(backend, LocalEcsBackend)]
+    return [
+        backend
+        for _, _, backend in ecs_backends.iter_backends()
+        if isinstance(backend, LocalEcsBackend)
+    ]
 
 
 def _task_metadata(task_id: str) -> dict[str, Any] | None:
@@ -183,7 +190,10 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         return super().register_task_definition(family, container_definitions, **kwargs)
 
     def create_cluster(
-        self, cluster_name: str, tags: Any = None, cluster_settings: Any = None,
+        self,
+        cluster_name: str,
+        tags: Any = None,
+        cluster_settings: Any = None,
         configuration: dict[str, Any] | None = None,
         capacity_providers: list[str] | None = None,
         default_capacity_provider_strategy: list[dict[str, Any]] | None = None,
@@ -196,31 +206,47 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         if capacity_providers:
             iam.check_service_linked_role(self.account_id)
         return super().create_cluster(
-            cluster_name, tags, cluster_settings, configuration, capacity_providers,
-            default_capacity_provider_strategy, service_connect_defaults)
+            cluster_name,
+            tags,
+            cluster_settings,
+            configuration,
+            capacity_providers,
+            default_capacity_provider_strategy,
+            service_connect_defaults,
+        )
 
-    def put_cluster_capacity_providers(self, cluster_name: str,
-                                       capacity_providers: list[str] | None,
-                                       default_capacity_provider_strategy: Any) -> Any:
+    def put_cluster_capacity_providers(
+        self,
+        cluster_name: str,
+        capacity_providers: list[str] | None,
+        default_capacity_provider_strategy: Any,
+    ) -> Any:
         if capacity_providers:
             iam.check_service_linked_role(self.account_id)
         return super().put_cluster_capacity_providers(
-            cluster_name, capacity_providers, default_capacity_provider_strategy)
+            cluster_name, capacity_providers, default_capacity_provider_strategy
+        )
 
     def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
         existing = {t["key"]: t["value"] for t in self.list_tags_for_resource(arn) or []}
         given = dict(tags)
-        limits.check_ecs_tags([{"key": k, "value": v}
-                               for k, v in {**existing, **given}.items()])
+        limits.check_ecs_tags([{"key": k, "value": v} for k, v in {**existing, **given}.items()])
         super().tag_resource(arn, tags)
 
-    def check_run_task_request(self, task_definition_str: str, overrides: dict[str, Any],
-                               started_by: str | None, tags: list[dict[str, str]]) -> None:
+    def check_run_task_request(
+        self,
+        task_definition_str: str,
+        overrides: dict[str, Any],
+        started_by: str | None,
+        tags: list[dict[str, str]],
+    ) -> None:
         """RunTask's documented limits, the roles of its tasks, ECS's service-linked role."""
         limits.check_run_task(overrides, started_by, tags)
         definition = self.describe_task_definition(task_definition_str)
-        for key, attribute in (("executionRoleArn", "execution_role_arn"),
-                               ("taskRoleArn", "task_role_arn")):
+        for key, attribute in (
+            ("executionRoleArn", "execution_role_arn"),
+            ("taskRoleArn", "task_role_arn"),
+        ):
             arn = overrides.get(key) or getattr(definition, attribute, None)
             if arn:
                 iam.check_task_role(self.account_id, arn)
@@ -263,9 +289,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
             )
         task_definition = self.describe_task_definition(task_definition_str)
         if "FARGATE" not in task_definition.compatibilities:
-            raise InvalidParameterException(
-                "Task definition does not support launch_type FARGATE."
-            )
+            raise InvalidParameterException("Task definition does not support launch_type FARGATE.")
         vpc_config = (networking_configuration or {}).get("awsvpcConfiguration") or {}
         if not vpc_config.get("subnets"):
             raise InvalidParameterException(
@@ -349,8 +373,7 @@ def _placed(network: dict[str, Any], i: int) -> dict[str, Any]:
     if len(subnets) < 2:
         return network
     k = i % len(subnets)
-    return {**network, "awsvpcConfiguration": {**vpc_config,
-                                               "subnets": subnets[k:] + subnets[:k]}}
+    return {**network, "awsvpcConfiguration": {**vpc_config, "subnets": subnets[k:] + subnets[:k]}}
 
 
 def _throttled() -> tuple[str, dict[str, Any]]:
@@ -376,8 +399,7 @@ def _check_fargate_definition(kwargs: dict[str, Any]) -> None:
         why = f"cpu and memory must be numbers of CPU units and MiB, not {cpu!r}, {memory!r}"
     if why:
         raise EcsClientException(
-            f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
-            f"{why}."
+            f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. {why}."
         )
 
 
@@ -417,11 +439,15 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             cluster_str, definition_str, count, launch_type, network, strategy
         )
         self.ecs_backend.check_run_task_request(
-            definition_str, self._get_param("overrides") or {},
-            self._get_param("startedBy"), self._get_param("tags") or [])
+            definition_str,
+            self._get_param("overrides") or {},
+            self._get_param("startedBy"),
+            self._get_param("tags") or [],
+        )
         limits.check_platform_version(
             self.ecs_backend.describe_task_definition(definition_str).runtime_platform,
-            self._get_param("platformVersion"))
+            self._get_param("platformVersion"),
+        )
         if fault == "capacity":
             failures = [{"reason": limits.CAPACITY_UNAVAILABLE} for _ in range(count)]
             return ActionResult({"tasks": [], "failures": failures})
@@ -432,18 +458,32 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
         vcpus = fargate.vcpus(int(cpu))
         account = controls().account
         with account.lock:  # admit and register at once, or two calls could share room
-            admitted, reason = account.admit(provider or "FARGATE", vcpus, count,
-                                             self.current_account)
-            tasks = self.ecs_backend.run_task(
-                cluster_str, definition_str, admitted, overrides,
-                self._get_param("startedBy"), self._get_param("tags"), launch_type, network,
-                self._get_param("group"), self._get_param("platformVersion"), strategy,
-            ) if admitted else []
+            admitted, reason = account.admit(
+                provider or "FARGATE", vcpus, count, self.current_account
+            )
+            tasks = (
+                self.ecs_backend.run_task(
+                    cluster_str,
+                    definition_str,
+                    admitted,
+                    overrides,
+                    self._get_param("startedBy"),
+                    self._get_param("tags"),
+                    launch_type,
+                    network,
+                    self._get_param("group"),
+                    self._get_param("platformVersion"),
+                    strategy,
+                )
+                if admitted
+                else []
+            )
         failures = [{"reason": reason} for _ in range(count - admitted)]
         controls().quota_refusals += len(failures)
         # AWS answers with the tasks PROVISIONING: write the answer, then start them.
-        status, headers, body = self.serialized(ActionResult({"tasks": tasks,
-                                                              "failures": failures}))
+        status, headers, body = self.serialized(
+            ActionResult({"tasks": tasks, "failures": failures})
+        )
         for task in tasks:
             controls().runtime.launch(task.process)
         return body, {**headers, "status": status}

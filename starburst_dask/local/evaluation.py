@@ -47,8 +47,9 @@ class Decision:
     missing: list[str]
 
 
-def evaluate(sources: list[Source], action: str, resource: str,
-             context: dict[str, list[str]]) -> Decision:
+def evaluate(
+    sources: list[Source], action: str, resource: str, context: dict[str, list[str]]
+) -> Decision:
     """IAM's decision on ``action`` and ``resource`` under ``sources``.
 
     ``context`` maps condition keys (lower case) to their values.
@@ -58,8 +59,7 @@ def evaluate(sources: list[Source], action: str, resource: str,
     missing: list[str] = []
     for source in sources:
         for index, statement in enumerate(source.statements()):
-            if not (_matches_action(statement, action)
-                    and _matches_resource(statement, resource)):
+            if not (_matches_action(statement, action) and _matches_resource(statement, resource)):
                 continue
             satisfied, absent = _conditions(statement.get("Condition") or {}, context)
             missing += [key for key in absent if key not in missing]
@@ -96,8 +96,7 @@ def _matches_action(statement: dict[str, Any], action: str) -> bool:
 def _matches_resource(statement: dict[str, Any], resource: str) -> bool:
     if "NotResource" in statement:
         return not _any_match(_values(statement, "NotResource"), resource, False)
-    return "Resource" in statement and _any_match(_values(statement, "Resource"), resource,
-                                                  False)
+    return "Resource" in statement and _any_match(_values(statement, "Resource"), resource, False)
 
 
 def _conditions(block: dict[str, Any], context: dict[str, list[str]]) -> tuple[bool, list[str]]:
@@ -115,8 +114,11 @@ def _conditions(block: dict[str, Any], context: dict[str, list[str]]) -> tuple[b
                 satisfied = False
                 continue
             like = "Like" in operator
-            hit = any(value == e or (like and _pattern(e, False).fullmatch(value))
-                      for value in actual for e in expected)
+            hit = any(
+                value == e or (like and _pattern(e, False).fullmatch(value))
+                for value in actual
+                for e in expected
+            )
             if hit == ("Not" in operator):
                 satisfied = False
     return satisfied, missing
@@ -124,9 +126,12 @@ def _conditions(block: dict[str, Any], context: dict[str, list[str]]) -> tuple[b
 
 def _matched(source: Source, index: int) -> dict[str, Any]:
     start, end = _statement_spans(source.text)[index]
-    return {"SourcePolicyId": source.id, "SourcePolicyType": source.type,
-            "StartPosition": _position(source.text, start),
-            "EndPosition": _position(source.text, end)}
+    return {
+        "SourcePolicyId": source.id,
+        "SourcePolicyType": source.type,
+        "StartPosition": _position(source.text, start),
+        "EndPosition": _position(source.text, end),
+    }
 
 
 def _position(text: str, offset: int) -> dict[str, int]:

@@ -58,8 +58,11 @@ class Firewall:
         """Remove chains left by dead local Fargates; create this one's, empty."""
         if not self.enabled:
             return
-        stale = [(table, chain) for table, chain in _chains()
-                 if (match := _CHAIN.match(chain)) and not _alive(int(match.group(1)))]
+        stale = [
+            (table, chain)
+            for table, chain in _chains()
+            if (match := _CHAIN.match(chain)) and not _alive(int(match.group(1)))
+        ]
         for table, chain in sorted(stale, key=lambda c: len(c[1])):  # hooked chains first
             _remove(table, chain)
         self.stop()
@@ -71,8 +74,11 @@ class Firewall:
         """Remove this local Fargate's chains."""
         if not self.enabled:
             return
-        chains = [(table, chain) for table, chain in _chains()
-                  if (match := _CHAIN.match(chain)) and match.group(1) == self.prefix[2:]]
+        chains = [
+            (table, chain)
+            for table, chain in _chains()
+            if (match := _CHAIN.match(chain)) and match.group(1) == self.prefix[2:]
+        ]
         for table, chain in sorted(chains, key=lambda c: len(c[1])):  # hooked chains first
             _remove(table, chain)
         self._rules = ""
@@ -84,15 +90,24 @@ class Firewall:
         with self._lock:
             rules = self.rules()
             if rules != self._rules:
-                subprocess.run(["iptables-restore", "-w", "--noflush"], input=rules,
-                               text=True, check=True, capture_output=True)
+                subprocess.run(
+                    ["iptables-restore", "-w", "--noflush"],
+                    input=rules,
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                )
                 self._rules = rules
 
     def rules(self) -> str:
         """The ``iptables-restore`` input for every ENI of every VPC."""
         main, nat = self.prefix, self.prefix + "N"
-        enis = [(eni, ip) for backend in vpc.backends() for eni in list(backend.enis.values())
-                if (ip := eni.private_ip_address) is not None and _loopback(ip)]
+        enis = [
+            (eni, ip)
+            for backend in vpc.backends()
+            for eni in list(backend.enis.values())
+            if (ip := eni.private_ip_address) is not None and _loopback(ip)
+        ]
         groups: dict[str, list[str]] = {}
         for eni, private in enis:
             for group in eni.group_set:
@@ -114,8 +129,11 @@ class Firewall:
                 dnat.append(f"-A {nat} -d {public} -j DNAT --to-destination {private}")
                 via = f"{to} -m conntrack --ctorigdst {public}"
                 filt.append(f"{via} -s {network} -j DROP")
-                filt += [f"{via} -s {r.ip_range['CidrIp']}{_ports(r)} -j ACCEPT"
-                         for r in rules if r.ip_range.get("CidrIp")]
+                filt += [
+                    f"{via} -s {r.ip_range['CidrIp']}{_ports(r)} -j ACCEPT"
+                    for r in rules
+                    if r.ip_range.get("CidrIp")
+                ]
                 filt.append(f"{via} -j DROP")
             filt.append(f"{to} ! -s {network} -j DROP")
             for rule in rules:
@@ -124,11 +142,24 @@ class Firewall:
                 elif rule.source_group.get("GroupId") in chain_of:
                     filt.append(f"{to}{_ports(rule)} -j {chain_of[rule.source_group['GroupId']]}")
             filt.append(f"{to} -j DROP")
-        members = [f"-A {chain_of[gid]} -s {ip} -j ACCEPT"
-                   for gid, ips in groups.items() for ip in ips]
+        members = [
+            f"-A {chain_of[gid]} -s {ip} -j ACCEPT" for gid, ips in groups.items() for ip in ips
+        ]
         declare = [f":{c} - [0:0]" for c in [main, *chain_of.values()]]
-        return "\n".join(["*filter", *declare, *members, *filt, "COMMIT",
-                          "*nat", f":{nat} - [0:0]", *dnat, "COMMIT", ""])
+        return "\n".join(
+            [
+                "*filter",
+                *declare,
+                *members,
+                *filt,
+                "COMMIT",
+                "*nat",
+                f":{nat} - [0:0]",
+                *dnat,
+                "COMMIT",
+                "",
+            ]
+        )
 
 
 def _ports(rule: Any) -> str:
@@ -160,21 +191,30 @@ def _unavailable() -> str | None:
 
 
 def _iptables(*args: str) -> str:
-    return subprocess.run(["iptables", "-w", *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["iptables", "-w", *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _chains() -> list[tuple[str, str]]:
     """``(table, chain)`` of every user chain in the filter and nat tables."""
-    return [(table, line.split()[1]) for table, _, _ in _HOOKS
-            for line in _iptables("-t", table, "-S").splitlines() if line.startswith("-N ")]
+    return [
+        (table, line.split()[1])
+        for table, _, _ in _HOOKS
+        for line in _iptables("-t", table, "-S").splitlines()
+        if line.startswith("-N ")
+    ]
 
 
 def _remove(table: str, chain: str) -> None:
     """Delete ``chain``, and the jumps to it from its hook."""
     hook = dict((t, h) for t, h, _ in _HOOKS)[table]
-    while subprocess.run(["iptables", "-w", "-t", table, "-D", hook, "-j", chain],
-                         capture_output=True).returncode == 0:
+    while (
+        subprocess.run(
+            ["iptables", "-w", "-t", table, "-D", hook, "-j", chain], capture_output=True
+        ).returncode
+        == 0
+    ):
         pass
     _iptables("-t", table, "-F", chain)
     subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)

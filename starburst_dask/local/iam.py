@@ -64,8 +64,7 @@ CODEBUILD_PRINCIPAL = "codebuild.amazonaws.com"
 CODEBUILD_UNABLE_TO_ASSUME = "CodeBuild is not authorized to perform: sts:AssumeRole on {arn}"
 #: IAM's answer to CreateServiceLinkedRole when the role exists (InvalidInput).
 SLR_TAKEN = (
-    "Service role name {name} has been taken in this account, please try a different "
-    "suffix."
+    "Service role name {name} has been taken in this account, please try a different suffix."
 )
 
 
@@ -108,9 +107,11 @@ def install(clock: RoleClock) -> None:
     global _clock
     _clock = clock
     backend = iam_models.IAMBackend
-    _originals.update(create_role=backend.create_role,
-                      update_assume_role_policy=backend.update_assume_role_policy,
-                      create_service_linked_role=backend.create_service_linked_role)
+    _originals.update(
+        create_role=backend.create_role,
+        update_assume_role_policy=backend.update_assume_role_policy,
+        create_service_linked_role=backend.create_service_linked_role,
+    )
     backend.create_role = _create_role  # type: ignore[method-assign]
     backend.update_assume_role_policy = _update_trust  # type: ignore[method-assign]
     backend.create_service_linked_role = _create_slr  # type: ignore[method-assign]
@@ -157,19 +158,37 @@ def _create_slr(self: Any, service_name: str, description: str, suffix: str) -> 
     return _originals["create_service_linked_role"](self, service_name, description, suffix)
 
 
-def _create_project(self: Any, project_name: str, description: str | None,
-                    project_source: dict[str, Any], artifacts: dict[str, Any],
-                    environment: dict[str, Any], service_role: str,
-                    *args: Any, **kwargs: Any) -> Any:
+def _create_project(
+    self: Any,
+    project_name: str,
+    description: str | None,
+    project_source: dict[str, Any],
+    artifacts: dict[str, Any],
+    environment: dict[str, Any],
+    service_role: str,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
     """CodeBuild's CreateProject: its service role must trust CodeBuild, and have propagated."""
     backend = iam_backend(self.account_id)
     role = next((r for r in backend.get_roles() if r.arn == service_role), None)
-    if (role is None or not trusts(role, CODEBUILD_PRINCIPAL)
-            or not clock().propagated(self.account_id, role.name)):
+    if (
+        role is None
+        or not trusts(role, CODEBUILD_PRINCIPAL)
+        or not clock().propagated(self.account_id, role.name)
+    ):
         raise InvalidInputException(CODEBUILD_UNABLE_TO_ASSUME.format(arn=service_role))
     return _originals["codebuild_create_project"](
-        self, project_name, description, project_source, artifacts, environment,
-        service_role, *args, **kwargs)
+        self,
+        project_name,
+        description,
+        project_source,
+        artifacts,
+        environment,
+        service_role,
+        *args,
+        **kwargs,
+    )
 
 
 def iam_backend(account_id: str) -> Any:
@@ -202,8 +221,11 @@ def check_task_role(account_id: str, arn: str) -> None:
     """ClientException unless ECS tasks can assume the role ``arn`` now."""
     backend = iam_backend(account_id)
     role = next((r for r in backend.get_roles() if r.arn == arn), None)
-    if (role is None or not trusts(role, ECS_TASKS_PRINCIPAL)
-            or not clock().propagated(account_id, role.name)):
+    if (
+        role is None
+        or not trusts(role, ECS_TASKS_PRINCIPAL)
+        or not clock().propagated(account_id, role.name)
+    ):
         raise EcsClientException(UNABLE_TO_ASSUME.format(arn=arn))
 
 
@@ -212,7 +234,8 @@ def ensure_service_linked_role(account_id: str) -> None:
     backend = iam_backend(account_id)
     if _role(backend, ECS_SERVICE_LINKED_ROLE) is None:
         _originals["create_service_linked_role"](
-            backend, ECS_SERVICE, "Role to enable Amazon ECS to manage your cluster.", "")
+            backend, ECS_SERVICE, "Role to enable Amazon ECS to manage your cluster.", ""
+        )
 
 
 def check_service_linked_role(account_id: str) -> None:

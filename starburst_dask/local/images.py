@@ -30,24 +30,65 @@ from .packages import closure, installed, normalize
 #: conda-forge's ``dask`` metapackage, the Dockerfile's extras, and the
 #: ``condaforge/miniforge3`` base environment (conda, mamba and their Python packages).
 #: Their requirements come with them (:func:`.packages.closure`).
-DASK_IMAGE_PACKAGES = frozenset({
-    # dask metapackage (conda-forge dask-feedstock)
-    "dask", "distributed", "numpy", "pandas", "bokeh", "jinja2", "pyarrow", "lz4",
-    "cytoolz",
-    # bokeh's requirements, named since bokeh itself may not be installed here to say so
-    "contourpy", "narwhals", "pillow", "xyzservices",
-    # cachey's
-    "heapdict",
-    # base/Dockerfile: mamba install ... cachey streamz
-    "cachey", "streamz",
-    # condaforge/miniforge3: conda, mamba and what they run on
-    "conda", "conda-libmamba-solver", "libmambapy", "conda-package-handling",
-    "conda-package-streaming", "archspec", "boltons", "charset-normalizer", "distro",
-    "frozendict", "jsonpatch", "jsonpointer", "menuinst", "packaging", "platformdirs",
-    "pluggy", "pycosat", "requests", "ruamel-yaml", "ruamel-yaml-clib", "tqdm",
-    "truststore", "zstandard", "urllib3", "idna", "certifi", "pysocks", "brotli", "h2",
-    "cffi", "pycparser", "pip", "setuptools", "wheel",
-})
+DASK_IMAGE_PACKAGES = frozenset(
+    {
+        # dask metapackage (conda-forge dask-feedstock)
+        "dask",
+        "distributed",
+        "numpy",
+        "pandas",
+        "bokeh",
+        "jinja2",
+        "pyarrow",
+        "lz4",
+        "cytoolz",
+        # bokeh's requirements, named since bokeh itself may not be installed here to say so
+        "contourpy",
+        "narwhals",
+        "pillow",
+        "xyzservices",
+        # cachey's
+        "heapdict",
+        # base/Dockerfile: mamba install ... cachey streamz
+        "cachey",
+        "streamz",
+        # condaforge/miniforge3: conda, mamba and what they run on
+        "conda",
+        "conda-libmamba-solver",
+        "libmambapy",
+        "conda-package-handling",
+        "conda-package-streaming",
+        "archspec",
+        "boltons",
+        "charset-normalizer",
+        "distro",
+        "frozendict",
+        "jsonpatch",
+        "jsonpointer",
+        "menuinst",
+        "packaging",
+        "platformdirs",
+        "pluggy",
+        "pycosat",
+        "requests",
+        "ruamel-yaml",
+        "ruamel-yaml-clib",
+        "tqdm",
+        "truststore",
+        "zstandard",
+        "urllib3",
+        "idna",
+        "certifi",
+        "pysocks",
+        "brotli",
+        "h2",
+        "cffi",
+        "pycparser",
+        "pip",
+        "setuptools",
+        "wheel",
+    }
+)
 #: Repositories of the dask images (dask-docker pushes the same image to both), and the
 #: platforms each tag provides (dask-docker's build workflow: ``platforms:
 #: linux/amd64,linux/arm64``).
@@ -94,8 +135,9 @@ def local_python() -> str:
     return ".".join(platform.python_version_tuple()[:2])
 
 
-def pull(image: str, environment: dict[str, str], platform: str,
-         execution_role: str | None = None) -> Pulled | str:
+def pull(
+    image: str, environment: dict[str, str], platform: str, execution_role: str | None = None
+) -> Pulled | str:
     """Pull ``image`` for a task with ``environment``: its contents, or why the pull fails.
 
     Parameters
@@ -119,8 +161,7 @@ def pull(image: str, environment: dict[str, str], platform: str,
         account, region, name, tag, digest = ecr.groups()
         cached = pull_through.upstream(account, region, name)
         if cached is not None:
-            return _pull_cached(cached, environment, platform, execution_role, image,
-                                *ecr.groups())
+            return _pull_cached(cached, environment, platform, execution_role, image, *ecr.groups())
         return _pull_ecr(image, platform, *ecr.groups())
     name, tag, digest = _reference(image)
     if name in DASK_REPOSITORIES:
@@ -139,8 +180,15 @@ def pull(image: str, environment: dict[str, str], platform: str,
     return _no_repository(name, tag, digest)
 
 
-def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
-              tag: str | None, digest: str | None) -> Pulled | str:
+def _pull_ecr(
+    image: str,
+    platform: str,
+    account: str,
+    region: str,
+    name: str,
+    tag: str | None,
+    digest: str | None,
+) -> Pulled | str:
     repository = ecr_backends[account][region].repositories.get(name)
     for found in repository.images if repository else []:
         if (found.image_digest == digest) if digest else ((tag or "latest") in found.image_tags):
@@ -149,10 +197,12 @@ def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
         return _not_found(image)
     platforms = manifest_platforms(json.loads(found.image_manifest))
     if platforms is None and platform != SINGLE_MANIFEST_PLATFORM:
-        return _local(f"{image} is one image's manifest, whose platform is in its config "
-                      "blob, which the local ECR does not keep; push it as a manifest list "
-                      f"or index naming {platform} (docker buildx build --platform "
-                      f"{platform} --push does)")
+        return _local(
+            f"{image} is one image's manifest, whose platform is in its config "
+            "blob, which the local ECR does not keep; push it as a manifest list "
+            f"or index naming {platform} (docker buildx build --platform "
+            f"{platform} --push does)"
+        )
     if platforms is not None and platform not in platforms:
         return _no_platform(platform)
     built = _BUILT_TAG.fullmatch(tag or "")
@@ -163,28 +213,42 @@ def _pull_ecr(image: str, platform: str, account: str, region: str, name: str,
     return Pulled(closure(["dask", "distributed"]))
 
 
-def _pull_cached(upstream: str, environment: dict[str, str], platform: str,
-                 execution_role: str | None, image: str, account: str, region: str, name: str,
-                 tag: str | None, digest: str | None) -> Pulled | str:
+def _pull_cached(
+    upstream: str,
+    environment: dict[str, str],
+    platform: str,
+    execution_role: str | None,
+    image: str,
+    account: str,
+    region: str,
+    name: str,
+    tag: str | None,
+    digest: str | None,
+) -> Pulled | str:
     """A pull through a cache rule: the upstream image, imported by the execution role,
     whose first pull creates the cached repository in the account's registry, as ECR
     does; a role without those permissions is refused as ECR refuses a pull."""
     ecr = ecr_backends[account][region]
     arn = f"arn:aws:ecr:{region}:{account}:repository/{name}"
-    needed = fargate.PULL_THROUGH_PERMISSIONS if ecr.repositories.get(name) is None \
+    needed = (
+        fargate.PULL_THROUGH_PERMISSIONS
+        if ecr.repositories.get(name) is None
         else fargate.PULL_THROUGH_PERMISSIONS[:1]
+    )
     if not all(iam.role_allows(execution_role, action, arn) for action in needed):
         return _access_denied(image)
     reference = f"{upstream}@{digest}" if digest else f"{upstream}:{tag or 'latest'}"
     pulled = pull(reference, environment, platform)
     if isinstance(pulled, Pulled) and ecr.repositories.get(name) is None:
-        ecr.create_repository(name, account, {"encryptionType": "AES256"},
-                              {"scanOnPush": False}, "MUTABLE", [])
+        ecr.create_repository(
+            name, account, {"encryptionType": "AES256"}, {"scanOnPush": False}, "MUTABLE", []
+        )
     return pulled
 
 
-def _pull_dask(image: str, name: str, tag: str, digest: str | None,
-               environment: dict[str, str]) -> Pulled | str:
+def _pull_dask(
+    image: str, name: str, tag: str, digest: str | None, environment: dict[str, str]
+) -> Pulled | str:
     if digest:
         return _by_digest(image)
     match = _DASK_TAG.fullmatch(tag)
@@ -195,9 +259,11 @@ def _pull_dask(image: str, name: str, tag: str, digest: str | None,
         return reason
     dask = metadata.version("dask")
     if match["version"] not in ("latest", dask):
-        return _local(f"{image} has dask {match['version']}; this environment, which stands "
-                      f"in for the dask images, has dask {dask}: use daskdev/dask:{dask}-py"
-                      f"{python}")
+        return _local(
+            f"{image} has dask {match['version']}; this environment, which stands "
+            f"in for the dask images, has dask {dask}: use daskdev/dask:{dask}-py"
+            f"{python}"
+        )
     extra = []
     for var in EXTRA_PACKAGE_VARS:
         for spec in _package_names(environment.get(var, "")):
@@ -205,14 +271,18 @@ def _pull_dask(image: str, name: str, tag: str, digest: str | None,
                 return _local(
                     f"{var} names {spec!r}, which is not installed here: the local Fargate "
                     "installs nothing per task; install it in this environment to stand "
-                    "for the image's install at start")
+                    "for the image's install at start"
+                )
             extra.append(spec)
     return Pulled(closure([*DASK_IMAGE_PACKAGES, *extra]))
 
 
 def _python_image() -> frozenset[str]:
-    tools = ["pip"] if tuple(map(int, local_python().split("."))) >= (3, 12) else [
-        "pip", "setuptools", "wheel"]
+    tools = (
+        ["pip"]
+        if tuple(map(int, local_python().split("."))) >= (3, 12)
+        else ["pip", "setuptools", "wheel"]
+    )
     return closure(tools)
 
 
@@ -220,9 +290,11 @@ def _python_checked(image: str, python: str) -> str | None:
     """The plain failure for an image of another Python than this interpreter's."""
     if python == local_python():
         return None
-    return _local(f"{image} has Python {python}, and the local Fargate runs every image with "
-                  f"this interpreter, Python {local_python()}: use a -py{local_python()} image "
-                  "or run the local Fargate with that Python")
+    return _local(
+        f"{image} has Python {python}, and the local Fargate runs every image with "
+        f"this interpreter, Python {local_python()}: use a -py{local_python()} image "
+        "or run the local Fargate with that Python"
+    )
 
 
 def _package_names(value: str) -> list[str]:
@@ -250,8 +322,10 @@ def _reference(image: str) -> tuple[str, str, str | None]:
 
 
 def _not_found(ref: str) -> str:
-    return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-            f"failed to resolve ref {ref}: {ref}: not found")
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {ref}: {ref}: not found"
+    )
 
 
 def _no_repository(name: str, tag: str, digest: str | None) -> str:
@@ -259,22 +333,25 @@ def _no_repository(name: str, tag: str, digest: str | None) -> str:
 
 
 def _access_denied(ref: str) -> str:
-    return ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
-            f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
-            "may require authorization: server message: insufficient_scope: authorization "
-            "failed")
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {ref}: pull access denied, repository does not exist or "
+        "may require authorization: server message: insufficient_scope: authorization "
+        "failed"
+    )
 
 
 def _no_platform(platform: str) -> str:
     """AWS's pull failure for an image without the task's platform (as an ECS service
     event quotes it: aviswerdlow/relay#71)."""
-    return ("CannotPullContainerError: pull image manifest has been retried 7 time(s): "
-            f"image Manifest does not contain descriptor matching platform '{platform}'")
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 7 time(s): "
+        f"image Manifest does not contain descriptor matching platform '{platform}'"
+    )
 
 
 def _by_digest(image: str) -> str:
-    return _local(f"{image} is pinned by digest; the local Fargate knows public images by "
-                  "tag only")
+    return _local(f"{image} is pinned by digest; the local Fargate knows public images by tag only")
 
 
 def _local(message: str) -> str:

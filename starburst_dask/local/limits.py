@@ -60,8 +60,7 @@ DIFFERENT_NETWORKS = "Security group {group} and subnet {subnet} belong to diffe
 #: logs (ECS developer guide, "Amazon ECS task execution IAM role"; the ClientException
 #: text as AWS writes it, reported in hashicorp/terraform-provider-aws and aws-cdk issues).
 AWSLOGS_NEEDS_EXECUTION_ROLE = (
-    "Fargate requires task definition to have execution role ARN to support log driver "
-    "awslogs."
+    "Fargate requires task definition to have execution role ARN to support log driver awslogs."
 )
 
 #: RunTask ``overrides.cpu``/``overrides.memory`` must be a Fargate task size too ("Task
@@ -95,9 +94,7 @@ class PlatformTaskDefinitionIncompatibilityException(ECSException):
 #: re:Post knowledge center "ecs-fargate-runtask-capacity".
 QUOTA_VCPUS = "You've reached the limit on the number of vCPUs you can run concurrently"
 QUOTA_TASKS = "You've reached the limit on the number of tasks you can run concurrently"
-QUOTA_SPOT_TASKS = (
-    "You've reached the limit on the number of spot tasks you can run concurrently"
-)
+QUOTA_SPOT_TASKS = "You've reached the limit on the number of spot tasks you can run concurrently"
 CPU_ABOVE_LIMIT = "The requested CPU configuration is above your limit"
 CAPACITY_UNAVAILABLE = (
     "Capacity is unavailable at this time. Please try again later or in a different "
@@ -136,8 +133,9 @@ def overrides_length(overrides: dict[str, Any]) -> int:
     return len(json.dumps(overrides, separators=(",", ":")))
 
 
-def check_run_task(overrides: dict[str, Any] | None, started_by: str | None,
-                   tags: list[dict[str, str]] | None) -> None:
+def check_run_task(
+    overrides: dict[str, Any] | None, started_by: str | None, tags: list[dict[str, str]] | None
+) -> None:
     """RunTask's request limits that need no other resource: overrides, startedBy, tags."""
     if overrides and overrides_length(overrides) > OVERRIDES_MAX_CHARS:
         raise InvalidParameterException(OVERRIDES_TOO_LONG)
@@ -155,8 +153,11 @@ def check_run_task(overrides: dict[str, Any] | None, started_by: str | None,
 def check_override_size(cpu: str | None, memory: str | None) -> None:
     """A task-level cpu/memory override must name a Fargate size, as a definition must."""
     try:
-        valid = cpu is not None and memory is not None and \
-            fargate.check_task_size(int(cpu), int(memory)) is None
+        valid = (
+            cpu is not None
+            and memory is not None
+            and fargate.check_task_size(int(cpu), int(memory)) is None
+        )
     except ValueError:
         valid = False
     if not valid:
@@ -169,8 +170,12 @@ def check_ecs_tags(tags: Iterable[dict[str, str]]) -> None:
     check_tags(pairs, InvalidParameterException, values_reserved=True)
 
 
-def check_tags(pairs: list[tuple[str, str]], error: Callable[[str], Exception], *,
-               values_reserved: bool = False) -> None:
+def check_tags(
+    pairs: list[tuple[str, str]],
+    error: Callable[[str], Exception],
+    *,
+    values_reserved: bool = False,
+) -> None:
     """The tag restrictions AWS services share: count, lengths, reserved prefix.
 
     ``error`` makes the service's exception from a message.
@@ -180,25 +185,34 @@ def check_tags(pairs: list[tuple[str, str]], error: Callable[[str], Exception], 
     """
     for key, value in pairs:
         if key.lower().startswith(RESERVED_TAG_PREFIX):
-            raise error(f"Tag keys starting with '{RESERVED_TAG_PREFIX}' are reserved for "
-                        f"AWS use: {key!r}.")
+            raise error(
+                f"Tag keys starting with '{RESERVED_TAG_PREFIX}' are reserved for AWS use: {key!r}."
+            )
         if values_reserved and (value or "").lower().startswith(RESERVED_TAG_PREFIX):
-            raise error(f"Tag values starting with '{RESERVED_TAG_PREFIX}' are reserved for "
-                        f"AWS use: {value!r}.")
+            raise error(
+                f"Tag values starting with '{RESERVED_TAG_PREFIX}' are reserved for "
+                f"AWS use: {value!r}."
+            )
         if len(key) > TAG_KEY_MAX:
-            raise error(f"Tag key {key[:20]!r}... is {len(key)} characters long; the maximum "
-                        f"is {TAG_KEY_MAX}.")
+            raise error(
+                f"Tag key {key[:20]!r}... is {len(key)} characters long; the maximum "
+                f"is {TAG_KEY_MAX}."
+            )
         if len(value or "") > TAG_VALUE_MAX:
-            raise error(f"Tag value of key {key!r} is {len(value)} characters long; the "
-                        f"maximum is {TAG_VALUE_MAX}.")
+            raise error(
+                f"Tag value of key {key!r} is {len(value)} characters long; the "
+                f"maximum is {TAG_VALUE_MAX}."
+            )
     if len(pairs) > TAGS_MAX:
         raise error(f"{len(pairs)} tags given; a resource can have at most {TAGS_MAX} tags.")
 
 
 def check_security_group_text(name: str | None, description: str | None) -> None:
     """CreateSecurityGroup's character sets and lengths (EC2-VPC)."""
-    if description is not None and (len(description) > SECURITY_GROUP_TEXT_MAX
-                                    or not SECURITY_GROUP_CHARS.fullmatch(description)):
+    if description is not None and (
+        len(description) > SECURITY_GROUP_TEXT_MAX
+        or not SECURITY_GROUP_CHARS.fullmatch(description)
+    ):
         raise EC2ClientError("InvalidParameterValue", INVALID_GROUP_DESCRIPTION)
     if name is not None:
         if len(name) > SECURITY_GROUP_TEXT_MAX or not SECURITY_GROUP_CHARS.fullmatch(name):
@@ -207,11 +221,14 @@ def check_security_group_text(name: str | None, description: str | None) -> None
             raise EC2ClientError("InvalidParameterValue", GROUP_NAME_SG_PREFIX)
 
 
-def check_fargate_logging(kwargs: dict[str, Any],
-                          container_definitions: list[dict[str, Any]]) -> None:
+def check_fargate_logging(
+    kwargs: dict[str, Any], container_definitions: list[dict[str, Any]]
+) -> None:
     """A Fargate task definition whose containers log with awslogs needs an execution role."""
-    uses_awslogs = any((c.get("logConfiguration") or {}).get("logDriver") == "awslogs"
-                       for c in container_definitions)
+    uses_awslogs = any(
+        (c.get("logConfiguration") or {}).get("logDriver") == "awslogs"
+        for c in container_definitions
+    )
     if uses_awslogs and not kwargs.get("execution_role_arn"):
         raise EcsClientException(AWSLOGS_NEEDS_EXECUTION_ROLE)
 
@@ -241,18 +258,23 @@ def check_network(ec2: Any, vpc_config: dict[str, Any]) -> None:
             raise InvalidParameterException(SECURITY_GROUP_MISSING.format(group=group_id))
         if group.vpc_id != vpc:
             raise InvalidParameterException(
-                DIFFERENT_NETWORKS.format(group=group_id, subnet=subnet))
+                DIFFERENT_NETWORKS.format(group=group_id, subnet=subnet)
+            )
 
 
-def check_platform_version(runtime_platform: dict[str, str] | None,
-                           platform_version: str | None) -> None:
+def check_platform_version(
+    runtime_platform: dict[str, str] | None, platform_version: str | None
+) -> None:
     """ARM64 task definitions run on platform version 1.4.0 or later only."""
     version = platform_version or "LATEST"
     if version == "LATEST":
         version = fargate.PLATFORM_VERSION_LATEST
     architecture = (runtime_platform or {}).get("cpuArchitecture")
-    if architecture == "ARM64" and re.fullmatch(r"\d+(\.\d+)*", version) and \
-            _numbers(version) < _numbers(fargate.ARM64_MIN_PLATFORM_VERSION):
+    if (
+        architecture == "ARM64"
+        and re.fullmatch(r"\d+(\.\d+)*", version)
+        and _numbers(version) < _numbers(fargate.ARM64_MIN_PLATFORM_VERSION)
+    ):
         raise PlatformTaskDefinitionIncompatibilityException(PLATFORM_INCOMPATIBLE)
 
 

@@ -39,17 +39,21 @@ def install(server: Any) -> None:
 def unavailable(service: str, package: str) -> WSGIApp:
     """A WSGI app refusing every request for moto's ``service``, which needs ``package``
     (a module name, as the ``ImportError`` gives it)."""
-    message = (f"The local Fargate cannot serve {service}: moto needs the module {package} "
-               f"for it, which is not installed (the default install has only what the "
-               f"local Fargate's own services need). Install it: {FIX}")
+    message = (
+        f"The local Fargate cannot serve {service}: moto needs the module {package} "
+        f"for it, which is not installed (the default install has only what the "
+        f"local Fargate's own services need). Install it: {FIX}"
+    )
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # keep-alive
         headers = [("x-amzn-ErrorType", CODE)]
         if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             # Query and EC2 protocols: clients parse an XML error.
-            body = (f"<ErrorResponse><Error><Code>{CODE}</Code><Message>{escape(message)}"
-                    "</Message></Error></ErrorResponse>").encode()
+            body = (
+                f"<ErrorResponse><Error><Code>{CODE}</Code><Message>{escape(message)}"
+                "</Message></Error></ErrorResponse>"
+            ).encode()
             headers.append(("Content-Type", "text/xml"))
         else:
             body = json.dumps({"__type": CODE, "message": message}).encode()

@@ -51,8 +51,7 @@ def top_level_modules() -> dict[str, frozenset[str]]:
     for module, names in metadata.packages_distributions().items():
         for name in names:
             modules.setdefault(normalize(name), set()).add(module)
-    return {name: frozenset(modules.get(name) or {name.replace("-", "_")})
-            for name in installed()}
+    return {name: frozenset(modules.get(name) or {name.replace("-", "_")}) for name in installed()}
 
 
 def closure(roots: Iterable[str]) -> frozenset[str]:
@@ -95,5 +94,7 @@ def denied(allowed: frozenset[str]) -> dict[str, str]:
     keep = set().union(*(modules[name] for name in allowed if name in modules))
     names = set().union(*(modules[name] for name in others)) - keep
     names -= set(sys.stdlib_module_names)  # a backport never hides the standard library
-    return {DENIED_MODULES_VAR: ",".join(sorted(names)),
-            DENIED_DISTRIBUTIONS_VAR: ",".join(sorted(others))}
+    return {
+        DENIED_MODULES_VAR: ",".join(sorted(names)),
+        DENIED_DISTRIBUTIONS_VAR: ",".join(sorted(others)),
+    }

@@ -52,7 +52,7 @@ class PriceListMiddleware:
             # No Price List endpoint exists there: a client cannot connect at all.
             calls["refused"] += 1
             return _drop(environ, start_response)
-        action = target[len(TARGET_PREFIX):]
+        action = target[len(TARGET_PREFIX) :]
         calls[action] += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         try:
@@ -92,11 +92,18 @@ def answer(action: str, request: dict[str, Any]) -> dict[str, Any]:
     if action == "GetProducts":
         return get_products(request)
     if action == "DescribeServices":
-        return {"Services": [{"ServiceCode": fargate.PRICING_SERVICE_CODE,
-                              "AttributeNames": ["regionCode", "usagetype", "location"]}],
-                "FormatVersion": "aws_v1"}
-    raise RequestError("UnknownOperationException",
-                       f"The local Fargate does not implement {action}")
+        return {
+            "Services": [
+                {
+                    "ServiceCode": fargate.PRICING_SERVICE_CODE,
+                    "AttributeNames": ["regionCode", "usagetype", "location"],
+                }
+            ],
+            "FormatVersion": "aws_v1",
+        }
+    raise RequestError(
+        "UnknownOperationException", f"The local Fargate does not implement {action}"
+    )
 
 
 def get_products(request: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +111,12 @@ def get_products(request: dict[str, Any]) -> dict[str, Any]:
     code = request.get("ServiceCode")
     if not code:
         raise RequestError("InvalidParameterException", "ServiceCode is required")
-    found = [p for p in products() if code == fargate.PRICING_SERVICE_CODE
-             and all(_matches(p, f) for f in request.get("Filters") or [])]
+    found = [
+        p
+        for p in products()
+        if code == fargate.PRICING_SERVICE_CODE
+        and all(_matches(p, f) for f in request.get("Filters") or [])
+    ]
     size = int(request.get("MaxResults") or 100)
     token = request.get("NextToken") or "0"
     if not token.isdigit() or not 1 <= size <= 100:
@@ -113,7 +124,7 @@ def get_products(request: dict[str, Any]) -> dict[str, Any]:
     start = int(token)
     answer: dict[str, Any] = {
         "FormatVersion": "aws_v1",
-        "PriceList": [json.dumps(p) for p in found[start:start + size]],
+        "PriceList": [json.dumps(p) for p in found[start : start + size]],
     }
     if start + size < len(found):
         answer["NextToken"] = str(start + size)
@@ -150,21 +161,27 @@ def _product(region: str, prefix: str, usage: str, key: str) -> dict[str, Any]:
             "sku": sku,
         },
         "serviceCode": fargate.PRICING_SERVICE_CODE,
-        "terms": {"OnDemand": {term: {
-            "priceDimensions": {f"{term}.{_RATE_CODE}": {
-                "unit": _UNITS.get(key.rsplit("-", 1)[-1], "GB-Hours"),
-                "endRange": "Inf",
-                "description": f"AWS Fargate - {usage_type}",
-                "appliesTo": [],
-                "rateCode": f"{term}.{_RATE_CODE}",
-                "beginRange": "0",
-                "pricePerUnit": {"USD": price},
-            }},
-            "sku": sku,
-            "effectiveDate": f"{fargate.PUBLISHED_PRICES_DATE}T00:00:00Z",
-            "offerTermCode": _OFFER_TERM,
-            "termAttributes": {},
-        }}},
+        "terms": {
+            "OnDemand": {
+                term: {
+                    "priceDimensions": {
+                        f"{term}.{_RATE_CODE}": {
+                            "unit": _UNITS.get(key.rsplit("-", 1)[-1], "GB-Hours"),
+                            "endRange": "Inf",
+                            "description": f"AWS Fargate - {usage_type}",
+                            "appliesTo": [],
+                            "rateCode": f"{term}.{_RATE_CODE}",
+                            "beginRange": "0",
+                            "pricePerUnit": {"USD": price},
+                        }
+                    },
+                    "sku": sku,
+                    "effectiveDate": f"{fargate.PUBLISHED_PRICES_DATE}T00:00:00Z",
+                    "offerTermCode": _OFFER_TERM,
+                    "termAttributes": {},
+                }
+            }
+        },
         "version": fargate.PUBLISHED_PRICES_DATE.replace("-", ""),
         "publicationDate": f"{fargate.PUBLISHED_PRICES_DATE}T00:00:00Z",
     }

@@ -23,30 +23,48 @@ from .. import fargate
 from .wsgi import json_answer, signed_region
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
-ACTIONS = ("CreatePullThroughCacheRule", "DescribePullThroughCacheRules",
-           "UpdatePullThroughCacheRule", "DeletePullThroughCacheRule")
+ACTIONS = (
+    "CreatePullThroughCacheRule",
+    "DescribePullThroughCacheRules",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+)
 #: ``upstreamRegistry`` names of each upstream URL (CreatePullThroughCacheRule reference).
-UPSTREAM_NAMES = {"public.ecr.aws": "ecr-public", "registry.k8s.io": "k8s", "quay.io": "quay",
-                  "registry-1.docker.io": "docker-hub", "ghcr.io": "github-container-registry",
-                  "registry.gitlab.com": "gitlab-container-registry"}
+UPSTREAM_NAMES = {
+    "public.ecr.aws": "ecr-public",
+    "registry.k8s.io": "k8s",
+    "quay.io": "quay",
+    "registry-1.docker.io": "docker-hub",
+    "ghcr.io": "github-container-registry",
+    "registry.gitlab.com": "gitlab-container-registry",
+}
 #: The exceptions' descriptions in the ECR API reference, as their messages.
-ALREADY_EXISTS = ("PullThroughCacheRuleAlreadyExistsException",
-                  "A pull through cache rule with these settings already exists for the "
-                  "private registry.")
-NOT_FOUND = ("PullThroughCacheRuleNotFoundException",
-             "The pull through cache rule was not found. Specify a valid pull through cache "
-             "rule and try again.")
-UNSUPPORTED = ("UnsupportedUpstreamRegistryException",
-               "The specified upstream registry isn't supported.")
-SECRET_NOT_FOUND = ("SecretNotFoundException",
-                    "The ARN of the secret specified in the pull through cache rule was not "
-                    "found. Update the pull through cache rule with a valid secret ARN and "
-                    "try again.")
+ALREADY_EXISTS = (
+    "PullThroughCacheRuleAlreadyExistsException",
+    "A pull through cache rule with these settings already exists for the private registry.",
+)
+NOT_FOUND = (
+    "PullThroughCacheRuleNotFoundException",
+    "The pull through cache rule was not found. Specify a valid pull through cache "
+    "rule and try again.",
+)
+UNSUPPORTED = (
+    "UnsupportedUpstreamRegistryException",
+    "The specified upstream registry isn't supported.",
+)
+SECRET_NOT_FOUND = (
+    "SecretNotFoundException",
+    "The ARN of the secret specified in the pull through cache rule was not "
+    "found. Update the pull through cache rule with a valid secret ARN and "
+    "try again.",
+)
 #: Not AWS's words (unpublished): a registry that requires a secret, given none.
-NEEDS_SECRET = ("InvalidParameterException",
-                "The upstream registry {url} requires authentication: pass credentialArn, a "
-                f"Secrets Manager secret whose name begins with "
-                f"{fargate.PULL_THROUGH_SECRET_PREFIX}")
+NEEDS_SECRET = (
+    "InvalidParameterException",
+    "The upstream registry {url} requires authentication: pass credentialArn, a "
+    f"Secrets Manager secret whose name begins with "
+    f"{fargate.PULL_THROUGH_SECRET_PREFIX}",
+)
 
 #: What UpdatePullThroughCacheRule answers (its output shape).
 _UPDATE_FIELDS = ("ecrRepositoryPrefix", "registryId", "updatedAt", "credentialArn")
@@ -70,7 +88,7 @@ class PullThroughCacheMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        action = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
+        action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         if action not in ACTIONS:
             return self.app(environ, start_response)
         region = signed_region(environ) or "us-east-1"
@@ -110,8 +128,9 @@ def answer(action: str, request: dict[str, Any], region: str) -> dict[str, Any]:
         return dict(rules.pop(prefix))
 
 
-def _create(rules: dict[str, dict[str, Any]], request: dict[str, Any], account: str,
-            region: str) -> dict[str, Any]:
+def _create(
+    rules: dict[str, dict[str, Any]], request: dict[str, Any], account: str, region: str
+) -> dict[str, Any]:
     url = request["upstreamRegistryUrl"]
     if url not in fargate.PULL_THROUGH_UPSTREAMS:
         raise RequestError(UNSUPPORTED)
@@ -123,9 +142,13 @@ def _create(rules: dict[str, dict[str, Any]], request: dict[str, Any], account: 
     prefix = _prefix(request["ecrRepositoryPrefix"])
     if prefix in rules:
         raise RequestError(ALREADY_EXISTS)
-    rule = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url,
-            "upstreamRegistry": UPSTREAM_NAMES[url], "registryId": account,
-            "createdAt": _now()}
+    rule = {
+        "ecrRepositoryPrefix": prefix,
+        "upstreamRegistryUrl": url,
+        "upstreamRegistry": UPSTREAM_NAMES[url],
+        "registryId": account,
+        "createdAt": _now(),
+    }
     if secret:
         rule["credentialArn"] = secret
     rules[prefix] = rule
@@ -150,7 +173,7 @@ def upstream(account: str, region: str, repository: str) -> str | None:
         if repository.startswith(f"{prefix}/"):
             host = rule["upstreamRegistryUrl"]
             host = "docker.io" if host == fargate.DOCKER_HUB_UPSTREAM else host
-            return f"{host}/{repository[len(prefix) + 1:]}"
+            return f"{host}/{repository[len(prefix) + 1 :]}"
     return None
 
 

@@ -43,8 +43,12 @@ class FargateAccount:
         Enforce AWS's API rate limits.
     """
 
-    def __init__(self, usage: Callable[[], Iterable[tuple[str, float, str, str]]],
-                 quota: float, throttling: bool) -> None:
+    def __init__(
+        self,
+        usage: Callable[[], Iterable[tuple[str, float, str, str]]],
+        quota: float,
+        throttling: bool,
+    ) -> None:
         self._usage = usage
         self.quotas = dict.fromkeys(fargate.QUOTA_CODES, float(quota))
         #: Whether the account has an applied value of each quota. An account that never
@@ -63,8 +67,9 @@ class FargateAccount:
         self.lock = threading.RLock()  # admission and task registration are one step
         self._closed = threading.Event()
         self._timers: list[threading.Timer] = []
-        self._publisher = threading.Thread(target=self._publish, daemon=True,
-                                           name="local-fargate-usage")
+        self._publisher = threading.Thread(
+            target=self._publish, daemon=True, name="local-fargate-usage"
+        )
         self._publisher.start()
 
     def usage(self, provider: str, account: str | None = None) -> float:
@@ -75,8 +80,7 @@ class FargateAccount:
         """Tasks of ``provider`` in ``account`` not yet STOPPED."""
         return sum(1 for p, _, a, _ in self._usage() if p == provider and a == account)
 
-    def admit(self, provider: str, vcpus: float, count: int,
-              account: str) -> tuple[int, str]:
+    def admit(self, provider: str, vcpus: float, count: int, account: str) -> tuple[int, str]:
         """How many of ``count`` tasks of ``vcpus`` each fit under the limits now, and
         the ``failures`` reason AWS gives the others.
 
@@ -91,8 +95,9 @@ class FargateAccount:
         if task_limit is not None:
             free = max(0, task_limit - self.tasks(provider, account))
             if free < admitted or (free == 0 and admitted == 0):
-                reason = limits.QUOTA_SPOT_TASKS if provider == "FARGATE_SPOT" \
-                    else limits.QUOTA_TASKS
+                reason = (
+                    limits.QUOTA_SPOT_TASKS if provider == "FARGATE_SPOT" else limits.QUOTA_TASKS
+                )
                 admitted = min(admitted, free)
         return admitted, reason
 
@@ -116,11 +121,19 @@ class FargateAccount:
         """File a quota increase; approved after :attr:`approval_delay` seconds."""
         now = time.time()
         request = {
-            "Id": uuid.uuid4().hex, "CaseId": "", "ServiceCode": fargate.QUOTA_SERVICE_CODE,
-            "ServiceName": "AWS Fargate", "QuotaCode": fargate.QUOTA_CODES[provider],
-            "QuotaName": fargate.QUOTA_NAMES[provider], "DesiredValue": float(desired),
-            "Status": "PENDING", "Created": now, "LastUpdated": now, "Unit": "None",
-            "GlobalQuota": False, "Requester": "local",
+            "Id": uuid.uuid4().hex,
+            "CaseId": "",
+            "ServiceCode": fargate.QUOTA_SERVICE_CODE,
+            "ServiceName": "AWS Fargate",
+            "QuotaCode": fargate.QUOTA_CODES[provider],
+            "QuotaName": fargate.QUOTA_NAMES[provider],
+            "DesiredValue": float(desired),
+            "Status": "PENDING",
+            "Created": now,
+            "LastUpdated": now,
+            "Unit": "None",
+            "GlobalQuota": False,
+            "Requester": "local",
         }
         self.requests.append(request)
         if self.approval_delay is not None:
@@ -148,11 +161,18 @@ class FargateAccount:
                 by_provider = totals.setdefault((account, region), {})
                 by_provider[provider] = by_provider.get(provider, 0.0) + vcpus
             for (account, region), by_provider in totals.items():
-                cloudwatch_backends[account][region].put_metric_data(fargate.USAGE_NAMESPACE, [
-                    {"MetricName": fargate.USAGE_METRIC, "Value": by_provider.get(p, 0.0),
-                     "Dimensions": fargate.usage_dimensions(p), "Unit": "None"}
-                    for p in fargate.QUOTA_CODES
-                ])
+                cloudwatch_backends[account][region].put_metric_data(
+                    fargate.USAGE_NAMESPACE,
+                    [
+                        {
+                            "MetricName": fargate.USAGE_METRIC,
+                            "Value": by_provider.get(p, 0.0),
+                            "Dimensions": fargate.usage_dimensions(p),
+                            "Unit": "None",
+                        }
+                        for p in fargate.QUOTA_CODES
+                    ],
+                )
 
 
 _account: FargateAccount | None = None
@@ -209,22 +229,31 @@ class LocalServiceQuotasResponse(ServiceQuotasResponse):
     def _quota(self, provider: str, value: float) -> dict[str, Any]:
         code = fargate.QUOTA_CODES[provider]
         return {
-            "ServiceCode": fargate.QUOTA_SERVICE_CODE, "ServiceName": "AWS Fargate",
+            "ServiceCode": fargate.QUOTA_SERVICE_CODE,
+            "ServiceName": "AWS Fargate",
             "QuotaArn": f"arn:aws:servicequotas:{self.region}:{self.current_account}:"
-                        f"fargate/{code}",
-            "QuotaCode": code, "QuotaName": fargate.QUOTA_NAMES[provider], "Value": value,
-            "Unit": "None", "Adjustable": True, "GlobalQuota": False,
+            f"fargate/{code}",
+            "QuotaCode": code,
+            "QuotaName": fargate.QUOTA_NAMES[provider],
+            "Value": value,
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
             "UsageMetric": {
-                "MetricNamespace": fargate.USAGE_NAMESPACE, "MetricName": fargate.USAGE_METRIC,
-                "MetricDimensions": {d["Name"]: d["Value"]
-                                     for d in fargate.usage_dimensions(provider)},
+                "MetricNamespace": fargate.USAGE_NAMESPACE,
+                "MetricName": fargate.USAGE_METRIC,
+                "MetricDimensions": {
+                    d["Name"]: d["Value"] for d in fargate.usage_dimensions(provider)
+                },
                 "MetricStatisticRecommendation": "Maximum",
             },
         }
 
     def _unknown(self) -> tuple[str, dict[str, Any]]:
-        body = {"__type": "NoSuchResourceException", "message": "The request failed "
-                "because the specified service quota does not exist."}
+        body = {
+            "__type": "NoSuchResourceException",
+            "message": "The request failed because the specified service quota does not exist.",
+        }
         return json.dumps(body), {"status": 400}
 
     def get_service_quota(self) -> Any:
@@ -265,12 +294,15 @@ class LocalServiceQuotasResponse(ServiceQuotasResponse):
 
     def list_requested_service_quota_change_history_by_quota(self) -> str:
         params = json.loads(self.body)
-        found = [r for r in account().requests if r["QuotaCode"] == params.get("QuotaCode")
-                 and params.get("Status") in (None, r["Status"])]
+        found = [
+            r
+            for r in account().requests
+            if r["QuotaCode"] == params.get("QuotaCode")
+            and params.get("Status") in (None, r["Status"])
+        ]
         return json.dumps({"RequestedQuotas": found})
 
     def list_requested_service_quota_change_history(self) -> str:
         params = json.loads(self.body or "{}")
-        found = [r for r in account().requests
-                 if params.get("Status") in (None, r["Status"])]
+        found = [r for r in account().requests if params.get("Status") in (None, r["Status"])]
         return json.dumps({"RequestedQuotas": found})

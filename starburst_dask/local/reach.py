@@ -68,8 +68,7 @@ def egress(ec2: Any, subnet_id: str, public_ip: str | None) -> Egress:
     table = route_table(ec2, subnet_id)
     target = _default_route(table)
     source = None
-    if target is not None and target.gateway is not None \
-            and target.gateway.id.startswith("igw-"):
+    if target is not None and target.gateway is not None and target.gateway.id.startswith("igw-"):
         source = public_ip
     elif target is not None and target.nat_gateway is not None:
         source = _nat_address(ec2, target.nat_gateway)
@@ -78,7 +77,7 @@ def egress(ec2: Any, subnet_id: str, public_ip: str | None) -> Egress:
     for endpoint in ec2.vpc_end_points.values():
         if endpoint.vpc_id != subnet.vpc_id or not endpoint.service_name.startswith(prefix):
             continue
-        service = endpoint.service_name[len(prefix):]
+        service = endpoint.service_name[len(prefix) :]
         if (endpoint.vpc_endpoint_type or "Gateway") == "Gateway":
             if table is not None and table.id in (endpoint.route_table_ids or []):
                 endpoints.add(service)
@@ -113,8 +112,9 @@ def _nat_address(ec2: Any, nat: Any) -> str | None:
     return next((a.get("publicIp") for a in nat.address_set if a.get("publicIp")), None)
 
 
-def start_failure(egress: Egress, region: str, image: str, awslogs_region: str | None) -> \
-        str | None:
+def start_failure(
+    egress: Egress, region: str, image: str, awslogs_region: str | None
+) -> str | None:
     """Why a task with ``egress`` cannot start, in AWS's words; None if it can.
 
     In the order Fargate prepares a task: registry credentials, the log stream, the pull.
@@ -127,8 +127,7 @@ def start_failure(egress: Egress, region: str, image: str, awslogs_region: str |
     reachable = internet or local and "ecr.api" in egress.endpoints
     if match and not reachable:
         return REGISTRY_AUTH_TIMEOUT.format(region=match.group(1), address=_AWS_ADDRESS)
-    if awslogs_region and not (internet or awslogs_region == region
-                               and "logs" in egress.endpoints):
+    if awslogs_region and not (internet or awslogs_region == region and "logs" in egress.endpoints):
         return LOGS_TIMEOUT.format(region=awslogs_region, address=_AWS_ADDRESS)
     if internet:
         return None
@@ -138,8 +137,13 @@ def start_failure(egress: Egress, region: str, image: str, awslogs_region: str |
         return LAYER_TIMEOUT.format(region=region, address=_AWS_ADDRESS)
     ref_host = "docker.io" if host == _DOCKER_HUB else host
     ref = image if match else f"{ref_host}/{name}:{reference}"
-    return MANIFEST_TIMEOUT.format(ref=ref, host=host, name=name, reference=reference,
-                                   address=_RESOLVED.get(host, _AWS_ADDRESS))
+    return MANIFEST_TIMEOUT.format(
+        ref=ref,
+        host=host,
+        name=name,
+        reference=reference,
+        address=_RESOLVED.get(host, _AWS_ADDRESS),
+    )
 
 
 def parse(image: str) -> tuple[str, str, str]:

@@ -172,9 +172,7 @@ class Runtime:
         self._closing = False
         self._lock = threading.Lock()
         # A daemon: should nobody stop the runtime, its end at exit still kills the tasks.
-        self._spawner = threading.Thread(
-            target=self._spawn_loop, name="task-spawner", daemon=True
-        )
+        self._spawner = threading.Thread(target=self._spawn_loop, name="task-spawner", daemon=True)
         self._spawner.start()
 
     def launch(self, process: TaskProcess) -> None:
@@ -226,4 +224,3 @@ class Runtime:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENI_DIR), env.get("PYTHONPATH")]))
         env[TASK_IP_VAR] = process.ip
         return env
-

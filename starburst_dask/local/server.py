@@ -104,12 +104,18 @@ class LocalFargate:
     ...     boto3.client("ecs").list_clusters()
     """
 
-    def __init__(self, port: int = 0, region: str = DEFAULT_REGION, prepare: bool = True,
-                 vcpu_quota: float = fargate.QUOTA_DEFAULT, throttling: bool = True,
-                 iam_propagation: float = iam.PROPAGATION_DEFAULT,
-                 network_failure_delay: float = NETWORK_FAILURE_DELAY,
-                 docker_hub_pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
-                 docker_hub_window: float = fargate.DOCKER_HUB_WINDOW_SECONDS):
+    def __init__(
+        self,
+        port: int = 0,
+        region: str = DEFAULT_REGION,
+        prepare: bool = True,
+        vcpu_quota: float = fargate.QUOTA_DEFAULT,
+        throttling: bool = True,
+        iam_propagation: float = iam.PROPAGATION_DEFAULT,
+        network_failure_delay: float = NETWORK_FAILURE_DELAY,
+        docker_hub_pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
+        docker_hub_window: float = fargate.DOCKER_HUB_WINDOW_SECONDS,
+    ):
         self.port = port
         self._docker_hub = (docker_hub_pulls, docker_hub_window)
         self._network_failure_delay = network_failure_delay
@@ -222,8 +228,9 @@ class LocalFargate:
             # Outermost: every request meets its model.
             self._validation = validation.install(self._server)
             self._set_env()
-            self._saved_config.append(dask.config.set(
-                {"starburst.setup.checkip-url": self.env[_CHECKIP_VAR]}))
+            self._saved_config.append(
+                dask.config.set({"starburst.setup.checkip-url": self.env[_CHECKIP_VAR]})
+            )
             if self._prepare:
                 self.prepare()
         except BaseException:
@@ -237,9 +244,12 @@ class LocalFargate:
         if firewall.enabled:
             firewall.start()
         else:
-            logger.warning("security groups are not enforced (%s): every connection to a "
-                           "task is admitted and a task's public IP is its private one; see "
-                           "docs/local-fargate.md", firewall.reason)
+            logger.warning(
+                "security groups are not enforced (%s): every connection to a "
+                "task is admitted and a task's public IP is its private one; see "
+                "docs/local-fargate.md",
+                firewall.reason,
+            )
         vpc.install(vpc.Network(self._network_failure_delay, firewall.enabled, firewall.sync))
 
     @property
@@ -321,8 +331,9 @@ class LocalFargate:
         names = _default_names()
         iam_client = self.client("iam")
         account = self.client("sts").get_caller_identity()["Account"]
-        _ignore("InvalidInput", iam_client.create_service_linked_role,
-                AWSServiceName=iam.ECS_SERVICE)
+        _ignore(
+            "InvalidInput", iam_client.create_service_linked_role, AWSServiceName=iam.ECS_SERVICE
+        )
         iam.clock().backdate(account, iam.ECS_SERVICE_LINKED_ROLE)
         self.client("ecs").create_cluster(
             clusterName=names["ecs-cluster"],
@@ -360,7 +371,9 @@ class LocalFargate:
             Filters=[{"Name": "is-default", "Values": ["true"]}]
         )["Vpcs"]
         group, _ = ensure_security_group(
-            SyncClients(self.region), DEFAULT_NAME, vpcs[0]["VpcId"],
+            SyncClients(self.region),
+            DEFAULT_NAME,
+            vpcs[0]["VpcId"],
             [f"{vpc.CLIENT_ADDRESS}/32"],
         )
         return group
@@ -458,8 +471,9 @@ def _audit(calls: Counter[tuple[str, str]]) -> None:
     if path and calls:
         with open(path, "a") as f:
             for (service, operation), count in sorted(calls.items()):
-                f.write(json.dumps({"service": service, "operation": operation,
-                                    "count": count}) + "\n")
+                f.write(
+                    json.dumps({"service": service, "operation": operation, "count": count}) + "\n"
+                )
 
 
 def _check_free(port: int) -> None:

@@ -38,8 +38,9 @@ NO_SUCH_ENTITY = "The {kind} with name {name} cannot be found."
 INVALID_ARN = "Invalid Entity Arn: {arn}"
 INVALID_MARKER = "Invalid Marker: {marker}"
 #: "Access denied error messages" (IAM user guide), for an identity-based policy.
-NOT_AUTHORIZED = ("User: {caller} is not authorized to perform: {action} on resource: "
-                  "{resource} because {why}")
+NOT_AUTHORIZED = (
+    "User: {caller} is not authorized to perform: {action} on resource: {resource} because {why}"
+)
 NO_ALLOW = "no identity-based policy allows the {action} action"
 DENIED = "with an explicit deny in an identity-based policy"
 
@@ -95,7 +96,10 @@ def principal_sources(arn: str) -> list[Source]:
     partition, account, kind, name = match.groups()
     backend = iam_backends[account][partition]
     by_kind: dict[str, dict[str, User] | dict[str, Group] | dict[str, Role]] = {
-        "user": backend.users, "group": backend.groups, "role": backend.roles}
+        "user": backend.users,
+        "group": backend.groups,
+        "role": backend.roles,
+    }
     entities = by_kind[kind]
     entity = next((e for e in entities.values() if e.arn == arn), None)
     if entity is None:
@@ -138,8 +142,9 @@ def _authorize(response: Any, resource: str) -> None:
     decision = evaluate(sources, SIMULATE_ACTION, resource, {}).decision
     if decision != ALLOWED:
         why = DENIED if decision == EXPLICIT_DENY else NO_ALLOW.format(action=SIMULATE_ACTION)
-        raise AccessDenied(NOT_AUTHORIZED.format(caller=arn, action=SIMULATE_ACTION,
-                                                 resource=resource, why=why))
+        raise AccessDenied(
+            NOT_AUTHORIZED.format(caller=arn, action=SIMULATE_ACTION, resource=resource, why=why)
+        )
 
 
 def _simulate_principal_policy(self: Any) -> ActionResult:
@@ -148,10 +153,13 @@ def _simulate_principal_policy(self: Any) -> ActionResult:
     sources = principal_sources(arn)
     _authorize(self, arn)
     resources = self._get_param("ResourceArns") or ["*"]
-    context = {entry["ContextKeyName"].lower(): list(entry.get("ContextKeyValues", []))
-               for entry in self._get_param("ContextEntries") or []}
-    results = [_result(sources, action, resources, context)
-               for action in self._get_param("ActionNames")]
+    context = {
+        entry["ContextKeyName"].lower(): list(entry.get("ContextKeyValues", []))
+        for entry in self._get_param("ContextEntries") or []
+    }
+    results = [
+        _result(sources, action, resources, context) for action in self._get_param("ActionNames")
+    ]
     marker = self._get_param("Marker")
     start = 0
     if marker is not None:
@@ -159,28 +167,39 @@ def _simulate_principal_policy(self: Any) -> ActionResult:
             raise InvalidInput(INVALID_MARKER.format(marker=marker))
         start = int(marker)
     end = start + int(self._get_param("MaxItems") or MAX_ITEMS_DEFAULT)
-    page: dict[str, Any] = {"EvaluationResults": results[start:end],
-                            "IsTruncated": end < len(results)}
+    page: dict[str, Any] = {
+        "EvaluationResults": results[start:end],
+        "IsTruncated": end < len(results),
+    }
     if end < len(results):
         page["Marker"] = str(end)
     return ActionResult(page)
 
 
-def _result(sources: list[Source], action: str, resources: list[str],
-            context: dict[str, list[str]]) -> dict[str, Any]:
+def _result(
+    sources: list[Source], action: str, resources: list[str], context: dict[str, list[str]]
+) -> dict[str, Any]:
     """One EvaluationResult: per action, the most restrictive decision over the resources
     (and each resource's own when a list was given)."""
     decisions = [evaluate(sources, action, r, context) for r in resources]
     rank = (EXPLICIT_DENY, IMPLICIT_DENY, ALLOWED)
     worst = min(decisions, key=lambda d: rank.index(d.decision))
-    result: dict[str, Any] = {"EvalActionName": action, "EvalResourceName": resources[0],
-                              "EvalDecision": worst.decision,
-                              "MatchedStatements": worst.matched,
-                              "MissingContextValues": worst.missing}
+    result: dict[str, Any] = {
+        "EvalActionName": action,
+        "EvalResourceName": resources[0],
+        "EvalDecision": worst.decision,
+        "MatchedStatements": worst.matched,
+        "MissingContextValues": worst.missing,
+    }
     if resources != ["*"]:
         result["MissingContextValues"] = []
         result["ResourceSpecificResults"] = [
-            {"EvalResourceName": r, "EvalResourceDecision": d.decision,
-             "MatchedStatements": d.matched, "MissingContextValues": d.missing}
-            for r, d in zip(resources, decisions, strict=True)]
+            {
+                "EvalResourceName": r,
+                "EvalResourceDecision": d.decision,
+                "MatchedStatements": d.matched,
+                "MissingContextValues": d.missing,
+            }
+            for r, d in zip(resources, decisions, strict=True)
+        ]
     return result

@@ -93,10 +93,15 @@ class LocalTask(Task):
         self._retrying: threading.Timer | None = None
         self._status = "PROVISIONING"
         self.platform_family = "Linux"
-        self.architecture = ((task_definition.runtime_platform or {}).get("cpuArchitecture")
-                             or fargate.ARCHITECTURES[0])
-        self.attributes = [{"name": fargate.TASK_ARCHITECTURE_ATTRIBUTE,
-                            "value": fargate.TASK_ARCHITECTURE_VALUES[self.architecture]}]
+        self.architecture = (task_definition.runtime_platform or {}).get(
+            "cpuArchitecture"
+        ) or fargate.ARCHITECTURES[0]
+        self.attributes = [
+            {
+                "name": fargate.TASK_ARCHITECTURE_ATTRIBUTE,
+                "value": fargate.TASK_ARCHITECTURE_VALUES[self.architecture],
+            }
+        ]
         self.availability_zone = subnet.availability_zone
         self.cpu = str(overrides.get("cpu") or task_definition.cpu)
         self.memory = str(overrides.get("memory") or task_definition.memory)
@@ -113,8 +118,9 @@ class LocalTask(Task):
         self._log_stream: tuple[Any, str, str] | None = None
         self.ip = ec2.allocate_private_ip(subnet.id)
         self._metadata_uri = metadata.uri(self.id)
-        self._eni = self._replace_eni(ec2, subnet.id, groups,
-                                      vpc_config.get("assignPublicIp") == "ENABLED")
+        self._eni = self._replace_eni(
+            ec2, subnet.id, groups, vpc_config.get("assignPublicIp") == "ENABLED"
+        )
         container_def: dict[str, Any] = task_definition.container_definitions[0]
         container = self.containers[0]
         container.task_arn = self.task_arn  # moto puts the task definition's ARN here
@@ -128,8 +134,9 @@ class LocalTask(Task):
         self.log_config: dict[str, Any] = container_def.get("logConfiguration") or {}
         self._image: str = container_def["image"]
         self._container_environment = _environment(container_def, overrides)
-        self._execution_role = (overrides.get("executionRoleArn")
-                                or getattr(task_definition, "execution_role_arn", None))
+        self._execution_role = overrides.get("executionRoleArn") or getattr(
+            task_definition, "execution_role_arn", None
+        )
         self.process = TaskProcess(
             command=_command(container_def, overrides),
             environment={
@@ -262,21 +269,28 @@ class LocalTask(Task):
         egress = reach.egress(self._eni.ec2_backend, self._eni.subnet.id, self._eni.public_ip)
         awslogs = self.log_config.get("logDriver") == "awslogs"
         unreachable = reach.start_failure(
-            egress, self.region_name, self._image,
+            egress,
+            self.region_name,
+            self._image,
             self.log_config.get("options", {}).get("awslogs-region", self.region_name)
-            if awslogs else None,
+            if awslogs
+            else None,
         )
         if unreachable:  # AWS retries for a while before it gives up
             with self._lock:
-                self._retrying = threading.Timer(vpc.network().failure_delay, self.failed,
-                                                 [unreachable])
+                self._retrying = threading.Timer(
+                    vpc.network().failure_delay, self.failed, [unreachable]
+                )
                 self._retrying.daemon = True
                 self._retrying.start()
             return False
         refused = docker_hub.limit().refused(*reach.parse(self._image), egress.internet_source)
-        pulled = refused or images.pull(self._image, self._container_environment,
-                                        fargate.IMAGE_PLATFORMS[self.architecture],
-                                        self._execution_role)
+        pulled = refused or images.pull(
+            self._image,
+            self._container_environment,
+            fargate.IMAGE_PLATFORMS[self.architecture],
+            self._execution_role,
+        )
         log_failure = self._open_log_stream()
         if log_failure:
             self.failed(log_failure)
@@ -292,11 +306,13 @@ class LocalTask(Task):
     def _route(self, egress: reach.Egress) -> None:
         """Tell the process how its traffic leaves (read by ``eni/sitecustomize.py``)."""
         vpc_cidr = self._eni.ec2_backend.get_vpc(self._eni.subnet.vpc_id).cidr_block
-        self.process.environment.update({
-            "STARBURST_LOCAL_VPC_CIDR": vpc_cidr,
-            "STARBURST_LOCAL_INTERNET_SOURCE": egress.internet_source or "",
-            "STARBURST_LOCAL_LINK_LOCAL": self._metadata_uri.split("/")[2],
-        })
+        self.process.environment.update(
+            {
+                "STARBURST_LOCAL_VPC_CIDR": vpc_cidr,
+                "STARBURST_LOCAL_INTERNET_SOURCE": egress.internet_source or "",
+                "STARBURST_LOCAL_LINK_LOCAL": self._metadata_uri.split("/")[2],
+            }
+        )
 
     def started(self, pid: int) -> None:
         with self._lock:
@@ -389,5 +405,3 @@ def _container_override(container_def: dict[str, Any], overrides: dict[str, Any]
         if override.get("name") == container_def.get("name"):
             return override
     return {}
-
-

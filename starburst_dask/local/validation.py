@@ -56,46 +56,66 @@ class ServiceErrors:
 #: The rules table: per botocore service name, how a model violation is answered.
 SERVICE_ERRORS: dict[str, ServiceErrors] = {
     "ecs": ServiceErrors(
-        "InvalidParameterException", "coral",
+        "InvalidParameterException",
+        "coral",
         "Amazon ECS API Reference, Common Errors / RunTask Errors: InvalidParameterException "
-        "'The specified parameter isn't valid'"),
+        "'The specified parameter isn't valid'",
+    ),
     "logs": ServiceErrors(
-        "InvalidParameterException", "coral",
+        "InvalidParameterException",
+        "coral",
         "CloudWatch Logs API Reference, PutLogEvents Errors; AWS SDK reports of "
-        "\"InvalidParameterException: 1 validation error detected: Value null at "
-        "'logEvents.1.member.timestamp' ...\""),
+        '"InvalidParameterException: 1 validation error detected: Value null at '
+        "'logEvents.1.member.timestamp' ...\"",
+    ),
     "ecr": ServiceErrors(
-        "InvalidParameterException", "ecr",
-        "Amazon ECR API Reference, CreateRepository Errors; SDK reports of \"Invalid "
+        "InvalidParameterException",
+        "ecr",
+        'Amazon ECR API Reference, CreateRepository Errors; SDK reports of "Invalid '
         "parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular "
-        "expression ...'\""),
+        "expression ...'\"",
+    ),
     "iam": ServiceErrors(
-        "ValidationError", "coral",
-        "IAM API Reference, Common Errors: ValidationError; SDK reports of \"1 validation "
+        "ValidationError",
+        "coral",
+        'IAM API Reference, Common Errors: ValidationError; SDK reports of "1 validation '
         "error detected: Value '...' at 'roleName' failed to satisfy constraint: Member must "
-        "have length less than or equal to 64\""),
+        'have length less than or equal to 64"',
+    ),
     "sts": ServiceErrors(
-        "ValidationError", "coral", "AWS STS API Reference, Common Errors: ValidationError"),
+        "ValidationError", "coral", "AWS STS API Reference, Common Errors: ValidationError"
+    ),
     "ec2": ServiceErrors(
-        "InvalidParameterValue", "ec2",
-        "Amazon EC2 API Reference, Error codes: InvalidParameterValue, MissingParameter"),
+        "InvalidParameterValue",
+        "ec2",
+        "Amazon EC2 API Reference, Error codes: InvalidParameterValue, MissingParameter",
+    ),
     "cloudwatch": ServiceErrors(
-        "ValidationError", "coral",
-        "CloudWatch API Reference, Common Errors: ValidationError (query-compatible code)"),
+        "ValidationError",
+        "coral",
+        "CloudWatch API Reference, Common Errors: ValidationError (query-compatible code)",
+    ),
     "codebuild": ServiceErrors(
-        "InvalidInputException", "coral",
-        "AWS CodeBuild API Reference, Common Errors / InvalidInputException"),
+        "InvalidInputException",
+        "coral",
+        "AWS CodeBuild API Reference, Common Errors / InvalidInputException",
+    ),
     "pricing": ServiceErrors(
-        "InvalidParameterException", "coral",
-        "AWS Price List API Reference, GetProducts Errors: InvalidParameterException"),
+        "InvalidParameterException",
+        "coral",
+        "AWS Price List API Reference, GetProducts Errors: InvalidParameterException",
+    ),
     "s3": ServiceErrors(
-        "InvalidArgument", "coral", "Amazon S3 API Reference, Error responses: InvalidArgument"),
+        "InvalidArgument", "coral", "Amazon S3 API Reference, Error responses: InvalidArgument"
+    ),
 }
 #: Any other service (Service Quotas among them): AWS's common ValidationException.
 DEFAULT_ERRORS = ServiceErrors(
-    "ValidationException", "coral",
+    "ValidationException",
+    "coral",
     "AWS API Reference, Common Errors: ValidationException 'The input fails to satisfy the "
-    "constraints specified by an AWS service', HTTP 400")
+    "constraints specified by an AWS service', HTTP 400",
+)
 _TYPE_ERROR = "SerializationException"  # JSON protocols: a value of the wrong type
 
 
@@ -163,16 +183,19 @@ def check(request: wire.Request) -> tuple[str, str] | None:
         first = found[0]
         if first.kind == "required":
             return "MissingParameter", f"The request must contain the parameter {first.wire}"
-        return errors.code, (f"Value ({_java(first.value)}) for parameter {first.wire} is "
-                             f"invalid. {first.constraint}")
+        return errors.code, (
+            f"Value ({_java(first.value)}) for parameter {first.wire} is "
+            f"invalid. {first.constraint}"
+        )
     if errors.wording == "ecr":
         first = found[0]
         constraint = first.constraint.removeprefix("Member ")
         constraint = constraint.replace("regular expression pattern: ", "regular expression '")
         if first.kind == "pattern":
             constraint += "'"
-        return errors.code, (f"Invalid parameter at '{_path(first)}' failed to satisfy "
-                             f"constraint: '{constraint}'")
+        return errors.code, (
+            f"Invalid parameter at '{_path(first)}' failed to satisfy constraint: '{constraint}'"
+        )
     return errors.code, coral_message(found)
 
 
@@ -186,8 +209,7 @@ def coral_message(found: list[Violation]) -> str:
     return f"{n} validation error{'s' if n > 1 else ''} detected: {details}"
 
 
-def _type_error(request: wire.Request, errors: ServiceErrors,
-                wrong: WrongType) -> tuple[str, str]:
+def _type_error(request: wire.Request, errors: ServiceErrors, wrong: WrongType) -> tuple[str, str]:
     path = _path(Violation(wrong.path, wrong.wire, wrong.value, "", "type"))
     if request.protocol in ("json", "rest-json"):
         return _TYPE_ERROR, f"Value {_value(wrong.value)} at '{path}' is not a {wrong.type_name}"
@@ -218,27 +240,34 @@ def _java(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _respond(request: wire.Request, code: str, message: str,
-             start_response: Callable) -> Iterable[bytes]:
+def _respond(
+    request: wire.Request, code: str, message: str, start_response: Callable
+) -> Iterable[bytes]:
     request_id = str(uuid.uuid4())
     headers = [("x-amzn-RequestId", request_id)]
     if request.protocol in ("json", "rest-json"):
         operation: OperationModel = request.operation
         version = operation.metadata.get("jsonVersion", "1.1")
         body = json.dumps({"__type": code, "message": message}).encode()
-        headers += [("Content-Type", f"application/x-amz-json-{version}"),
-                    ("x-amzn-ErrorType", code)]
+        headers += [
+            ("Content-Type", f"application/x-amz-json-{version}"),
+            ("x-amzn-ErrorType", code),
+        ]
         if operation.metadata.get("awsQueryCompatible") is not None:
             headers.append(("x-amzn-query-error", f"{code};Sender"))
     else:
         text = f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
         if request.protocol == "ec2":
-            xml = (f"<Response><Errors><Error>{text}</Error></Errors>"
-                   f"<RequestID>{request_id}</RequestID></Response>")
+            xml = (
+                f"<Response><Errors><Error>{text}</Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>"
+            )
         elif request.protocol == "query":
             namespace = request.operation.metadata.get("xmlNamespace", "")
-            xml = (f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>{text}'
-                   f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+            xml = (
+                f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>{text}'
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            )
         else:
             xml = f"<Error>{text}<RequestId>{request_id}</RequestId></Error>"
         body = f'<?xml version="1.0" encoding="UTF-8"?>\n{xml}'.encode()

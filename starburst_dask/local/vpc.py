@@ -60,8 +60,9 @@ class Network:
         who may connect (the firewall rebuilds its rules).
     """
 
-    def __init__(self, failure_delay: float, enforced: bool,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, failure_delay: float, enforced: bool, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.failure_delay = failure_delay
         self.enforced = enforced
         self.on_change = on_change
@@ -157,8 +158,11 @@ def backend(account_id: str, region: str) -> LocalEc2Backend:
 def backends() -> list[LocalEc2Backend]:
     """Every EC2 backend built so far (each account and region)."""
     # install() and uninstall() clear the backends: while installed, every one is local.
-    return [backend for _, _, backend in ec2_backends.iter_backends()
-            if isinstance(backend, LocalEc2Backend)]
+    return [
+        backend
+        for _, _, backend in ec2_backends.iter_backends()
+        if isinstance(backend, LocalEc2Backend)
+    ]
 
 
 class LocalEc2Backend(EC2Backend):
@@ -180,15 +184,16 @@ class LocalEc2Backend(EC2Backend):
             self.create_default_subnet(zone.name)
         gateway = self.create_internet_gateway()
         self.attach_internet_gateway(gateway.id, vpc.id)
-        [main] = [t for t in self.route_tables.values()
-                  if t.vpc_id == vpc.id and t.main_association_id]
+        [main] = [
+            t for t in self.route_tables.values() if t.vpc_id == vpc.id and t.main_association_id
+        ]
         self.create_route(main.id, "0.0.0.0/0", gateway_id=gateway.id)
         group = self.get_default_security_group(vpc.id)
         assert group is not None, "create_vpc makes the VPC's default security group"
         # moto's hints type the ports as str; protocol -1 has none (its own handler passes None).
+        no_port: Any = None
         super().authorize_security_group_ingress(
-            group.id, "-1", None, None, [],  # type: ignore[arg-type]
-            source_groups=[{"GroupId": group.id}],
+            group.id, "-1", no_port, no_port, [], source_groups=[{"GroupId": group.id}]
         )
         return vpc
 
@@ -205,8 +210,9 @@ class LocalEc2Backend(EC2Backend):
                 return ip
         raise RuntimeError(f"no free address left in {subnet_id} ({network})")
 
-    def allocate_address(self, domain: str, address: str | None = None,
-                         tags: dict[str, str] | None = None) -> Any:
+    def allocate_address(
+        self, domain: str, address: str | None = None, tags: dict[str, str] | None = None
+    ) -> Any:
         # Elastic IPs (a NAT gateway's too) are addresses of the local "internet".
         return super().allocate_address(domain, address or network().public_ip(), tags)
 

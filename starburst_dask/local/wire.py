@@ -126,6 +126,7 @@ def _operations(model: ServiceModel) -> frozenset[str]:
 
 # -- query and EC2 protocols ---------------------------------------------------------------
 
+
 def _query(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request | None:
     pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
@@ -138,8 +139,12 @@ def _query(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request
     ec2 = model.protocol == "ec2"
     shape = operation.input_shape
     params = _query_value(shape, form, "", ec2) if shape is not None else {}
-    return Request(model.service_name, "ec2" if ec2 else "query", operation,
-                   {} if params is _MISSING else params)
+    return Request(
+        model.service_name,
+        "ec2" if ec2 else "query",
+        operation,
+        {} if params is _MISSING else params,
+    )
 
 
 def _query_value(shape: Shape, form: dict[str, str], key: str, ec2: bool) -> Any:
@@ -159,14 +164,17 @@ def _query_value(shape: Shape, form: dict[str, str], key: str, ec2: bool) -> Any
             return []
         base = _list_prefix(shape, key, ec2)
         items: list[Any] = []
-        while (item := _query_value(shape.member, form, f"{base}.{len(items) + 1}", ec2)) \
-                is not _MISSING:
+        while (
+            item := _query_value(shape.member, form, f"{base}.{len(items) + 1}", ec2)
+        ) is not _MISSING:
             items.append(item)
         return items or _MISSING
     if isinstance(shape, MapShape):
         base = key if shape.serialization.get("flattened") else f"{key}.entry"
-        names = (shape.key.serialization.get("name", "key"),
-                 shape.value.serialization.get("name", "value"))
+        names = (
+            shape.key.serialization.get("name", "key"),
+            shape.value.serialization.get("name", "value"),
+        )
         entries: dict[str, Any] = {}
         while (k := form.get(f"{base}.{len(entries) + 1}.{names[0]}")) is not None:
             value = _query_value(shape.value, form, f"{base}.{len(entries) + 1}.{names[1]}", ec2)
@@ -212,6 +220,7 @@ def _scalar(shape: Shape, text: str) -> Any:
 
 # -- REST protocols ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Route:
     operation: str
@@ -230,14 +239,21 @@ def _routes(model: ServiceModel) -> tuple[_Route, ...]:
         path, _, query = http.get("requestUri", "/").partition("?")
         labels, parts, last = [], [], 0
         for found in _LABEL.finditer(path):
-            parts += [re.escape(path[last:found.start()]), "(.+)" if found[2] else "([^/]+)"]
+            parts += [re.escape(path[last : found.start()]), "(.+)" if found[2] else "([^/]+)"]
             labels.append(found[1])
             last = found.end()
         parts.append(re.escape(path[last:].rstrip("/")))
         literal = len(_LABEL.sub("", path))
-        routes.append(_Route(name, http.get("method", "POST"), re.compile("".join(parts) + "/?"),
-                             tuple(labels), tuple(parse_qsl(query, keep_blank_values=True)),
-                             literal))
+        routes.append(
+            _Route(
+                name,
+                http.get("method", "POST"),
+                re.compile("".join(parts) + "/?"),
+                tuple(labels),
+                tuple(parse_qsl(query, keep_blank_values=True)),
+                literal,
+            )
+        )
     return tuple(routes)
 
 
@@ -276,8 +292,12 @@ def _rest(model: ServiceModel, environ: dict[str, Any], body: bytes) -> Request 
     return Request(model.service_name, model.protocol, operation, params, frozenset(unchecked))
 
 
-def _rest_members(shape: StructureShape, labels: dict[str, str], query: dict[str, list[str]],
-                  environ: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def _rest_members(
+    shape: StructureShape,
+    labels: dict[str, str],
+    query: dict[str, list[str]],
+    environ: dict[str, Any],
+) -> tuple[dict[str, Any], set[str]]:
     """Members bound to the URI, query string and headers; the names of the others."""
     params: dict[str, Any] = {}
     others: set[str] = set()
@@ -305,8 +325,7 @@ def _rest_members(shape: StructureShape, labels: dict[str, str], query: dict[str
 
 def _from_json(shape: Shape, value: Any) -> Any:
     """A JSON document with members renamed from their wire names to the model's."""
-    if (isinstance(shape, StructureShape) and isinstance(value, dict)
-            and not shape.is_document_type):
+    if isinstance(shape, StructureShape) and isinstance(value, dict) and not shape.is_document_type:
         members = {}
         for name, member in shape.members.items():
             key = member.serialization.get("name", name)

@@ -20,8 +20,11 @@ def signed_region(environ: dict[str, Any]) -> str | None:
 def json_answer(start_response: Callable, status: int, body: dict[str, Any]) -> list[bytes]:
     """An AWS JSON-protocol answer (HTTP 200, or 400 for an error body)."""
     payload = json.dumps(body).encode()
-    start_response(f"{status} {'OK' if status == 200 else 'Bad Request'}", [
-        ("Content-Type", "application/x-amz-json-1.1"),
-        ("Content-Length", str(len(payload))),
-    ])
+    start_response(
+        f"{status} {'OK' if status == 200 else 'Bad Request'}",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(payload))),
+        ],
+    )
     return [payload]

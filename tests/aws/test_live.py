@@ -25,8 +25,9 @@ MINUTES = 15
 
 def _why_skip() -> str | None:
     if os.environ.get("STARBURST_DASK_LIVE_AWS") != "1":
-        return ("live AWS suite: set STARBURST_DASK_LIVE_AWS=1 "
-                "(it creates resources and costs money)")
+        return (
+            "live AWS suite: set STARBURST_DASK_LIVE_AWS=1 (it creates resources and costs money)"
+        )
     if os.environ.get("AWS_ENDPOINT_URL"):
         return "live AWS suite: AWS_ENDPOINT_URL is set, so this would not be AWS"
     if botocore.session.get_session().get_credentials() is None:

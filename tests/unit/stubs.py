@@ -29,10 +29,14 @@ async def stubbed(*services: str) -> AsyncIterator[list[tuple[object, AioStubber
     async with contextlib.AsyncExitStack() as stack:
         pairs = []
         for service in services:
-            client = await stack.enter_async_context(session.create_client(
-                service, region_name=REGION,
-                aws_access_key_id="AKIAUNITTEST", aws_secret_access_key="unit-test-secret",
-            ))
+            client = await stack.enter_async_context(
+                session.create_client(
+                    service,
+                    region_name=REGION,
+                    aws_access_key_id="AKIAUNITTEST",
+                    aws_secret_access_key="unit-test-secret",
+                )
+            )
             stubber = AioStubber(client)
             stubber.activate()
             pairs.append((client, stubber))

@@ -39,11 +39,13 @@ def test_the_schema_refuses_a_mistyped_or_mistaken_value():
 def test_schema_is_complete():
     """Every key in starburst.yaml is in the schema, and every key in the schema in the
     yaml, section by section."""
+
     def matches(defaults, schema, path):
         assert set(defaults) == set(schema["properties"]), (
             f"starburst.yaml and starburst-schema.yaml differ under {path}: only in the "
             f"yaml {sorted(set(defaults) - set(schema['properties']))}, only in the schema "
-            f"{sorted(set(schema['properties']) - set(defaults))}")
+            f"{sorted(set(schema['properties']) - set(defaults))}"
+        )
         for key, value in defaults.items():
             if "properties" in schema["properties"][key]:
                 matches(value, schema["properties"][key], f"{path}.{key}")
@@ -77,38 +79,46 @@ def test_the_documentation_lists_every_key_as_the_schema_describes_it():
     documented = text.split(BEGIN)[1].split(END)[0].strip()
     assert documented == table(), (
         f"{DOC.name} is out of date with starburst-schema.yaml: run "
-        f"`python tests/unit/test_config_schema.py` to rewrite its table")
+        f"`python tests/unit/test_config_schema.py` to rewrite its table"
+    )
 
 
 def keys():
     """(dotted key, schema) of every key the schema describes."""
+
     def walk(node, prefix):
         for key, child in node["properties"].items():
             if "properties" in child:
                 yield from walk(child, f"{prefix}{key}.")
             else:
                 yield prefix + key, child
+
     return list(walk(load(config.SCHEMA_FILE)["properties"]["starburst"], ""))
 
 
 def table():
     """The Markdown table of every key: option, environment variable, type, default."""
     defaults = load(config.DEFAULTS_FILE)["starburst"]
-    rows = ["| Key `starburst.` | Argument | Environment variable | Type | Default | "
-            "What it does |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| Key `starburst.` | Argument | Environment variable | Type | Default | What it does |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, node in keys():
         default = defaults
         for part in key.split("."):
             default = default[part]
         kind = node.get("type") or " or ".join(json.dumps(v) for v in node["enum"])
         kind = " or ".join(kind) if isinstance(kind, list) else kind
-        argument = (f"`{config.option_name(key)}`" if not node.get("x-commands-only")
-                    else "(commands only)")
+        argument = (
+            f"`{config.option_name(key)}`" if not node.get("x-commands-only") else "(commands only)"
+        )
         variable = "DASK_STARBURST__" + key.upper().replace(".", "__").replace("-", "_")
         description = " ".join(node["description"].split())
         description = description.replace("|", "\\|").replace("<", "&lt;")
-        rows.append(f"| `{key}` | {argument} | `{variable}` | {kind} | "
-                    f"`{json.dumps(default)}` | {description} |")
+        rows.append(
+            f"| `{key}` | {argument} | `{variable}` | {kind} | "
+            f"`{json.dumps(default)}` | {description} |"
+        )
     return "\n".join(rows)
 
 

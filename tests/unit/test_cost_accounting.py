@@ -16,6 +16,7 @@ import pytest
 from starburst_dask import fargate
 from starburst_dask.cost import limit, prices
 from starburst_dask.cost.billing import billed_seconds, task_cost
+from starburst_dask.cost.estimate import meter_for
 from starburst_dask.cost.ledger import Ledger, report
 from starburst_dask.cost.meter import CostMeter
 from starburst_dask.cost.prices import Prices
@@ -66,16 +67,23 @@ class Cluster:
 
 
 def meter(tasks, clock, **kwargs):
-    kwargs = {"scheduler_size": (256, 512), "worker_size": (256, 512), "n_workers": 2,
-              "name": "test-cluster", **kwargs}
+    kwargs = {
+        "scheduler_size": (256, 512),
+        "worker_size": (256, 512),
+        "n_workers": 2,
+        "name": "test-cluster",
+        **kwargs,
+    }
     return CostMeter(prices_(), tasks=lambda: tasks, clock=clock, **kwargs)
 
 
 def three_tasks():
     """A scheduler and two workers, pulled at 0, 5 and 5 seconds, all running."""
-    return [{"taskArn": "arn:s", **SMALL, "pullStartedAt": at(0)},
-            {"taskArn": "arn:w1", **SMALL, "pullStartedAt": at(5)},
-            {"taskArn": "arn:w2", **SMALL, "pullStartedAt": at(5)}]
+    return [
+        {"taskArn": "arn:s", **SMALL, "pullStartedAt": at(0)},
+        {"taskArn": "arn:w1", **SMALL, "pullStartedAt": at(5)},
+        {"taskArn": "arn:w2", **SMALL, "pullStartedAt": at(5)},
+    ]
 
 
 # The formula
@@ -95,20 +103,29 @@ def test_billed_per_second_from_pull_start_with_a_one_minute_minimum():
 def test_task_cost_formula():
     task = {"cpu": "1024", "memory": "2048", "pullStartedAt": at(0), "stoppedAt": at(3600)}
     assert task_cost(task, prices_(), at(0)) == pytest.approx(
-        RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"])
-    arm = {**task, "cpu": "2048", "memory": "4096",
-           "attributes": [{"name": "ecs.cpu-architecture", "value": "arm64"}]}
+        RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]
+    )
+    arm = {
+        **task,
+        "cpu": "2048",
+        "memory": "4096",
+        "attributes": [{"name": "ecs.cpu-architecture", "value": "arm64"}],
+    }
     assert task_cost(arm, prices_(), at(0)) == pytest.approx(
-        2 * RATES["ARM64-vCPU"] + 4 * RATES["ARM64-GB"])
+        2 * RATES["ARM64-vCPU"] + 4 * RATES["ARM64-GB"]
+    )
     spot = {**task, "capacityProviderName": "FARGATE_SPOT"}
     assert task_cost(spot, prices_(0.5), at(0)) == pytest.approx(
-        0.5 * (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]))
+        0.5 * (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"])
+    )
     storage = {**task, "ephemeralStorage": {"sizeInGiB": 50}}  # 30 GiB above the free 20
-    assert task_cost(storage, prices_(), at(0)) - task_cost(task, prices_(), at(0)) == \
-        pytest.approx(30 * RATES["storage-GB"])
+    assert task_cost(storage, prices_(), at(0)) - task_cost(
+        task, prices_(), at(0)
+    ) == pytest.approx(30 * RATES["storage-GB"])
     short = {**task, "stoppedAt": at(12)}
     assert task_cost(short, prices_(), at(0)) == pytest.approx(
-        (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]) / 60)
+        (RATES["X86_64-vCPU"] + 2 * RATES["X86_64-GB"]) / 60
+    )
 
 
 # Formats
@@ -124,8 +141,13 @@ def test_format_usd_one_rule_for_every_amount():
 
 
 def test_format_duration_in_its_two_largest_units():
-    assert [format_duration(s) for s in (0, 42.9, 65, 3600 + 180, 3 * 86400 + 4 * 3600)] == \
-        ["0s", "42s", "1m05s", "1h03m", "3d04h"]
+    assert [format_duration(s) for s in (0, 42.9, 65, 3600 + 180, 3 * 86400 + 4 * 3600)] == [
+        "0s",
+        "42s",
+        "1m05s",
+        "1h03m",
+        "3d04h",
+    ]
     assert format_duration(-1) == "0s"
 
 
@@ -169,8 +191,9 @@ def test_alert_and_limit_fire_once_each_when_the_clock_crosses_them():
     async def run():
         clock, cluster = Clock(10), Cluster()
         alert, max_cost = SMALL_RATE * 200 / 3600, SMALL_RATE * 230 / 3600
-        m = meter(three_tasks(), clock, cost_alert=alert, max_cost=max_cost,
-                  check_interval=3600)  # checked here, by hand
+        m = meter(
+            three_tasks(), clock, cost_alert=alert, max_cost=max_cost, check_interval=3600
+        )  # checked here, by hand
         m.start(cluster.log, cluster.on_limit, keep=cluster.keep)
         assert cluster.shown == [f"test-cluster: {m.describe_estimate()}"]
         assert "alert at" in cluster.shown[0] and "hard limit" in cluster.shown[0]
@@ -203,8 +226,7 @@ def test_alert_and_limit_fire_once_each_when_the_clock_crosses_them():
 def test_the_meter_checks_by_itself_every_interval():
     async def run():
         clock, cluster = Clock(0), Cluster()
-        m = meter(three_tasks(), clock, max_cost=SMALL_RATE * 200 / 3600,
-                  check_interval=0.01)
+        m = meter(three_tasks(), clock, max_cost=SMALL_RATE * 200 / 3600, check_interval=0.01)
         m.start(cluster.log, cluster.on_limit)
         clock.seconds = 100
         while not cluster.limits:  # within the test's timeout
@@ -233,7 +255,8 @@ def test_finish_freezes_the_figures_and_records_the_cluster(tmp_path):
         await m.finish(cluster.log)  # idempotent: one final line
         assert [line for line in cluster.shown if line.startswith("Closed")] == [
             f"Closed test-cluster: ran 1m40s, 3 tasks, 0.072 task-hours, cost "
-            f"{format_usd(total)} (test)"]
+            f"{format_usd(total)} (test)"
+        ]
         [record] = ledger.recent()
         assert (record.name, record.status, record.cost) == ("test-cluster", "closed", total)
         assert [t["arn"] for t in record.tasks] == ["arn:s", "arn:w1", "arn:w2"]
@@ -271,9 +294,15 @@ def test_a_locked_ledger_does_not_hold_up_the_event_loop(tmp_path):
 
 
 def options(**kwargs):
-    return ClusterOptions.resolve(region="us-east-1", name="test-cluster", worker_cpu=256,
-                                  worker_memory=512, scheduler_cpu=256,
-                                  scheduler_memory=512, **kwargs)
+    return ClusterOptions.resolve(
+        region="us-east-1",
+        name="test-cluster",
+        worker_cpu=256,
+        worker_memory=512,
+        scheduler_cpu=256,
+        scheduler_memory=512,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -291,7 +320,7 @@ def published_prices(monkeypatch):
 
 def test_create_loads_prices_in_a_thread_and_checks_the_limits(published_prices):
     async def create(**kwargs):
-        return await CostMeter.create(options(**kwargs), tuple)
+        return await meter_for(options(**kwargs), tuple)
 
     m = asyncio.run(create(n_workers=2, max_cost=1.0))
     assert published_prices and published_prices[0] is not threading.main_thread()
@@ -303,8 +332,10 @@ def test_create_loads_prices_in_a_thread_and_checks_the_limits(published_prices)
     assert "max_hourly_cost=0.001" in str(info.value) and "Nothing was started" in str(info.value)
     with pytest.raises(ConfigurationError, match="bills a minute at least"):
         asyncio.run(create(n_workers=1, max_cost=0.0001))
-    with dask.config.set({"starburst.cost.spot-discount": 1.5}), \
-            pytest.raises(ConfigurationError, match="spot-discount must be a fraction"):
+    with (
+        dask.config.set({"starburst.cost.spot-discount": 1.5}),
+        pytest.raises(ConfigurationError, match="spot-discount must be a fraction"),
+    ):
         asyncio.run(create(n_workers=1))
 
 
@@ -323,10 +354,20 @@ def test_halt_closes_the_cluster_even_when_the_scheduler_cannot_err_tasks():
             closed.append(True)
 
         error = CostLimitExceeded("limit", limit=1.0, spent=1.5)
-        await limit.halt(error, scheduler_comm=Unreachable(), scheduler_address="tcp://x:1",
-                         loop=asyncio.get_running_loop(), close=close)
-        await limit.halt(error, scheduler_comm=None, scheduler_address="tcp://x:1",
-                         loop=asyncio.get_running_loop(), close=close)
+        await limit.halt(
+            error,
+            scheduler_comm=Unreachable(),
+            scheduler_address="tcp://x:1",
+            loop=asyncio.get_running_loop(),
+            close=close,
+        )
+        await limit.halt(
+            error,
+            scheduler_comm=None,
+            scheduler_address="tcp://x:1",
+            loop=asyncio.get_running_loop(),
+            close=close,
+        )
         return closed
 
     assert asyncio.run(run()) == [True, True]
@@ -339,18 +380,37 @@ def test_ledger_totals_today_and_this_month(tmp_path, monkeypatch):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     now = datetime.datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name, started, cost in (("today", now, 1.25), ("earlier", now.replace(day=3), 2.5),
-                                ("last-month", now.replace(month=10), 100.0)):
+    for name, started, cost in (
+        ("today", now, 1.25),
+        ("earlier", now.replace(day=3), 2.5),
+        ("last-month", now.replace(month=10), 100.0),
+    ):
         i = ledger.open_cluster(name, "us-east-1", 0.5, "test", started)
-        ledger.update_cluster(i, cost=cost, task_hours=1.0, status="closed",
-                              stopped_at=started + datetime.timedelta(hours=1), tasks=[])
+        ledger.update_cluster(
+            i,
+            cost=cost,
+            task_hours=1.0,
+            status="closed",
+            stopped_at=started + datetime.timedelta(hours=1),
+            tasks=[],
+        )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     i = ledger.open_cluster("local-run", "us-east-1", 0.5, "test", now)
-    ledger.update_cluster(i, cost=0.01, task_hours=0.1, status="closed", stopped_at=now,
-                          tasks=[{"arn": "a", "cost": 0.01}])
+    ledger.update_cluster(
+        i,
+        cost=0.01,
+        task_hours=0.1,
+        status="closed",
+        stopped_at=now,
+        tasks=[{"arn": "a", "cost": 0.01}],
+    )
     text = report(ledger=ledger, now=now)
     assert [line.split()[2] for line in text.splitlines()[1:5]] == [
-        "local-run", "today", "earlier", "last-month"]
+        "local-run",
+        "today",
+        "earlier",
+        "last-month",
+    ]
     assert "1h00m" in text.splitlines()[2]  # runtime, in the one duration format
     assert "Today:       $1.25 on AWS (1 clusters); $0.0100 simulated" in text
     assert "This month:  $3.75 on AWS (2 clusters)" in text

@@ -54,8 +54,10 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-                       for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -160,7 +162,8 @@ def test_no_import_cycle():
 
 def oversized() -> dict[str, int]:
     return {
-        name: lines for name, path in modules().items()
+        name: lines
+        for name, path in modules().items()
         if not name.startswith(f"{PACKAGE}.local")
         and (lines := len(path.read_text().splitlines())) > MAX_LINES
     }

@@ -26,13 +26,26 @@ def all_started(count, call):
 
 def launch(ecs, count, deadline=30.0, **kwargs):
     launcher = TaskLauncher(
-        ecs, "arn:aws:ecs:us-east-1:123456789012:cluster/starburst-dask",
+        ecs,
+        "arn:aws:ecs:us-east-1:123456789012:cluster/starburst-dask",
         "arn:aws:ecs:us-east-1:123456789012:task-definition/starburst-dask:1",
-        subnets=SUBNETS, security_groups=GROUPS, assign_public_ip=False,
-        started_by="unit", deadline=deadline,
+        subnets=SUBNETS,
+        security_groups=GROUPS,
+        assign_public_ip=False,
+        started_by="unit",
+        deadline=deadline,
     )
-    return asyncio.run(launcher.run(count, command=["dask", "worker"], cpu=1024, memory=2048,
-                                    environment={"A": "1"}, tags=TAGS, **kwargs))
+    return asyncio.run(
+        launcher.run(
+            count,
+            command=["dask", "worker"],
+            cpu=1024,
+            memory=2048,
+            environment={"A": "1"},
+            tags=TAGS,
+            **kwargs,
+        )
+    )
 
 
 def test_launches_in_calls_of_ten_each_on_every_subnet():
@@ -42,8 +55,13 @@ def test_launches_in_calls_of_ten_each_on_every_subnet():
     assert len(result.arns) == len(set(result.arns)) == 25
     assert (result.quota_refused, result.capacity_refused) == (0, 0)
     for call in ecs.calls:  # Fargate spreads each call's tasks over the subnets listed
-        assert call["networkConfiguration"] == {"awsvpcConfiguration": {
-            "subnets": SUBNETS, "securityGroups": GROUPS, "assignPublicIp": "DISABLED"}}
+        assert call["networkConfiguration"] == {
+            "awsvpcConfiguration": {
+                "subnets": SUBNETS,
+                "securityGroups": GROUPS,
+                "assignPublicIp": "DISABLED",
+            }
+        }
         assert call["launchType"] == "FARGATE" and "capacityProviderStrategy" not in call
         assert (call["startedBy"], call["tags"]) == ("unit", TAGS)
         assert call["overrides"]["cpu"] == "1024"
@@ -53,14 +71,12 @@ def test_spot_is_placed_by_capacity_provider_strategy():
     ecs = FakeEcs(all_started)
     launch(ecs, 3, capacity_provider="FARGATE_SPOT")
     [call] = ecs.calls
-    assert call["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT",
-                                                 "weight": 1}]
+    assert call["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
     assert "launchType" not in call
 
 
 def test_quota_refusals_are_handed_back_not_retried():
-    ecs = FakeEcs(lambda count, call: (count - 3, [QUOTA_FULL] * 3) if count == 10 else
-                  (count, []))
+    ecs = FakeEcs(lambda count, call: (count - 3, [QUOTA_FULL] * 3) if count == 10 else (count, []))
     result = launch(ecs, 12)
     assert sorted(ecs.counts) == [2, 10]  # no further call
     assert (len(result.arns), result.quota_refused) == (9, 3)
@@ -83,11 +99,14 @@ def test_capacity_failures_are_handed_back_when_the_caller_falls_back():
     assert (len(result.arns), result.capacity_refused) == (4, 2)
 
 
-@pytest.mark.parametrize("error", [
-    client_error("ThrottlingException", "Rate exceeded"),
-    # EC2's throttling, which RunTask wraps
-    client_error("InvalidParameterException", "RequestLimitExceeded: Request limit exceeded."),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ThrottlingException", "Rate exceeded"),
+        # EC2's throttling, which RunTask wraps
+        client_error("InvalidParameterException", "RequestLimitExceeded: Request limit exceeded."),
+    ],
+)
 def test_throttled_calls_are_retried(error):
     def answer(count, call):
         if call == 1:
@@ -103,8 +122,10 @@ def test_throttled_calls_are_retried(error):
 def test_roles_iam_has_not_propagated_yet_are_retried():
     def answer(count, call):
         if call == 1:
-            raise client_error("InvalidParameterException",
-                               f"{fargate.IAM_PROPAGATION_ERRORS[0]}: arn:aws:iam::1:role/x")
+            raise client_error(
+                "InvalidParameterException",
+                f"{fargate.IAM_PROPAGATION_ERRORS[0]}: arn:aws:iam::1:role/x",
+            )
         return count, []
 
     ecs = FakeEcs(answer)
@@ -116,8 +137,9 @@ def test_a_refusal_retrying_cannot_mend_fails_at_once_keeping_what_started():
     def answer(count, call):
         if count == 10:
             return count, []
-        raise client_error("InvalidParameterException", "Task definition does not support "
-                           "launch_type FARGATE.")
+        raise client_error(
+            "InvalidParameterException", "Task definition does not support launch_type FARGATE."
+        )
 
     ecs = FakeEcs(answer)
     with pytest.raises(TaskFailedError) as info:
@@ -142,16 +164,33 @@ def test_capacity_failures_past_the_deadline_fail_naming_it():
         launch(ecs, 5, deadline=0)
     assert ecs.counts == [5]  # the first backoff already ends past a deadline of 0 s
     assert len(info.value.arns) == 1
-    assert str(info.value).startswith("1 of 5 tasks started within 0 s; ECS refused the "
-                                      f"rest: {fargate.CAPACITY_UNAVAILABLE}")
+    assert str(info.value).startswith(
+        f"1 of 5 tasks started within 0 s; ECS refused the rest: {fargate.CAPACITY_UNAVAILABLE}"
+    )
 
 
 def test_a_request_the_client_refuses_fails_at_once_in_its_words():
     ecs = FakeEcs(all_started)
-    launcher = TaskLauncher(ecs, "c", "td", subnets=SUBNETS, security_groups=GROUPS,
-                            assign_public_ip=True, started_by="unit", deadline=30)
+    launcher = TaskLauncher(
+        ecs,
+        "c",
+        "td",
+        subnets=SUBNETS,
+        security_groups=GROUPS,
+        assign_public_ip=True,
+        started_by="unit",
+        deadline=30,
+    )
     with pytest.raises(TaskFailedError) as info:  # RunTask's tags are "key" and "value"
-        asyncio.run(launcher.run(1, command=["x"], cpu=256, memory=512, environment={},
-                                 tags=[{"Key": "a", "Value": "b"}]))
+        asyncio.run(
+            launcher.run(
+                1,
+                command=["x"],
+                cpu=256,
+                memory=512,
+                environment={},
+                tags=[{"Key": "a", "Value": "b"}],
+            )
+        )
     assert 'Unknown parameter in tags[0]: "Key", must be one of: key, value' in str(info.value)
     assert ecs.calls == []

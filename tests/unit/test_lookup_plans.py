@@ -46,7 +46,8 @@ def test_sync_and_async_make_the_same_calls_and_answers(tags):
     assert sync.calls == aio.calls
     assert ("list_role_tags", "known") in sync.calls if tags else len(sync.calls) == 1
     assert lookups.tag_dict(found.get("Tags")) == (
-        {"starburst-dask:managed": "true"} if tags else {})
+        {"starburst-dask:managed": "true"} if tags else {}
+    )
 
 
 def test_an_error_the_plan_expects_is_its_answer():
@@ -57,8 +58,7 @@ def test_an_error_the_plan_expects_is_its_answer():
 def test_an_error_the_plan_does_not_expect_reaches_the_caller():
     class Throttled(FakeIam):
         def get_role(self, RoleName):  # noqa: N803
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}},
-                              "GetRole")
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "GetRole")
 
     with pytest.raises(ClientError, match="Throttling"):
         lookups.role(Throttled(), "known")

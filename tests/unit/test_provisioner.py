@@ -58,12 +58,22 @@ class FakeRegistry:
         used = sum(r.vcpus for r in self.live.values() if r.capacity_provider == provider)
         return QuotaStatus(provider, quota=self.quotas[provider], usage=used)
 
-    async def launch(self, count: int, role: str, command: list[str], *, cpu: int,
-                     memory: int, provider: str = "FARGATE",
-                     retry_capacity: bool = True) -> Launch:
+    async def launch(
+        self,
+        count: int,
+        role: str,
+        command: list[str],
+        *,
+        cpu: int,
+        memory: int,
+        provider: str = "FARGATE",
+        retry_capacity: bool = True,
+    ) -> Launch:
         if provider == "FARGATE_SPOT" and self.no_spot:
-            raise TaskFailedError(f"0 of {count} tasks started; ECS refused the rest: "
-                                  f"{fargate.PROVIDER_NOT_ON_CLUSTER}")
+            raise TaskFailedError(
+                f"0 of {count} tasks started; ECS refused the rest: "
+                f"{fargate.PROVIDER_NOT_ON_CLUSTER}"
+            )
         self.launches.append((provider, count))
         return Launch([self.start(role, provider, fargate.vcpus(cpu)) for _ in range(count)])
 
@@ -72,27 +82,44 @@ class FakeRegistry:
     def stop_by_itself(self, arn: str) -> None:
         record = self.live.pop(arn)
         self.room.set()
-        self.on_stopped[record.role]({"taskArn": arn, "lastStatus": "STOPPED",
-                                      "stopCode": "EssentialContainerExited",
-                                      "stoppedReason": "Essential container in task exited",
-                                      "containers": [{"exitCode": 1}]})
+        self.on_stopped[record.role](
+            {
+                "taskArn": arn,
+                "lastStatus": "STOPPED",
+                "stopCode": "EssentialContainerExited",
+                "stoppedReason": "Essential container in task exited",
+                "containers": [{"exitCode": 1}],
+            }
+        )
 
 
-def provisioner(registry: FakeRegistry, n_workers: int, *, affordable: Any = None,
-                **options: Any) -> tuple[WorkerProvisioner, dict[str, Any], list[str]]:
-    options = ClusterOptions.resolve(**{"n_workers": n_workers, "region": "us-east-1",
-                                        "quota_interval": 0.05, "poll_interval": 0.05,
-                                        **options})
+def provisioner(
+    registry: FakeRegistry, n_workers: int, *, affordable: Any = None, **options: Any
+) -> tuple[WorkerProvisioner, dict[str, Any], list[str]]:
+    options = ClusterOptions.resolve(
+        **{
+            "n_workers": n_workers,
+            "region": "us-east-1",
+            "quota_interval": 0.05,
+            "poll_interval": 0.05,
+            **options,
+        }
+    )
     spec: dict[str, Any] = {}
     lines: list[str] = []
 
     async def correct_state() -> None:
         pass
 
-    p = WorkerProvisioner(options, registry,  # type: ignore[arg-type]
-                          worker_spec=spec, worker={"cls": object, "options": {}},
-                          correct_state=correct_state,
-                          affordable=affordable or (lambda n: n), log=lines.append)
+    p = WorkerProvisioner(
+        options,
+        registry,  # type: ignore[arg-type]
+        worker_spec=spec,
+        worker={"cls": object, "options": {}},
+        correct_state=correct_state,
+        affordable=affordable or (lambda n: n),
+        log=lines.append,
+    )
     registry.start("scheduler", "FARGATE", 1.0)
     p.scheduler_address = "tcp://10.0.0.1:8786"
     return p, spec, lines
@@ -102,6 +129,7 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
     async def poll() -> None:
         while not condition():
             await asyncio.sleep(0.01)
+
     await asyncio.wait_for(poll(), timeout)
 
 
@@ -213,8 +241,11 @@ def test_workers_that_never_join_back_off_then_stop_being_replaced(caplog):
         await p.launch()
         for failures in range(1, 4):
             registry.stop_by_itself(next(iter(spec.values()))["options"]["task_arn"])
-            await until(lambda f=failures: p.replacement.failures == f
-                        and (len(spec) == 1 or p.replacement.exhausted))
+            await until(
+                lambda f=failures: (
+                    p.replacement.failures == f and (len(spec) == 1 or p.replacement.exhausted)
+                )
+            )
         assert p.replacement.exhausted and spec == {} and p.requested == 0
         assert len(registry.launches) == 3  # the first worker and two replacements
         assert "No module named 'x'" in p.replacement.last_reason  # its last log line

@@ -25,40 +25,72 @@ IDS = {"ServiceCode": "fargate", "QuotaCode": fargate.QUOTA_CODES[ON_DEMAND]}
 
 
 def quota_answer(value, provider=ON_DEMAND):
-    return {"Quota": {"ServiceCode": "fargate", "QuotaCode": fargate.QUOTA_CODES[provider],
-                      "QuotaName": fargate.QUOTA_NAMES[provider], "Value": value}}
+    return {
+        "Quota": {
+            "ServiceCode": "fargate",
+            "QuotaCode": fargate.QUOTA_CODES[provider],
+            "QuotaName": fargate.QUOTA_NAMES[provider],
+            "Value": value,
+        }
+    }
 
 
 def usage_answer(*values):
-    return {"MetricDataResults": [{"Id": "usage", "Label": fargate.USAGE_METRIC,
-                                   "Values": list(values), "StatusCode": "Complete"}]}
+    return {
+        "MetricDataResults": [
+            {
+                "Id": "usage",
+                "Label": fargate.USAGE_METRIC,
+                "Values": list(values),
+                "StatusCode": "Complete",
+            }
+        ]
+    }
 
 
 USAGE_QUERY = {
-    "MetricDataQueries": [{"Id": "usage", "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": "AWS/Usage", "MetricName": "ResourceCount",
-                   "Dimensions": fargate.usage_dimensions(ON_DEMAND)},
-        "Period": 60, "Stat": "Maximum"}}],
-    "StartTime": ANY, "EndTime": ANY, "ScanBy": "TimestampDescending",
+    "MetricDataQueries": [
+        {
+            "Id": "usage",
+            "ReturnData": True,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Usage",
+                    "MetricName": "ResourceCount",
+                    "Dimensions": fargate.usage_dimensions(ON_DEMAND),
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }
+    ],
+    "StartTime": ANY,
+    "EndTime": ANY,
+    "ScanBy": "TimestampDescending",
 }
 
 
 def governed(answers, clock=None):
     """Run ``answers(governor, quotas, cloudwatch)`` against stubbed clients."""
+
     async def run():
         async with stubbed("service-quotas", "cloudwatch") as [(quotas, q), (cloudwatch, c)]:
             governor = QuotaGovernor(quotas, cloudwatch, **({"clock": clock} if clock else {}))
             return await answers(governor, q, c)
+
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize(("quota", "usage", "vcpus", "expected"), [
-    (16, 0, 4, 4),
-    (16, 14, 4, 0),  # less than one task of headroom
-    (16, 20, 1, 0),  # usage above the quota (others' tasks): nothing, never negative
-    (1, 0.4, 0.2, 3),  # 0.6 / 0.2 is 2.9999999999999996 in floating point: still 3
-    (6, 1.5, 0.25, 18),
-])
+@pytest.mark.parametrize(
+    ("quota", "usage", "vcpus", "expected"),
+    [
+        (16, 0, 4, 4),
+        (16, 14, 4, 0),  # less than one task of headroom
+        (16, 20, 1, 0),  # usage above the quota (others' tasks): nothing, never negative
+        (1, 0.4, 0.2, 3),  # 0.6 / 0.2 is 2.9999999999999996 in floating point: still 3
+        (6, 1.5, 0.25, 18),
+    ],
+)
 def test_fits_counts_whole_tasks_in_the_headroom(quota, usage, vcpus, expected):
     assert fits(QuotaStatus(ON_DEMAND, quota=quota, usage=usage), vcpus) == expected
 
@@ -118,9 +150,12 @@ def test_no_datapoint_is_no_usage():
 
 def test_a_quota_never_changed_is_aws_default():
     async def answers(governor, quotas, cloudwatch):
-        quotas.add_client_error("get_service_quota", "NoSuchResourceException",
-                                "The request failed because the specified service quota does "
-                                "not exist.", expected_params=IDS)
+        quotas.add_client_error(
+            "get_service_quota",
+            "NoSuchResourceException",
+            "The request failed because the specified service quota does not exist.",
+            expected_params=IDS,
+        )
         quotas.add_response("get_aws_default_service_quota", quota_answer(6.0), IDS)
         return await governor.quota(ON_DEMAND)
 
@@ -130,9 +165,12 @@ def test_a_quota_never_changed_is_aws_default():
 def test_an_unreadable_quota_launches_ungoverned_and_says_so_once(caplog):
     async def answers(governor, quotas, cloudwatch):
         for _ in range(2):
-            quotas.add_client_error("get_service_quota", "AccessDeniedException",
-                                    "User is not authorized to perform: "
-                                    "servicequotas:GetServiceQuota", expected_params=IDS)
+            quotas.add_client_error(
+                "get_service_quota",
+                "AccessDeniedException",
+                "User is not authorized to perform: servicequotas:GetServiceQuota",
+                expected_params=IDS,
+            )
         return [await governor.status(ON_DEMAND) for _ in range(2)]
 
     with caplog.at_level(logging.WARNING, logger="starburst_dask.ecs.quota"):
@@ -152,20 +190,27 @@ def test_unreadable_usage_counts_as_none():
 
 
 def pending(status):
-    return {"RequestedQuotas": [{"Id": "req-1", "DesiredValue": 64.0, "Status": status,
-                                 "QuotaCode": IDS["QuotaCode"]}]}
+    return {
+        "RequestedQuotas": [
+            {"Id": "req-1", "DesiredValue": 64.0, "Status": status, "QuotaCode": IDS["QuotaCode"]}
+        ]
+    }
 
 
 def test_increase_request_is_filed_above_the_current_quota():
     async def answers(governor, quotas, cloudwatch):
         quotas.add_response("get_service_quota", quota_answer(6.0), IDS)
         for status in ("PENDING", "CASE_OPENED"):
-            quotas.add_response("list_requested_service_quota_change_history_by_quota",
-                                {"RequestedQuotas": []}, {**IDS, "Status": status})
-        quotas.add_response("request_service_quota_increase",
-                            {"RequestedQuota": {"Id": "req-2", "DesiredValue": 32.0,
-                                                "Status": "PENDING"}},
-                            {**IDS, "DesiredValue": 32.0})
+            quotas.add_response(
+                "list_requested_service_quota_change_history_by_quota",
+                {"RequestedQuotas": []},
+                {**IDS, "Status": status},
+            )
+        quotas.add_response(
+            "request_service_quota_increase",
+            {"RequestedQuota": {"Id": "req-2", "DesiredValue": 32.0, "Status": "PENDING"}},
+            {**IDS, "DesiredValue": 32.0},
+        )
         return await request_increase(governor.quotas, ON_DEMAND, 32)
 
     assert governed(answers) == {"Id": "req-2", "DesiredValue": 32.0, "Status": "PENDING"}
@@ -185,10 +230,16 @@ def test_increase_not_above_the_quota_is_refused_and_files_nothing():
 def test_a_second_open_increase_request_is_refused_naming_the_first():
     async def answers(governor, quotas, cloudwatch):
         quotas.add_response("get_service_quota", quota_answer(6.0), IDS)
-        quotas.add_response("list_requested_service_quota_change_history_by_quota",
-                            {"RequestedQuotas": []}, {**IDS, "Status": "PENDING"})
-        quotas.add_response("list_requested_service_quota_change_history_by_quota",
-                            pending("CASE_OPENED"), {**IDS, "Status": "CASE_OPENED"})
+        quotas.add_response(
+            "list_requested_service_quota_change_history_by_quota",
+            {"RequestedQuotas": []},
+            {**IDS, "Status": "PENDING"},
+        )
+        quotas.add_response(
+            "list_requested_service_quota_change_history_by_quota",
+            pending("CASE_OPENED"),
+            {**IDS, "Status": "CASE_OPENED"},
+        )
         with pytest.raises(ConfigurationError) as info:
             await request_increase(governor.quotas, ON_DEMAND, 128)
         return str(info.value)
