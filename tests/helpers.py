@@ -1,6 +1,7 @@
 """Helpers shared by the tests."""
 
 import contextlib
+import json
 import os
 import platform
 import time
@@ -49,3 +50,20 @@ def stopped(ecs, arn, cluster="starburst-dask", timeout=60.0):
 
     wait_until(done, timeout=timeout)
     return done()
+
+
+def put_image(ecr, repository, tag):
+    """An image in the account's ECR ``repository`` under ``tag``, as a build pushes one
+    (the local Fargate keeps the manifest; it runs images it knows, not layers)."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7,
+            "digest": "sha256:" + "b" * 64,
+        },
+        "layers": [],
+    }
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)

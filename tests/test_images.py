@@ -6,7 +6,6 @@ conda-lock, skipped (with the reason) only when the channel cannot be reached.
 """
 
 import base64
-import contextlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ import dask
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import put_image
 
 from starburst_dask import FargateCluster, MissingResourceError
 from starburst_dask.cli import main
@@ -91,21 +91,6 @@ def no_docker_engine(monkeypatch):
 @pytest.fixture
 def session(local_fargate):
     return boto3.session.Session(region_name=local_fargate.region)
-
-
-def put_image(ecr, repository, tag):
-    """An image in the local account's ECR under ``tag`` (what a past build pushed)."""
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 7,
-            "digest": "sha256:" + "a" * 64,
-        },
-        "layers": [],
-    }
-    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -324,8 +309,7 @@ def test_software_is_the_image_of_the_clusters_architecture(
     ecr = session.client("ecr")
     ensure_repository(ecr, "starburst-dask")
     for tag in tags.values():
-        with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
-            put_image(ecr, "starburst-dask", tag)
+        put_image(ecr, "starburst-dask", tag)
     options = resolve_cluster_image(
         ClusterOptions.resolve(software=LOCK, architecture=architecture)
     )

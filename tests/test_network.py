@@ -6,13 +6,12 @@ this machine, which is outside the VPC at its own public address.
 """
 
 import asyncio
-import json
 
 import boto3
 import dask.config
 import pytest
 from distributed import Client
-from helpers import DASK_IMAGE, stopped, wait_until
+from helpers import DASK_IMAGE, put_image, stopped, wait_until
 
 from starburst_dask import FargateCluster
 from starburst_dask.admin import doctor
@@ -332,19 +331,7 @@ def test_ecr_image_starts_through_vpc_endpoints_only_when_all_are_there(ec2, ecs
     subnet, table = private_subnet(ec2, vpc)
     ecr = boto3.client("ecr")
     ecr.create_repository(repositoryName="probe-endpoints")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 7,
-            "digest": "sha256:" + "b" * 64,
-        },
-        "layers": [],
-    }
-    ecr.put_image(
-        repositoryName="probe-endpoints", imageManifest=json.dumps(manifest), imageTag="1"
-    )
+    put_image(ecr, "probe-endpoints", "1")
     image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/probe-endpoints:1"
     definition = register(ecs, ["python", "-c", "print('ran')"], image=image)
     for service in ("ecr.api", "ecr.dkr", "logs"):

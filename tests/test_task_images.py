@@ -5,14 +5,13 @@ stoppedReason, its CloudWatch log) or in a dask client's results.
 """
 
 import contextlib
-import json
 
 import boto3
 import dask
 import pytest
 from botocore.exceptions import ClientError
 from distributed import Client
-from helpers import DASK_IMAGE, PYTHON, PYTHON_IMAGE, stopped
+from helpers import DASK_IMAGE, PYTHON, PYTHON_IMAGE, put_image, stopped
 
 from starburst_dask import FargateCluster
 
@@ -134,18 +133,7 @@ def pushed(repository, tag):
     ecr = boto3.client("ecr")
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=repository)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 7,
-            "digest": "sha256:" + "b" * 64,
-        },
-        "layers": [],
-    }
-    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
-        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+    put_image(ecr, repository, tag)
     return f"{ECR}/{repository}:{tag}"
 
 
