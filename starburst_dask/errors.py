@@ -48,3 +48,25 @@ class CostLimitExceeded(StarburstError, RuntimeError):
     def __reduce__(self) -> tuple:
         # Pickled to travel through the scheduler to clients: keep the attributes.
         return type(self), (self.args[0], self.limit, self.spent)
+
+
+class SchedulerLostError(StarburstError, RuntimeError):
+    """The cluster's scheduler task stopped by itself (a crash, a kill, its lifetime): the
+    cluster failed, its workers were stopped, and unfinished work failed with this error.
+
+    Attributes
+    ----------
+    task_id : str
+        The scheduler task's id.
+    reason : str
+        Why it stopped, in ECS's words (stop code, stopped reason, exit code).
+    """
+
+    def __init__(self, message: str, task_id: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple:
+        # Pickled to reach each future's waiter: keep the attributes.
+        return type(self), (self.args[0], self.task_id, self.reason)

@@ -9,9 +9,11 @@ Only the ``SpecCluster`` glue lives here. The cluster's ECS tasks are kept by it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import math
+import pickle
 import weakref
 from typing import Any
 
@@ -20,13 +22,13 @@ from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.utils import NoOpAwaitable
 
-from .. import fargate
+from .. import fargate, futures
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
 from ..cost.estimate import meter_for
 from ..cost.meter import CostMeter
 from ..ecs import quota
-from ..errors import CostLimitExceeded, StarburstError
+from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from .processes import FargateScheduler, FargateWorker
@@ -112,6 +114,9 @@ class FargateCluster(SpecCluster):
         self.provisioner: WorkerProvisioner | None = None
         #: Cost: estimate, running total and rate, limits (from the prices, on start).
         self.cost: CostMeter | None = None
+        #: Why the cluster failed, once its scheduler task stopped by itself.
+        self.failure: SchedulerLostError | None = None
+        self._failing: asyncio.Future[None] | None = None
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
         worker = {
             "cls": FargateWorker,
@@ -123,7 +128,10 @@ class FargateCluster(SpecCluster):
         }
         try:
             super().__init__(
-                scheduler={"cls": FargateScheduler, "options": {"registry": self.registry}},
+                scheduler={
+                    "cls": FargateScheduler,
+                    "options": {"registry": self.registry, "on_lost": self._scheduler_lost},
+                },
                 worker=worker,
                 asynchronous=asynchronous,
                 name=self.options.name,
@@ -235,6 +243,11 @@ class FargateCluster(SpecCluster):
             # Nothing left to retire workers through or to terminate: close() must not
             # wait on connections to a scheduler that is gone (e.g. its max lifetime).
             self.shutdown_scheduler = False
+            await self.scheduler.close()  # only ends the report of its loss
+        if self._failing is not None:
+            self._failing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._failing
         try:
             await super()._close()
         finally:
@@ -244,6 +257,30 @@ class FargateCluster(SpecCluster):
                 await self.cost.finish(self._log)  # the final cost line, and the ledger
             await self._aws.close()
             self._finalizer.detach()
+
+    async def _scheduler_lost(self, error: SchedulerLostError) -> None:
+        """The scheduler task stopped by itself: the cluster failed. Its workers are stopped
+        now (not at their death timeout), and this process's unfinished work fails with
+        ``error`` (see :func:`~starburst_dask.futures.keep_failing`)."""
+        if self.status != Status.running:
+            return  # still starting (its start fails by itself), or closing already
+        self.status, self.failure = Status.failed, error
+        self._keep_log(str(error))
+        with contextlib.suppress(AttributeError):
+            self._adaptive.stop()
+        self.scheduler_info["workers"].clear()  # none has a scheduler any more
+        self._failing = asyncio.ensure_future(
+            futures.keep_failing(
+                self.scheduler_address,
+                self.loop,
+                pickle.dumps(error),
+                lambda: self.status == Status.failed,
+            )
+        )
+        if self.provisioner is not None:
+            await self.provisioner.close()
+        workers = [arn for arn, task in self.registry.live.items() if task.role == "worker"]
+        await self.registry.stop(workers, "its scheduler task stopped")
 
     def __repr__(self) -> str:
         workers = self.scheduler_info.get("workers", {})

@@ -6,7 +6,10 @@ its task's lifecycle through it, as distributed's ``ProcessInterface`` objects d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from distributed.core import Status
@@ -14,11 +17,14 @@ from distributed.deploy.spec import ProcessInterface
 
 from .. import fargate
 from ..ecs import quota, tasks
-from ..errors import QuotaExceededError
+from ..errors import QuotaExceededError, SchedulerLostError
 from . import lifetime
 from .registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
+
+#: Called, once its error is known, when the scheduler task stopped by itself.
+LostHandler = Callable[[SchedulerLostError], Awaitable[None]]
 
 
 class FargateTask(ProcessInterface):
@@ -55,11 +61,17 @@ class FargateScheduler(FargateTask):
     """The scheduler task: launched once the quota has room, ready when its address is known.
 
     ``lost`` says it stopped by itself (its idle timeout, its maximum lifetime, a crash):
-    then there is nothing left to retire workers through or to terminate.
+    then there is nothing left to retire workers through or to terminate, and ``on_lost``
+    (a spec option) hears why, as a :class:`~starburst_dask.errors.SchedulerLostError`.
     """
 
     role = "scheduler"
     lost = False
+
+    def __init__(self, *args: Any, on_lost: LostHandler | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_lost = on_lost
+        self._reporting: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.registry.on_stopped[self.role] = self._stopped
@@ -97,7 +109,43 @@ class FargateScheduler(FargateTask):
     def _stopped(self, task: dict[str, Any]) -> None:
         self.lost = True
         self.status = Status.closed
-        logger.error("scheduler %s", tasks.describe_stop(task))
+        self._reporting = asyncio.ensure_future(self._report_loss(task))
+
+    async def _report_loss(self, task: dict[str, Any]) -> None:
+        """Say why the scheduler stopped, with its last log lines, and tell ``on_lost``."""
+        try:
+            lines = await tasks.last_log_lines(
+                self.registry.aws.logs, self.registry.options.log_group, task["taskArn"]
+            )
+        except Exception as e:  # noqa: BLE001 - the loss matters more than its log lines
+            logger.debug("last log lines of the scheduler: %s", e)
+            lines = []
+        error = lost_error(task, lines)
+        logger.error("%s", error)
+        if self.on_lost is not None:
+            await self.on_lost(error)
+
+    async def close(self) -> None:
+        """Stop the task (unless lost) and any report of its loss still under way."""
+        if self._reporting is not None and not self._reporting.done():
+            self._reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporting
+        await super().close()
+
+
+def lost_error(task: dict[str, Any], log_lines: list[str]) -> SchedulerLostError:
+    """The error for a scheduler task that stopped by itself, from its description."""
+    reason = tasks.describe_stop(task)
+    lines = "".join(f"\n  {line}" for line in log_lines)
+    return SchedulerLostError(
+        f"The cluster's scheduler is gone: {reason}."
+        + (f" Its last log lines:{lines}" if lines else "")
+        + "\nThe cluster failed: its workers were stopped and unfinished work is lost."
+        " Close it and start a new cluster to run the work again.",
+        task_id=tasks.task_id(task["taskArn"]),
+        reason=reason,
+    )
 
 
 class FargateWorker(FargateTask):

@@ -17,10 +17,10 @@ import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from distributed import Client
 from distributed.protocol.pickle import dumps
 from tornado.ioloop import IOLoop
 
+from .. import futures
 from ..errors import CostLimitExceeded
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def halt(
             logger.info("cost limit: %s unfinished tasks erred", erred.get("result"))
     except Exception as e:  # noqa: BLE001 - closing matters more than the error's type
         logger.warning("cost limit: could not fail the unfinished tasks: %s", e)
-    _detach_failed_futures(scheduler_address, loop, exception)
+    futures.fail_pending(scheduler_address, loop, exception)
     await close()
 
 
@@ -108,28 +108,3 @@ def _err_unfinished_tasks() -> Any:
         return len(keys)
 
     return err_unfinished_tasks
-
-
-def _detach_failed_futures(address: str, loop: IOLoop | None, exception: bytes) -> None:
-    """Keep this process's futures of the cluster failed with the cost limit error.
-
-    A client cancels every future it holds when its scheduler connection closes, which
-    would turn the error into ``CancelledError``; a future whose state the client no
-    longer holds keeps it.
-    """
-    for client in list(Client._instances):
-        scheduler = getattr(client, "scheduler", None)
-        if scheduler is None or getattr(scheduler, "address", None) != address:
-            continue
-        if client.loop is loop:
-            _detach(client, exception)
-        elif client.loop is not None:
-            client.loop.add_callback(_detach, client, exception)
-
-
-def _detach(client: Client, exception: bytes) -> None:
-    for key, state in list(client.futures.items()):
-        if state.status in ("pending", "lost"):  # not yet told by the scheduler
-            state.set_error(exception, None)
-        if state.status == "error":
-            client.futures.pop(key, None)
