@@ -11,6 +11,7 @@ from .errors import (
     ConfigurationError,
     CostLimitExceeded,
     MissingResourceError,
+    SchedulerLostError,
     StarburstError,
     TaskFailedError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "CostLimitExceeded",
     "FargateCluster",
     "MissingResourceError",
+    "SchedulerLostError",
     "StarburstError",
     "TaskFailedError",
 ]

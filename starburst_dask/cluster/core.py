@@ -200,6 +200,8 @@ class FargateCluster(SpecCluster):
         self.provisioner.scheduler_address = self.scheduler.address
         await self.provisioner.launch()
         await self.provisioner.wait_for_first()
+        if self.failure is not None:  # the scheduler stopped while the first workers waited
+            raise self.failure
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         if op == "add" and self.provisioner is not None:  # a worker that never joined failed
