@@ -29,6 +29,11 @@ def default_image() -> str:
     return f"daskdev/dask:{dask.__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+def configured_image() -> str:
+    """The image clusters run when none is passed: ``starburst.image``, else dask's own."""
+    return config.setting("image") or default_image()
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusterOptions:
     """Everything a :class:`~starburst_dask.FargateCluster` needs to launch, as plain data.

@@ -4,7 +4,7 @@ import dask.config
 import pytest
 
 from starburst_dask.errors import ConfigurationError
-from starburst_dask.options import ClusterOptions
+from starburst_dask.options import ClusterOptions, configured_image, default_image
 
 
 def resolve(**kwargs):
@@ -143,3 +143,10 @@ def test_free_mappings_take_any_key():
     ):
         o = resolve()
     assert (o.environment, o.tags) == ({"MY_VAR": "1"}, {"team": "data"})
+
+
+def test_the_configured_image_is_dasks_own_unless_one_is_set():
+    # What setup and doctor check the network for: never the text "None".
+    assert configured_image() == default_image() == ClusterOptions.resolve(region="us-east-1").image
+    with dask.config.set({"starburst.image": "python:3.11"}):
+        assert configured_image() == "python:3.11"

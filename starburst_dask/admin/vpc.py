@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from .. import config
 from ..aws import lookups
 from ..aws.clients import SyncClients
 from ..ecs import network
 from ..errors import ConfigurationError, MissingResourceError
+from ..options import configured_image
 
 
 def find_vpc(aws: SyncClients, vpc: str | None) -> str:
@@ -66,7 +66,7 @@ def check_routes(aws: SyncClients, vpc: str, subnets: list[str]) -> bool:
     """
     routes = lookups.routes(aws.ec2, aws.region, [vpc], subnets)
     public_ip = network.choose_public_ip(routes, "auto")
-    problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
+    problems = network.problems(routes, public_ip, configured_image(), aws.region)
     if problems:
         raise MissingResourceError(
             "tasks on these subnets could not pull their image or send logs: "
