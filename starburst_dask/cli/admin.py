@@ -293,7 +293,11 @@ def cleanup(
 @REGION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def teardown(region: str | None, yes: bool) -> None:
-    """Delete what setup created (only resources tagged starburst-dask:managed=true)."""
+    """Delete what setup created (only resources tagged starburst-dask:managed=true).
+
+    Refused, deleting nothing, while the ECS cluster has tasks that are not stopped
+    (whoever started them): the error names them and how to stop them.
+    """
     from ..admin import managed
     from ..admin import teardown as resources
 
@@ -307,6 +311,7 @@ def teardown(region: str | None, yes: bool) -> None:
         if not doomed:
             click.echo("Nothing to delete.")
             return
+        resources.check_unused(aws, found)
         if not yes:
             click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
         done = resources.teardown(aws, found)
