@@ -25,7 +25,6 @@ from starburst_dask.admin.config_file import CONFIG_FILE
 from starburst_dask.admin.managed import MANAGED_TAG
 from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.cli import main
-from starburst_dask.ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from starburst_dask.local import LocalFargate
 
 ECS_CLUSTER = "starburst-dask"

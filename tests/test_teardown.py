@@ -19,11 +19,11 @@ SLEEP = ["python", "-c", "import time; time.sleep(600)"]
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory):
     """A local Fargate set up by ``setup``, its dask config in a directory of our own."""
-    with private_dask_config(tmp_path_factory.mktemp("dask-config")):
-        with LocalFargate(prepare=False) as fargate:
-            setup(allow_cidrs=["127.0.0.1/32"])
-            dask.config.refresh()
-            yield fargate
+    directory = tmp_path_factory.mktemp("dask-config")
+    with private_dask_config(directory), LocalFargate(prepare=False) as fargate:
+        setup(allow_cidrs=["127.0.0.1/32"])
+        dask.config.refresh()
+        yield fargate
 
 
 def run_sleeper(aws, cluster, **kwargs):
