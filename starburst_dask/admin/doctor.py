@@ -25,7 +25,7 @@ from ..errors import StarburstError
 from . import permissions, policy
 from .managed import DEFAULT_NAME
 from .roles import trusts_ecs_tasks
-from .security_group import WIDEST_PREFIX, open_to_world, port_admissions, too_wide
+from .security_group import WIDE_FIX, open_to_world, wide_admission
 from .setup import fargate_quota
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -317,18 +317,9 @@ def _security_groups(allow_wide: bool) -> Callable[[SyncClients], Check]:
             found = lookups.security_groups(aws.ec2, groups)
         except ClientError as e:
             return Check("security group", FAIL, str(e), SETUP_FIX)
-        for group in found:
-            for port, cidrs in port_admissions(group):
-                wide = too_wide(cidrs)
-                if wide:
-                    return Check(
-                        "security group",
-                        WARN if allow_wide else FAIL,
-                        f"{group['GroupId']} admits {wide} to port {port}",
-                        f"revoke those ingress rules and admit your own networks (at most a "
-                        f"/{WIDEST_PREFIX[4]} together): starburst-dask setup --allow-cidr "
-                        "<your network>; or pass --allow-wide-network if you mean it",
-                    )
+        wide = wide_admission(found)
+        if wide:
+            return Check("security group", WARN if allow_wide else FAIL, wide, WIDE_FIX)
         open_ = [g["GroupId"] for g in found if open_to_world(g)]
         if open_:
             return Check(

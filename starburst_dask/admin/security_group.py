@@ -23,6 +23,12 @@ TASK_PORTS = (DASK_PORTS, (32768, 65535))
 #: ``--allow-wide-network``: as many addresses as an IPv4 /16 (65,536); IPv6 counted in
 #: /64 networks (each one LAN), as many as a /48 holds (65,536).
 WIDEST_PREFIX = {4: 16, 6: 48}
+#: What to do about a group that admits more.
+WIDE_FIX = (
+    f"revoke those ingress rules and admit your own networks (at most a /{WIDEST_PREFIX[4]} "
+    "together): starburst-dask setup --allow-cidr <your network>; or pass "
+    "--allow-wide-network if you mean it"
+)
 #: How long to wait for ``starburst.setup.checkip-url``, and the most of its answer read.
 CHECKIP_TIMEOUT = 10.0
 CHECKIP_MAX_BYTES = 64
@@ -125,6 +131,16 @@ def port_admissions(group: dict[str, Any]) -> list[tuple[int, list[str]]]:
             if cidrs:
                 found.append((port, cidrs))
     return found
+
+
+def wide_admission(groups: list[dict[str, Any]]) -> str | None:
+    """The first of ``groups`` whose rules admit networks too wide to a task port, said."""
+    for group in groups:
+        for port, cidrs in port_admissions(group):
+            wide = too_wide(cidrs)
+            if wide:
+                return f"{group['GroupId']} admits {wide} to port {port}"
+    return None
 
 
 def my_address() -> str:
