@@ -99,6 +99,20 @@ def test_delete_cluster_with_a_service_is_refused_as_on_aws(aws):
     assert ecs.delete_cluster(cluster="served")["cluster"]["status"] == "INACTIVE"
 
 
+def test_teardown_stops_at_a_cluster_aws_refuses_to_delete_and_deletes_nothing_else(aws):
+    ecs = aws.client("ecs")
+    ecs.create_service(cluster=ECS_CLUSTER, serviceName="web", desiredCount=0)
+    before = everything(aws)
+    try:
+        result = CliRunner().invoke(main, ["teardown", "--yes"])
+        assert result.exit_code == 1
+        assert "The Cluster cannot be deleted while Services are active." in result.output
+        assert "teardown deleted nothing" in result.output
+        assert everything(aws) == before
+    finally:
+        ecs.delete_service(cluster=ECS_CLUSTER, service="web")
+
+
 def test_teardown_refuses_a_cluster_others_use_naming_the_tasks_and_deletes_nothing(aws):
     ecs = aws.client("ecs")
     foreign = run_sleeper(aws, ECS_CLUSTER, startedBy="nightly-job")

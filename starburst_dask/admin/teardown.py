@@ -222,20 +222,28 @@ def in_use_message(region: str, cluster: str, tasks: list[dict[str, Any]]) -> st
             "stop the others (if they are yours to stop) with `aws ecs stop-task --region "
             f"{region} --cluster {cluster} --task <id>`"
         )
-    lines.append("Then rerun teardown: " + "; ".join(fixes) + ".")
+    lines.append("To proceed, " + "; ".join(fixes) + "; then rerun teardown.")
     return "\n".join(lines)
 
 
 def _delete_ecs_cluster(aws: SyncClients, name: str) -> None:
-    """Delete the ECS cluster; tasks started since :func:`check_unused` make it an error."""
+    """Delete the ECS cluster; what AWS refuses it for (tasks started since
+    :func:`check_unused`, services, container instances) stops teardown there."""
     try:
         aws.ecs.delete_cluster(cluster=name)
     except ClientError as e:
-        if e.response["Error"]["Code"] != "ClusterContainsTasksException":
+        code = e.response["Error"]["Code"]
+        if code == "ClusterContainsTasksException":
+            message = in_use_message(aws.region, name, active_tasks(aws.ecs, name))
+        elif code.startswith("ClusterContains"):  # services, container instances
+            message = (
+                f"teardown deleted nothing: AWS refused to delete the ECS cluster {name} "
+                f"({e.response['Error'].get('Message', code)}); delete what it names, "
+                "then rerun teardown"
+            )
+        else:
             raise
-        raise ClusterInUseError(
-            in_use_message(aws.region, name, active_tasks(aws.ecs, name))
-        ) from None
+        raise ClusterInUseError(message) from None
 
 
 def _delete_role(aws: SyncClients, name: str) -> None:
