@@ -25,7 +25,7 @@ from ..errors import StarburstError
 from . import permissions, policy
 from .managed import DEFAULT_NAME
 from .roles import trusts_ecs_tasks
-from .security_group import open_to_world
+from .security_group import WIDE_FIX, open_to_world, wide_admission
 from .setup import fargate_quota
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -42,15 +42,18 @@ class Check:
     fix: str = ""
 
 
-def run(region: str | None = None) -> list[Check]:
+def run(region: str | None = None, allow_wide_network: bool = False) -> list[Check]:
     """Run every check, in order; stop early when there is no account to talk to.
 
     Parameters
     ----------
     region : str, optional
         AWS region; default: ``starburst.region`` or the AWS SDK's region.
+    allow_wide_network : bool
+        A security group admitting networks wider than
+        :data:`~.security_group.WIDEST_PREFIX` to a task port warns instead of failing.
     """
-    return list(checks(region))
+    return list(checks(region, allow_wide_network))
 
 
 def failed(results: list[Check]) -> bool:
@@ -58,7 +61,7 @@ def failed(results: list[Check]) -> bool:
     return any(c.status == FAIL for c in results)
 
 
-def checks(region: str | None = None) -> Iterator[Check]:
+def checks(region: str | None = None, allow_wide_network: bool = False) -> Iterator[Check]:
     """The checks, one by one (see :func:`run`)."""
     if botocore.session.get_session().get_credentials() is None:
         yield Check(
@@ -94,7 +97,7 @@ def checks(region: str | None = None) -> Iterator[Check]:
         _log_group,
         _subnets,
         _routes,
-        _security_groups,
+        _security_groups(allow_wide_network),
         _repository,
         _quota,
     ):
@@ -300,28 +303,35 @@ def _routes(aws: SyncClients) -> Check:
     )
 
 
-def _security_groups(aws: SyncClients) -> Check:
-    groups = list(config.setting("security_groups") or [])
-    if not groups:
-        return Check(
-            "security group",
-            WARN,
-            "none configured: tasks use the default VPC's default group",
-            SETUP_FIX,
-        )
-    try:
-        found = lookups.security_groups(aws.ec2, groups)
-    except ClientError as e:
-        return Check("security group", FAIL, str(e), SETUP_FIX)
-    open_ = [g["GroupId"] for g in found if open_to_world(g)]
-    if open_:
-        return Check(
-            "security group",
-            WARN,
-            f"{', '.join(open_)} admit the whole internet",
-            "remove the 0.0.0.0/0 and ::/0 ingress rules",
-        )
-    return Check("security group", OK, ", ".join(groups))
+def _security_groups(allow_wide: bool) -> Callable[[SyncClients], Check]:
+    def check(aws: SyncClients) -> Check:
+        groups = list(config.setting("security_groups") or [])
+        if not groups:
+            return Check(
+                "security group",
+                WARN,
+                "none configured: tasks use the default VPC's default group",
+                SETUP_FIX,
+            )
+        try:
+            found = lookups.security_groups(aws.ec2, groups)
+        except ClientError as e:
+            return Check("security group", FAIL, str(e), SETUP_FIX)
+        wide = wide_admission(found)
+        if wide:
+            return Check("security group", WARN if allow_wide else FAIL, wide, WIDE_FIX)
+        open_ = [g["GroupId"] for g in found if open_to_world(g)]
+        if open_:
+            return Check(
+                "security group",
+                WARN,
+                f"{', '.join(open_)} admit the whole internet",
+                "remove the 0.0.0.0/0 and ::/0 ingress rules",
+            )
+        return Check("security group", OK, ", ".join(groups))
+
+    check.check_name = "security group"  # type: ignore[attr-defined]
+    return check
 
 
 def _repository(aws: SyncClients) -> Check:

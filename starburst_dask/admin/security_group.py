@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
 from .. import config
@@ -15,14 +16,27 @@ from .managed import CREATED, EXISTS, FOREIGN, MANAGED_TAG, UPDATED, Resource, i
 
 #: The scheduler (8786) and its dashboard (8787).
 DASK_PORTS = (8786, 8787)
+#: Every port a task may listen on, which doctor checks: the scheduler's and dashboard's,
+#: and the workers' and nannies', which the system picks from its ephemeral range.
+TASK_PORTS = (DASK_PORTS, (32768, 65535))
+#: The widest the networks admitted to a task port may be together, unless
+#: ``--allow-wide-network``: as many addresses as an IPv4 /16 (65,536); IPv6 counted in
+#: /64 networks (each one LAN), as many as a /48 holds (65,536).
+WIDEST_PREFIX = {4: 16, 6: 48}
+#: What to do about a group that admits more.
+WIDE_FIX = (
+    f"revoke those ingress rules and admit your own networks (at most a /{WIDEST_PREFIX[4]} "
+    "together): starburst-dask setup --allow-cidr <your network>; or pass "
+    "--allow-wide-network if you mean it"
+)
 #: How long to wait for ``starburst.setup.checkip-url``, and the most of its answer read.
 CHECKIP_TIMEOUT = 10.0
 CHECKIP_MAX_BYTES = 64
 SECURITY_GROUP_DESCRIPTION = "starburst-dask: dask ports from the caller network only"
 
 
-def check_cidrs(cidrs: list[str]) -> list[str]:
-    """Validate ``--allow-cidr`` values; refuse the whole internet.
+def check_cidrs(cidrs: list[str], allow_wide: bool = False) -> list[str]:
+    """Validate ``--allow-cidr`` values; refuse more than :data:`WIDEST_PREFIX` together.
 
     Raises
     ------
@@ -36,13 +50,97 @@ def check_cidrs(cidrs: list[str]) -> list[str]:
             raise ConfigurationError(
                 f"--allow-cidr {cidr!r} is not a network like 203.0.113.7/32"
             ) from None
-        if network.prefixlen == 0:
-            raise ConfigurationError(
-                f"--allow-cidr {cidr} would open the dask ports to the whole internet; "
-                "pass your own network, e.g. your public IP with /32"
-            )
         checked.append(str(network))
+    check_coverage(checked, allow_wide, f"--allow-cidr {' '.join(checked)}")
     return checked
+
+
+def check_coverage(cidrs: Iterable[str], allow_wide: bool, what: str) -> None:
+    """Refuse networks that together admit more than :data:`WIDEST_PREFIX` allows.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming what they cover and the fix; unless ``allow_wide``.
+    """
+    wide = too_wide(cidrs)
+    if wide and not allow_wide:
+        raise ConfigurationError(
+            f"{what} would open the dask ports to {wide}: pass only your own networks "
+            "(e.g. your public IP/32, or --allow-my-ip), or add --allow-wide-network if you "
+            "mean to admit that many"
+        )
+
+
+def too_wide(cidrs: Iterable[str]) -> str | None:
+    """What the union of ``cidrs`` covers, when more than :data:`WIDEST_PREFIX` allows."""
+    networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    unions: dict[int, list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network]] = {
+        4: list(
+            ipaddress.collapse_addresses(
+                n for n in networks if isinstance(n, ipaddress.IPv4Network)
+            )
+        ),
+        6: list(
+            ipaddress.collapse_addresses(
+                n for n in networks if isinstance(n, ipaddress.IPv6Network)
+            )
+        ),
+    }
+    for version, prefix in WIDEST_PREFIX.items():
+        union = unions[version]
+        bits = 32 if version == 4 else 128
+        covered = sum(n.num_addresses for n in union)
+        if covered > 2 ** (bits - prefix):
+            shown = ", ".join(map(str, union[:3])) + (", ..." if len(union) > 3 else "")
+            return (
+                f"{shown} ({_count(covered, version)}), more than a /{prefix} "
+                f"({_count(2 ** (bits - prefix), version)})"
+            )
+    return None
+
+
+def _count(addresses: int, version: int) -> str:
+    if version == 4:
+        return f"{addresses:,} IPv4 addresses"
+    return f"{addresses >> 64:,} IPv6 /64 networks"
+
+
+def port_admissions(group: dict[str, Any]) -> list[tuple[int, list[str]]]:
+    """The networks (CIDRs) ``group`` admits to each task port (:data:`TASK_PORTS`), over
+    all its rules: one entry per run of ports the same rules cover, by its first port."""
+    rules = [
+        (
+            p.get("FromPort", 0) if p["IpProtocol"] == "tcp" else 0,
+            p.get("ToPort", 65535) if p["IpProtocol"] == "tcp" else 65535,
+            [
+                r.get("CidrIp") or r.get("CidrIpv6")
+                for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])
+            ],
+        )
+        for p in group.get("IpPermissions", [])
+        if p["IpProtocol"] in ("-1", "tcp")
+    ]
+    found = []
+    for first, last in TASK_PORTS:
+        edges = {first} | {
+            port for low, high, _ in rules for port in (low, high + 1) if first <= port <= last
+        }
+        for port in sorted(edges):
+            cidrs = [c for low, high, ranges in rules if low <= port <= high for c in ranges]
+            if cidrs:
+                found.append((port, cidrs))
+    return found
+
+
+def wide_admission(groups: list[dict[str, Any]]) -> str | None:
+    """The first of ``groups`` whose rules admit networks too wide to a task port, said."""
+    for group in groups:
+        for port, cidrs in port_admissions(group):
+            wide = too_wide(cidrs)
+            if wide:
+                return f"{group['GroupId']} admits {wide} to port {port}"
+    return None
 
 
 def my_address() -> str:

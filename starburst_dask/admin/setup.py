@@ -41,6 +41,7 @@ from .security_group import (
     DASK_PORTS,
     caller_networks,
     check_cidrs,
+    check_coverage,
     ensure_security_group,
     my_address,
 )
@@ -83,6 +84,7 @@ def setup(
     subnets: list[str] | None = None,
     allow_cidrs: list[str] | None = None,
     allow_my_ip: bool = False,
+    allow_wide_network: bool = False,
     ask: Callable[[str], bool] | None = None,
     s3_bucket: str | None = None,
     codebuild: bool = False,
@@ -107,6 +109,9 @@ def setup(
     allow_my_ip : bool
         Admit the caller's current public address too, as ``starburst.setup.checkip-url``
         answers it (:func:`.security_group.my_address`).
+    allow_wide_network : bool
+        Admit networks that together cover more than
+        :data:`.security_group.WIDEST_PREFIX` (an IPv4 /16); refused otherwise.
     ask : callable, optional
         Asked a yes/no question when neither ``allow_cidrs`` nor ``allow_my_ip`` is given
         and the scheduler port would be closed to every network outside the VPC; a yes
@@ -138,7 +143,7 @@ def setup(
     """
     region = lookups.region(region)
     names = names or Names.from_config()
-    cidrs = check_cidrs(allow_cidrs or [])
+    cidrs = check_cidrs(allow_cidrs or [], allow_wide_network)
     secret = check_docker_hub_secret(docker_hub_secret, region) if docker_hub_secret else None
     aws = SyncClients(region)
     # The network first: a VPC or subnets that cannot hold a cluster stop setup before
@@ -155,6 +160,14 @@ def setup(
         )
     if allow_my_ip:
         cidrs.append(my_address())
+    if cidrs and group is not None:  # what the group will admit: its networks and these
+        admitted = caller_networks(group)
+        check_coverage(
+            admitted + cidrs,
+            allow_wide_network,
+            f"security group {group['GroupId']} admits {', '.join(admitted) or 'no network'}; "
+            f"adding {', '.join(cidrs)}",
+        )
     check_adoptable(aws, names, group, cidrs, s3_bucket)
     # Next the rule: ECR refuses a secret it cannot use before anything else is created.
     rule = ensure_pull_through_rule(aws, secret)

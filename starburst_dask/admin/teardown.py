@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from .. import fargate
 from ..aws import lookups
 from ..aws.clients import SyncClients
+from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
+from ..errors import StarburstError
 from ..images import pull_through
-from . import inventory
 from .config_file import config_path
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
@@ -71,13 +73,31 @@ def pull_through_resources(aws: SyncClients) -> list[Resource]:
     return found
 
 
+#: How long teardown waits for tasks already stopping (desired status STOPPED) to stop.
+STOPPING_WAIT = 180
+STOPPING_POLL = 2
+#: The most blocking tasks an error names one by one.
+NAMED_TASKS_MAX = 10
+
+
+class ClusterInUseError(StarburstError):
+    """The ECS cluster teardown would delete has tasks that are not stopped."""
+
+
 def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
     """Delete the managed resources of ``found`` (from :func:`managed_resources`).
 
-    The project's own tasks in the ECS cluster are stopped first. A deletion AWS refuses
-    (e.g. an ECS cluster where others' tasks run) is reported with its reason, and the
-    rest go on.
+    Nothing is deleted while the ECS cluster has tasks that run or are meant to: AWS
+    refuses to delete a cluster with active tasks, and the roles, log group and security
+    group are theirs too. Tasks already stopping are waited for. Another deletion AWS
+    refuses is reported with its reason, and the rest go on.
+
+    Raises
+    ------
+    ClusterInUseError
+        Naming the tasks and how to stop them; nothing was deleted.
     """
+    check_unused(aws, found)
     deleters: dict[str, Callable[[Resource], None]] = {
         "ECS cluster": lambda r: _delete_ecs_cluster(aws, r.name),
         "IAM role": lambda r: _delete_role(aws, r.name),
@@ -91,7 +111,8 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
     }
     done = []
-    for resource in found:
+    # The ECS cluster first: if tasks started since the check, nothing else goes.
+    for resource in sorted(found, key=lambda r: r.kind != "ECS cluster"):
         if resource.status != EXISTS:
             done.append(resource)
             continue
@@ -107,18 +128,122 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
     return done
 
 
-def _delete_ecs_cluster(aws: SyncClients, name: str) -> None:
-    """Stop the project's tasks in the ECS cluster, wait until they stop, delete it."""
-    stopped = inventory.stop(
-        aws.ecs, inventory.clusters(aws.ecs, [name]), "starburst-dask teardown"
-    )
-    for i in range(0, len(stopped), fargate.DESCRIBE_TASKS_MAX):
-        aws.ecs.get_waiter("tasks_stopped").wait(
-            cluster=name,
-            tasks=stopped[i : i + fargate.DESCRIBE_TASKS_MAX],
-            WaiterConfig={"Delay": 2, "MaxAttempts": 90},
+def check_unused(aws: SyncClients, found: list[Resource]) -> None:
+    """Refuse, before any deletion, to delete an ECS cluster whose tasks are not stopped.
+
+    Tasks meant to run block it, whoever started them; tasks already stopping are waited
+    for (up to :data:`STOPPING_WAIT` seconds).
+
+    Raises
+    ------
+    ClusterInUseError
+    """
+    for resource in found:
+        if resource.kind != "ECS cluster" or resource.status != EXISTS:
+            continue
+        active = active_tasks(aws.ecs, resource.name)
+        if active and all(t.get("desiredStatus") == "STOPPED" for t in active):
+            try:  # already stopping: wait for them
+                for i in range(0, len(active), fargate.DESCRIBE_TASKS_MAX):
+                    aws.ecs.get_waiter("tasks_stopped").wait(
+                        cluster=resource.name,
+                        tasks=[t["taskArn"] for t in active[i : i + fargate.DESCRIBE_TASKS_MAX]],
+                        WaiterConfig={
+                            "Delay": STOPPING_POLL,
+                            "MaxAttempts": int(STOPPING_WAIT / STOPPING_POLL),
+                        },
+                    )
+            except WaiterError:
+                pass  # still not stopped: refused below
+            active = active_tasks(aws.ecs, resource.name)
+        if active:
+            raise ClusterInUseError(in_use_message(aws.region, resource.name, active))
+
+
+def active_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
+    """The tasks of ``cluster`` that are not STOPPED (as DescribeTasks gives them, with tags).
+
+    ListTasks lists tasks meant to run by default; those asked to stop are listed with
+    ``desiredStatus=STOPPED`` (until their last status is STOPPED, they still count).
+    """
+    arns: list[str] = []
+    for desired in ("RUNNING", "STOPPED"):
+        for page in ecs.get_paginator("list_tasks").paginate(
+            cluster=cluster,
+            desiredStatus=desired,
+            PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
+        ):
+            arns += page["taskArns"]
+    active = []
+    for i in range(0, len(arns), fargate.DESCRIBE_TASKS_MAX):
+        described = ecs.describe_tasks(
+            cluster=cluster, include=["TAGS"], tasks=arns[i : i + fargate.DESCRIBE_TASKS_MAX]
         )
-    aws.ecs.delete_cluster(cluster=name)
+        active += [t for t in described["tasks"] if t.get("lastStatus") != "STOPPED"]
+    return active
+
+
+def in_use_message(region: str, cluster: str, tasks: list[dict[str, Any]]) -> str:
+    """The refusal: which tasks block ``cluster``, and how to stop them."""
+    lines = [
+        f"teardown deleted nothing: the ECS cluster {cluster} has {len(tasks)} task(s) "
+        "that are not stopped (AWS refuses to delete a cluster with active tasks, and "
+        "they may be someone else's):"
+    ]
+    ours, others = set(), 0
+    for task in tasks:
+        tags = lookups.tag_dict(task.get("tags"))
+        if TAG_CLUSTER in tags and TAG_ROLE in tags:
+            ours.add(tags[TAG_CLUSTER])
+        else:
+            others += 1
+    for task in tasks[:NAMED_TASKS_MAX]:
+        tags = lookups.tag_dict(task.get("tags"))
+        owner = (
+            f"starburst-dask cluster {tags[TAG_CLUSTER]} ({tags[TAG_ROLE]})"
+            if TAG_CLUSTER in tags and TAG_ROLE in tags
+            else f"startedBy {task.get('startedBy') or '-'}"
+        )
+        lines.append(
+            f"  {task['taskArn'].rsplit('/', 1)[-1]}  {task.get('lastStatus', '?')}  {owner}, "
+            f"group {task.get('group', '-')}"
+        )
+    if len(tasks) > NAMED_TASKS_MAX:
+        lines.append(f"  ... and {len(tasks) - NAMED_TASKS_MAX} more")
+    fixes = []
+    if ours:
+        named = " ".join(f"--cluster {name}" for name in sorted(ours))
+        fixes.append(
+            f"stop the starburst-dask clusters with `starburst-dask cleanup --region {region} "
+            f"--ecs-cluster {cluster} {named} --yes`"
+        )
+    if others:
+        fixes.append(
+            "stop the others (if they are yours to stop) with `aws ecs stop-task --region "
+            f"{region} --cluster {cluster} --task <id>`"
+        )
+    lines.append("To proceed, " + "; ".join(fixes) + "; then rerun teardown.")
+    return "\n".join(lines)
+
+
+def _delete_ecs_cluster(aws: SyncClients, name: str) -> None:
+    """Delete the ECS cluster; what AWS refuses it for (tasks started since
+    :func:`check_unused`, services, container instances) stops teardown there."""
+    try:
+        aws.ecs.delete_cluster(cluster=name)
+    except ClientError as e:
+        code = e.response["Error"]["Code"]
+        if code == "ClusterContainsTasksException":
+            message = in_use_message(aws.region, name, active_tasks(aws.ecs, name))
+        elif code.startswith("ClusterContains"):  # services, container instances
+            message = (
+                f"teardown deleted nothing: AWS refused to delete the ECS cluster {name} "
+                f"({e.response['Error'].get('Message', code)}); delete what it names, "
+                "then rerun teardown"
+            )
+        else:
+            raise
+        raise ClusterInUseError(message) from None
 
 
 def _delete_role(aws: SyncClients, name: str) -> None:

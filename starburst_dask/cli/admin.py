@@ -79,7 +79,14 @@ def _seconds(value: str) -> float:
     multiple=True,
     help="Your network, which may reach the scheduler and dashboard ports "
     "(repeatable), e.g. your public IP/32; the cluster's own tasks always "
-    "reach each other. Never 0.0.0.0/0.",
+    "reach each other. Together at most a /16 (65,536 addresses; IPv6: a /48) "
+    "unless --allow-wide-network.",
+)
+@click.option(
+    "--allow-wide-network",
+    is_flag=True,
+    help="Allow --allow-cidr networks that together cover more than a /16 "
+    "(up to the whole internet).",
 )
 @click.option(
     "--allow-my-ip",
@@ -113,6 +120,7 @@ def setup(
     subnets: tuple[str, ...],
     allow_cidrs: tuple[str, ...],
     allow_my_ip: bool,
+    allow_wide_network: bool,
     s3_bucket: str | None,
     docker_hub_secret: str | None,
     codebuild: bool,
@@ -138,6 +146,7 @@ def setup(
             subnets=subnet_list,
             allow_cidrs=list(allow_cidrs),
             allow_my_ip=allow_my_ip,
+            allow_wide_network=allow_wide_network,
             ask=_confirm if interactive else None,
             s3_bucket=s3_bucket,
             docker_hub_secret=docker_hub_secret,
@@ -166,8 +175,14 @@ def _confirm(question: str) -> bool:
 
 @click.command()
 @REGION
+@click.option(
+    "--allow-wide-network",
+    is_flag=True,
+    help="Only warn when the security group admits networks wider than a /16 together "
+    "(as setup --allow-wide-network does).",
+)
 @JSON
-def doctor(region: str | None, as_json: bool) -> None:
+def doctor(region: str | None, allow_wide_network: bool, as_json: bool) -> None:
     """Check credentials, region, resources, permissions, quota and image, in order.
 
     Exits 1 if any check fails; warnings do not fail.
@@ -175,7 +190,7 @@ def doctor(region: str | None, as_json: bool) -> None:
     from ..admin import doctor as checks
 
     results = []
-    for check in checks.checks(region):
+    for check in checks.checks(region, allow_wide_network=allow_wide_network):
         results.append(check)
         if not as_json:
             fix = f"  -> {check.fix}" if check.fix and check.status != checks.OK else ""
@@ -293,7 +308,11 @@ def cleanup(
 @REGION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def teardown(region: str | None, yes: bool) -> None:
-    """Delete what setup created (only resources tagged starburst-dask:managed=true)."""
+    """Delete what setup created (only resources tagged starburst-dask:managed=true).
+
+    Refused, deleting nothing, while the ECS cluster has tasks that are not stopped
+    (whoever started them): the error names them and how to stop them.
+    """
     from ..admin import managed
     from ..admin import teardown as resources
 
@@ -307,6 +326,7 @@ def teardown(region: str | None, yes: bool) -> None:
         if not doomed:
             click.echo("Nothing to delete.")
             return
+        resources.check_unused(aws, found)
         if not yes:
             click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
         done = resources.teardown(aws, found)

@@ -30,7 +30,7 @@ from moto.ecs.models import (
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .. import fargate
-from . import iam, limits
+from . import deletion, iam, limits
 from .metadata import MetadataServer
 from .quotas import FargateAccount
 from .runtime import Runtime
@@ -214,6 +214,11 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
             default_capacity_provider_strategy,
             service_connect_defaults,
         )
+
+    def delete_cluster(self, cluster_str: str) -> Any:
+        # moto deletes whatever the cluster holds; ECS refuses.
+        deletion.check_delete_cluster(self, self._get_cluster(cluster_str))
+        return super().delete_cluster(cluster_str)
 
     def put_cluster_capacity_providers(
         self,
