@@ -22,6 +22,7 @@ from ..aws import lookups, names
 from ..aws.clients import SyncClients
 from ..ecs import network
 from ..errors import StarburstError
+from ..options import configured_image
 from . import permissions, policy
 from .managed import DEFAULT_NAME
 from .roles import trusts_ecs_tasks
@@ -279,7 +280,7 @@ def _routes(aws: SyncClients) -> Check:
     vpcs, ids = sorted({s["VpcId"] for s in found}), [s["SubnetId"] for s in found]
     routes = lookups.routes(aws.ec2, aws.region, vpcs, ids)
     public_ip = network.choose_public_ip(routes, config.setting("assign_public_ip"))
-    problems = network.problems(routes, public_ip, str(config.setting("image")), aws.region)
+    problems = network.problems(routes, public_ip, configured_image(), aws.region)
     if problems:
         return Check(
             "network",
@@ -368,7 +369,7 @@ def _quota(aws: SyncClients) -> Check:
 
 
 def _image() -> Check:
-    image = str(config.setting("image"))
+    image = configured_image()
     version = distributed.__version__
     python = f"py{sys.version_info.major}.{sys.version_info.minor}"
     tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
