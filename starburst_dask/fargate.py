@@ -97,6 +97,10 @@ RESERVED_TAG_PREFIX = "aws:"
 #: Most task ids one DescribeTasks call accepts.
 DESCRIBE_TASKS_MAX = 100
 
+#: Longest wait, in seconds, between retries of a failing call (AWS SDKs' standard retry
+#: mode: "AWS SDKs and Tools Reference Guide", Retry behavior, max backoff 20 s).
+RETRY_BACKOFF_MAX = 20.0
+
 #: Most results one ListTasks page returns.
 LIST_TASKS_MAX = 100
 

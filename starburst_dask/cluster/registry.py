@@ -17,7 +17,7 @@ from typing import Any
 from .. import fargate
 from ..aws.clients import AwsClients
 from ..aws.preflight import preflight
-from ..ecs import quota, tasks
+from ..ecs import quota, tasks, watcher
 from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.watcher import TaskWatcher
 from ..errors import TaskFailedError
@@ -156,20 +156,37 @@ class TaskRegistry:
         return list(self._watcher.tasks.values()) if self._watcher is not None else []
 
     async def stop(self, arns: list[str], reason: str) -> None:
-        """Stop live tasks and wait until ECS reports them STOPPED."""
+        """Stop live tasks and wait until ECS reports them STOPPED.
+
+        The wait is bounded once for them all, and not for tasks StopTask could not stop
+        (warned about by :func:`~starburst_dask.ecs.tasks.stop_tasks`), nor while the
+        endpoint does not answer: an outage makes ``close()`` say what it could not stop,
+        not hang or raise.
+        """
         arns = [a for a in arns if a in self.live]
         if not arns or self._watcher is None:
             return
         for arn in arns:
             self.live[arn].stopping = True
-        await tasks.stop_tasks(self.aws.ecs, self._watcher.cluster_arn, arns, reason)
+        unstopped = await tasks.stop_tasks(self.aws.ecs, self._watcher.cluster_arn, arns, reason)
+        waiting = [a for a in arns if a not in unstopped]
         timeout = fargate.STOP_TIMEOUT_DEFAULT + 4 * self.options.poll_interval
-        for arn in arns:
-            if await self._watcher.stopped(arn, timeout) is None:
-                logger.warning("task %s did not report STOPPED within %d s", arn, timeout)
+        described = await asyncio.gather(*(self._watcher.stopped(a, timeout) for a in waiting))
+        late = [tasks.task_id(a) for a, d in zip(waiting, described, strict=True) if d is None]
+        if late:
+            outage = self._watcher.outage
+            logger.warning(
+                "%d task(s) not reported STOPPED %s: %s",
+                len(late),
+                f"(DescribeTasks fails: {watcher.describe_error(outage.error)})"
+                if outage is not None
+                else f"within {timeout:g} s",
+                ", ".join(late),
+            )
 
     async def close(self, reason: str) -> None:
-        """Stop every live task, then stop watching."""
+        """Stop every live task (again, those an outage kept from stopping), then stop
+        watching."""
         await self.stop(list(self.live), reason)
         if self._watcher is not None:
             await self._watcher.close()

@@ -12,7 +12,9 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+import aiohttp
+import botocore.exceptions
+from botocore.exceptions import ClientError, HTTPClientError
 
 from .. import fargate
 from ..cluster import lifetime
@@ -72,6 +74,16 @@ def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
         f"{options.worker_death_timeout}s",
     ]
 
+
+#: What a call raises when the endpoint did not answer (refused, reset, timed out), as
+#: opposed to AWS's error answers (``ClientError``).
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError
+    HTTPClientError,  # ReadTimeoutError, ConnectionClosedError, ...
+    aiohttp.ClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 #: The longest address a scheduler can have (IPv4): sizes the worker command before launch.
 LONGEST_SCHEDULER_ADDRESS = f"tcp://255.255.255.255:{SCHEDULER_PORT}"
@@ -205,16 +217,37 @@ async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> lis
     return [event["message"] for event in answer.get("events", [])]
 
 
-async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> None:
-    """StopTask for each of ``arns`` (ECS has no batch stop); failures are warned about."""
+async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> list[str]:
+    """StopTask for each of ``arns`` (ECS has no batch stop); the ARNs it could not stop.
+
+    AWS's refusals are warned about one by one; tasks the endpoint did not answer for
+    (an outage: connections refused, reset or timed out) in one warning naming them.
+    """
+    unanswered: dict[str, BaseException] = {}
+    refused: list[str] = []
 
     async def stop(arn: str) -> None:
         try:
             await ecs.stop_task(cluster=cluster_arn, task=arn, reason=reason)
         except ClientError as e:  # AWS answers StopTask of a stopped task without error
             logger.warning("could not stop task %s: %s", task_id(arn), e)
+            refused.append(arn)
+        except UNREACHABLE as e:
+            unanswered[arn] = e
 
     await asyncio.gather(*(stop(a) for a in arns))
+    if unanswered:
+        error = next(iter(unanswered.values()))
+        logger.warning(
+            "could not stop %d task(s), the AWS endpoint did not answer (%s: %s): %s; they "
+            "run (and are billed) until they stop themselves, or `starburst-dask cleanup` "
+            "stops them once AWS answers",
+            len(unanswered),
+            type(error).__name__,
+            error,
+            ", ".join(task_id(a) for a in unanswered),
+        )
+    return refused + list(unanswered)
 
 
 async def task_addresses(ec2: Any, task: dict[str, Any]) -> tuple[str, str | None]:

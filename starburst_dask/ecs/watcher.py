@@ -1,24 +1,48 @@
 """One DescribeTasks poller for all of a cluster's tasks.
 
 Watching is shared (up to ``fargate.DESCRIBE_TASKS_MAX`` ids a call), so API calls grow
-with polls, not with workers.
+with polls, not with workers. The poller outlives any failure while the watcher is open:
+an endpoint that does not answer, throttling or another error answer is retried with
+capped exponential back-off, said once when it begins and once when it ends; the first
+answer after it reconciles what changed meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from .. import fargate
 from ..errors import TaskFailedError
-from .tasks import describe_stop, task_id
+from ..format import format_duration
+from .tasks import UNREACHABLE, describe_stop, task_id
 
 logger = logging.getLogger(__name__)
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as the log names it: its type and message."""
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclasses.dataclass
+class Outage:
+    """DescribeTasks failing since ``since`` (monotonic seconds), first with ``error``."""
+
+    since: float
+    error: BaseException
+    failures: int = 1
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether the endpoint did not answer at all (rather than answered an error)."""
+        return isinstance(self.error, UNREACHABLE)
 
 
 class TaskWatcher:
@@ -37,6 +61,10 @@ class TaskWatcher:
         Seconds between polls.
     on_stopped : callable, optional
         Called with the description of each watched task that reaches STOPPED.
+    max_backoff : float
+        Seconds between polls, at most, while DescribeTasks fails.
+    sleep, clock : callable
+        How to wait and what time it is (monotonic); replaceable for tests.
     """
 
     def __init__(
@@ -45,25 +73,36 @@ class TaskWatcher:
         cluster_arn: str,
         interval: float,
         on_stopped: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        max_backoff: float = fargate.RETRY_BACKOFF_MAX,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ecs = ecs
         self.cluster_arn = cluster_arn
         self.interval = interval
         self.on_stopped = on_stopped
+        self.max_backoff = max(max_backoff, interval)
         #: Latest description of each watched task, by ARN.
         self.tasks: dict[str, dict[str, Any]] = {}
+        #: DescribeTasks failing since when, and why; ``None`` while it answers.
+        self.outage: Outage | None = None
+        self._sleep = sleep
+        self._clock = clock
         self._changed = asyncio.Condition()
         self._poller: asyncio.Task | None = None
+        self._closed = False
 
     def watch(self, arns: Iterable[str]) -> None:
         """Start watching ``arns`` (and the poller, if it is not running)."""
         for arn in arns:
             self.tasks.setdefault(arn, {"taskArn": arn, "lastStatus": "PROVISIONING"})
-        if self._poller is None or self._poller.done():
+        if not self._closed and (self._poller is None or self._poller.done()):
             self._poller = asyncio.ensure_future(self._poll())
 
     async def close(self) -> None:
         """Stop polling."""
+        self._closed = True
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,33 +129,80 @@ class TaskWatcher:
         return task
 
     async def stopped(self, arn: str, timeout: float) -> dict[str, Any] | None:
-        """Wait until ``arn`` is STOPPED; its description, or ``None`` after ``timeout``."""
-        return await self._wait(arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
+        """Wait until ``arn`` is STOPPED; its description, or ``None`` after ``timeout``,
+        or as soon as the endpoint is found not to answer (nothing can be learnt then)."""
+        return await self._wait(
+            arn,
+            lambda t: t["lastStatus"] == "STOPPED",
+            timeout,
+            give_up=lambda: self.outage is not None and self.outage.unreachable,
+        )
 
     async def _wait(
-        self, arn: str, done: Callable[[dict[str, Any]], bool], timeout: float
+        self,
+        arn: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float,
+        give_up: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any] | None:
         self.watch([arn])
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: done(self.tasks[arn])), timeout
+                    self._changed.wait_for(lambda: done(self.tasks[arn]) or give_up()), timeout
                 )
         task = self.tasks[arn]
         return task if done(task) else None
 
     async def _poll(self) -> None:
+        delay = self.interval
         while any(t["lastStatus"] != "STOPPED" for t in self.tasks.values()):
-            await asyncio.sleep(self.interval)
-            live = [a for a, t in self.tasks.items() if t["lastStatus"] != "STOPPED"]
-            for i in range(0, len(live), fargate.DESCRIBE_TASKS_MAX):
-                chunk = live[i : i + fargate.DESCRIBE_TASKS_MAX]
-                try:
-                    response = await self.ecs.describe_tasks(cluster=self.cluster_arn, tasks=chunk)
-                except ClientError as e:
-                    logger.warning("DescribeTasks failed, retrying next poll: %s", e)
-                    continue
-                await self._update(response["tasks"])
+            await self._sleep(delay)
+            try:
+                await self._describe_all()
+            except Exception as error:  # noqa: BLE001 - the poller must outlive any failure
+                delay = await self._failed(error)
+            else:
+                self._recovered()
+                delay = self.interval
+
+    async def _describe_all(self) -> None:
+        live = [a for a, t in self.tasks.items() if t["lastStatus"] != "STOPPED"]
+        for i in range(0, len(live), fargate.DESCRIBE_TASKS_MAX):
+            chunk = live[i : i + fargate.DESCRIBE_TASKS_MAX]
+            response = await self.ecs.describe_tasks(cluster=self.cluster_arn, tasks=chunk)
+            await self._update(response["tasks"])
+
+    async def _failed(self, error: Exception) -> float:
+        """Note a failed poll (said once per outage); the seconds to wait before the next."""
+        if self.outage is None:
+            self.outage = Outage(self._clock(), error)
+            logger.warning(
+                "DescribeTasks failed (%s): %s; retrying with back-off until it answers, "
+                "then tasks that stopped meanwhile are replaced",
+                "the AWS endpoint did not answer" if self.outage.unreachable else "AWS refused",
+                describe_error(error),
+            )
+            async with self._changed:  # waits that give up when the endpoint is gone
+                self._changed.notify_all()
+        else:
+            self.outage.failures += 1
+        # Capped exponential back-off with jitter, as AWS's SDKs retry.
+        ceiling = min(self.max_backoff, self.interval * 2**self.outage.failures)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _recovered(self) -> None:
+        if self.outage is None:
+            return
+        lasted = self._clock() - self.outage.since
+        logger.warning(
+            "DescribeTasks answers again after %s (%d failed polls, first %s); task states "
+            "reconciled",
+            format_duration(lasted),
+            self.outage.failures,
+            describe_error(self.outage.error),
+        )
+        self.outage = None
 
     async def _update(self, described: list[dict[str, Any]]) -> None:
         async with self._changed:
@@ -127,5 +213,10 @@ class TaskWatcher:
                 )
                 self.tasks[task["taskArn"]] = task
                 if stopped_now and self.on_stopped is not None:
-                    self.on_stopped(task)
+                    try:
+                        self.on_stopped(task)
+                    except Exception:  # a handler's bug must not end the watching
+                        logger.exception(
+                            "handling stopped task %s failed", task_id(task["taskArn"])
+                        )
             self._changed.notify_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from importlib import resources
 from types import TracebackType
 from typing import Any
@@ -37,6 +39,7 @@ from . import (
     vpc,
 )
 from .firewall import Firewall
+from .outage import Endpoint
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
 
@@ -130,6 +133,7 @@ class LocalFargate:
         self._server: ThreadedMotoServer | None = None
         self._controls: ecs.Controls | None = None
         self._validation: validation.ValidationMiddleware | None = None
+        self._endpoint: Endpoint | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_log_level = logging.NOTSET
 
@@ -221,6 +225,8 @@ class LocalFargate:
                 _check_free(self.port)
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
+            assert self._server._server is not None  # the werkzeug server, serving
+            self._endpoint = Endpoint(self._server._server)
             missing.install(self._server)  # moto's services whose packages are not installed
             pricing.install(self._server)  # moto has no Price List API
             pull_through.install(self._server)  # nor pull through cache rules
@@ -267,6 +273,9 @@ class LocalFargate:
             vpc.uninstall()  # first: no change may rebuild the rules once they are gone
             self._firewall.stop()
             self._firewall = None
+        if self._endpoint is not None:
+            self._endpoint.restore()  # the server's thread must be polling to stop
+            self._endpoint = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -387,6 +396,38 @@ class LocalFargate:
     def kill_task(self, task_arn: str) -> None:
         """SIGKILL a task's process (and all it started); the task stops with code 137."""
         self._task(task_arn).process.kill()
+
+    def outage(self, seconds: float | None = None) -> None:
+        """Make the endpoint unreachable, as an AWS outage looks to a client.
+
+        Its port refuses connections (botocore raises ``EndpointConnectionError`` once its
+        retries are spent) and connections open now are closed, for ``seconds`` (``None``:
+        until :meth:`end_outage`); then it answers again at the same address. Tasks keep
+        running and changing state meanwhile. Returns once connections are refused.
+        """
+        self._reach().cut(seconds)
+
+    def end_outage(self) -> None:
+        """End the outage now; return once the endpoint accepts connections."""
+        self._reach().restore()
+
+    def wait_reachable(self, timeout: float | None = None) -> bool:
+        """Wait until the endpoint accepts connections (an outage ended); whether it does."""
+        return self._reach().wait_reachable(timeout)
+
+    @contextlib.contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """The endpoint unreachable while in the ``with`` block (see :meth:`outage`)."""
+        self.outage()
+        try:
+            yield
+        finally:
+            self.end_outage()
+
+    def _reach(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the local Fargate is not running")
+        return self._endpoint
 
     def fail_next_run_task(self, n: int = 1, kind: str = "throttle") -> None:
         """Make the next ``n`` RunTask calls fail.
