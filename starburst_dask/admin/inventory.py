@@ -74,38 +74,45 @@ class ClusterInfo:
         }
 
 
-def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
-    """Running (or starting) tasks in ``ecs_cluster`` that carry the project's tags.
-
-    ListTasks pages of up to 100, then DescribeTasks with tags, up to 100 a call.
-    """
+def listed_tasks(
+    ecs: Any, ecs_cluster: str, desired: tuple[str, ...] = ("RUNNING",)
+) -> list[dict[str, Any]]:
+    """Every task ListTasks lists in ``ecs_cluster`` with a ``desired`` status, as
+    DescribeTasks gives it (with tags): ListTasks pages of up to 100, DescribeTasks of up
+    to 100 tasks a call."""
     arns: list[str] = []
-    for page in ecs.get_paginator("list_tasks").paginate(
-        cluster=ecs_cluster,
-        desiredStatus="RUNNING",
-        PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
-    ):
-        arns += page["taskArns"]
-    found = []
+    for status in desired:
+        for page in ecs.get_paginator("list_tasks").paginate(
+            cluster=ecs_cluster,
+            desiredStatus=status,
+            PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
+        ):
+            arns += page["taskArns"]
+    described: list[dict[str, Any]] = []
     for i in range(0, len(arns), fargate.DESCRIBE_TASKS_MAX):
-        described = ecs.describe_tasks(
-            cluster=ecs_cluster, include=["TAGS"], tasks=arns[i : i + fargate.DESCRIBE_TASKS_MAX]
-        )
-        for task in described["tasks"]:
-            tags = tag_dict(task.get("tags"))
-            if TAG_CLUSTER not in tags or TAG_ROLE not in tags:
-                continue  # not ours
-            found.append(
-                ProjectTask(
-                    arn=task["taskArn"],
-                    ecs_cluster=ecs_cluster,
-                    cluster=tags[TAG_CLUSTER],
-                    role=tags[TAG_ROLE],
-                    status=task.get("lastStatus", "?"),
-                    created=task.get("createdAt"),
-                    description=task,
-                )
+        chunk = arns[i : i + fargate.DESCRIBE_TASKS_MAX]
+        described += ecs.describe_tasks(cluster=ecs_cluster, include=["TAGS"], tasks=chunk)["tasks"]
+    return described
+
+
+def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
+    """Running (or starting) tasks in ``ecs_cluster`` that carry the project's tags."""
+    found = []
+    for task in listed_tasks(ecs, ecs_cluster):
+        tags = tag_dict(task.get("tags"))
+        if TAG_CLUSTER not in tags or TAG_ROLE not in tags:
+            continue  # not ours
+        found.append(
+            ProjectTask(
+                arn=task["taskArn"],
+                ecs_cluster=ecs_cluster,
+                cluster=tags[TAG_CLUSTER],
+                role=tags[TAG_ROLE],
+                status=task.get("lastStatus", "?"),
+                created=task.get("createdAt"),
+                description=task,
             )
+        )
     return found
 
 

@@ -16,6 +16,7 @@ from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
 from .config_file import config_path
+from .inventory import listed_tasks
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
 
@@ -166,21 +167,8 @@ def active_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
     ListTasks lists tasks meant to run by default; those asked to stop are listed with
     ``desiredStatus=STOPPED`` (until their last status is STOPPED, they still count).
     """
-    arns: list[str] = []
-    for desired in ("RUNNING", "STOPPED"):
-        for page in ecs.get_paginator("list_tasks").paginate(
-            cluster=cluster,
-            desiredStatus=desired,
-            PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
-        ):
-            arns += page["taskArns"]
-    active = []
-    for i in range(0, len(arns), fargate.DESCRIBE_TASKS_MAX):
-        described = ecs.describe_tasks(
-            cluster=cluster, include=["TAGS"], tasks=arns[i : i + fargate.DESCRIBE_TASKS_MAX]
-        )
-        active += [t for t in described["tasks"] if t.get("lastStatus") != "STOPPED"]
-    return active
+    listed = listed_tasks(ecs, cluster, desired=("RUNNING", "STOPPED"))
+    return [t for t in listed if t.get("lastStatus") != "STOPPED"]
 
 
 def in_use_message(region: str, cluster: str, tasks: list[dict[str, Any]]) -> str:
