@@ -13,7 +13,6 @@ import contextlib
 import datetime
 import logging
 import math
-import pickle
 import weakref
 from typing import Any
 
@@ -22,7 +21,7 @@ from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.utils import NoOpAwaitable
 
-from .. import fargate, futures
+from .. import fargate
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
 from ..cost.estimate import meter_for
@@ -116,7 +115,6 @@ class FargateCluster(SpecCluster):
         self.cost: CostMeter | None = None
         #: Why the cluster failed, once its scheduler task stopped by itself.
         self.failure: SchedulerLostError | None = None
-        self._failing: asyncio.Future[None] | None = None
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
         worker = {
             "cls": FargateWorker,
@@ -246,10 +244,6 @@ class FargateCluster(SpecCluster):
             # wait on connections to a scheduler that is gone (e.g. its max lifetime).
             self.shutdown_scheduler = False
             await self.scheduler.close()  # only ends the report of its loss
-        if self._failing is not None:
-            self._failing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._failing
         try:
             await super()._close()
         finally:
@@ -261,9 +255,8 @@ class FargateCluster(SpecCluster):
             self._finalizer.detach()
 
     async def _scheduler_lost(self, error: SchedulerLostError) -> None:
-        """The scheduler task stopped by itself: the cluster failed. Its workers are stopped
-        now (not at their death timeout), and this process's unfinished work fails with
-        ``error`` (see :func:`~starburst_dask.futures.keep_failing`)."""
+        """The scheduler task stopped by itself: the cluster failed, and its workers stop
+        now (not at their death timeout)."""
         if self.status != Status.running:
             return  # still starting (its start fails by itself), or closing already
         self.status, self.failure = Status.failed, error
@@ -271,18 +264,8 @@ class FargateCluster(SpecCluster):
         with contextlib.suppress(AttributeError):
             self._adaptive.stop()
         self.scheduler_info["workers"].clear()  # none has a scheduler any more
-        self._failing = asyncio.ensure_future(
-            futures.keep_failing(
-                self.scheduler_address,
-                self.loop,
-                pickle.dumps(error),
-                lambda: self.status == Status.failed,
-            )
-        )
         if self.provisioner is not None:
-            await self.provisioner.close()
-        workers = [arn for arn, task in self.registry.live.items() if task.role == "worker"]
-        await self.registry.stop(workers, "its scheduler task stopped")
+            await self.provisioner.stop_workers("its scheduler task stopped")
 
     def __repr__(self) -> str:
         workers = self.scheduler_info.get("workers", {})

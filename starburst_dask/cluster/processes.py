@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface
+from tornado.ioloop import IOLoop
 
-from .. import fargate
+from .. import fargate, futures
 from ..ecs import quota, tasks
 from ..errors import QuotaExceededError, SchedulerLostError
 from . import lifetime
@@ -72,6 +74,7 @@ class FargateScheduler(FargateTask):
         super().__init__(*args, **kwargs)
         self.on_lost = on_lost
         self._reporting: asyncio.Future[None] | None = None
+        self._failing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.registry.on_stopped[self.role] = self._stopped
@@ -122,15 +125,27 @@ class FargateScheduler(FargateTask):
             lines = []
         error = lost_error(task, lines)
         logger.error("%s", error)
+        # This process's clients of it: their unfinished and new work fails with the reason.
+        self._failing = asyncio.ensure_future(
+            futures.keep_failing(
+                self.external_address or self.address,
+                IOLoop.current(),
+                pickle.dumps(error),
+                lambda: self._failing is not None,
+            )
+        )
         if self.on_lost is not None:
             await self.on_lost(error)
 
     async def close(self) -> None:
-        """Stop the task (unless lost) and any report of its loss still under way."""
-        if self._reporting is not None and not self._reporting.done():
-            self._reporting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reporting
+        """Stop the task (unless lost), any report of its loss still under way, and the
+        failing of its clients' work."""
+        for work in (self._reporting, self._failing):
+            if work is not None and not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        self._failing = None
         await super().close()
 
 

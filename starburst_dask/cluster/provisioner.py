@@ -302,6 +302,12 @@ class WorkerProvisioner:
         if self.replacement.exhausted:
             self.replacement.failures = 0
 
+    async def stop_workers(self, reason: str) -> None:
+        """Launch nothing more, and stop every worker task now."""
+        await self.close()
+        workers = [arn for arn, task in self.registry.live.items() if task.role == "worker"]
+        await self.registry.stop(workers, reason)
+
     async def close(self) -> None:
         """Launch nothing more; stop waiting for quota."""
         self._closed, self.requested = True, 0
