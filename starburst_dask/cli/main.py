@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import click
 
-from ..images import cli as image_cli
 from . import admin as cli_admin
+from .errors import ReportingGroup
+from .image import image
 
 
-@click.group()
+@click.group(cls=ReportingGroup)
 @click.version_option(package_name="starburst-dask")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+def main(debug: bool) -> None:
     """Dask clusters on AWS Fargate."""
 
 
 cli_admin.register(main)  # setup, doctor, ls, cleanup, teardown
-main.add_command(image_cli.image)  # image build|render|ls
+main.add_command(image)  # image build|render|ls
 
 
 @main.command()
