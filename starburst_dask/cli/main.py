@@ -52,12 +52,21 @@ def local(port: int, region: str) -> None:
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True, help="Clusters to list.")
-def cost(limit: int) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Clusters to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def cost(limit: int, as_json: bool) -> None:
     """List recent clusters with their runtime and cost, and today's and this month's totals."""
-    from ..cost.ledger import report
+    import json
 
-    click.echo(report(limit))
+    from ..cost.ledger import report, summary
+
+    click.echo(json.dumps(summary(limit), indent=2) if as_json else report(limit))
 
 
 @main.command()
