@@ -42,13 +42,31 @@ def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
 
 
 @main.command()
-@click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: a free one).",
+)
 @click.option("--region", default="us-east-1", show_default=True, help="AWS region to emulate.")
-def local(port: int, region: str) -> None:
+@click.option(
+    "--quota",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="On-Demand Fargate vCPU quota [default: a new account's].",
+)
+def local(port: int, region: str, quota: float | None) -> None:
     """Run a local Fargate: AWS APIs on this machine, ECS tasks as local processes."""
     from ..local import serve
 
-    serve(port=port, region=region)
+    try:
+        serve(port=port, region=region, quota=quota)
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot serve on 127.0.0.1:{port} ({e.strerror or e}): pass another --port, "
+            "or --port 0 for a free one"
+        ) from None
 
 
 @main.command()
