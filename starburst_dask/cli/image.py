@@ -98,11 +98,18 @@ def list_images(repository: str | None, region: str | None) -> None:
     import boto3
 
     from .. import config
+    from ..aws import lookups
     from ..aws.clients import client_config
     from ..images import registry
 
     repository = repository or config.setting("image_repository")
     ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
+    if lookups.repository(ecr, repository) is None:
+        raise click.ClickException(
+            f"ECR repository {repository!r} does not exist in {ecr.meta.region_name}: pass "
+            "--repository with one that does, or run `starburst-dask setup` to create the "
+            "project's"
+        )
     rows = registry.list_images(ecr, repository)
     if not rows:
         click.echo(f"no images in {repository}")
