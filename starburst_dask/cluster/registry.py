@@ -69,7 +69,7 @@ class TaskRegistry:
         task definition, its container taking the user's secrets and these ``secrets``
         (environment variable -> ``valueFrom``): then tasks can be launched."""
         await self.aws.open()
-        found = await preflight(self.aws, self.options)
+        found = await preflight(self.aws, self.options, secrets)
         definition = await tasks.ensure_task_definition(
             self.aws.ecs, self.options, found, secrets=secrets
         )
