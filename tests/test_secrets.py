@@ -277,6 +277,31 @@ def test_secrets_need_an_execution_role(account):
     assert families == []
 
 
+def test_a_secret_may_not_share_its_name_with_an_environment_variable(account):
+    with pytest.raises(ClientError) as refused:
+        account.ecs.register_task_definition(
+            family="clash",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            executionRoleArn=account.role_arn,
+            containerDefinitions=[
+                {
+                    "name": "main",
+                    "image": DASK_IMAGE,
+                    "environment": [{"name": "DB", "value": "x"}],
+                    "secrets": [{"name": "DB", "valueFrom": "/app/db"}],
+                }
+            ],
+        )
+    assert refused.value.response["Error"]["Code"] == "ClientException"
+    assert refused.value.response["Error"]["Message"] == (
+        "The secret name must be unique and not shared with any new or existing environment "
+        "variables set on the container, such as 'DB'."
+    )
+
+
 def test_values_stay_out_of_describe_tasks_and_the_command_line(account):
     arn = _secret(account, "app/running", "never-shown-value")
     _allow_all_secrets(account)
