@@ -21,6 +21,9 @@ SECRET_ARN = re.compile(
     r"(?P<account>\d{12}):secret:(?P<name>.+)"
 )
 
+#: The name prefix of the project's own Secrets Manager secrets.
+SECRET_PREFIX = "starburst-dask/"
+
 
 @dataclasses.dataclass(frozen=True)
 class EcrImage:

@@ -64,12 +64,15 @@ class TaskRegistry:
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
 
-    async def open(self) -> None:
+    async def open(self, secrets: dict[str, str] | None = None) -> None:
         """Open the clients, check the account (``preflight``), and find or register the
-        task definition: then tasks can be launched."""
+        task definition, its container taking the user's secrets and these ``secrets``
+        (environment variable -> ``valueFrom``): then tasks can be launched."""
         await self.aws.open()
-        found = await preflight(self.aws, self.options)
-        definition = await tasks.ensure_task_definition(self.aws.ecs, self.options, found)
+        found = await preflight(self.aws, self.options, secrets)
+        definition = await tasks.ensure_task_definition(
+            self.aws.ecs, self.options, found, secrets=secrets
+        )
         self._launcher = TaskLauncher(
             self.aws.ecs,
             found["cluster_arn"],

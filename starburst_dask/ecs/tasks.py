@@ -155,12 +155,22 @@ def task_tags(options: ClusterOptions, role: str) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 
-async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[str, str]) -> str:
+async def ensure_task_definition(
+    ecs: Any,
+    options: ClusterOptions,
+    roles: dict[str, str],
+    secrets: dict[str, str] | None = None,
+) -> str:
     """ARN of an ACTIVE task definition for these options: the latest if it matches, else new.
 
     Reusing a matching revision keeps an account from filling with one revision per
-    cluster. Task size is set per launch through RunTask overrides.
+    cluster. Task size is set per launch through RunTask overrides. The container's
+    ``secrets`` are the user's ``options.secrets`` and these ``secrets`` (environment
+    variable -> ``valueFrom``): ECS reads their values when a task starts, so only their
+    references are in the definition, and never in RunTask overrides.
     """
+    references = {**options.secrets, **(secrets or {})}
+    container_secrets = [{"name": n, "valueFrom": references[n]} for n in sorted(references)]
     wanted = {
         "family": FAMILY,
         "networkMode": "awsvpc",
@@ -186,12 +196,15 @@ async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[
                         "awslogs-stream-prefix": FAMILY,
                     },
                 },
+                **({"secrets": container_secrets} if container_secrets else {}),
             }
         ],
     }
     with contextlib.suppress(ClientError):
         latest = (await ecs.describe_task_definition(taskDefinition=FAMILY))["taskDefinition"]
-        if latest.get("status") == "ACTIVE" and _matches(wanted, latest):
+        # _matches ignores fields only ``latest`` has: a revision's secrets must be ours.
+        same_secrets = latest["containerDefinitions"][0].get("secrets", []) == container_secrets
+        if latest.get("status") == "ACTIVE" and same_secrets and _matches(wanted, latest):
             return latest["taskDefinitionArn"]
     registered = await ecs.register_task_definition(**wanted)
     return registered["taskDefinition"]["taskDefinitionArn"]
