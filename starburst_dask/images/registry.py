@@ -36,15 +36,16 @@ def ensure_repository(ecr: Any, name: str) -> str:
     return found["repositoryUri"]
 
 
-def has_tag(ecr: Any, repository: str, tag: str) -> bool:
-    """Whether ``repository`` holds an image tagged ``tag`` (False if it has no repository)."""
+def find_tag(ecr: Any, repository: str, tag: str) -> dict[str, Any] | None:
+    """The image detail of ``repository``'s image tagged ``tag``, or None (no repository,
+    or no such image): one DescribeImages call."""
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as e:
         if e.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return False
+            return None
         raise
-    return True
+    return dict(found["imageDetails"][0])
 
 
 def list_images(ecr: Any, repository: str) -> list[dict[str, Any]]:
