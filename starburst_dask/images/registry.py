@@ -10,6 +10,9 @@ from botocore.exceptions import ClientError
 
 from ..aws import lookups
 
+#: The tag of what setup manages (``admin/managed.py``), on what images create for it.
+MANAGED_TAG = ("starburst-dask:managed", "true")
+
 
 @dataclasses.dataclass(frozen=True)
 class Login:
@@ -31,7 +34,7 @@ def ensure_repository(ecr: Any, name: str) -> str:
         found = ecr.create_repository(
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": True},
-            tags=[{"Key": "starburst-dask:managed", "Value": "true"}],  # as setup tags its own
+            tags=[{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],  # as setup tags its own
         )["repository"]
     return found["repositoryUri"]
 
