@@ -26,6 +26,7 @@ from ..aws.clients import client_config
 from ..aws.names import ecr_registry
 from ..errors import ConfigurationError
 from ..format import format_duration
+from ..options import CURRENT_ENVIRONMENT
 from . import piplock, platforms, pull_through, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine
 from .context import PIP_TEMPLATE, BuildContext, conda_platform, render, tag_for, template
@@ -34,7 +35,7 @@ from .snapshot import snapshot
 
 logger = logging.getLogger(__name__)
 
-CURRENT = "current"
+CURRENT = CURRENT_ENVIRONMENT
 #: What the first build of an environment takes, said before it starts: a pip lock takes
 #: seconds; CodeBuild provisions for about a minute, then pulls the base image and the
 #: wheels (typical data-science environments: 2-5 minutes in all).

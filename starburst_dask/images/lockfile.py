@@ -22,6 +22,8 @@ from .errors import ImageBuildError
 #: The platforms a lock covers: Fargate's X86_64 and ARM64.
 PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
 DEFAULT_CHANNEL = "conda-forge"
+#: conda-forge's names of Python distributions the version check reads.
+CONDA_NAMES = {"dask": ("dask-core",), "msgpack": ("msgpack-python",)}
 #: Added to every environment we lock: the image's init (signal forwarding, reaping).
 INIT_PACKAGE = "tini"
 
@@ -106,7 +108,7 @@ class Lock:
         """The locked version of package ``name`` on ``platform``, if it is locked."""
         if name == "python" and self.python:
             return self.python
-        names = {name, "dask-core"} if name == "dask" else {name}
+        names = {name, *CONDA_NAMES.get(name, ())}
         for p in self.for_platform(platform):
             if p.name in names:
                 return p.version

@@ -37,6 +37,8 @@ import sys
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import yaml
 
@@ -64,7 +66,8 @@ Progress = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class LocalPackage:
-    """One of the user's own packages: installed from a directory, not from an index."""
+    """One of the user's own packages: installed from a directory or a file of this
+    machine, not from an index."""
 
     name: str
     version: str
@@ -109,8 +112,8 @@ def current_environment() -> Environment:
                 f"{name} is installed from {url}, which no index serves: install it from "
                 "a local checkout (pip install <dir>) so its wheel can travel, or pass image="
             )
-        if url.startswith("file:") and "archive_info" not in info:
-            source = pathlib.Path(url.removeprefix("file://"))
+        if url.startswith("file:"):  # a directory or an archive of this machine
+            source = pathlib.Path(url2pathname(urlparse(url).path))
             editable = bool(info.get("dir_info", {}).get("editable"))
             local[name] = LocalPackage(name, dist.version, source, editable)
         else:
@@ -160,25 +163,47 @@ def lock_environment(
         package's wheel could not be built; pip's own words are kept.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    pins = directory / "pins.txt"
-    pins.write_text("".join(f"{name}=={version}\n" for name, version in environment.pins))
-    report = directory / "pip-report.json"
     progress(
         f"locking {len(environment.pins)} distributions for {platform}, Python "
         f"{environment.python}, with pip (resolved on the index, nothing installed)"
     )
+    requirements = [f"{name}=={version}" for name, version in environment.pins]
+    packages = resolve(requirements, platform, environment.python, directory)
+    wheels = tuple(_wheel(p, directory / "wheels", progress) for p in environment.local)
+    lock = Lock(packages, (platform,), environment.python, wheels, key)
+    write_lock(lock, directory / LOCK_NAME)
+    return lock
+
+
+def resolve(
+    requirements: list[str], platform: str, python: str, directory: pathlib.Path
+) -> tuple[LockedPackage, ...]:
+    """pip's resolution of ``requirements`` for ``platform`` and Python ``X.Y``: each
+    distribution's wheel on the index, with its sha256; nothing is installed.
+
+    Raises
+    ------
+    ImageBuildError
+        No wheel of a version for ``platform`` (or no index), in pip's words.
+    """
+    pins = directory / "requirements.txt"
+    pins.write_text("".join(f"{line}\n" for line in requirements))
+    report = directory / "pip-report.json"
     _pip(
         [
             "install",
             "--dry-run",
             "--ignore-installed",
+            # Older pips take platform options only with a target; nothing is installed.
+            "--target",
+            str(directory / "unused-target"),
             "--quiet",
             "--report",
             str(report),
             "--only-binary=:all:",
             *[arg for tag in pip_platforms(platform) for arg in ("--platform", tag)],
             "--python-version",
-            environment.python,
+            python,
             "--implementation",
             "cp",
             "--requirement",
@@ -186,11 +211,7 @@ def lock_environment(
         ],
         "resolve the environment",
     )
-    packages = tuple(_locked(item, platform) for item in json.loads(report.read_text())["install"])
-    wheels = tuple(_wheel(p, directory / "wheels", progress) for p in environment.local)
-    lock = Lock(packages, (platform,), environment.python, wheels, key)
-    write_lock(lock, directory / LOCK_NAME)
-    return lock
+    return tuple(_locked(item, platform) for item in json.loads(report.read_text())["install"])
 
 
 def write_lock(lock: Lock, path: pathlib.Path) -> None:
@@ -288,7 +309,9 @@ def _key_parts(environment: Environment, platform: str, template: str) -> Iterat
 
 
 def _source_digest(package: LocalPackage) -> str:
-    """sha256 of a local package's source files (names and contents)."""
+    """sha256 of a local package's source files (names and contents), or archive."""
+    if package.source.is_file():
+        return hashlib.sha256(package.source.read_bytes()).hexdigest()
     if not package.source.is_dir():
         raise ConfigurationError(
             f"{package.name} was installed from {package.source}, which is gone: reinstall "
