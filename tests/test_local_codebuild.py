@@ -47,6 +47,7 @@ def start(session, bucket, key, files=None, repository="built-here", **overrides
         environmentVariablesOverride=[
             {"name": "IMAGE_URI", "value": uri, "type": "PLAINTEXT"},
             {"name": "REGISTRY", "value": uri.split("/")[0], "type": "PLAINTEXT"},
+            {"name": "PLATFORM", "value": "linux/amd64", "type": "PLAINTEXT"},
         ],
         **{"privilegedModeOverride": True, **overrides},
     )["build"]
@@ -137,7 +138,10 @@ def test_a_role_that_cannot_push_fails_the_push(aws):
     assert failed_phase(build) == (
         "BUILD",
         "COMMAND_EXECUTION_ERROR",
-        'Error while executing command: docker push "$IMAGE_URI". Reason: exit status 1',
+        'Error while executing command: docker buildx build --platform "$PLATFORM" '
+        '--provenance=false --progress plain --output "type=image,name=$IMAGE_URI,'
+        'oci-mediatypes=true,compression=zstd,force-compression=true,push=true" .. '
+        "Reason: exit status 1",
     )
     images = session.client("ecr").describe_images(repositoryName="never-pushed")["imageDetails"]
     assert images == []

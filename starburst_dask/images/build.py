@@ -172,7 +172,7 @@ class _Target:
         detail = registry.find_tag(self.ecr, self.repository, tag)
         if detail is None:
             return None
-        uri = f"{ecr_registry(detail['registryId'], self.session.region_name)}/"
+        uri = f"{ecr_registry(detail['registryId'], self.ecr.meta.region_name)}/"
         uri += f"{self.repository}:{tag}"
         self.progress(f"image {uri} exists; nothing to build")
         return Image(uri, tag, False, None, locked)

@@ -208,6 +208,7 @@ class CodeBuildBuilder:
             environmentVariablesOverride=[
                 {"name": "IMAGE_URI", "value": image_uri, "type": "PLAINTEXT"},
                 {"name": "REGISTRY", "value": image_uri.split("/", 1)[0], "type": "PLAINTEXT"},
+                {"name": "PLATFORM", "value": context.docker_platform, "type": "PLAINTEXT"},
             ],
         )["build"]
         self._follow(build["id"])

@@ -5,7 +5,8 @@ the build (its overrides applied over the project): the source downloaded from S
 project's service role (``DOWNLOAD_SOURCE``), the buildspec found and parsed, then its
 phases' commands. The local CodeBuild has no Docker engine: it runs the commands the
 project's builds use (``docker login`` with ``aws ecr get-login-password``, ``docker
-build``, ``docker push``), checking what each needs (a privileged environment, the
+buildx create``, ``docker buildx build --output type=image,...,push=true``), checking
+what each needs (a privileged environment, the
 context's Dockerfile and the files it uses, the role's ECR permissions, the repository),
 and refuses any other command plainly. A failure ends the build ``FAILED`` in its phase,
 with the phase context CodeBuild gives; a push records the image in the local ECR (an
@@ -280,7 +281,6 @@ class _Commands:
         self.backend, self.files, self.role = backend, files, role
         self.privileged = bool(environment.get("privilegedMode"))
         self.variables = variables
-        self.image: str | None = None  # built, not pushed yet
 
     def command(self, phase: str, command: str) -> None:
         expanded = re.sub(r"\$\{?(\w+)\}?", lambda m: self.variables.get(m.group(1), ""), command)
@@ -290,25 +290,29 @@ class _Commands:
                 self._fail(phase, command)
             return
         words = shlex.split(expanded)
-        if words[:2] == ["docker", "build"]:
+        if words[:3] == ["docker", "buildx", "create"]:  # a BuildKit builder of its own
             self._docker(phase, command)
-            self._build(phase, command, words)
-        elif words[:2] == ["docker", "push"] and len(words) == 3:
+        elif words[:3] == ["docker", "buildx", "build"] and "--output" in words:
             self._docker(phase, command)
-            self._push(phase, command, words[2])
+            output = dict(
+                part.partition("=")[::2] for part in words[words.index("--output") + 1].split(",")
+            )
+            self._build(phase, command)
+            if output.get("push") == "true":
+                self._push(phase, command, output.get("name", ""))
         else:
             raise BuildFailed(
                 phase,
                 LOCAL_ERROR,
-                f"the local CodeBuild runs docker login, build and push only, not: {command}",
+                "the local CodeBuild runs docker login, docker buildx create and docker "
+                f"buildx build --output type=image,...,push=true only, not: {command}",
             )
 
     def _docker(self, phase: str, command: str) -> None:
         if not self.privileged:  # no Docker daemon in an unprivileged build environment
             self._fail(phase, command)
 
-    def _build(self, phase: str, command: str, words: list[str]) -> None:
-        tag = words[words.index("--tag") + 1] if "--tag" in words else None
+    def _build(self, phase: str, command: str) -> None:
         if "Dockerfile" not in self.files or not re.search(
             rb"^FROM \S+", self.files["Dockerfile"], re.M
         ):
@@ -324,11 +328,10 @@ class _Commands:
         for wheel in contents.local.values():
             if wheel not in self.files:
                 self._fail(phase, command)
-        self.image = tag
 
     def _push(self, phase: str, command: str, uri: str) -> None:
         match = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:]+):(.+)", uri)
-        if uri != self.image or match is None:
+        if match is None:  # not an ECR image: no push the role could make here
             self._fail(phase, command)
         account, region, name, tag = match.groups()  # type: ignore[union-attr]
         arn = f"arn:aws:ecr:{region}:{account}:repository/{name}"
