@@ -3,6 +3,9 @@
 import hashlib
 import json
 
+import pytest
+
+from starburst_dask.errors import ConfigurationError
 from starburst_dask.images import piplock
 from starburst_dask.images.context import render
 from starburst_dask.images.lockfile import LocalWheel, Lock, LockedPackage
@@ -68,3 +71,32 @@ def test_the_environment_key_follows_versions_and_local_sources(tmp_path):
     assert key != piplock.environment_key(environment, "linux-aarch64", "template")
     (source / "helper.py").write_text("X = 2\n")  # an editable install changed
     assert key != piplock.environment_key(environment, "linux-64", "template")
+
+
+class _Dist:
+    def __init__(self, name, version, direct_url=None):
+        self.metadata, self.version, self._direct = {"Name": name}, version, direct_url
+
+    def read_text(self, name):
+        return json.dumps(self._direct) if name == "direct_url.json" and self._direct else None
+
+
+def test_the_environment_pins_index_installs_and_finds_the_users_own(monkeypatch, tmp_path):
+    dists = [
+        _Dist("PyYAML", "6.0.2"),
+        _Dist("pip", "26.3"),  # the base image's own
+        _Dist("starburst-dask", "0.1.0", {"url": "file:///src", "dir_info": {"editable": True}}),
+        _Dist("helper", "0.1", {"url": tmp_path.as_uri(), "dir_info": {"editable": True}}),
+        _Dist("from-index", "1.0", {"url": "https://files/x.whl", "archive_info": {}}),
+    ]
+    monkeypatch.setattr(piplock.metadata, "distributions", lambda: dists)
+    environment = piplock.current_environment()
+    assert environment.pins == (("from-index", "1.0"), ("pyyaml", "6.0.2"))
+    assert environment.local == (piplock.LocalPackage("helper", "0.1", tmp_path, True),)
+
+
+def test_a_version_control_install_is_refused_naming_the_fix(monkeypatch):
+    vcs = {"url": "https://github.com/me/tool", "vcs_info": {"vcs": "git"}}
+    monkeypatch.setattr(piplock.metadata, "distributions", lambda: [_Dist("tool", "1", vcs)])
+    with pytest.raises(ConfigurationError, match="tool is installed from https://github.com"):
+        piplock.current_environment()
