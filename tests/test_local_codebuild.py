@@ -94,6 +94,8 @@ def test_a_context_without_its_buildspec_fails_as_codebuild_fails(aws):
     phase, code, message = failed_phase(build)
     assert (build["buildStatus"], phase, code) == ("FAILED", "DOWNLOAD_SOURCE", "YAML_FILE_ERROR")
     assert message.endswith("/src/buildspec.yml: no such file or directory")
+    kinds = [p["phaseType"] for p in build["phases"]]
+    assert kinds.count("DOWNLOAD_SOURCE") == 1 and "BUILD" not in kinds  # it ends there
 
 
 def test_an_invalid_buildspec_fails_as_codebuild_fails(aws):

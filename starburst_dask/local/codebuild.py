@@ -151,7 +151,9 @@ def _batch_get_builds(self: Any, ids: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _run(backend: Any, build: dict[str, Any], project: dict[str, Any], request: dict[str, Any]):
+def _run(
+    backend: Any, build: dict[str, Any], project: dict[str, Any], request: dict[str, Any]
+) -> None:
     """Run ``build`` to its end, recording each phase and the final status."""
     now = iso_8601_datetime_with_milliseconds()
     environment = {**project["environment"]}
@@ -173,10 +175,11 @@ def _run(backend: Any, build: dict[str, Any], project: dict[str, Any], request: 
     done = ["QUEUED", "PROVISIONING"]
     try:
         files = _download(backend.account_id, source, role)
+        phases = _buildspec(files, source["buildspec"])  # found and parsed while downloading
         done.append("DOWNLOAD_SOURCE")
         run = _Commands(backend, files, environment, variables, role)
         for name, phase in BUILDSPEC_PHASES.items():
-            for command in _buildspec(files, source["buildspec"]).get(name, {}).get("commands", []):
+            for command in (phases.get(name) or {}).get("commands") or []:
                 run.command(phase, str(command))
             done.append(phase)
         status, failure = "SUCCEEDED", None
