@@ -16,6 +16,9 @@ from . import config, fargate, sensitive
 from .cluster import lifetime
 from .errors import ConfigurationError
 
+#: ``software`` with neither ``image`` nor ``software`` given: this environment, as an
+#: image built once per content (``images.build.CURRENT``).
+CURRENT_ENVIRONMENT = "current"
 #: Fraction of a worker task's memory left to the OS, the nanny and Python itself.
 MEMORY_HEADROOM = 0.1
 MEMORY_HEADROOM_MIN_MIB = 256
@@ -30,7 +33,9 @@ def default_image() -> str:
 
 
 def configured_image() -> str:
-    """The image clusters run when none is passed: ``starburst.image``, else dask's own."""
+    """The image setup and doctor check the network for: ``starburst.image``, else dask's
+    own (from Docker Hub: what needs the most of a network; clusters without an image
+    run this environment's, from ECR)."""
     return config.setting("image") or default_image()
 
 
@@ -50,7 +55,8 @@ class ClusterOptions:
     scheduler_cpu: int
     scheduler_memory: int
     image: str
-    #: environment.yml, conda-lock.yml or "current": the image is built from it (images/).
+    #: environment.yml, conda-lock.yml, a pip lock or "current" (the default when no image
+    #: is configured): the image is built from it (images/).
     software: str | None
     region: str
     #: The ECS cluster (name or ARN) the tasks run in; ``cluster`` is its former name.
@@ -118,6 +124,10 @@ class ClusterOptions:
         }
         if arguments.get("software") is not None and arguments.get("image") is not None:
             raise ConfigurationError("pass image= or software= (which builds the image), not both")
+        if arguments.get("image") is not None:
+            values["software"] = None  # image= opts out of the configured environment
+        elif not values["image"] and not values["software"]:
+            values["software"] = CURRENT_ENVIRONMENT  # the default: the user's own
         values["software"] = str(values["software"]) if values["software"] else None  # Paths
         values["image"] = values["image"] or default_image()
         values["name"] = values["name"] or f"starburst-{uuid.uuid4().hex[:8]}"

@@ -10,10 +10,13 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import dask
 import leaks
 import pytest
 
 ROOMY_QUOTA = 64
+#: The image option as child processes read it from their environment.
+IMAGE_VAR = "DASK_STARBURST__IMAGE"
 #: What starts a local Fargate besides the fixture: the class, and the commands that run
 #: one (``python -m starburst_dask.local``, ``starburst-dask local`` and ``demo``).
 STARTERS = {"LocalFargate", "starburst_dask.local", "local", "demo"}
@@ -45,6 +48,21 @@ def private_cost_files(tmp_path_factory):
     patch.setenv("STARBURST_DASK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     patch.setenv("STARBURST_DASK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def dask_image_unless_about_environments():
+    """Clusters run dask's own image here, as ``starburst.image`` configures it, also in
+    the processes tests start. The default, the user's own environment locked and built
+    once, is for the tests about environments (``test_environment_sync.py``, the demo),
+    which unset it: every other cluster would build an image of this environment."""
+    from helpers import DASK_IMAGE
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv(IMAGE_VAR, DASK_IMAGE)
+    with dask.config.set({"starburst.image": DASK_IMAGE}):
+        yield
     patch.undo()
 
 

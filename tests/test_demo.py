@@ -23,12 +23,16 @@ def test_graph_matches_direct_computation():
     assert "1,234 simulations" in str(result)
 
 
-def test_demo_command_runs_the_job_on_a_local_fargate_and_leaves_nothing():
+def test_demo_command_runs_the_job_on_a_local_fargate_and_leaves_nothing(monkeypatch):
     import psutil
     from click.testing import CliRunner
+    from conftest import IMAGE_VAR
 
     from starburst_dask.cli import main
 
+    # As the README runs it: on the default image, this environment's, built once.
+    monkeypatch.delenv(IMAGE_VAR)
+    monkeypatch.setitem(dask.config.config["starburst"], "image", None)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     result = CliRunner().invoke(main, ["demo", "--workers", "2", "--simulations", "2000"])
     assert result.exit_code == 0, result.output
@@ -36,6 +40,7 @@ def test_demo_command_runs_the_job_on_a_local_fargate_and_leaves_nothing():
         expected = demo.portfolio(2000, seed=42).compute()
     assert str(expected) in result.output  # the same numbers as computed here
     assert "Closed" in result.output
+    assert "building" in result.output and "/starburst-dask:" in result.output
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert not [
         p

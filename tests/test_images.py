@@ -217,7 +217,7 @@ def test_without_docker_engine_codebuild_builds_from_s3(
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
         files = {n: archive.read(n).decode() for n in archive.namelist()}
     assert {n: files[n] for n in context.files} == context.files
-    assert "docker push" in files["buildspec.yml"]
+    assert "compression=zstd" in files["buildspec.yml"] and "push=true" in files["buildspec.yml"]
     # One build of the project (moto's state), started with the context's location.
     codebuild = local_fargate.client("codebuild")
     [build_id] = codebuild.list_builds_for_project(projectName="images-test")["ids"]

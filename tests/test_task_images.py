@@ -248,3 +248,48 @@ def test_a_dask_worker_on_the_dask_image_cannot_import_the_client_package(local_
         assert client.submit(uses_pandas).result() == 6
         with pytest.raises(ModuleNotFoundError, match="No module named 'starburst_dask'"):
             client.submit(uses_starburst).result()
+
+
+# -- images the local CodeBuild built: exactly their lock ------------------------------
+
+
+def _built_image(local_fargate, repository, extra=()):
+    """An image of a pip lock of dask and distributed (and ``extra``: name, version),
+    built through the local CodeBuild; its URI."""
+    from starburst_dask.images import ensure_image
+    from starburst_dask.images.lockfile import Lock, LockedPackage
+    from starburst_dask.local.packages import closure, installed
+
+    here = installed()
+    versions = {n: here[n].version for n in closure(["dask", "distributed"])}
+    versions.update(extra)
+    packages = tuple(
+        LockedPackage(n, v, "pip", "linux-64", f"https://index/{n}", None, "0" * 64)
+        for n, v in sorted(versions.items())
+    )
+    session = boto3.session.Session(region_name=local_fargate.region)
+    lock = Lock(packages, ("linux-64",), PYTHON)
+    return ensure_image(lock, repository=repository, builder="codebuild", session=session).uri
+
+
+def test_a_task_of_a_built_image_imports_exactly_its_lock(ecs, local_fargate):
+    image = _built_image(local_fargate, "exact")
+    arn = run(ecs, image, "import dask, distributed, cloudpickle; import xarray")
+    task = stopped(ecs, arn)
+    assert task["containers"][0]["exitCode"] == 1  # xarray is installed here, not locked
+    assert "ModuleNotFoundError: No module named 'xarray'" in log(arn)[-1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"not-installed-here": "1.0"}, "holds not-installed-here 1.0, which is not installed"),
+        ({"xarray": "1999.1.0"}, "holds xarray 1999.1.0, and this environment"),
+    ],
+)
+def test_a_built_image_whose_lock_this_machine_lacks_fails_plainly(ecs, local_fargate, extra, says):
+    image = _built_image(local_fargate, f"lacking-{len(extra)}-{next(iter(extra))}", extra)
+    task = stopped(ecs, run(ecs, image, "import dask"))
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert task["stoppedReason"].startswith("LocalFargateImageError: ")
+    assert says in task["stoppedReason"]

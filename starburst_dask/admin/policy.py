@@ -90,6 +90,11 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "s3:CreateBucket",
         "s3:ListBucket",
         "s3:PutLifecycleConfiguration",
+        "s3:PutBucketTagging",  # what setup made, for teardown to find
+        "s3:GetBucketTagging",
+        "codebuild:DeleteProject",  # teardown: the project, and the bucket with its objects
+        "s3:DeleteObject",
+        "s3:DeleteBucket",
     ),
     "images": (
         # starburst-dask image build / software=: push to ECR, build on CodeBuild.
@@ -119,6 +124,7 @@ S3_ACTIONS = {
     "ListObjectsV2": "ListBucket",
     "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
     "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "DeleteObjects": "DeleteObject",
 }
 
 #: The service each of the project's roles is passed to.
@@ -153,7 +159,7 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
         },
     ]
-    if images:
+    if images or setup:  # setup creates the CodeBuild project where no Docker engine runs
         statements.append(
             {
                 "Sid": "PassImageBuildRole",

@@ -86,7 +86,7 @@ def setup(
     allow_wide_network: bool = False,
     ask: Callable[[str], bool] | None = None,
     s3_bucket: str | None = None,
-    codebuild: bool = False,
+    codebuild: bool | None = None,
     names: Names | None = None,
     docker_hub_secret: str | None = None,
     notify: Callable[[str], None] = logger.info,
@@ -117,9 +117,10 @@ def setup(
         admits the caller's current public address. ``None``: never ask.
     s3_bucket : str, optional
         A bucket the tasks may read and write (the task role gets no other permission).
-    codebuild : bool
+    codebuild : bool, optional
         Also create the CodeBuild project, its role and bucket that build images without
-        a local Docker engine (:func:`ensure_codebuild`).
+        a local Docker engine (:func:`ensure_codebuild`). ``None``: when no local Docker
+        engine answers, since clusters then build the image of their environment there.
     names : Names, optional
         Resource names; default: :meth:`Names.from_config`.
     docker_hub_secret : str, optional
@@ -189,6 +190,10 @@ def setup(
     resources.append(res)
     resources.append(ensure_repository(aws, names.repository))
     resources.extend([rule] if rule else [])
+    if codebuild is None:
+        from ..images.builders import docker_engine
+
+        codebuild = not docker_engine()
     if codebuild:
         resources.append(ensure_codebuild(aws, notify))
     settings = {

@@ -9,9 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from .. import fargate
+from .. import config, fargate
 from ..aws import lookups
-from ..aws.clients import SyncClients
+from ..aws.clients import SyncClients, client_config
 from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
@@ -51,10 +51,38 @@ def managed_resources(
         lookups.repository_tags(aws.ecr, repo["repositoryArn"]) if repo else None,
     )
     found.extend(pull_through_resources(aws))
+    found.extend(codebuild_resources(aws))
     path = config_path()
     if path.exists():
         found.append(Resource("dask config", str(path), EXISTS))
     return aws, found
+
+
+def codebuild_resources(aws: SyncClients) -> list[Resource]:
+    """The CodeBuild project, its role and its bucket (what builds images), by their tags."""
+    from ..images.build import build_bucket
+    from ..images.builders import CODEBUILD_ROLE
+
+    found = []
+    name = str(config.setting("image_build_project"))
+    project = lookups.codebuild_project(aws.codebuild, name)
+    if project is not None:
+        tags = lookups.tag_dict(project.get("tags"))
+        found.append(Resource("CodeBuild project", name, EXISTS if is_managed(tags) else KEPT))
+    role = lookups.role(aws.iam, CODEBUILD_ROLE, tags=True)
+    if role is not None:
+        tags = lookups.tag_dict(role.get("Tags"))
+        found.append(Resource("IAM role", CODEBUILD_ROLE, EXISTS if is_managed(tags) else KEPT))
+    bucket = build_bucket(aws.session)
+    s3 = aws.session.client("s3", config=client_config())
+    try:
+        tags = lookups.tag_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchBucket":
+            return found
+        tags = {}  # NoSuchTagSet: not ours
+    found.append(Resource("S3 bucket", bucket, EXISTS if is_managed(tags) else KEPT))
+    return found
 
 
 def pull_through_resources(aws: SyncClients) -> list[Resource]:
@@ -109,6 +137,8 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         "pull through cache rule": lambda r: aws.ecr.delete_pull_through_cache_rule(
             ecrRepositoryPrefix=r.name
         ),
+        "CodeBuild project": lambda r: aws.codebuild.delete_project(name=r.name),
+        "S3 bucket": lambda r: _delete_bucket(aws, r.name),
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
     }
     done = []
@@ -240,3 +270,13 @@ def _delete_role(aws: SyncClients, name: str) -> None:
     for policy in aws.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
         aws.iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
     aws.iam.delete_role(RoleName=name)
+
+
+def _delete_bucket(aws: SyncClients, name: str) -> None:
+    """Delete the build contexts' bucket with its objects (only needed while a build runs)."""
+    s3 = aws.session.client("s3", config=client_config())
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=name, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=name)

@@ -108,10 +108,10 @@ def _seconds(value: str) -> float:
     "through cache rule, free of Docker Hub's anonymous limit per address.",
 )
 @click.option(
-    "--codebuild",
-    is_flag=True,
-    help="Also create the CodeBuild project, its role and S3 bucket that build "
-    "images (software=) where no local Docker engine runs.",
+    "--codebuild/--no-codebuild",
+    default=None,
+    help="Create the CodeBuild project, its role and S3 bucket that build the images "
+    "of your environment [default: when no local Docker engine runs].",
 )
 @JSON
 def setup(
@@ -123,7 +123,7 @@ def setup(
     allow_wide_network: bool,
     s3_bucket: str | None,
     docker_hub_secret: str | None,
-    codebuild: bool,
+    codebuild: bool | None,
     as_json: bool,
 ) -> None:
     """Create (or find) everything a cluster needs, once; safe to rerun.

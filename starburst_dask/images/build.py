@@ -13,6 +13,7 @@ import logging
 import pathlib
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,16 +23,23 @@ import yaml
 from .. import config
 from ..aws import lookups
 from ..aws.clients import client_config
+from ..aws.names import ecr_registry
 from ..errors import ConfigurationError
-from . import platforms, pull_through, registry, versions
+from ..format import format_duration
+from ..options import CURRENT_ENVIRONMENT
+from . import piplock, platforms, pull_through, registry, versions
 from .builders import CodeBuildBuilder, DockerBuilder, docker_engine
-from .context import BuildContext, conda_platform, render
+from .context import PIP_TEMPLATE, BuildContext, conda_platform, render, tag_for, template
 from .lockfile import Lock, lock_environment, read_lock
 from .snapshot import snapshot
 
 logger = logging.getLogger(__name__)
 
-CURRENT = "current"
+CURRENT = CURRENT_ENVIRONMENT
+#: What the first build of an environment takes, said before it starts: a pip lock takes
+#: seconds; CodeBuild provisions for about a minute, then pulls the base image and the
+#: wheels (typical data-science environments: 2-5 minutes in all).
+BUILD_ESTIMATE = "usually 2-5 minutes"
 Progress = Callable[[str], None]
 
 
@@ -82,6 +90,8 @@ def load_lock(software: str | pathlib.Path, progress: Progress = logger.info) ->
             "environment.yml, a conda-lock.yml, or 'current'"
         )
     content = yaml.safe_load(path.read_text())
+    if piplock.is_pip_lock(content):
+        return piplock.read_pip_lock(path)
     if isinstance(content, dict) and "package" in content:
         return read_lock(path)
     lockfile = path.with_name(f"{path.stem}-lock.yml")
@@ -99,6 +109,10 @@ def ensure_image(
     progress: Progress = logger.info,
 ) -> Image:
     """The ECR image for ``software`` on ``platform``; built and pushed only if missing.
+
+    The running environment (``"current"``) outside conda is found by its
+    :func:`.piplock.environment_key` in one ECR lookup; only when ECR lacks it is it
+    locked with pip and built.
 
     Parameters
     ----------
@@ -118,30 +132,88 @@ def ensure_image(
     Raises
     ------
     ImageVersionError
-        The lock pins another dask or distributed than this client's; nothing is built.
+        The lock pins another Python, dask, distributed, cloudpickle or msgpack than this
+        client's; nothing is built.
     MissingResourceError
         CodeBuild is needed and its project or bucket does not exist.
     ImageBuildError
-        The build failed.
+        Locking or the build failed.
     """
-    session = session or boto3.session.Session()
+    target = _Target(
+        session or boto3.session.Session(),
+        repository or config.setting("image_repository"),
+        builder,
+        progress,
+    )
+    if str(software) == CURRENT and not piplock.is_conda_environment():
+        return _ensure_current(platform, target)
     lock = software if isinstance(software, Lock) else load_lock(software, progress)
     versions.check_lock(
         lock, platform, str(software) if not isinstance(software, Lock) else "the lock"
     )
     context = render(lock, platform)
-    repository = repository or config.setting("image_repository")
-    ecr = session.client("ecr", config=client_config())
-    cached = registry.has_tag(ecr, repository, context.tag)
-    uri = f"{registry.ensure_repository(ecr, repository)}:{context.tag}"
-    if cached:
-        progress(f"image {uri} exists; nothing to build")
-        return Image(uri, context.tag, False, None, context.versions)
-    chosen = _builder(builder, session, ecr, progress)
-    progress(f"building {uri} for {platform} with {chosen.name}")
-    chosen.build(context, uri)
-    progress(f"pushed {uri}")
-    return Image(uri, context.tag, True, chosen.name, context.versions)
+    return target.found(context.tag, context.versions) or target.build(context)
+
+
+@dataclasses.dataclass
+class _Target:
+    """Where an image goes (the ECR repository) and how it is built."""
+
+    session: Any
+    repository: str
+    builder: str
+    progress: Progress
+
+    def __post_init__(self) -> None:
+        self.ecr = self.session.client("ecr", config=client_config())
+
+    def found(self, tag: str, locked: dict[str, str]) -> Image | None:
+        """The image tagged ``tag`` when ECR has it (one DescribeImages call)."""
+        detail = registry.find_tag(self.ecr, self.repository, tag)
+        if detail is None:
+            return None
+        uri = f"{ecr_registry(detail['registryId'], self.ecr.meta.region_name)}/"
+        uri += f"{self.repository}:{tag}"
+        self.progress(f"image {uri} exists; nothing to build")
+        return Image(uri, tag, False, None, locked)
+
+    def build(self, context: BuildContext) -> Image:
+        """Build and push ``context`` under its tag."""
+        uri = f"{registry.ensure_repository(self.ecr, self.repository)}:{context.tag}"
+        chosen = _builder(self.builder, self.session, self.ecr, self.progress)
+        self.progress(f"building {uri} for {context.platform} with {chosen.name}")
+        started = time.monotonic()
+        chosen.build(context, uri)
+        self.progress(f"pushed {uri} ({format_duration(time.monotonic() - started)})")
+        return Image(uri, context.tag, True, chosen.name, context.versions)
+
+
+def _ensure_current(platform: str, target: _Target) -> Image:
+    """The running (plain virtual) environment's image: found by its key, else locked with
+    pip and built."""
+    environment = piplock.current_environment()
+    key = piplock.environment_key(environment, platform, template(PIP_TEMPLATE))
+    pinned = dict(environment.pins)
+    locked = {
+        "python": environment.python,
+        "dask": pinned.get("dask", ""),
+        "distributed": pinned.get("distributed", ""),
+    }
+    found = target.found(tag_for(locked, key), locked)
+    if found is not None:
+        return found
+    target.progress(
+        f"this environment ({len(environment.pins)} distributions, "
+        f"{len(environment.local)} of your own packages) has no image for {platform} yet: "
+        f"locking it with pip, then building it once ({BUILD_ESTIMATE}); later clusters "
+        "find it in ECR"
+    )
+    with tempfile.TemporaryDirectory(prefix="starburst-lock-") as tmp:
+        lock = piplock.lock_environment(
+            environment, platform, pathlib.Path(tmp), key, target.progress
+        )
+        versions.check_lock(lock, platform, "this environment")
+        return target.build(render(lock, platform))
 
 
 def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any:

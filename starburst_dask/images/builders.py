@@ -38,6 +38,19 @@ CODEBUILD_ENVIRONMENTS = {
 CODEBUILD_COMPUTE = "BUILD_GENERAL1_SMALL"  # valid for both; the build only copies files
 CODEBUILD_ROLE = "starburst-dask-codebuild"
 CONTEXT_PREFIX = "starburst-dask/contexts/"
+#: The CodeBuild role's trust policy: CodeBuild assumes it.
+CODEBUILD_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "codebuild.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 #: The command that creates the CodeBuild project, its role and the bucket.
 CODEBUILD_SETUP_HINT = "run: starburst-dask setup --codebuild"
 _DONE = {"SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
@@ -86,6 +99,9 @@ class DockerBuilder:
         with tempfile.TemporaryDirectory(prefix="starburst-image-") as tmp:
             for name, text in context.files.items():
                 Path(tmp, name).write_text(text)
+            for name, data in context.binaries.items():  # the user's own wheels
+                Path(tmp, name).parent.mkdir(parents=True, exist_ok=True)
+                Path(tmp, name).write_bytes(data)
             self._run(
                 [
                     "docker",
@@ -192,6 +208,7 @@ class CodeBuildBuilder:
             environmentVariablesOverride=[
                 {"name": "IMAGE_URI", "value": image_uri, "type": "PLAINTEXT"},
                 {"name": "REGISTRY", "value": image_uri.split("/", 1)[0], "type": "PLAINTEXT"},
+                {"name": "PLATFORM", "value": context.docker_platform, "type": "PLAINTEXT"},
             ],
         )["build"]
         self._follow(build["id"])
@@ -258,6 +275,12 @@ def create_codebuild_project(
             else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         )
         s3.create_bucket(Bucket=bucket, **extra)
+        s3.put_bucket_tagging(
+            Bucket=bucket,
+            Tagging={
+                "TagSet": [{"Key": registry.MANAGED_TAG[0], "Value": registry.MANAGED_TAG[1]}]
+            },
+        )
         # Contexts are only needed while a build runs.
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket,
@@ -294,22 +317,15 @@ def create_codebuild_project(
         },
         serviceRole=role_arn,
         timeoutInMinutes=60,
-        tags=[{"key": "starburst-dask", "value": "images"}],
+        tags=[
+            {"key": "starburst-dask", "value": "images"},
+            {"key": registry.MANAGED_TAG[0], "value": registry.MANAGED_TAG[1]},
+        ],
     )["project"]
     return {"project_arn": created["arn"], "role_arn": role_arn, "bucket": bucket}
 
 
 def _codebuild_role(iam: Any, bucket: str) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "codebuild.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -346,9 +362,11 @@ def _codebuild_role(iam: Any, bucket: str) -> str:
     }
     role = (
         lookups.role(iam, CODEBUILD_ROLE)
-        or iam.create_role(RoleName=CODEBUILD_ROLE, AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]
+        or iam.create_role(
+            RoleName=CODEBUILD_ROLE,
+            AssumeRolePolicyDocument=CODEBUILD_TRUST,
+            Tags=[{"Key": registry.MANAGED_TAG[0], "Value": registry.MANAGED_TAG[1]}],
+        )["Role"]
     )
     iam.put_role_policy(
         RoleName=CODEBUILD_ROLE,

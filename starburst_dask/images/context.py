@@ -11,16 +11,22 @@ import dataclasses
 import hashlib
 import io
 import json
+import pathlib
 import re
 import zipfile
 from importlib import resources
 
 from .. import fargate
 from ..errors import ConfigurationError
+from . import contents
 from .lockfile import INIT_PACKAGE, Lock, LockedPackage
 
 #: micromamba's image: non-root user ``mambauser``, an entrypoint that activates the env.
 BASE_IMAGE = "mambaorg/micromamba:2.0.5"
+#: A pip lock's base: Python's official slim image of the lock's ``X.Y``, on Debian 12
+#: (glibc 2.36, which :data:`.piplock.BASE_GLIBC` names for the wheels).
+PIP_BASE_IMAGE = "python:{python}-slim-bookworm"
+PIP_TEMPLATE = "Dockerfile.pip.template"
 #: Docker's names for the conda platforms we build.
 DOCKER_PLATFORMS = {"linux-64": "linux/amd64", "linux-aarch64": "linux/arm64"}
 LABEL_PREFIX = "io.starburst-dask"
@@ -36,20 +42,24 @@ class BuildContext:
     Attributes
     ----------
     files : dict of str to str
-        File name to content: ``Dockerfile``, ``conda.lock`` and, with pip packages,
-        ``requirements.txt``.
+        File name to content: ``Dockerfile``, ``image.json`` (what the image holds, for
+        checks), and ``conda.lock`` and/or ``requirements.txt``.
     platform : str
         Conda platform (``linux-64`` or ``linux-aarch64``).
     versions : dict of str to str
         Locked versions of python, dask and distributed.
     tag : str
-        ``<distributed>-py<python>-<hash>``: readable, and unique per content.
+        ``<distributed>-py<python>-<hash>``: readable, and unique per content (for the
+        running environment, per :func:`.piplock.environment_key`).
+    binaries : dict of str to bytes
+        Other files: the user's own packages as wheels (``wheels/<file>``).
     """
 
     files: dict[str, str]
     platform: str
     versions: dict[str, str]
     tag: str
+    binaries: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def docker_platform(self) -> str:
@@ -59,8 +69,9 @@ class BuildContext:
     def zip(self, extra: dict[str, str] | None = None) -> bytes:
         """The context as a zip archive (what CodeBuild takes from S3), reproducibly."""
         buffer = io.BytesIO()
+        contents: dict[str, str | bytes] = {**self.files, **self.binaries, **(extra or {})}
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, text in sorted({**self.files, **(extra or {})}.items()):
+            for name, text in sorted(contents.items()):
                 info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, text)
@@ -109,6 +120,8 @@ def render(lock: Lock, platform: str = "linux-64", base_image: str = BASE_IMAGE)
             f"the lock has no {' or '.join(missing)} for {platform}; a dask image needs "
             "python, dask and distributed: add them to the environment and re-lock"
         )
+    if lock.kind == "pip":
+        return _render_pip(lock, platform, packages, versions)  # type: ignore[arg-type]
     conda = [p for p in packages if p.manager == "conda"]
     pip = [p for p in packages if p.manager == "pip"]
     files = {"conda.lock": _explicit(conda, platform)}
@@ -126,22 +139,53 @@ def render(lock: Lock, platform: str = "linux-64", base_image: str = BASE_IMAGE)
         },
     )
     files["Dockerfile"] = dockerfile
-    digest = content_hash(files)
-    py = ".".join(str(versions["python"]).split(".")[:2])
+    files["image.json"] = contents.describe(lock, platform)
     return BuildContext(
         files=files,
         platform=platform,
         versions=versions,  # type: ignore[arg-type]
-        tag=f"{versions['distributed']}-py{py}-{digest[:TAG_HASH_LENGTH]}",
+        tag=tag_for(versions, content_hash(files)),  # type: ignore[arg-type]
     )
 
 
-def content_hash(files: dict[str, str]) -> str:
+def tag_for(versions: dict[str, str], digest: str) -> str:
+    """``<distributed>-py<X.Y>-<hash>``: the versions a client checks, and the content."""
+    py = ".".join(str(versions["python"]).split(".")[:2])
+    return f"{versions['distributed']}-py{py}-{digest[:TAG_HASH_LENGTH]}"
+
+
+def _render_pip(
+    lock: Lock, platform: str, packages: list[LockedPackage], versions: dict[str, str]
+) -> BuildContext:
+    """A pip lock's context: Python's slim image, the hashed wheels, the local wheels."""
+    binaries = {f"wheels/{w.filename}": pathlib.Path(w.path).read_bytes() for w in lock.wheels}
+    local = [f"/tmp/context/wheels/{w.filename} --hash=sha256:{w.sha256}" for w in lock.wheels]
+    files = {
+        "requirements.txt": "\n".join(
+            [f"{p.name}=={p.version} --hash=sha256:{p.sha256}" for p in packages] + local
+        )
+        + "\n",
+        "image.json": contents.describe(lock, platform),
+        "Dockerfile": _fill(
+            template(PIP_TEMPLATE),
+            {
+                "base_image": PIP_BASE_IMAGE.format(python=lock.python),
+                "platform": platform,
+                "labels": _labels(versions, platform),  # type: ignore[arg-type]
+            },
+        ),
+    }
+    digest = lock.environment or content_hash(files, binaries)
+    return BuildContext(files, platform, versions, tag_for(versions, digest), binaries)
+
+
+def content_hash(files: dict[str, str], binaries: dict[str, bytes] | None = None) -> str:
     """sha256 over file names and contents, independent of order."""
+    everything: dict[str, str | bytes] = {**files, **(binaries or {})}
     digest = hashlib.sha256()
-    for name in sorted(files):
-        for part in (name, files[name]):
-            data = part.encode()
+    for name in sorted(everything):
+        content = everything[name]
+        for data in (name.encode(), content if isinstance(content, bytes) else content.encode()):
             digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 

@@ -22,6 +22,8 @@ from .errors import ImageBuildError
 #: The platforms a lock covers: Fargate's X86_64 and ARM64.
 PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
 DEFAULT_CHANNEL = "conda-forge"
+#: conda-forge's names of Python distributions the version check reads.
+CONDA_NAMES = {"dask": ("dask-core",), "msgpack": ("msgpack-python",)}
 #: Added to every environment we lock: the image's init (signal forwarding, reaping).
 INIT_PACKAGE = "tini"
 
@@ -41,8 +43,25 @@ class LockedPackage:
 
 
 @dataclasses.dataclass(frozen=True)
+class LocalWheel:
+    """A wheel built here from one of the user's own packages (editable or local install),
+    which travels in the build context: no index has it."""
+
+    name: str
+    version: str
+    #: The wheel's file, on this machine.
+    path: str
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        """The wheel's file name (its tags are in it)."""
+        return pathlib.Path(self.path).name
+
+
+@dataclasses.dataclass(frozen=True)
 class Lock:
-    """A parsed conda-lock file (format version 1).
+    """A parsed lock: a conda-lock file (format version 1), or our pip lock (:mod:`.piplock`).
 
     Parameters
     ----------
@@ -50,10 +69,25 @@ class Lock:
         Every package of every platform.
     platforms : tuple of str
         The platforms the lock was solved for.
+    python : str, optional
+        A pip lock's Python ``X.Y`` (the base image's); a conda lock locks python itself.
+    wheels : tuple of LocalWheel
+        A pip lock's wheels of the user's own packages.
+    environment : str, optional
+        A pip lock's environment key (:func:`.piplock.environment_key`): the image tag's
+        hash, known before locking.
     """
 
     packages: tuple[LockedPackage, ...]
     platforms: tuple[str, ...]
+    python: str | None = None
+    wheels: tuple[LocalWheel, ...] = ()
+    environment: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"pip"`` (a plain virtual environment's lock) or ``"conda"``."""
+        return "pip" if self.python else "conda"
 
     def for_platform(self, platform: str) -> list[LockedPackage]:
         """The packages of ``platform``: conda ones dependencies first, then pip ones.
@@ -72,10 +106,15 @@ class Lock:
 
     def version(self, name: str, platform: str) -> str | None:
         """The locked version of package ``name`` on ``platform``, if it is locked."""
-        names = {name, "dask-core"} if name == "dask" else {name}
+        if name == "python" and self.python:
+            return self.python
+        names = {name, *CONDA_NAMES.get(name, ())}
         for p in self.for_platform(platform):
             if p.name in names:
                 return p.version
+        for wheel in self.wheels:
+            if wheel.name in names:
+                return wheel.version
         return None
 
 

@@ -10,6 +10,9 @@ from botocore.exceptions import ClientError
 
 from ..aws import lookups
 
+#: The tag of what setup manages (``admin/managed.py``), on what images create for it.
+MANAGED_TAG = ("starburst-dask:managed", "true")
+
 
 @dataclasses.dataclass(frozen=True)
 class Login:
@@ -31,20 +34,21 @@ def ensure_repository(ecr: Any, name: str) -> str:
         found = ecr.create_repository(
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": True},
-            tags=[{"Key": "starburst-dask:managed", "Value": "true"}],  # as setup tags its own
+            tags=[{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]}],  # as setup tags its own
         )["repository"]
     return found["repositoryUri"]
 
 
-def has_tag(ecr: Any, repository: str, tag: str) -> bool:
-    """Whether ``repository`` holds an image tagged ``tag`` (False if it has no repository)."""
+def find_tag(ecr: Any, repository: str, tag: str) -> dict[str, Any] | None:
+    """The image detail of ``repository``'s image tagged ``tag``, or None (no repository,
+    or no such image): one DescribeImages call."""
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as e:
         if e.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return False
+            return None
         raise
-    return True
+    return dict(found["imageDetails"][0])
 
 
 def list_images(ecr: Any, repository: str) -> list[dict[str, Any]]:

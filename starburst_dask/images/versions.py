@@ -1,9 +1,13 @@
-"""Does an image carry the client's dask and distributed? Checked before any task starts.
+"""Does an image carry the client's Python and serialization libraries? Checked before
+any task starts.
 
 A mismatch otherwise shows up late, as a failed handshake or an unpickling error on a
-worker. The versions come from the image tag: ours (``<distributed>-py<X.Y>-<hash>``,
-recorded when the image was rendered from its lock) and the public dask images'
-(``daskdev/dask:<version>-py<X.Y>``) share one form. Other tags are not checked.
+worker: Python (``X.Y``: pickles of functions and code objects), dask, distributed,
+cloudpickle and msgpack (the messages and what they carry) must be the client's. A lock
+records them all (checked before anything is built); an image tag records distributed
+(dask is released in step) and Python: ours (``<distributed>-py<X.Y>-<hash>``) and the
+public dask images' (``daskdev/dask:<version>-py<X.Y>``) share one form. Other tags are
+not checked.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from .lockfile import Lock
 
 logger = logging.getLogger(__name__)
 
+#: What must be equal on both sides: a different one breaks (de)serialization.
+SERIALIZATION = ("python", "dask", "distributed", "cloudpickle", "msgpack")
 _TAG = re.compile(r"(?P<version>\d+\.\d+\.\d+)-py(?P<python>\d+\.\d+)(?:-(?P<hash>[0-9a-f]+))?")
 
 
@@ -31,12 +37,14 @@ class ImageVersions:
 
 
 def client_versions() -> dict[str, str]:
-    """This client's dask, distributed and python (major.minor)."""
-    return {
-        "dask": metadata.version("dask"),
-        "distributed": metadata.version("distributed"),
-        "python": ".".join(platform.python_version_tuple()[:2]),
-    }
+    """This client's Python (``X.Y``) and versions of :data:`SERIALIZATION`."""
+    found = {"python": ".".join(platform.python_version_tuple()[:2])}
+    for name in SERIALIZATION[1:]:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # not installed here: nothing to compare
+            continue
+    return found
 
 
 def from_tag(image: str) -> ImageVersions | None:
@@ -53,46 +61,41 @@ def from_tag(image: str) -> ImageVersions | None:
 
 
 def check_image(image: str) -> None:
-    """Raise :class:`ImageVersionError` when ``image`` records another distributed than ours.
-
-    A different Python minor version is only a warning: dask works across them, but
-    pickled functions may not.
-    """
+    """Raise :class:`ImageVersionError` when ``image``'s tag records another distributed
+    or Python ``X.Y`` than this client's."""
     found = from_tag(image)
     if found is None:
         logger.info("image %s does not record its dask version; not checked", image)
         return
-    _compare(image, {"distributed": found.distributed}, found.python)
+    _compare(image, {"distributed": found.distributed, "python": found.python})
 
 
 def check_lock(lock: Lock, platform: str, source: str) -> None:
-    """Raise :class:`ImageVersionError` when ``lock`` pins another dask or distributed."""
-    locked = {n: lock.version(n, platform) for n in ("dask", "distributed")}
-    python = lock.version("python", platform)
-    _compare(
-        source,
-        {n: v for n, v in locked.items() if v},
-        ".".join(python.split(".")[:2]) if python else None,
+    """Raise :class:`ImageVersionError` when ``lock`` has another Python ``X.Y``, dask,
+    distributed, cloudpickle or msgpack than this client."""
+    locked = {n: lock.version(n, platform) for n in SERIALIZATION}
+    if locked["python"]:
+        locked["python"] = ".".join(str(locked["python"]).split(".")[:2])
+    _compare(source, {n: v for n, v in locked.items() if v})
+
+
+def _compare(what: str, found: dict[str, str]) -> None:
+    client = client_versions()
+    differ = {n: v for n, v in found.items() if n in client and v != client[n]}
+    if not differ:
+        return
+    theirs = ", ".join(f"{_named(n)} {v}" for n, v in differ.items())
+    ours = ", ".join(f"{_named(n)} {client[n]}" for n in differ)
+    pins = " ".join(f"{n}=={v}" for n, v in differ.items() if n != "python")
+    raise ImageVersionError(
+        f"{what} has {theirs} but this client has {ours}; workers would fail their "
+        "handshake or fail to unpickle tasks. Run this environment's own image (the "
+        f"default: software='current'), or an image with distributed "
+        f"{client['distributed']} on Python {client['python']} (e.g. "
+        f"image='daskdev/dask:{client['dask']}-py{client['python']}')"
+        + (f", or pip install {pins} here" if pins else "")
     )
 
 
-def _compare(what: str, found: dict[str, str], python: str | None) -> None:
-    client = client_versions()
-    differ = {n: v for n, v in found.items() if v != client[n]}
-    if differ:
-        theirs = ", ".join(f"{n} {v}" for n, v in differ.items())
-        ours = ", ".join(f"{n} {client[n]}" for n in differ)
-        raise ImageVersionError(
-            f"{what} has {theirs} but this client has {ours}; workers would fail their "
-            f"handshake. Use an image with distributed {client['distributed']} (e.g. "
-            f"image='daskdev/dask:{client['dask']}-py{client['python']}'), build one with "
-            "software='environment.yml', or install the image's versions here"
-        )
-    if python and python != client["python"]:
-        logger.warning(
-            "%s has Python %s, this client Python %s: pickled functions may "
-            "fail to load on workers",
-            what,
-            python,
-            client["python"],
-        )
+def _named(name: str) -> str:
+    return "Python" if name == "python" else name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import re
 from importlib import metadata
@@ -23,8 +24,8 @@ from moto.ecr.models import ecr_backends
 from .. import fargate
 from ..aws.names import ECR_IMAGE
 from ..images.platforms import manifest_platforms
-from . import iam, pull_through
-from .packages import closure, installed, normalize
+from . import built, iam, pull_through
+from .packages import IMAGE_PATHS_VAR, closure, denied, installed, normalize
 
 #: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
 #: conda-forge's ``dask`` metapackage, the Dockerfile's extras, and the
@@ -125,9 +126,16 @@ class Pulled:
     ----------
     packages : frozenset of str
         Normalized distribution names.
+    paths : tuple of str
+        Directories of the image's own packages (the user's wheels, unpacked).
     """
 
     packages: frozenset[str]
+    paths: tuple[str, ...] = ()
+
+    def environment(self) -> dict[str, str]:
+        """The task's environment variables that keep it to this image's packages."""
+        return {**denied(self.packages), IMAGE_PATHS_VAR: os.pathsep.join(self.paths)}
 
 
 def local_python() -> str:
@@ -205,12 +213,37 @@ def _pull_ecr(
         )
     if platforms is not None and platform not in platforms:
         return _no_platform(platform)
-    built = _BUILT_TAG.fullmatch(tag or "")
-    if built and (reason := _python_checked(image, built["python"])):
+    recorded = built.find(account, region, name, found.image_digest)
+    if recorded is not None:  # the local CodeBuild built it: exactly its lock's packages
+        return _python_checked(image, recorded.contents.python) or _built(image, recorded)
+    tagged = _BUILT_TAG.fullmatch(tag or "")
+    if tagged and (reason := _python_checked(image, tagged["python"])):
         return reason
     # Every image ``starburst-dask image`` builds has python, dask and distributed (its
     # render step refuses a lock without them); the rest of its lock is not known here.
     return Pulled(closure(["dask", "distributed"]))
+
+
+def _built(image: str, recorded: built.Built) -> Pulled | str:
+    """An image the local CodeBuild built: its lock's packages, each of which this
+    environment must have at the locked version to stand for it."""
+    here = installed()
+    local = set(recorded.contents.local)
+    for name, version in sorted(recorded.contents.packages.items()):
+        if name in local:
+            continue
+        if name not in here:
+            return _local(
+                f"{image} holds {name} {version}, which is not installed here: the local "
+                f"Fargate runs images with this environment; pip install {name}=={version} "
+                "here to run it"
+            )
+        if here[name].version != version:
+            return _local(
+                f"{image} holds {name} {version}, and this environment, which stands for "
+                f"it, has {name} {here[name].version}: install {name}=={version} here"
+            )
+    return Pulled(frozenset(recorded.contents.packages) - local, recorded.paths)
 
 
 def _pull_cached(

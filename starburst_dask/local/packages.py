@@ -22,6 +22,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 #: top-level module names, and distribution names (hidden from ``importlib.metadata``).
 DENIED_MODULES_VAR = "STARBURST_LOCAL_IMAGE_DENIED_MODULES"
 DENIED_DISTRIBUTIONS_VAR = "STARBURST_LOCAL_IMAGE_DENIED_DISTRIBUTIONS"
+#: Directories of the image's own packages (the user's wheels), put on ``sys.path``.
+IMAGE_PATHS_VAR = "STARBURST_LOCAL_IMAGE_PATHS"
 
 
 def normalize(name: str) -> str:

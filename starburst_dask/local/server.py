@@ -27,6 +27,7 @@ from .. import fargate
 from ..admin import roles
 from . import (
     checkip,
+    codebuild,
     docker_hub,
     ec2_rules,
     ecs,
@@ -216,6 +217,7 @@ class LocalFargate:
         ec2_rules.install()
         docker_hub.install(docker_hub.PullLimit(*self._docker_hub))
         simulate.install()
+        codebuild.install()  # builds run as CodeBuild runs them, and push to the local ECR
         self._controls = controls
         try:
             self._start_network()
@@ -291,6 +293,7 @@ class LocalFargate:
             docker_hub.uninstall()
             pull_through.reset()
             simulate.uninstall()
+            codebuild.uninstall()
             BackendDict.reset()  # the next start begins from a fresh account
             self._controls = None
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
@@ -332,7 +335,8 @@ class LocalFargate:
 
         The ECS service-linked role, the ECS cluster (with the Fargate capacity
         providers), the execution and task roles (the execution role reading the
-        project's own secrets, as setup allows it), the log group, and the security group
+        project's own secrets, as setup allows it), the log group, the CodeBuild project
+        that builds images where no Docker engine runs, and the security group
         ``starburst-dask setup --allow-cidr 127.0.0.1/32`` would make (the default VPC's
         default group admits only its own members, not this machine), which this
         process's clusters then use (dask config, and :attr:`env` for other processes).
@@ -371,6 +375,9 @@ class LocalFargate:
             logGroupName=names["log-group"],
         )
         self._use_security_group(self._client_security_group())
+        codebuild.prepare(
+            boto3.session.Session(region_name=self.region), account, names["image-build-project"]
+        )
 
     @property
     def security_group(self) -> str | None:

@@ -17,7 +17,7 @@ from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefin
 from moto.logs.models import logs_backends
 
 from .. import fargate
-from . import docker_hub, images, packages, reach, secrets, vpc
+from . import docker_hub, images, reach, secrets, vpc
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
@@ -310,7 +310,7 @@ class LocalTask(Task):
         if isinstance(pulled, str):  # the pull failed: why
             self.failed(pulled)
             return False
-        self.process.environment.update(packages.denied(pulled.packages))
+        self.process.environment.update(pulled.environment())
         self._route(egress)
         vpc.changed()  # its security groups admit before it listens
         return True

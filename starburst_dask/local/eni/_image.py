@@ -40,7 +40,11 @@ class _Without:
 
 
 def restrict():
-    """Hide the denied modules and distributions named in the environment, if any."""
+    """Add the image's own packages to ``sys.path``; hide the denied modules and
+    distributions named in the environment, if any."""
+    paths = os.environ.get("STARBURST_LOCAL_IMAGE_PATHS")
+    if paths:  # site-packages of the image: after the interpreter's own
+        sys.path.extend(paths.split(os.pathsep))
     modules = os.environ.get("STARBURST_LOCAL_IMAGE_DENIED_MODULES")
     if not modules:
         return
