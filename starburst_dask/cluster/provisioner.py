@@ -29,6 +29,10 @@ from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
 
+#: Failures of a launch that say nothing of the worker: AWS did not answer, or refused a
+#: call (an API's error answer, throttling past the SDK's retries); retried.
+_ANSWERLESS: tuple[type[BaseException], ...] = (*tasks.UNREACHABLE, ClientError)
+
 
 class Capacity(enum.Enum):
     """Capacity providers for workers, in order of preference (the ``spot`` option)."""
@@ -91,6 +95,9 @@ class WorkerProvisioner:
         self.replacement = ReplacementPolicy()
         #: Names of workers that reached the scheduler: one that never did has failed.
         self.joined: set[str] = set()
+        #: Names of workers that left by themselves (and were replaced).
+        self.departed: set[str] = set()
+        self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
         #: The scheduler's address, once it runs (workers' command needs it).
         self.scheduler_address: str | None = None
         self._closed = False
@@ -261,22 +268,47 @@ class WorkerProvisioner:
         return request
 
     def _worker_stopped(self, task: dict[str, Any]) -> None:
-        """A worker stopped by itself: drop it from the spec and, if wanted, replace it."""
-        if self.worker_spec.pop(tasks.task_id(task["taskArn"]), None) is None:
-            return
-        logger.warning("worker %s", tasks.describe_stop(task))
-        if self.active:
-            asyncio.ensure_future(self._replace(task))
-
-    async def _replace(self, task: dict[str, Any]) -> None:
-        """Relaunch a worker that stopped by itself, unless workers keep failing."""
+        """ECS reports a worker's task stopping by itself: the worker is gone (unless it
+        left already, when ECS's reason is said once more: why its task ended)."""
         name = tasks.task_id(task["taskArn"])
-        joined = name in self.joined
         reason = tasks.describe_stop(task)
+        if name in self.worker_spec:
+            self._gone(name, task["taskArn"], reason, stop=False)
+        elif name in self.departed:
+            self.log(f"Worker {name} (gone already): {reason}")
+
+    def worker_gone(self, name: str, reason: str) -> None:
+        """The scheduler removed worker ``name`` and it did not come back: stop its task
+        if it still runs, and replace it."""
+        arn = self.worker_spec.get(name, {}).get("options", {}).get("task_arn")
+        if arn is not None:
+            self._gone(name, arn, reason, stop=True)
+
+    def _gone(self, name: str, arn: str, reason: str, *, stop: bool) -> None:
+        """Drop a gone worker from the spec, say why, stop its task, and replace it."""
+        del self.worker_spec[name]
+        self.departed.add(name)
+        self.log(f"Worker {name} left: {reason}")
+        if stop:
+            self._background(self.registry.stop([arn], f"worker gone: {reason}", wait=False))
+        if self.active:
+            self._background(self._replace(name, arn, reason))
+
+    def _background(self, work: Awaitable[None]) -> None:
+        future = asyncio.ensure_future(work)
+        self._work.add(future)
+        future.add_done_callback(self._work.discard)
+
+    async def _replace(self, name: str, arn: str, reason: str) -> None:
+        """Relaunch a worker that left by itself, unless workers keep failing."""
+        joined = name in self.joined
         if not joined:
-            lines = await tasks.last_log_lines(
-                self.registry.aws.logs, self.options.log_group, task["taskArn"]
-            )
+            try:
+                lines = await tasks.last_log_lines(
+                    self.registry.aws.logs, self.options.log_group, arn
+                )
+            except tasks.UNREACHABLE:
+                lines = []
             if lines:
                 reason += "; its last log lines:\n  " + "\n  ".join(lines)
         self.replacement.stopped(joined, reason)
@@ -291,10 +323,23 @@ class WorkerProvisioner:
             + (f" in {delay:g} s ({self.replacement.failures} failed in a row)" if delay else "")
         )
         await asyncio.sleep(delay)  # backoff before the next try
-        try:
-            await self.launch()
-        except TaskFailedError as e:  # its stop comes back through _worker_stopped
-            logger.info("replacement worker: %s", e)
+        await self._launch_until_answered()
+
+    async def _launch_until_answered(self) -> None:
+        """``launch()``, retried with capped back-off while AWS does not answer (an
+        outage), as long as workers are wanted."""
+        backoff = self.options.poll_interval
+        while self.active:
+            try:
+                await self.launch()
+                return
+            except TaskFailedError as e:  # its stop comes back through _worker_stopped
+                logger.info("replacement worker: %s", e)
+                return
+            except _ANSWERLESS as e:
+                logger.warning("launching a replacement worker failed (%s); retrying", e)
+            await asyncio.sleep(backoff)
+            backoff = min(2 * backoff, fargate.RETRY_BACKOFF_MAX)
 
     def scale(self, n: int) -> None:
         """Want ``n`` workers; asking again after replacing gave up tries again."""
@@ -309,9 +354,9 @@ class WorkerProvisioner:
         await self.registry.stop(workers, reason)
 
     async def close(self) -> None:
-        """Launch nothing more; stop waiting for quota."""
+        """Launch nothing more; stop waiting for quota, and replacing workers."""
         self._closed, self.requested = True, 0
-        for waiting in (self._waiter, self._request):
+        for waiting in (self._waiter, self._request, *self._work):
             if waiting is not None:
                 waiting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
