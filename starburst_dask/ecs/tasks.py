@@ -52,12 +52,14 @@ import asyncio, signal, time
 def dask_setup(nanny):
     loop, retiring = asyncio.get_running_loop(), []
     async def retire():
-        try:
+        retired = None
+        try:  # a scheduler that is gone would hold the retirement for the connect timeout
+            await asyncio.wait_for(nanny.scheduler.identity(), 5)
             retired = await nanny.scheduler.retire_workers(
                 workers=[nanny.worker_address], close_workers=True,
                 stimulus_id=f"sigterm-{time.time()}")
         except Exception:
-            retired = None
+            pass
         if not retired:  # no scheduler, or nowhere to move the data: close now
             await nanny.close(reason="sigterm")
     def on_sigterm(signum, frame):
