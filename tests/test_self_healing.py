@@ -132,6 +132,9 @@ def test_crash_hang_spot_interruption_and_outage_together(local_fargate):
             "EssentialContainerExited",
             "UserInitiated",  # the cluster stopped the hung worker's task
         ]
+        # Frozen, the hung task ends only at SIGKILL, its stopTimeout (120 s) after the
+        # cluster's StopTask: kill it now rather than wait for that.
+        local_fargate.kill_task(arns[hung])
 
 
 def test_a_killed_worker_is_replaced_while_its_task_is_still_deprovisioning(local_fargate):

@@ -192,6 +192,7 @@ class FargateCluster(SpecCluster):
             worker=self.new_spec,
             correct_state=self._correct_state,
             affordable=self.cost.affordable,
+            on_demand_premium=self._on_demand_premium,
             log=self._log,
         )
         self._log(
@@ -314,8 +315,22 @@ class FargateCluster(SpecCluster):
             f"status={self.status.name}, cost={cost})"
         )
 
+    def _on_demand_premium(self) -> float:
+        """US dollars per hour one worker costs more On-Demand than on Spot."""
+        assert self.cost is not None, "the cluster has not started"
+        o, rate = self.options, self.cost.prices.task_rate
+        size = (o.worker_cpu, o.worker_memory)
+        return rate(*size, architecture=o.architecture) - rate(
+            *size, architecture=o.architecture, spot=True
+        )
+
     def _repr_html_(self, cluster_status: str | None = None) -> str:
         row = self.cost.html_row() if self.cost is not None else ""
+        if self.options.spot and self.provisioner is not None and self.quota.providers:
+            row += (
+                '<tr><td style="text-align: left;" colspan="2"><strong>Workers:</strong> '
+                f"{self.quota.describe_providers()}</td></tr>"
+            )
         return super()._repr_html_((cluster_status or "") + row)
 
     def _keep_log(self, line: str) -> None:

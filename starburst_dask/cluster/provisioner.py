@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import fargate
 from ..ecs import quota, tasks
 from ..errors import ConfigurationError, QuotaExceededError, TaskFailedError
+from ..format import format_usd
 from ..options import ClusterOptions
 from . import lifetime
 from .registry import TaskRegistry
@@ -64,6 +65,8 @@ class WorkerProvisioner:
         Coroutine function reconciling the cluster with ``worker_spec``.
     affordable : callable
         How many of ``n`` more workers the cost limit allows.
+    on_demand_premium : callable
+        US dollars per hour one worker costs more On-Demand than on Spot.
     log : callable
         Writes one line to the cluster's log, for the user.
     """
@@ -77,6 +80,7 @@ class WorkerProvisioner:
         worker: dict[str, Any],
         correct_state: Callable[[], Awaitable[None]],
         affordable: Callable[[int], int],
+        on_demand_premium: Callable[[], float],
         log: Callable[[str], None],
     ) -> None:
         self.options = options
@@ -85,7 +89,9 @@ class WorkerProvisioner:
         self.worker = worker
         self.correct_state = correct_state
         self.affordable = affordable
+        self.on_demand_premium = on_demand_premium
         self.log = log
+        self._fallback_said = False  # the move from Spot to On-Demand is said once
         #: Workers wanted: ``scale``, ``adapt`` and replacement change it.
         self.requested = options.n_workers
         self.capacity = Capacity.for_spot(options.spot)
@@ -145,7 +151,23 @@ class WorkerProvisioner:
                 if fit:
                     launched += await self._launch_on(provider, fit)
             self._set_waiting(missing - len(launched), launching=len(launched))
+            self._say_fallback()
         await self.correct_state()
+
+    def _say_fallback(self) -> None:
+        """Once workers run On-Demand under ``spot="fallback"``, say so, and what it costs."""
+        on_demand = self.quota.providers.get("FARGATE", 0)
+        if self.capacity is not Capacity.SPOT_THEN_ON_DEMAND or not on_demand:
+            return
+        if self._fallback_said:
+            return
+        self._fallback_said = True
+        premium = self.on_demand_premium()
+        self.log(
+            f"Fargate Spot had no room: {on_demand} of {len(self.worker_spec)} workers now "
+            f"run On-Demand, at {format_usd(premium * on_demand)}/hour more than on Spot "
+            f"({format_usd(premium)}/hour each); replacements try Spot first"
+        )
 
     async def _launch_on(self, provider: str, count: int) -> list[str]:
         """Launch ``count`` workers on ``provider``; Spot missing from the ECS cluster
@@ -183,10 +205,20 @@ class WorkerProvisioner:
             options = {**self.worker["options"], "task_arn": arn}
             self.worker_spec[tasks.task_id(arn)] = {"cls": self.worker["cls"], "options": options}
 
+    def _count_running(self) -> None:
+        """Record the cluster's workers, by capacity provider."""
+        providers: dict[str, int] = {}
+        for spec in self.worker_spec.values():
+            record = self.registry.live.get(spec["options"]["task_arn"])
+            if record is not None:
+                providers[record.capacity_provider] = providers.get(record.capacity_provider, 0) + 1
+        self.quota.running, self.quota.providers = len(self.worker_spec), providers
+
     def _set_waiting(self, waiting: int, launching: int = 0) -> None:
         """Record the workers waiting for quota; say the plan when it changes."""
         changed = waiting != self.quota.waiting
-        self.quota.waiting, self.quota.running = waiting, len(self.worker_spec)
+        self.quota.waiting = waiting
+        self._count_running()
         if not waiting:
             return
         if changed:
@@ -287,6 +319,7 @@ class WorkerProvisioner:
     def _gone(self, name: str, arn: str, reason: str, *, stop: bool) -> None:
         """Drop a gone worker from the spec, say why, stop its task, and replace it."""
         del self.worker_spec[name]
+        self._count_running()
         self.departed.add(name)
         self.log(f"Worker {name} left: {reason}")
         if stop:
