@@ -30,9 +30,8 @@ from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
 
-#: Failures of a launch that say nothing of the worker: AWS did not answer, or refused a
-#: call (an API's error answer, throttling past the SDK's retries); retried.
-_ANSWERLESS: tuple[type[BaseException], ...] = (*tasks.UNREACHABLE, ClientError)
+#: Failures of a launch that say nothing of the worker: AWS did not answer (an outage).
+_ANSWERLESS = tasks.UNREACHABLE
 
 
 class Capacity(enum.Enum):
@@ -360,15 +359,18 @@ class WorkerProvisioner:
 
     async def _launch_until_answered(self) -> None:
         """``launch()``, retried with capped back-off while AWS does not answer (an
-        outage), as long as workers are wanted."""
+        outage: RunTask's connection errors come as a ``TaskFailedError`` caused by one),
+        as long as workers are wanted."""
         backoff = self.options.poll_interval
         while self.active:
             try:
                 await self.launch()
                 return
-            except TaskFailedError as e:  # its stop comes back through _worker_stopped
-                logger.info("replacement worker: %s", e)
-                return
+            except TaskFailedError as e:
+                if not isinstance(e.__cause__, _ANSWERLESS):
+                    logger.info("replacement worker: %s", e)  # its stop comes back as news
+                    return
+                logger.warning("launching a replacement worker failed (%s); retrying", e)
             except _ANSWERLESS as e:
                 logger.warning("launching a replacement worker failed (%s); retrying", e)
             await asyncio.sleep(backoff)

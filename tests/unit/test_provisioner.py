@@ -358,3 +358,29 @@ def test_the_move_from_spot_to_on_demand_is_said_once_with_its_price():
         await p.close()
 
     asyncio.run(run())
+
+
+def test_a_replacement_is_launched_once_aws_answers_again():
+    from botocore.exceptions import EndpointConnectionError
+
+    async def run() -> None:
+        registry = FakeRegistry({"FARGATE": 100, "FARGATE_SPOT": 0})
+        p, spec, _ = provisioner(registry, 1)
+        await p.launch()
+        p.joined.update(spec)
+        launch, refused = registry.launch, []
+
+        async def during_an_outage(count: int, role: str, *args: Any, **kwargs: Any) -> Launch:
+            if len(refused) < 3:  # RunTask's connection errors, as the launcher raises them
+                refused.append(count)
+                error = EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com")
+                raise TaskFailedError(f"0 of {count} tasks started: {error}") from error
+            return await launch(count, role, *args, **kwargs)
+
+        registry.launch = during_an_outage  # type: ignore[method-assign]
+        registry.stop_by_itself(next(iter(spec.values()))["options"]["task_arn"])
+        await until(lambda: len(spec) == 1)
+        assert refused == [1, 1, 1] and len(registry.launches) == 2
+        await p.close()
+
+    asyncio.run(run())
