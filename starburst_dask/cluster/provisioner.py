@@ -151,7 +151,9 @@ class WorkerProvisioner:
                     launched += await self._launch_on(provider, fit)
             self._set_waiting(missing - len(launched), launching=len(launched))
             self._say_fallback()
-        await self.correct_state()
+        # Shielded: a replacement cancelled by close() must not cancel SpecCluster's
+        # reconcile midway (it would leave a started worker object it never closes).
+        await asyncio.shield(self.correct_state())
 
     def _say_fallback(self) -> None:
         """Once workers run On-Demand under ``spot="fallback"``, say so, and what it costs."""
