@@ -10,6 +10,7 @@ then reconciles.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -30,8 +31,8 @@ from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
 
-#: Failures of a launch that say nothing of the worker: AWS did not answer (an outage).
-_ANSWERLESS = tasks.UNREACHABLE
+#: What a replacement's launch raises when AWS does not answer (an outage), among others.
+_RETRIED: tuple[type[BaseException], ...] = (TaskFailedError, *tasks.UNREACHABLE)
 
 
 class Capacity(enum.Enum):
@@ -158,9 +159,7 @@ class WorkerProvisioner:
     def _say_fallback(self) -> None:
         """Once workers run On-Demand under ``spot="fallback"``, say so, and what it costs."""
         on_demand = self.quota.providers.get("FARGATE", 0)
-        if self.capacity is not Capacity.SPOT_THEN_ON_DEMAND or not on_demand:
-            return
-        if self._fallback_said:
+        if self._fallback_said or not on_demand or self.capacity is Capacity.ON_DEMAND:
             return
         self._fallback_said = True
         premium = self.on_demand_premium()
@@ -208,12 +207,9 @@ class WorkerProvisioner:
 
     def _count_running(self) -> None:
         """Record the cluster's workers, by capacity provider."""
-        providers: dict[str, int] = {}
-        for spec in self.worker_spec.values():
-            record = self.registry.live.get(spec["options"]["task_arn"])
-            if record is not None:
-                providers[record.capacity_provider] = providers.get(record.capacity_provider, 0) + 1
-        self.quota.running, self.quota.providers = len(self.worker_spec), providers
+        live = (self.registry.live.get(w["options"]["task_arn"]) for w in self.worker_spec.values())
+        providers = collections.Counter(r.capacity_provider for r in live if r is not None)
+        self.quota.running, self.quota.providers = len(self.worker_spec), dict(providers)
 
     def _set_waiting(self, waiting: int, launching: int = 0) -> None:
         """Record the workers waiting for quota; say the plan when it changes."""
@@ -362,19 +358,22 @@ class WorkerProvisioner:
     async def _launch_until_answered(self) -> None:
         """``launch()``, retried with capped back-off while AWS does not answer (an
         outage: RunTask's connection errors come as a ``TaskFailedError`` caused by one),
-        as long as workers are wanted."""
-        backoff = self.options.poll_interval
+        as long as workers are wanted; said once."""
+        backoff, said = self.options.poll_interval, False
         while self.active:
             try:
                 await self.launch()
                 return
-            except TaskFailedError as e:
-                if not isinstance(e.__cause__, _ANSWERLESS):
+            except _RETRIED as e:
+                unanswered = isinstance(e, tasks.UNREACHABLE) or isinstance(
+                    e.__cause__, tasks.UNREACHABLE
+                )
+                if not unanswered:
                     logger.info("replacement worker: %s", e)  # its stop comes back as news
                     return
-                logger.warning("launching a replacement worker failed (%s); retrying", e)
-            except _ANSWERLESS as e:
-                logger.warning("launching a replacement worker failed (%s); retrying", e)
+                if not said:
+                    logger.warning("launching a replacement worker: %s; retrying", e)
+                    said = True
             await asyncio.sleep(backoff)
             backoff = min(2 * backoff, fargate.RETRY_BACKOFF_MAX)
 
