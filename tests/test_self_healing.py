@@ -191,3 +191,30 @@ def test_a_spot_interruptions_keys_move_and_it_exits_before_sigkill(local_fargat
         assert client.gather(futures) == [i * i for i in range(20)]
         wait_until(lambda: len(connected(client)) == 2 and name not in connected(client), 120)
         assert any(fargate.SPOT_INTERRUPTION_REASON in line for line in cluster_log(cluster))
+
+
+def test_an_interrupted_spot_worker_falls_back_to_on_demand_and_says_what_it_costs(
+    local_fargate,
+):
+    ecs = boto3.client("ecs")
+    saved = local_fargate.account.quotas["FARGATE_SPOT"]
+    local_fargate.set_quota(2, "FARGATE_SPOT")  # room for the two Spot workers only
+    try:
+        with (
+            FargateCluster(n_workers=2, spot="fallback", **FAST) as cluster,
+            Client(cluster) as client,
+        ):
+            client.wait_for_workers(2, timeout=120)
+            assert cluster.quota.providers == {"FARGATE_SPOT": 2}
+            victim = sorted(connected(client))[0]
+            local_fargate.interrupt_spot(worker_tasks(ecs, cluster)[victim])
+            # Its task holds its Spot vCPUs until STOPPED: the replacement runs On-Demand.
+            wait_until(lambda: len(connected(client)) == 2 and victim not in connected(client))
+            assert cluster.quota.providers == {"FARGATE_SPOT": 1, "FARGATE": 1}
+            said = [line for line in cluster_log(cluster) if "now run On-Demand" in line]
+            assert len(said) == 1 and "1 of 2 workers now run On-Demand, at $" in said[0]
+            assert "/hour more than on Spot" in said[0]
+            assert "1 on Spot, 1 On-Demand" in str(cluster.quota)
+            assert "1 on Spot, 1 On-Demand" in cluster._repr_html_()
+    finally:
+        local_fargate.set_quota(saved, "FARGATE_SPOT")
