@@ -119,17 +119,17 @@ class TaskWatcher:
         Raises
         ------
         TaskFailedError
-            If it stopped first (with its ``stopCode`` and ``stoppedReason``), or
-            ``timeout`` passed.
+            If it is stopping first (with its ``stopCode`` and ``stoppedReason``: known
+            before DEPROVISIONING ends), or ``timeout`` passed.
         """
-        task = await self._wait(arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"), timeout)
+        task = await self._wait(arn, lambda t: t["lastStatus"] == "RUNNING" or stopping(t), timeout)
         if task is None:
             raise TaskFailedError(
                 f"task {task_id(arn)} did not reach RUNNING within {timeout:g} s "
                 f"(last status {self.tasks[arn]['lastStatus']}); raise running_timeout if "
                 "image pulls are slow"
             )
-        if task["lastStatus"] == "STOPPED":
+        if stopping(task):
             raise TaskFailedError(describe_stop(task))
         return task
 
