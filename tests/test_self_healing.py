@@ -14,6 +14,7 @@ from distributed import Client
 from helpers import wait_until
 
 from starburst_dask import FargateCluster, fargate
+from starburst_dask.cluster.core import REJOIN_GRACE
 from starburst_dask.ecs.tasks import task_id
 
 FAST = {"poll_interval": 0.5}
@@ -197,24 +198,33 @@ def test_an_interrupted_spot_worker_falls_back_to_on_demand_and_says_what_it_cos
     local_fargate,
 ):
     ecs = boto3.client("ecs")
-    saved = local_fargate.account.quotas["FARGATE_SPOT"]
-    local_fargate.set_quota(2, "FARGATE_SPOT")  # room for the two Spot workers only
-    try:
-        with (
-            FargateCluster(n_workers=2, spot="fallback", **FAST) as cluster,
-            Client(cluster) as client,
-        ):
-            client.wait_for_workers(2, timeout=120)
-            assert cluster.quota.providers == {"FARGATE_SPOT": 2}
-            victim = sorted(connected(client))[0]
-            local_fargate.interrupt_spot(worker_tasks(ecs, cluster)[victim])
-            # Its task holds its Spot vCPUs until STOPPED: the replacement runs On-Demand.
-            wait_until(lambda: len(connected(client)) == 2 and victim not in connected(client))
-            assert cluster.quota.providers == {"FARGATE_SPOT": 1, "FARGATE": 1}
-            said = [line for line in cluster_log(cluster) if "now run On-Demand" in line]
-            assert len(said) == 1 and "1 of 2 workers now run On-Demand, at $" in said[0]
-            assert "/hour more than on Spot" in said[0]
-            assert "1 on Spot, 1 On-Demand" in str(cluster.quota)
-            assert "1 on Spot, 1 On-Demand" in cluster._repr_html_()
-    finally:
-        local_fargate.set_quota(saved, "FARGATE_SPOT")
+    with (
+        FargateCluster(n_workers=2, spot="fallback", **FAST) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(2, timeout=120)
+        assert cluster.quota.providers == {"FARGATE_SPOT": 2}
+        victim = sorted(connected(client))[0]
+        local_fargate.fail_next_run_task(1, "capacity")  # Spot has no capacity now
+        local_fargate.interrupt_spot(worker_tasks(ecs, cluster)[victim])
+        wait_until(lambda: len(connected(client)) == 2 and victim not in connected(client))
+        assert cluster.quota.providers == {"FARGATE_SPOT": 1, "FARGATE": 1}
+        said = [line for line in cluster_log(cluster) if "now run On-Demand" in line]
+        assert len(said) == 1 and "1 of 2 workers now run On-Demand, at $" in said[0]
+        assert "/hour more than on Spot" in said[0]
+        assert "1 on Spot, 1 On-Demand" in str(cluster.quota)
+        assert "1 on Spot, 1 On-Demand" in cluster._repr_html_()
+
+
+def test_workers_restarted_by_their_nannies_are_not_lost(local_fargate):
+    ecs = boto3.client("ecs")
+    with FargateCluster(n_workers=2, **FAST) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=120)
+        names, tasks = set(connected(client)), worker_tasks(ecs, cluster)
+        client.restart()  # each nanny restarts its worker: removed, back under its name
+        restarted = time.monotonic()
+        wait_until(lambda: set(connected(client)) == names, timeout=60)
+        # Nothing may happen once the grace for coming back is over: wait it out.
+        wait_until(lambda: time.monotonic() > restarted + REJOIN_GRACE + 2, timeout=60)
+        assert not [line for line in cluster_log(cluster) if " left: " in line]
+        assert worker_tasks(ecs, cluster) == tasks  # the same tasks, none stopped or added
