@@ -233,7 +233,7 @@ class FargateCluster(SpecCluster):
         or its connection), and have it replaced."""
         reason = "the scheduler removed it: its connection closed"
         with contextlib.suppress(Exception):  # the reason is a nicety: replace it anyway
-            events = await self.scheduler_comm.events(topic="scheduler")
+            events = await asyncio.wait_for(self.scheduler_comm.events(topic="scheduler"), 5)
             for _, event in events:
                 if event.get("action") == "worker-ttl-timed-out" and address in event.get(
                     "workers", ()
