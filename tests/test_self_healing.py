@@ -61,6 +61,12 @@ def connected(client):
     return {str(w["name"]): a for a, w in client.scheduler_info()["workers"].items()}
 
 
+def replaced(client, gone, n):
+    """Whether ``n`` workers are connected, none of them ``gone`` (one look)."""
+    now = connected(client)
+    return len(now) == n and gone not in now
+
+
 def cluster_log(cluster):
     """The cluster's log, line by line (``cluster.get_logs()``)."""
     return cluster.get_logs(cluster=True, scheduler=False, workers=False)["Cluster"].splitlines()
@@ -168,8 +174,7 @@ def test_scale_after_a_loss_counts_only_live_workers(local_fargate):
         local_fargate.kill_task(worker_tasks(ecs, cluster)[victim])
         wait_until(lambda: any(f"Worker {victim} left" in line for line in cluster_log(cluster)))
         cluster.scale(3)
-        wait_until(lambda: len(connected(client)) == 3, timeout=120)
-        assert victim not in connected(client)
+        wait_until(lambda: replaced(client, victim, 3), timeout=120)
         assert len(worker_tasks(ecs, cluster)) == 3  # the lost one is not counted
 
 
@@ -190,7 +195,7 @@ def test_a_spot_interruptions_keys_move_and_it_exits_before_sigkill(local_fargat
         task = described(ecs, [arn])[arn]
         assert task["containers"][0]["exitCode"] == 0  # retired, not killed at stopTimeout
         assert client.gather(futures) == [i * i for i in range(20)]
-        wait_until(lambda: len(connected(client)) == 2 and name not in connected(client), 120)
+        wait_until(lambda: replaced(client, name, 2), timeout=120)
         assert any(fargate.SPOT_INTERRUPTION_REASON in line for line in cluster_log(cluster))
 
 
@@ -207,7 +212,7 @@ def test_an_interrupted_spot_worker_falls_back_to_on_demand_and_says_what_it_cos
         victim = sorted(connected(client))[0]
         local_fargate.fail_next_run_task(1, "capacity")  # Spot has no capacity now
         local_fargate.interrupt_spot(worker_tasks(ecs, cluster)[victim])
-        wait_until(lambda: len(connected(client)) == 2 and victim not in connected(client))
+        wait_until(lambda: replaced(client, victim, 2), timeout=120)
         assert cluster.quota.providers == {"FARGATE_SPOT": 1, "FARGATE": 1}
         said = [line for line in cluster_log(cluster) if "now run On-Demand" in line]
         assert len(said) == 1 and "1 of 2 workers now run On-Demand, at $" in said[0]
