@@ -197,6 +197,19 @@ STOP_CODES = (
     "SpotInterruption",
     "TerminationNotice",
 )
+#: States from which a task only goes on to STOPPED (Developer Guide, "Amazon ECS task
+#: lifecycle"): a task in one of them, or whose ``desiredStatus`` is STOPPED, is stopping.
+STOPPING_STATES = ("DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
+#: Seconds a task typically spends between its container's exit and STOPPED, at most:
+#: DEPROVISIONING (its ENI detached) takes tens of seconds ("Amazon ECS task lifecycle").
+DEPROVISIONING_TYPICAL_MAX = 60
+
+#: A Fargate Spot interruption, as DescribeTasks reports it (``stopCode``, ECS API
+#: reference, Task; ``stoppedReason``, Developer Guide, "Fargate Spot termination
+#: notices" / "AWS Fargate capacity providers"). AWS sends SIGTERM, then SIGKILL after
+#: the container's stopTimeout (two minutes at most).
+SPOT_INTERRUPTION_CODE = "SpotInterruption"
+SPOT_INTERRUPTION_REASON = "Your Spot Task was interrupted."
 
 #: RunTask failure reason when Fargate has no capacity in the zone.
 CAPACITY_UNAVAILABLE = (

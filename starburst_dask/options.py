@@ -81,6 +81,7 @@ class ClusterOptions:
     max_hourly_cost: float | None
     scheduler_timeout: int
     worker_death_timeout: int
+    worker_ttl: float
     #: Seconds a launched task may take to reach RUNNING (formerly ``launch_timeout``).
     running_timeout: float
     poll_interval: float
@@ -210,6 +211,7 @@ class ClusterOptions:
         for key in (
             "scheduler_timeout",
             "worker_death_timeout",
+            "worker_ttl",
             "running_timeout",
             "poll_interval",
             "quota_interval",

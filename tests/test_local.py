@@ -281,6 +281,75 @@ def test_stop_timeout_escalates_to_sigkill(local_fargate):
     assert task["stoppedReason"] == "Task stopped by user"
 
 
+def test_an_exited_task_deprovisions_before_stopped_and_keeps_its_eni_until_then(
+    local_fargate,
+):
+    ecs, ec2 = boto3.client("ecs"), boto3.client("ec2")
+    saved = local_fargate.deprovisioning
+    local_fargate.deprovisioning = (3.0, 3.0)
+    try:
+        arn = run(ecs, register(ecs, ["python", "-c", "print('done')"]))[0]["taskArn"]
+        task = wait_status(ecs, [arn], "DEPROVISIONING")[0]
+    finally:
+        local_fargate.deprovisioning = saved
+    assert task["desiredStatus"] == "STOPPED" and "stoppedAt" not in task
+    assert task["containers"][0]["exitCode"] == 0 and task["executionStoppedAt"]
+    eni = details(task)["networkInterfaceId"]
+    assert ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    assert arn not in ecs.list_tasks(cluster=CLUSTER)["taskArns"]  # desiredStatus STOPPED
+    task = wait_status(ecs, [arn], "STOPPED")[0]
+    assert (task["stoppedAt"] - task["executionStoppedAt"]).total_seconds() >= 3
+    assert task["attachments"][0]["status"] == "DELETED"
+    with pytest.raises(ClientError, match="InvalidNetworkInterfaceID.NotFound"):
+        ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])
+
+
+def test_a_spot_interruption_as_aws_sends_it(local_fargate):
+    ecs = boto3.client("ecs")
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (print('bye', flush=True), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    definition = register(ecs, ["python", "-c", script])
+    on_demand = run(ecs, definition)[0]["taskArn"]
+    spot = run(
+        ecs,
+        definition,
+        capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+    )[0]["taskArn"]
+    wait_until(lambda: "ready" in log_lines(spot) and "ready" in log_lines(on_demand))
+    with pytest.raises(ValueError, match="does not run on FARGATE_SPOT"):
+        local_fargate.interrupt_spot(on_demand)
+    local_fargate.interrupt_spot(spot)
+    task = describe(ecs, [spot])[0]
+    assert task["desiredStatus"] == "STOPPED"
+    assert (task["stopCode"], task["stoppedReason"]) == (
+        "SpotInterruption",
+        "Your Spot Task was interrupted.",
+    )
+    ecs.stop_task(cluster=CLUSTER, task=spot, reason="too late")  # the first reason stands
+    task = wait_status(ecs, [spot], "STOPPED")[0]
+    assert task["stopCode"] == "SpotInterruption" and task["containers"][0]["exitCode"] == 0
+    assert log_lines(spot) == ["ready", "bye"]  # SIGTERM, handled
+    ecs.stop_task(cluster=CLUSTER, task=on_demand)
+    wait_status(ecs, [on_demand], "STOPPED")
+
+
+def test_a_frozen_task_stays_running_and_stoptask_kills_it_at_its_stop_timeout(local_fargate):
+    ecs = boto3.client("ecs")
+    script = "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    arn = run(ecs, register(ecs, ["python", "-c", script], stopTimeout=2))[0]["taskArn"]
+    wait_until(lambda: "ready" in log_lines(arn))
+    local_fargate.freeze_task(arn)
+    assert describe(ecs, [arn])[0]["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster=CLUSTER, task=arn)
+    task = wait_status(ecs, [arn], "STOPPED")[0]
+    assert task["containers"][0]["exitCode"] == 128 + signal.SIGKILL  # SIGTERM never ran
+    assert (task["executionStoppedAt"] - task["stoppingAt"]).total_seconds() >= 2
+
+
 def test_each_task_has_its_own_address_and_eni(local_fargate):
     ecs, ec2 = boto3.client("ecs"), boto3.client("ec2")
     launched = run(ecs, register(ecs, ["python", "-c", SHOW_ADDRESS]), count=2, public=True)

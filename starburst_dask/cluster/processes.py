@@ -50,8 +50,9 @@ class FargateTask(ProcessInterface):
         super().__init__()
 
     async def close(self) -> None:
-        """Stop the task and wait until ECS reports it STOPPED."""
-        if self.task_arn is not None:
+        """Stop the task and wait until ECS reports it STOPPED; a task already on its way
+        there (a worker gone and replaced) is not waited for: the cluster's close is."""
+        if self.task_arn is not None and not self.registry.ending(self.task_arn):
             await self.registry.stop([self.task_arn], f"{self.role} closed by its cluster")
         await super().close()
 
@@ -98,7 +99,12 @@ class FargateScheduler(FargateTask):
             status = await self.registry.quota_status("FARGATE")
             if quota.fits(status, vcpus):
                 launch = await self.registry.launch(
-                    1, self.role, command, cpu=o.scheduler_cpu, memory=o.scheduler_memory
+                    1,
+                    self.role,
+                    command,
+                    cpu=o.scheduler_cpu,
+                    memory=o.scheduler_memory,
+                    environment=tasks.scheduler_environment(o),
                 )
                 if launch.arns:
                     return launch.arns[0]

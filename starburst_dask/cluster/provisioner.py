@@ -10,6 +10,7 @@ then reconciles.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -22,12 +23,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import fargate
 from ..ecs import quota, tasks
 from ..errors import ConfigurationError, QuotaExceededError, TaskFailedError
+from ..format import format_usd
 from ..options import ClusterOptions
 from . import lifetime
 from .registry import TaskRegistry
 from .replacement import ReplacementPolicy
 
 logger = logging.getLogger(__name__)
+
+#: What a replacement's launch raises when AWS does not answer (an outage), among others.
+_RETRIED: tuple[type[BaseException], ...] = (TaskFailedError, *tasks.UNREACHABLE)
 
 
 class Capacity(enum.Enum):
@@ -60,6 +65,8 @@ class WorkerProvisioner:
         Coroutine function reconciling the cluster with ``worker_spec``.
     affordable : callable
         How many of ``n`` more workers the cost limit allows.
+    on_demand_premium : callable
+        US dollars per hour one worker costs more On-Demand than on Spot.
     log : callable
         Writes one line to the cluster's log, for the user.
     """
@@ -73,6 +80,7 @@ class WorkerProvisioner:
         worker: dict[str, Any],
         correct_state: Callable[[], Awaitable[None]],
         affordable: Callable[[int], int],
+        on_demand_premium: Callable[[], float],
         log: Callable[[str], None],
     ) -> None:
         self.options = options
@@ -81,7 +89,9 @@ class WorkerProvisioner:
         self.worker = worker
         self.correct_state = correct_state
         self.affordable = affordable
+        self.on_demand_premium = on_demand_premium
         self.log = log
+        self._fallback_said = False  # the move from Spot to On-Demand is said once
         #: Workers wanted: ``scale``, ``adapt`` and replacement change it.
         self.requested = options.n_workers
         self.capacity = Capacity.for_spot(options.spot)
@@ -91,6 +101,9 @@ class WorkerProvisioner:
         self.replacement = ReplacementPolicy()
         #: Names of workers that reached the scheduler: one that never did has failed.
         self.joined: set[str] = set()
+        #: Names of workers that left by themselves (and were replaced).
+        self.departed: set[str] = set()
+        self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
         #: The scheduler's address, once it runs (workers' command needs it).
         self.scheduler_address: str | None = None
         self._closed = False
@@ -138,7 +151,23 @@ class WorkerProvisioner:
                 if fit:
                     launched += await self._launch_on(provider, fit)
             self._set_waiting(missing - len(launched), launching=len(launched))
-        await self.correct_state()
+            self._say_fallback()
+        # Shielded: a replacement cancelled by close() must not cancel SpecCluster's
+        # reconcile midway (it would leave a started worker object it never closes).
+        await asyncio.shield(self.correct_state())
+
+    def _say_fallback(self) -> None:
+        """Once workers run On-Demand under ``spot="fallback"``, say so, and what it costs."""
+        on_demand = self.quota.providers.get("FARGATE", 0)
+        if self._fallback_said or not on_demand or self.capacity is Capacity.ON_DEMAND:
+            return
+        self._fallback_said = True
+        premium = self.on_demand_premium()
+        self.log(
+            f"Fargate Spot had no room: {on_demand} of {len(self.worker_spec)} workers now "
+            f"run On-Demand, at {format_usd(premium * on_demand)}/hour more than on Spot "
+            f"({format_usd(premium)}/hour each); replacements try Spot first"
+        )
 
     async def _launch_on(self, provider: str, count: int) -> list[str]:
         """Launch ``count`` workers on ``provider``; Spot missing from the ECS cluster
@@ -176,10 +205,17 @@ class WorkerProvisioner:
             options = {**self.worker["options"], "task_arn": arn}
             self.worker_spec[tasks.task_id(arn)] = {"cls": self.worker["cls"], "options": options}
 
+    def _count_running(self) -> None:
+        """Record the cluster's workers, by capacity provider."""
+        live = (self.registry.live.get(w["options"]["task_arn"]) for w in self.worker_spec.values())
+        providers = collections.Counter(r.capacity_provider for r in live if r is not None)
+        self.quota.running, self.quota.providers = len(self.worker_spec), dict(providers)
+
     def _set_waiting(self, waiting: int, launching: int = 0) -> None:
         """Record the workers waiting for quota; say the plan when it changes."""
         changed = waiting != self.quota.waiting
-        self.quota.waiting, self.quota.running = waiting, len(self.worker_spec)
+        self.quota.waiting = waiting
+        self._count_running()
         if not waiting:
             return
         if changed:
@@ -261,22 +297,48 @@ class WorkerProvisioner:
         return request
 
     def _worker_stopped(self, task: dict[str, Any]) -> None:
-        """A worker stopped by itself: drop it from the spec and, if wanted, replace it."""
-        if self.worker_spec.pop(tasks.task_id(task["taskArn"]), None) is None:
-            return
-        logger.warning("worker %s", tasks.describe_stop(task))
-        if self.active:
-            asyncio.ensure_future(self._replace(task))
-
-    async def _replace(self, task: dict[str, Any]) -> None:
-        """Relaunch a worker that stopped by itself, unless workers keep failing."""
+        """ECS reports a worker's task stopping by itself: the worker is gone (unless it
+        left already, when ECS's reason is said once more: why its task ended)."""
         name = tasks.task_id(task["taskArn"])
-        joined = name in self.joined
         reason = tasks.describe_stop(task)
+        if name in self.worker_spec:
+            self._gone(name, task["taskArn"], reason, stop=False)
+        elif name in self.departed:
+            self.log(f"Worker {name} (gone already): {reason}")
+
+    def worker_gone(self, name: str, reason: str) -> None:
+        """The scheduler removed worker ``name`` and it did not come back: stop its task
+        if it still runs, and replace it."""
+        arn = self.worker_spec.get(name, {}).get("options", {}).get("task_arn")
+        if arn is not None:
+            self._gone(name, arn, reason, stop=True)
+
+    def _gone(self, name: str, arn: str, reason: str, *, stop: bool) -> None:
+        """Drop a gone worker from the spec, say why, stop its task, and replace it."""
+        del self.worker_spec[name]
+        self._count_running()
+        self.departed.add(name)
+        self.log(f"Worker {name} left: {reason}")
+        if stop:
+            self._background(self.registry.stop([arn], f"worker gone: {reason}", wait=False))
+        if self.active:
+            self._background(self._replace(name, arn, reason))
+
+    def _background(self, work: Awaitable[None]) -> None:
+        future = asyncio.ensure_future(work)
+        self._work.add(future)
+        future.add_done_callback(self._work.discard)
+
+    async def _replace(self, name: str, arn: str, reason: str) -> None:
+        """Relaunch a worker that left by itself, unless workers keep failing."""
+        joined = name in self.joined
         if not joined:
-            lines = await tasks.last_log_lines(
-                self.registry.aws.logs, self.options.log_group, task["taskArn"]
-            )
+            try:
+                lines = await tasks.last_log_lines(
+                    self.registry.aws.logs, self.options.log_group, arn
+                )
+            except tasks.UNREACHABLE:
+                lines = []
             if lines:
                 reason += "; its last log lines:\n  " + "\n  ".join(lines)
         self.replacement.stopped(joined, reason)
@@ -291,10 +353,29 @@ class WorkerProvisioner:
             + (f" in {delay:g} s ({self.replacement.failures} failed in a row)" if delay else "")
         )
         await asyncio.sleep(delay)  # backoff before the next try
-        try:
-            await self.launch()
-        except TaskFailedError as e:  # its stop comes back through _worker_stopped
-            logger.info("replacement worker: %s", e)
+        await self._launch_until_answered()
+
+    async def _launch_until_answered(self) -> None:
+        """``launch()``, retried with capped back-off while AWS does not answer (an
+        outage: RunTask's connection errors come as a ``TaskFailedError`` caused by one),
+        as long as workers are wanted; said once."""
+        backoff, said = self.options.poll_interval, False
+        while self.active:
+            try:
+                await self.launch()
+                return
+            except _RETRIED as e:
+                unanswered = isinstance(e, tasks.UNREACHABLE) or isinstance(
+                    e.__cause__, tasks.UNREACHABLE
+                )
+                if not unanswered:
+                    logger.info("replacement worker: %s", e)  # its stop comes back as news
+                    return
+                if not said:
+                    logger.warning("launching a replacement worker: %s; retrying", e)
+                    said = True
+            await asyncio.sleep(backoff)
+            backoff = min(2 * backoff, fargate.RETRY_BACKOFF_MAX)
 
     def scale(self, n: int) -> None:
         """Want ``n`` workers; asking again after replacing gave up tries again."""
@@ -309,9 +390,9 @@ class WorkerProvisioner:
         await self.registry.stop(workers, reason)
 
     async def close(self) -> None:
-        """Launch nothing more; stop waiting for quota."""
+        """Launch nothing more; stop waiting for quota, and replacing workers."""
         self._closed, self.requested = True, 0
-        for waiting in (self._waiter, self._request):
+        for waiting in (self._waiter, self._request, *self._work):
             if waiting is not None:
                 waiting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

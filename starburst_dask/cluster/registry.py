@@ -1,8 +1,10 @@
 """The registry of one cluster's ECS tasks: launching, watching, stopping and usage.
 
 Each task is recorded once, from its launch until ECS reports it STOPPED, with what the
-quota and the cost need to know of it. Whoever launched a role's tasks hears when one of
-them stops by itself (:attr:`TaskRegistry.on_stopped`); stops asked for are not news.
+quota and the cost need to know of it (a stopping task holds its vCPUs until STOPPED).
+Whoever launched a role's tasks hears, at the first sign (``desiredStatus`` STOPPED or a
+stopping ``lastStatus``), when one of them stops by itself (:attr:`TaskRegistry.on_stopped`);
+stops asked for are not news, unless ECS stopped the task for another reason first.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..options import ClusterOptions
 
 logger = logging.getLogger(__name__)
 
-#: Called with the description of a task that stopped without being asked to.
+#: Called with the first description of a task stopping without being asked to.
 StoppedHandler = Callable[[dict[str, Any]], None]
 
 
@@ -37,7 +39,15 @@ class TaskRecord:
     role: str
     capacity_provider: str
     vcpus: float
+    #: The cluster asked ECS to stop it.
     stopping: bool = False
+    #: ECS reported it stopping for a reason of its own, and its role's handler was told.
+    noticed: bool = False
+
+    @property
+    def ending(self) -> bool:
+        """Whether the task is on its way to STOPPED, as far as the cluster knows."""
+        return self.stopping or self.noticed
 
 
 class TaskRegistry:
@@ -56,7 +66,7 @@ class TaskRegistry:
         self.options = options
         #: Tasks launched and not yet seen STOPPED, by ARN.
         self.live: dict[str, TaskRecord] = {}
-        #: Handlers, by role, for tasks that stop without being asked to.
+        #: Handlers, by role, for tasks that stop without being asked to (first sign).
         self.on_stopped: dict[str, StoppedHandler] = {}
         #: Set whenever one of our tasks stops: room under the quota may have appeared.
         self.room = asyncio.Event()
@@ -84,7 +94,11 @@ class TaskRegistry:
             deadline=self.options.launch_retry_timeout,
         )
         self._watcher = TaskWatcher(
-            self.aws.ecs, found["cluster_arn"], self.options.poll_interval, self._stopped
+            self.aws.ecs,
+            found["cluster_arn"],
+            self.options.poll_interval,
+            self._stopped,
+            on_stopping=self._stopping,
         )
         self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch)
 
@@ -102,8 +116,11 @@ class TaskRegistry:
         memory: int,
         provider: str = "FARGATE",
         retry_capacity: bool = True,
+        environment: dict[str, str] | None = None,
     ) -> Launch:
-        """Start ``count`` tasks of ``role``; every one that starts is recorded and watched."""
+        """Start ``count`` tasks of ``role``; every one that starts is recorded and watched.
+
+        ``environment`` is added to the cluster's for these tasks."""
         assert self._launcher is not None, "registry not opened"
         try:
             launch = await self._launcher.run(
@@ -111,7 +128,7 @@ class TaskRegistry:
                 command=command,
                 cpu=cpu,
                 memory=memory,
-                environment=self.options.environment,
+                environment={**self.options.environment, **(environment or {})},
                 tags=tasks.task_tags(self.options, role),
                 capacity_provider=provider,
                 retry_capacity=retry_capacity,
@@ -158,8 +175,13 @@ class TaskRegistry:
         """The latest description of every task this cluster launched (for the bill)."""
         return list(self._watcher.tasks.values()) if self._watcher is not None else []
 
-    async def stop(self, arns: list[str], reason: str) -> None:
-        """Stop live tasks and wait until ECS reports them STOPPED.
+    def ending(self, arn: str) -> bool:
+        """Whether ``arn`` is stopped or on its way to STOPPED, as far as we know."""
+        record = self.live.get(arn)
+        return record is None or record.ending
+
+    async def stop(self, arns: list[str], reason: str, *, wait: bool = True) -> None:
+        """Stop live tasks and (``wait``) wait until ECS reports them STOPPED.
 
         The wait is bounded once for them all, and not for tasks StopTask could not stop
         (warned about by :func:`~starburst_dask.ecs.tasks.stop_tasks`), nor while the
@@ -172,10 +194,19 @@ class TaskRegistry:
         for arn in arns:
             self.live[arn].stopping = True
         unstopped = await tasks.stop_tasks(self.aws.ecs, self._watcher.cluster_arn, arns, reason)
-        waiting = [a for a in arns if a not in unstopped]
-        timeout = fargate.STOP_TIMEOUT_DEFAULT + 4 * self.options.poll_interval
-        described = await asyncio.gather(*(self._watcher.stopped(a, timeout) for a in waiting))
-        late = [tasks.task_id(a) for a, d in zip(waiting, described, strict=True) if d is None]
+        if wait:
+            await self._wait_stopped([a for a in arns if a not in unstopped])
+
+    async def _wait_stopped(self, arns: list[str]) -> None:
+        assert self._watcher is not None
+        # SIGTERM's grace, then DEPROVISIONING (tens of seconds), then a few polls.
+        timeout = (
+            fargate.STOP_TIMEOUT_DEFAULT
+            + fargate.DEPROVISIONING_TYPICAL_MAX
+            + 4 * self.options.poll_interval
+        )
+        described = await asyncio.gather(*(self._watcher.stopped(a, timeout) for a in arns))
+        late = [tasks.task_id(a) for a, d in zip(arns, described, strict=True) if d is None]
         if late:
             outage = self._watcher.outage
             logger.warning(
@@ -194,10 +225,19 @@ class TaskRegistry:
         if self._watcher is not None:
             await self._watcher.close()
 
+    def _stopping(self, task: dict[str, Any]) -> None:
+        """A watched task shows the first sign of stopping: tell its role's handler, unless
+        the cluster asked for the stop and ECS did not stop it for another reason first."""
+        record = self.live.get(task["taskArn"])
+        if record is None or record.noticed or record.role not in self.on_stopped:
+            return
+        if record.stopping and task.get("stopCode") in (None, "UserInitiated"):
+            return
+        record.noticed = True
+        self.on_stopped[record.role](task)
+
     def _stopped(self, task: dict[str, Any]) -> None:
-        """A watched task reached STOPPED: forget it; tell its role's handler unless asked."""
-        record = self.live.pop(task["taskArn"], None)
+        """A watched task reached STOPPED: forget it; its vCPUs are free."""
+        self.live.pop(task["taskArn"], None)
         self._record_usage()
         self.room.set()
-        if record is not None and not record.stopping and record.role in self.on_stopped:
-            self.on_stopped[record.role](task)

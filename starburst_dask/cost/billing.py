@@ -2,7 +2,9 @@
 
 A Fargate task costs (vCPU x vCPU rate + GB x GB rate + extra storage x storage rate)
 per hour, billed per second from the start of its image pull (``pullStartedAt``, else
-``startedAt``) until it stops (``stoppedAt``, else now), with a one-minute minimum.
+``startedAt``) until it stops (``stoppedAt``, else now), with a one-minute minimum. A task
+whose container has exited (``executionStoppedAt``) is billed on through DEPROVISIONING
+until STOPPED: AWS bills until the task terminates, and it holds its resources until then.
 Every function reads a DescribeTasks description of the task, and the time as given.
 """
 

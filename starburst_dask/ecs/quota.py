@@ -41,6 +41,9 @@ class QuotaStatus:
         This cluster's workers launched and not stopped.
     waiting : int
         Workers requested that wait for quota.
+    providers : dict
+        This cluster's running workers by capacity provider (Spot, and On-Demand after a
+        ``spot="fallback"``).
     """
 
     capacity_provider: str
@@ -48,6 +51,7 @@ class QuotaStatus:
     usage: float = 0.0
     running: int = 0
     waiting: int = 0
+    providers: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def headroom(self) -> float:
@@ -58,8 +62,16 @@ class QuotaStatus:
         quota = "unknown" if math.isinf(self.quota) else f"{self.quota:g}"
         return (
             f"{fargate.QUOTA_NAMES[self.capacity_provider]}: quota {quota} vCPU, "
-            f"in use {self.usage:g}, workers running {self.running}, "
-            f"waiting for quota {self.waiting}"
+            f"in use {self.usage:g}, workers running {self.running}"
+            + (f" ({self.describe_providers()})" if len(self.providers) > 1 else "")
+            + f", waiting for quota {self.waiting}"
+        )
+
+    def describe_providers(self) -> str:
+        """Running workers by capacity provider, in words: ``3 on Spot, 1 On-Demand``."""
+        words = {"FARGATE_SPOT": "on Spot", "FARGATE": "On-Demand"}
+        return ", ".join(
+            f"{n} {words.get(p, p)}" for p, n in sorted(self.providers.items(), reverse=True) if n
         )
 
 

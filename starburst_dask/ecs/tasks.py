@@ -52,6 +52,34 @@ os.execvp("dask", ["dask", *sys.argv[1:], "--name", task_id])
 """
 
 
+#: Run by each worker's nanny in the ``dask worker`` process (``--preload-nanny`` takes a
+#: script's text): on SIGTERM (a Spot interruption, StopTask) the worker retires
+#: gracefully, its data moved to other workers as ``Client.retire_workers`` does (asked of
+#: the scheduler with the nanny's connection, TLS included), and the nanny closes once
+#: its worker has: before SIGKILL. Without a scheduler to retire through, it closes at
+#: once, as the CLI's own handler (installed before, replaced here) does.
+RETIRE_ON_SIGTERM = """\
+import asyncio, signal, time
+def dask_setup(nanny):
+    loop, retiring = asyncio.get_running_loop(), []
+    async def retire():
+        retired = None
+        try:  # a scheduler that is gone would hold the retirement for the connect timeout
+            await asyncio.wait_for(nanny.scheduler.identity(), 5)
+            retired = await nanny.scheduler.retire_workers(
+                workers=[nanny.worker_address], close_workers=True,
+                stimulus_id=f"sigterm-{time.time()}")
+        except Exception:
+            pass
+        if not retired:  # no scheduler, or nowhere to move the data: close now
+            await nanny.close(reason="sigterm")
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it now
+        loop.call_soon_threadsafe(lambda: retiring.append(loop.create_task(retire())))
+    signal.signal(signal.SIGTERM, on_sigterm)
+"""
+
+
 def task_id(arn: str) -> str:
     """The id at the end of a task ARN: also the dask name of a worker."""
     return arn.rsplit("/", 1)[-1]
@@ -91,7 +119,15 @@ def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
         str(NANNY_PORT),
         "--dashboard-address",
         f":{WORKER_DASHBOARD_PORT}",
+        "--preload-nanny",
+        RETIRE_ON_SIGTERM,
     ]
+
+
+def scheduler_environment(options: ClusterOptions) -> dict[str, str]:
+    """The scheduler task's own environment: distributed's worker TTL (a hung worker is
+    removed after it, instead of distributed's 5 minutes)."""
+    return {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": f"{options.worker_ttl:g}s"}
 
 
 #: What a call raises when the endpoint did not answer (refused, reset, timed out), as
@@ -136,16 +172,18 @@ def overrides_length(options: ClusterOptions) -> int:
             scheduler_command(options) + lifetime.scheduler_args(options),
             options.scheduler_cpu,
             options.scheduler_memory,
+            {**options.environment, **scheduler_environment(options)},
         ),
         (
             worker_command(options, LONGEST_SCHEDULER_ADDRESS) + lifetime.worker_args(options),
             options.worker_cpu,
             options.worker_memory,
+            options.environment,
         ),
     ]
     return max(
-        len(json.dumps(task_overrides(c, cpu, mem, options.environment), separators=(",", ":")))
-        for c, cpu, mem in commands
+        len(json.dumps(task_overrides(c, cpu, mem, env), separators=(",", ":")))
+        for c, cpu, mem, env in commands
     )
 
 
@@ -188,6 +226,9 @@ async def ensure_task_definition(
                 "name": CONTAINER,
                 "image": options.image,
                 "essential": True,
+                # SIGTERM to SIGKILL: the most Fargate allows, the whole warning of a Spot
+                # interruption, for workers to hand their data over (RETIRE_ON_SIGTERM).
+                "stopTimeout": fargate.STOP_TIMEOUT_MAX,
                 "logConfiguration": {
                     "logDriver": "awslogs",
                     "options": {

@@ -61,6 +61,9 @@ class TaskWatcher:
         Seconds between polls.
     on_stopped : callable, optional
         Called with the description of each watched task that reaches STOPPED.
+    on_stopping : callable, optional
+        Called once with the first description of each watched task that shows it
+        stopping (:func:`stopping`), before ``on_stopped`` when both are news at once.
     max_backoff : float
         Seconds between polls, at most, while DescribeTasks fails.
     sleep, clock : callable
@@ -74,6 +77,7 @@ class TaskWatcher:
         interval: float,
         on_stopped: Callable[[dict[str, Any]], None] | None = None,
         *,
+        on_stopping: Callable[[dict[str, Any]], None] | None = None,
         max_backoff: float = fargate.RETRY_BACKOFF_MAX,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -82,6 +86,7 @@ class TaskWatcher:
         self.cluster_arn = cluster_arn
         self.interval = interval
         self.on_stopped = on_stopped
+        self.on_stopping = on_stopping
         self.max_backoff = max(max_backoff, interval)
         #: Latest description of each watched task, by ARN.
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -114,17 +119,17 @@ class TaskWatcher:
         Raises
         ------
         TaskFailedError
-            If it stopped first (with its ``stopCode`` and ``stoppedReason``), or
-            ``timeout`` passed.
+            If it is stopping first (with its ``stopCode`` and ``stoppedReason``: known
+            before DEPROVISIONING ends), or ``timeout`` passed.
         """
-        task = await self._wait(arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"), timeout)
+        task = await self._wait(arn, lambda t: t["lastStatus"] == "RUNNING" or stopping(t), timeout)
         if task is None:
             raise TaskFailedError(
                 f"task {task_id(arn)} did not reach RUNNING within {timeout:g} s "
                 f"(last status {self.tasks[arn]['lastStatus']}); raise running_timeout if "
                 "image pulls are slow"
             )
-        if task["lastStatus"] == "STOPPED":
+        if stopping(task):
             raise TaskFailedError(describe_stop(task))
         return task
 
@@ -207,16 +212,25 @@ class TaskWatcher:
     async def _update(self, described: list[dict[str, Any]]) -> None:
         async with self._changed:
             for task in described:
-                stopped_now = (
-                    task["lastStatus"] == "STOPPED"
-                    and self.tasks[task["taskArn"]]["lastStatus"] != "STOPPED"
-                )
+                before = self.tasks[task["taskArn"]]
                 self.tasks[task["taskArn"]] = task
-                if stopped_now and self.on_stopped is not None:
-                    try:
-                        self.on_stopped(task)
-                    except Exception:  # a handler's bug must not end the watching
-                        logger.exception(
-                            "handling stopped task %s failed", task_id(task["taskArn"])
-                        )
+                if stopping(task) and not stopping(before):
+                    _call(self.on_stopping, task)
+                if task["lastStatus"] == "STOPPED" and before["lastStatus"] != "STOPPED":
+                    _call(self.on_stopped, task)
             self._changed.notify_all()
+
+
+def stopping(task: dict[str, Any]) -> bool:
+    """Whether ECS reports ``task`` stopping: asked to (``desiredStatus`` STOPPED), or
+    past RUNNING (DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED)."""
+    return task.get("desiredStatus") == "STOPPED" or task["lastStatus"] in fargate.STOPPING_STATES
+
+
+def _call(handler: Callable[[dict[str, Any]], None] | None, task: dict[str, Any]) -> None:
+    if handler is None:
+        return
+    try:
+        handler(task)
+    except Exception:  # a handler's bug must not end the watching
+        logger.exception("handling stopped task %s failed", task_id(task["taskArn"]))

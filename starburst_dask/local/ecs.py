@@ -31,6 +31,7 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .. import fargate
 from . import deletion, iam, limits
+from .deprovisioning import Deprovisioner
 from .metadata import MetadataServer
 from .quotas import FargateAccount
 from .runtime import Runtime
@@ -43,9 +44,13 @@ FAULT_KINDS = ("throttle", "capacity")
 class Controls:
     """Shared by all ECS backends of one local Fargate: processes, faults, counters."""
 
-    def __init__(self, runtime: Runtime, account: FargateAccount) -> None:
+    def __init__(
+        self, runtime: Runtime, account: FargateAccount, deprovisioner: Deprovisioner
+    ) -> None:
         self.runtime = runtime
         self.account = account
+        #: Ends each task's DEPROVISIONING: its ENI deleted, STOPPED.
+        self.deprovisioner = deprovisioner
         self.metadata = MetadataServer(_task_metadata)
         self.calls: Counter[str] = Counter()
         self.run_task_counts: list[int] = []
@@ -79,6 +84,7 @@ class Controls:
     def close(self) -> None:
         """Stop every task and wait for it; stop serving task metadata."""
         self.runtime.shutdown()
+        self.deprovisioner.close()  # every exited task STOPPED now
         self.metadata.close()
 
     def reset_counters(self) -> None:
@@ -335,6 +341,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 task_definition,
                 self,
                 metadata=self.controls.metadata,
+                deprovisioner=self.controls.deprovisioner,
                 network=_placed(networking_configuration or {}, next(self.controls.placements)),
                 capacity_provider_name=provider,
                 overrides=overrides or {},

@@ -109,6 +109,12 @@ class TaskProcess:
             if self._popen is not None:
                 self._popen.send_signal(signal.SIGUSR1)
 
+    def freeze(self) -> None:
+        """SIGSTOP the command's whole process group (the shim passes SIGUSR2 on)."""
+        with self._lock:
+            if self._popen is not None:
+                self._popen.send_signal(signal.SIGUSR2)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the process has exited or will never start; ``True`` if so."""
         return self._done.wait(timeout)

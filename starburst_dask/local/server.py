@@ -28,6 +28,7 @@ from ..admin import roles
 from . import (
     checkip,
     codebuild,
+    deprovisioning,
     docker_hub,
     ec2_rules,
     ecs,
@@ -102,6 +103,11 @@ class LocalFargate:
         ``toomanyrequests``, as on AWS (tests may lower it).
     docker_hub_window : float
         Seconds over which Docker Hub counts those pulls.
+    deprovisioning : (float, float)
+        Range of seconds a task stays DEPROVISIONING after its container exits, before
+        STOPPED (drawn per task). AWS takes tens of seconds (``(30, 60)`` is AWS-like);
+        the default is short so tests that wait for STOPPED are not slowed. Settable
+        while running (:attr:`deprovisioning`).
 
     Examples
     --------
@@ -120,8 +126,10 @@ class LocalFargate:
         network_failure_delay: float = NETWORK_FAILURE_DELAY,
         docker_hub_pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
         docker_hub_window: float = fargate.DOCKER_HUB_WINDOW_SECONDS,
+        deprovisioning: tuple[float, float] = deprovisioning.DEFAULT_DELAYS,
     ):
         self.port = port
+        self._deprovisioning = deprovisioning
         self._docker_hub = (docker_hub_pulls, docker_hub_window)
         self._network_failure_delay = network_failure_delay
         self._firewall: Firewall | None = None
@@ -205,7 +213,9 @@ class LocalFargate:
         if self._server is not None:
             return self
         account = quotas.FargateAccount(ecs.task_usage, self._vcpu_quota, self._throttling)
-        controls = ecs.Controls(Runtime(), account)
+        controls = ecs.Controls(
+            Runtime(), account, deprovisioning.Deprovisioner(self._deprovisioning)
+        )
         try:
             ecs.install(controls)
         except RuntimeError:  # another one is running
@@ -408,9 +418,36 @@ class LocalFargate:
         os.environ.update(self.env)
         self._saved_config.append(dask.config.set({"starburst.security-groups": [group]}))
 
+    @property
+    def deprovisioning(self) -> tuple[float, float]:
+        """Range of seconds a task stays DEPROVISIONING before STOPPED; settable."""
+        return self._running().deprovisioner.delays
+
+    @deprovisioning.setter
+    def deprovisioning(self, delays: tuple[float, float]) -> None:
+        self._running().deprovisioner.delays = delays
+
     def kill_task(self, task_arn: str) -> None:
         """SIGKILL a task's process (and all it started); the task stops with code 137."""
         self._task(task_arn).process.kill()
+
+    def freeze_task(self, task_arn: str) -> None:
+        """Freeze a task's processes (SIGSTOP), as a hung container: it stays RUNNING,
+        its connections open and silent. StopTask then ends it with SIGKILL at its
+        stopTimeout (SIGTERM waits behind the stop)."""
+        self._task(task_arn).process.freeze()
+
+    def interrupt_spot(self, task_arn: str) -> None:
+        """Interrupt a FARGATE_SPOT task as AWS reclaims capacity: ``stopCode``
+        ``SpotInterruption``, AWS's ``stoppedReason``, SIGTERM now and SIGKILL after the
+        container's ``stopTimeout``.
+
+        Raises
+        ------
+        ValueError
+            The task does not run on FARGATE_SPOT.
+        """
+        self._task(task_arn).interrupt_spot()
 
     def outage(self, seconds: float | None = None) -> None:
         """Make the endpoint unreachable, as an AWS outage looks to a client.

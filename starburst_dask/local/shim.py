@@ -5,7 +5,8 @@ SIGTERM on to the command's main process (as ``docker stop`` signals PID 1 only)
 exits with the command's exit code after killing whatever the command left behind, as
 a container's teardown does. It dies with the emulator: Linux delivers SIGUSR1 when the
 emulator's spawner thread ends, and the shim then SIGKILLs the command's process group.
-The emulator sends SIGUSR1 itself for a hard kill (stopTimeout expired, fault hooks).
+The emulator sends SIGUSR1 itself for a hard kill (stopTimeout expired, fault hooks), and
+SIGUSR2 to freeze the command's process group (SIGSTOP: a hung container).
 Standard library only; run with ``python -I`` so it imports nothing from the task's path.
 """
 
@@ -21,8 +22,8 @@ from contextlib import suppress
 _PR_SET_PDEATHSIG = 1
 #: Exit code of a container killed by SIGKILL (128 + 9), as ECS reports it.
 KILLED = 128 + signal.SIGKILL
-#: Signals the shim handles: stop (forwarded to the command) and kill everything.
-SHIM_SIGNALS = {signal.SIGTERM, signal.SIGUSR1}
+#: Signals the shim handles: stop (forwarded to the command), kill and freeze everything.
+SHIM_SIGNALS = {signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
 
 
 def exit_code(returncode: int) -> int:
@@ -41,6 +42,11 @@ def main(argv: list[str]) -> int:
                 os.killpg(child.pid, signal.SIGKILL)
         os._exit(KILLED)
 
+    def freeze(signum: int, frame: object) -> None:
+        if child is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGSTOP)
+
     def terminate(signum: int, frame: object) -> None:
         if child is not None:
             with suppress(ProcessLookupError):
@@ -51,6 +57,7 @@ def main(argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, SHIM_SIGNALS)
     signal.signal(signal.SIGUSR1, kill_all)
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGUSR2, freeze)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)

@@ -18,6 +18,7 @@ from moto.logs.models import logs_backends
 
 from .. import fargate
 from . import docker_hub, images, reach, secrets, vpc
+from .deprovisioning import Deprovisioner
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
@@ -64,6 +65,7 @@ class LocalTask(Task):
         task_definition: TaskDefinition,
         backend: EC2ContainerServiceBackend,
         metadata: MetadataServer,
+        deprovisioner: Deprovisioner,
         network: dict[str, Any],
         capacity_provider_name: str | None,
         overrides: dict[str, Any],
@@ -88,7 +90,9 @@ class LocalTask(Task):
             platform_version=PLATFORM_VERSION,
             **kwargs,
         )
-        self._lock = threading.Lock()
+        # Reentrant: a release due at once (the local Fargate stopping) runs under it.
+        self._lock = threading.RLock()
+        self._deprovisioner = deprovisioner
         #: The pull's retries, when its network cannot reach the registry or the logs.
         self._retrying: threading.Timer | None = None
         self._status = "PROVISIONING"
@@ -256,14 +260,30 @@ class LocalTask(Task):
                 self.last_status = "STOPPING"
             if self._retrying is not None:  # never to start: stopped now
                 self._retrying.cancel()
-                self._finish(None)
+                self._exit(None)
+        self.process.terminate()
+
+    def interrupt_spot(self) -> None:
+        """A Fargate Spot interruption: the stop code and reason AWS gives, SIGTERM now,
+        SIGKILL after the container's stopTimeout."""
+        with self._lock:
+            if self.capacity_provider_name != "FARGATE_SPOT":
+                raise ValueError(f"task {self.id} does not run on FARGATE_SPOT")
+            if self.desired_status == "STOPPED":  # stopping or stopped already
+                return
+            self.desired_status = "STOPPED"
+            self.stopping_at = _now()
+            self.stop_code = fargate.SPOT_INTERRUPTION_CODE
+            self.stopped_reason = fargate.SPOT_INTERRUPTION_REASON
+            if self.last_status == "RUNNING":
+                self.last_status = "STOPPING"
         self.process.terminate()
 
     # TaskHooks
     def prepare(self) -> bool:
         with self._lock:
             if self.desired_status == "STOPPED":  # stopped before it started
-                self._finish(None)
+                self._exit(None)
                 return False
             self.last_status = "PENDING"
             self.pull_started_at = _now()
@@ -349,34 +369,42 @@ class LocalTask(Task):
 
     def failed(self, reason: str) -> None:
         with self._lock:
-            if self.last_status == "STOPPED":  # stopped by the user while it retried
+            if self.last_status in ("DEPROVISIONING", "STOPPED"):  # stopped while it retried
                 return
             if self.stop_code is None:
                 self.stop_code = "TaskFailedToStart"
                 self.stopped_reason = reason
                 self.containers[0].reason = reason  # type: ignore[attr-defined]  # see __init__
-            self._finish(None)
+            self._exit(None)
 
     def exited(self, exit_code: int) -> None:
         with self._lock:
             if self.stop_code is None:
                 self.stop_code = "EssentialContainerExited"
                 self.stopped_reason = "Essential container in task exited"
-            self._finish(exit_code)
+            self._exit(exit_code)
 
-    def _finish(self, exit_code: int | None) -> None:
-        """Mark the task STOPPED and release its ENI; the caller holds the lock."""
+    def _exit(self, exit_code: int | None) -> None:
+        """The container has exited (or never started): DEPROVISIONING until the
+        deprovisioner releases the ENI; the caller holds the lock."""
         now = _now()
         container = self.containers[0]
         container.last_status = "STOPPED"
         container.exitCode = exit_code  # type: ignore[assignment]  # see __init__
         self.desired_status = "STOPPED"
         self.stopping_at = self.stopping_at or now
-        self.execution_stopped_at = self.stopped_at = now
-        self.attachments[0]["status"] = "DELETED"
-        with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
-            self._eni.ec2_backend.delete_network_interface(self._eni.id)
-        self.last_status = "STOPPED"
+        self.execution_stopped_at = now
+        self.last_status = "DEPROVISIONING"
+        self._deprovisioner.schedule(self._release)
+
+    def _release(self) -> None:
+        """Deprovisioning is over: the ENI is deleted, the task STOPPED."""
+        with self._lock:
+            self.stopped_at = _now()
+            self.attachments[0]["status"] = "DELETED"
+            with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
+                self._eni.ec2_backend.delete_network_interface(self._eni.id)
+            self.last_status = "STOPPED"
         vpc.changed()
 
     def _open_log_stream(self) -> str | None:

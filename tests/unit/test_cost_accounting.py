@@ -101,6 +101,13 @@ def test_billed_per_second_from_pull_start_with_a_one_minute_minimum():
     assert billed_seconds({"lastStatus": "PROVISIONING"}, now=at(100)) == 0
 
 
+def test_a_deprovisioning_task_is_billed_until_it_is_stopped():
+    # Its container exited at 100 (executionStoppedAt); AWS bills until the task stops.
+    exited = {"pullStartedAt": at(0), "executionStoppedAt": at(100)}
+    assert billed_seconds({**exited, "lastStatus": "DEPROVISIONING"}, now=at(130)) == 130
+    assert billed_seconds({**exited, "stoppedAt": at(145)}, now=at(500)) == 145
+
+
 def test_task_cost_formula():
     task = {"cpu": "1024", "memory": "2048", "pullStartedAt": at(0), "stoppedAt": at(3600)}
     assert task_cost(task, prices_(), at(0)) == pytest.approx(

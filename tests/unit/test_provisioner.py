@@ -47,6 +47,7 @@ class FakeRegistry:
         self.on_stopped: dict[str, Any] = {}
         self.room = asyncio.Event()
         self.launches: list[tuple[str, int]] = []
+        self.stops: list[str] = []
         self._ids = itertools.count()
 
     def start(self, role: str, provider: str, vcpus: float) -> str:
@@ -79,18 +80,33 @@ class FakeRegistry:
 
     wait_for_room = TaskRegistry.wait_for_room
 
-    def stop_by_itself(self, arn: str) -> None:
-        record = self.live.pop(arn)
-        self.room.set()
+    async def stop(self, arns: list[str], reason: str, *, wait: bool = True) -> None:
+        for arn in arns:
+            self.live[arn].stopping = True
+            self.stops.append(arn)
+
+    def stop_by_itself(self, arn: str, *, deprovisioned: bool = True) -> None:
+        """ECS reports the task stopping (its handler hears), then STOPPED (its vCPUs are
+        free) unless it is still ``deprovisioned=False``."""
+        record = self.live[arn]
+        record.noticed = True
         self.on_stopped[record.role](
             {
                 "taskArn": arn,
-                "lastStatus": "STOPPED",
+                "lastStatus": "DEPROVISIONING",
+                "desiredStatus": "STOPPED",
                 "stopCode": "EssentialContainerExited",
                 "stoppedReason": "Essential container in task exited",
                 "containers": [{"exitCode": 1}],
             }
         )
+        if deprovisioned:
+            self.deprovisioned(arn)
+
+    def deprovisioned(self, arn: str) -> None:
+        """The task reached STOPPED: it no longer holds its vCPUs."""
+        self.live.pop(arn)
+        self.room.set()
 
 
 def provisioner(
@@ -118,6 +134,7 @@ def provisioner(
         worker={"cls": object, "options": {}},
         correct_state=correct_state,
         affordable=affordable or (lambda n: n),
+        on_demand_premium=lambda: 0.02,
         log=lines.append,
     )
     registry.start("scheduler", "FARGATE", 1.0)
@@ -267,6 +284,103 @@ def test_nothing_launches_once_the_scheduler_is_gone():
         registry.stop_by_itself(scheduler)
         await p.launch()
         assert spec == {} and registry.launches == []
+        await p.close()
+
+    asyncio.run(run())
+
+
+def test_a_worker_gone_at_the_first_sign_is_replaced_once_its_task_frees_the_quota():
+    async def run() -> None:
+        registry = FakeRegistry({"FARGATE": 3, "FARGATE_SPOT": 0})
+        p, spec, lines = provisioner(registry, 2)
+        await p.launch()
+        p.joined.update(spec)
+        name, worker = next(iter(spec.items()))
+        arn = worker["options"]["task_arn"]
+        registry.stop_by_itself(arn, deprovisioned=False)
+        assert name not in spec  # gone at once: scale() and adapt() count only the live one
+        assert any(f"Worker {name} left: " in line and "exit code 1" in line for line in lines)
+        await asyncio.sleep(0.2)
+        assert len(registry.launches) == 1  # DEPROVISIONING: its vCPUs still count
+        registry.deprovisioned(arn)
+        await until(lambda: len(spec) == 2)
+        assert registry.launches == [("FARGATE", 2), ("FARGATE", 1)]
+        await p.close()
+
+    asyncio.run(run())
+
+
+def test_a_worker_the_scheduler_removed_is_stopped_replaced_and_ecs_reason_said_later():
+    async def run() -> None:
+        registry = FakeRegistry({"FARGATE": 100, "FARGATE_SPOT": 0})
+        p, spec, lines = provisioner(registry, 1)
+        await p.launch()
+        p.joined.update(spec)
+        name, worker = next(iter(spec.items()))
+        arn = worker["options"]["task_arn"]
+        p.worker_gone(name, "the scheduler removed it: no heartbeat for 30 s")
+        await until(lambda: len(registry.launches) == 2 and registry.stops == [arn])
+        assert f"Worker {name} left: the scheduler removed it: no heartbeat for 30 s" in lines
+        # ECS stopped it for a reason of its own first: news, said, not replaced again.
+        registry.on_stopped["worker"](
+            {
+                "taskArn": arn,
+                "lastStatus": "DEPROVISIONING",
+                "stopCode": "EssentialContainerExited",
+                "stoppedReason": "Essential container in task exited",
+                "containers": [{"exitCode": 137}],
+            }
+        )
+        assert any(f"Worker {name} (gone already)" in ln and "137" in ln for ln in lines)
+        await asyncio.sleep(0.1)
+        assert len(registry.launches) == 2 and len(spec) == 1
+        await p.close()
+
+    asyncio.run(run())
+
+
+def test_the_move_from_spot_to_on_demand_is_said_once_with_its_price():
+    async def run() -> None:
+        registry = FakeRegistry({"FARGATE": 10, "FARGATE_SPOT": 2})
+        p, spec, lines = provisioner(registry, 4, spot="fallback")
+        await p.launch()
+        assert p.quota.providers == {"FARGATE_SPOT": 2, "FARGATE": 2}
+        assert "2 on Spot, 2 On-Demand" in str(p.quota)
+        said = [line for line in lines if "now run On-Demand" in line]
+        assert said == [
+            "Fargate Spot had no room: 2 of 4 workers now run On-Demand, at $0.0400/hour more "
+            "than on Spot ($0.0200/hour each); replacements try Spot first"
+        ]
+        p.scale(5)
+        await p.launch()
+        assert p.quota.providers == {"FARGATE_SPOT": 2, "FARGATE": 3}
+        assert len([line for line in lines if "now run On-Demand" in line]) == 1
+        await p.close()
+
+    asyncio.run(run())
+
+
+def test_a_replacement_is_launched_once_aws_answers_again():
+    from botocore.exceptions import EndpointConnectionError
+
+    async def run() -> None:
+        registry = FakeRegistry({"FARGATE": 100, "FARGATE_SPOT": 0})
+        p, spec, _ = provisioner(registry, 1)
+        await p.launch()
+        p.joined.update(spec)
+        launch, refused = registry.launch, []
+
+        async def during_an_outage(count: int, role: str, *args: Any, **kwargs: Any) -> Launch:
+            if len(refused) < 3:  # RunTask's connection errors, as the launcher raises them
+                refused.append(count)
+                error = EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com")
+                raise TaskFailedError(f"0 of {count} tasks started: {error}") from error
+            return await launch(count, role, *args, **kwargs)
+
+        registry.launch = during_an_outage  # type: ignore[method-assign]
+        registry.stop_by_itself(next(iter(spec.values()))["options"]["task_arn"])
+        await until(lambda: len(spec) == 1)
+        assert refused == [1, 1, 1] and len(registry.launches) == 2
         await p.close()
 
     asyncio.run(run())

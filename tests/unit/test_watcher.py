@@ -144,3 +144,45 @@ def test_stop_tasks_names_the_tasks_the_endpoint_did_not_answer_for(caplog):
     [warning] = caplog.records
     assert "did not answer" in warning.getMessage()
     assert all(tasks.task_id(a) in warning.getMessage() for a in arns)
+
+
+def test_a_task_stopping_is_news_once_at_its_first_sign_then_stopped_at_stopped():
+    arn = task_arn()
+    states = iter(
+        [
+            {"lastStatus": "RUNNING", "desiredStatus": "RUNNING"},
+            {"lastStatus": "RUNNING", "desiredStatus": "STOPPED"},  # the first sign
+            {"lastStatus": "DEPROVISIONING", "desiredStatus": "STOPPED"},
+            {"lastStatus": "STOPPED", "desiredStatus": "STOPPED"},
+        ]
+    )
+    heard: list[tuple[str, str]] = []
+
+    class Ecs:
+        async def describe_tasks(self, **params):
+            await asyncio.sleep(0)
+            return {"tasks": [{"taskArn": arn, **next(states)}], "failures": []}
+
+    async def main():
+        clock = FakeClock()
+        done = asyncio.Event()
+
+        def on_stopped(task):
+            heard.append(("stopped", task["lastStatus"]))
+            done.set()
+
+        watcher = TaskWatcher(
+            Ecs(),
+            CLUSTER,
+            1.0,
+            on_stopped,
+            on_stopping=lambda task: heard.append(("stopping", task["lastStatus"])),
+            sleep=clock.sleep,
+            clock=clock,
+        )
+        watcher.watch([arn])
+        await done.wait()
+        await watcher.close()
+
+    asyncio.run(main())
+    assert heard == [("stopping", "RUNNING"), ("stopped", "STOPPED")]
