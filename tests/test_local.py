@@ -17,6 +17,7 @@ from helpers import DASK_IMAGE, PYTHON_IMAGE
 
 import starburst_dask.local
 from starburst_dask import fargate
+from starburst_dask.ecs.tasks import NANNY_PORT, WORKER_PORT
 from starburst_dask.local import LocalFargate
 
 CLUSTER = "starburst-dask"
@@ -397,6 +398,8 @@ def test_dask_scheduler_and_worker_use_their_task_addresses(local_fargate):
     address = f"tcp://{details(running)['privateIPv4Address']}:8786"
     worker_command = ["dask", "worker", address, "--nthreads", "1", "--memory-limit", "3GiB"]
     worker_command += ["--name", "w0", "--death-timeout", "60"]
+    # The security group admits only the pinned dask ports among its tasks.
+    worker_command += ["--worker-port", str(WORKER_PORT), "--nanny-port", str(NANNY_PORT)]
     worker = run(ecs, register(ecs, worker_command, family="worker"), groups=groups)[0]["taskArn"]
     worker_ip = details(wait_status(ecs, [worker], "RUNNING")[0])["privateIPv4Address"]
     # This machine is outside the VPC: it reaches the scheduler at its public address.
