@@ -20,6 +20,7 @@ SECRET_ARN = re.compile(
     r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):"
     r"(?P<account>\d{12}):secret:(?P<name>.+)"
 )
+SECRET_PREFIX = "starburst-dask/"
 
 
 @dataclasses.dataclass(frozen=True)

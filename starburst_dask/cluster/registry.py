@@ -60,16 +60,21 @@ class TaskRegistry:
         self.on_stopped: dict[str, StoppedHandler] = {}
         #: Set whenever one of our tasks stops: room under the quota may have appeared.
         self.room = asyncio.Event()
+        #: The task definition tasks launch from, once opened.
+        self.definition: str | None = None
         self._launcher: TaskLauncher | None = None
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
 
-    async def open(self) -> None:
+    async def open(self, secrets: dict[str, str] | None = None) -> None:
         """Open the clients, check the account (``preflight``), and find or register the
-        task definition: then tasks can be launched."""
+        task definition (with the container ``secrets`` given, name -> ``valueFrom``):
+        then tasks can be launched."""
         await self.aws.open()
         found = await preflight(self.aws, self.options)
-        definition = await tasks.ensure_task_definition(self.aws.ecs, self.options, found)
+        self.definition = definition = await tasks.ensure_task_definition(
+            self.aws.ecs, self.options, found, secrets
+        )
         self._launcher = TaskLauncher(
             self.aws.ecs,
             found["cluster_arn"],

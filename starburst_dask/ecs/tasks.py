@@ -30,6 +30,10 @@ SCHEDULER_PORT = 8786
 TAG_CLUSTER = "starburst-dask:cluster"
 TAG_ROLE = "starburst-dask:role"
 
+#: The tasks' plain settings with TLS (their certificates come as ``secrets``): no
+#: connection without it.
+TLS_ENVIRONMENT = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
 #: Worker entry point. One RunTask call carries one command for all its tasks, so each
 #: worker learns its own dask name, its task id, from the ECS task metadata endpoint
 #: (as every Fargate task can), then becomes ``dask worker``.
@@ -41,16 +45,39 @@ os.execvp("dask", ["dask", *sys.argv[1:], "--name", task_id])
 """
 
 
+#: Scheduler entry point with TLS: distributed reads the dashboard's certificate and key
+#: (``distributed.scheduler.dashboard.tls.*``) from files only, so they are written from the
+#: task's environment (its secret) into a private directory first; then ``dask scheduler``.
+SCHEDULER_BOOT = """\
+import os, sys, tempfile
+d = tempfile.mkdtemp()
+for part in ("CERT", "KEY"):
+    path = os.path.join(d, part.lower() + ".pem")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(os.environ["DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__" + part])
+    os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__" + part] = path
+os.execvp("dask", ["dask", *sys.argv[1:]])
+"""
+
+
 def task_id(arn: str) -> str:
     """The id at the end of a task ARN: also the dask name of a worker."""
     return arn.rsplit("/", 1)[-1]
 
 
+def scheme(options: ClusterOptions) -> str:
+    """The cluster's dask protocol: ``tls``, or ``tcp`` with ``security=False``."""
+    return "tls" if options.security else "tcp"
+
+
 def scheduler_command(options: ClusterOptions) -> list[str]:
-    """The scheduler task's command."""
+    """The scheduler task's command (with TLS: ``SCHEDULER_BOOT``, then the same)."""
+    boot = ["python", "-c", SCHEDULER_BOOT] if options.security else ["dask"]
     return [
-        "dask",
+        *boot,
         "scheduler",
+        "--protocol",
+        scheme(options),
         "--port",
         str(SCHEDULER_PORT),
         "--idle-timeout",
@@ -136,12 +163,35 @@ def task_tags(options: ClusterOptions, role: str) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 
-async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[str, str]) -> str:
+async def ensure_task_definition(
+    ecs: Any,
+    options: ClusterOptions,
+    roles: dict[str, str],
+    secrets: dict[str, str] | None = None,
+) -> str:
     """ARN of an ACTIVE task definition for these options: the latest if it matches, else new.
 
     Reusing a matching revision keeps an account from filling with one revision per
-    cluster. Task size is set per launch through RunTask overrides.
+    cluster. Task size is set per launch through RunTask overrides. ``secrets`` (variable
+    name -> ``valueFrom``) become the container's ``secrets``: ECS reads them at start.
     """
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": options.image,
+        "essential": True,
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": options.log_group,
+                "awslogs-region": options.region,
+                "awslogs-stream-prefix": FAMILY,
+            },
+        },
+    }
+    if secrets:
+        container["secrets"] = [{"name": k, "valueFrom": v} for k, v in secrets.items()]
+    if options.security:
+        container["environment"] = [{"name": k, "value": v} for k, v in TLS_ENVIRONMENT.items()]
     wanted = {
         "family": FAMILY,
         "networkMode": "awsvpc",
@@ -154,28 +204,24 @@ async def ensure_task_definition(ecs: Any, options: ClusterOptions, roles: dict[
         },
         "executionRoleArn": roles["execution_role_arn"],
         "taskRoleArn": roles["task_role_arn"],
-        "containerDefinitions": [
-            {
-                "name": CONTAINER,
-                "image": options.image,
-                "essential": True,
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": options.log_group,
-                        "awslogs-region": options.region,
-                        "awslogs-stream-prefix": FAMILY,
-                    },
-                },
-            }
-        ],
+        "containerDefinitions": [container],
     }
     with contextlib.suppress(ClientError):
         latest = (await ecs.describe_task_definition(taskDefinition=FAMILY))["taskDefinition"]
-        if latest.get("status") == "ACTIVE" and _matches(wanted, latest):
+        if (
+            latest.get("status") == "ACTIVE"
+            and _matches(wanted, latest)
+            and _same_lists(container, latest["containerDefinitions"][0])
+        ):
             return latest["taskDefinitionArn"]
     registered = await ecs.register_task_definition(**wanted)
     return registered["taskDefinition"]["taskDefinitionArn"]
+
+
+def _same_lists(wanted: dict[str, Any], actual: dict[str, Any]) -> bool:
+    """Whether a container's ``secrets`` and ``environment`` are the wanted ones, none
+    more: another cluster's revision carries its own secret."""
+    return all(wanted.get(k, []) == actual.get(k, []) for k in ("secrets", "environment"))
 
 
 def _matches(wanted: Any, actual: Any) -> bool:
