@@ -11,11 +11,14 @@ from botocore.exceptions import ClientError
 from .. import fargate
 from ..aws import lookups
 from ..aws.clients import SyncClients
+from ..aws.names import SECRET_PREFIX
 from ..images import pull_through
 from .managed import CREATED, EXISTS, FOREIGN, MANAGED_TAG, UPDATED, Resource, is_managed
 
 EXECUTION_POLICY = "starburst-dask-execution"
 S3_POLICY = "starburst-dask-s3"
+#: The execution role's inline policy reading the project's own secrets (and no others).
+SECRETS_POLICY = "starburst-dask-secrets"
 TRUST_ECS_TASKS = {
     "Version": "2012-10-17",
     "Statement": [
@@ -162,5 +165,20 @@ def execution_permissions(aws: SyncClients, pull_through_cache: bool) -> dict[st
                 "Action": list(fargate.PULL_THROUGH_PERMISSIONS),
                 "Resource": repositories,
             },
+        ],
+    }
+
+
+def secrets_policy(region: str, account: str) -> dict[str, Any]:
+    """The execution role may read the project's own secrets (``SECRET_PREFIX``) only,
+    which ECS reads for a container definition's ``secrets`` when a task starts."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:aws:secretsmanager:{region}:{account}:secret:{SECRET_PREFIX}*",
+            }
         ],
     }

@@ -22,6 +22,9 @@ SECRET_ARN = re.compile(
 )
 SECRET_PREFIX = "starburst-dask/"
 
+#: The name prefix of the project's own Secrets Manager secrets.
+SECRET_PREFIX = "starburst-dask/"
+
 
 @dataclasses.dataclass(frozen=True)
 class EcrImage:

@@ -56,6 +56,15 @@ SECURITY_GROUP_MISSING = (
 SUBNETS_DIFFERENT_VPCS = "All specified subnets must be from the same VPC."
 DIFFERENT_NETWORKS = "Security group {group} and subnet {subnet} belong to different networks."
 
+#: RegisterTaskDefinition: the execution role reads a container's ``secrets`` ("Pass
+#: Secrets Manager secrets through Amazon ECS environment variables": "you must have the
+#: Amazon ECS task execution role and reference it in your task definition"; the
+#: ClientException text as AWS writes it, quoted in fabfuel/ecs-deploy#87 and
+#: hashicorp/terraform-provider-aws#6503).
+SECRETS_NEED_EXECUTION_ROLE = (
+    "When you are specifying container secrets, you must also specify a value for "
+    "'executionRoleArn'."
+)
 #: RegisterTaskDefinition: Fargate's awslogs driver needs the execution role to write
 #: logs (ECS developer guide, "Amazon ECS task execution IAM role"; the ClientException
 #: text as AWS writes it, reported in hashicorp/terraform-provider-aws and aws-cdk issues).
@@ -231,6 +240,16 @@ def check_fargate_logging(
     )
     if uses_awslogs and not kwargs.get("execution_role_arn"):
         raise EcsClientException(AWSLOGS_NEEDS_EXECUTION_ROLE)
+
+
+def check_secrets_execution_role(
+    kwargs: dict[str, Any], container_definitions: list[dict[str, Any]]
+) -> None:
+    """A task definition whose containers take ``secrets`` needs an execution role."""
+    if any(c.get("secrets") for c in container_definitions) and not kwargs.get(
+        "execution_role_arn"
+    ):
+        raise EcsClientException(SECRETS_NEED_EXECUTION_ROLE)
 
 
 def check_network(ec2: Any, vpc_config: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from moto.core.base_backend import BackendDict
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
+from ..admin import roles
 from . import (
     checkip,
     docker_hub,
@@ -330,7 +331,8 @@ class LocalFargate:
         """Create what a cluster needs, under the default names of ``starburst.yaml``.
 
         The ECS service-linked role, the ECS cluster (with the Fargate capacity
-        providers), the execution and task roles, the log group, and the security group
+        providers), the execution and task roles (the execution role reading the
+        project's own secrets, as setup allows it), the log group, and the security group
         ``starburst-dask setup --allow-cidr 127.0.0.1/32`` would make (the default VPC's
         default group admits only its own members, not this machine), which this
         process's clusters then use (dask config, and :attr:`env` for other processes).
@@ -357,6 +359,12 @@ class LocalFargate:
                 AssumeRolePolicyDocument=json.dumps(_TRUST_ECS_TASKS),
             )
             iam.clock().backdate(account, role.rsplit("/", 1)[-1])
+        # As setup leaves it: the execution role reads the project's own secrets.
+        iam_client.put_role_policy(
+            RoleName=names["execution-role"].rsplit("/", 1)[-1],
+            PolicyName=roles.SECRETS_POLICY,
+            PolicyDocument=json.dumps(roles.secrets_policy(self.region, account)),
+        )
         _ignore(
             "ResourceAlreadyExistsException",
             self.client("logs").create_log_group,

@@ -17,7 +17,7 @@ from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Task, TaskDefin
 from moto.logs.models import logs_backends
 
 from .. import fargate
-from . import docker_hub, images, packages, reach, vpc
+from . import docker_hub, images, packages, reach, secrets, vpc
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
 
@@ -134,6 +134,7 @@ class LocalTask(Task):
         self.log_config: dict[str, Any] = container_def.get("logConfiguration") or {}
         self._image: str = container_def["image"]
         self._container_environment = _environment(container_def, overrides)
+        self._secrets: list[dict[str, str]] = container_def.get("secrets") or []
         self._execution_role = overrides.get("executionRoleArn") or getattr(
             task_definition, "execution_role_arn", None
         )
@@ -284,6 +285,13 @@ class LocalTask(Task):
                 self._retrying.daemon = True
                 self._retrying.start()
             return False
+        # Secrets and registry credentials come first ("unable to pull secrets or registry
+        # auth"); their values reach the process's environment only.
+        resolved = self._resolve_secrets(egress)
+        if isinstance(resolved, str):
+            self.failed(resolved)
+            return False
+        self.process.environment.update(resolved)
         refused = docker_hub.limit().refused(*reach.parse(self._image), egress.internet_source)
         pulled = refused or images.pull(
             self._image,
@@ -302,6 +310,15 @@ class LocalTask(Task):
         self._route(egress)
         vpc.changed()  # its security groups admit before it listens
         return True
+
+    def _resolve_secrets(self, egress: reach.Egress) -> dict[str, str] | str:
+        """The container's ``secrets`` read with the execution role, or why the task stops."""
+        if not self._secrets:
+            return {}
+        task = secrets.Task(
+            self._account_id, self.region_name, self.id, self._execution_role, egress
+        )
+        return secrets.resolve(self._secrets, task)
 
     def _route(self, egress: reach.Egress) -> None:
         """Tell the process how its traffic leaves (read by ``eni/sitecustomize.py``)."""
