@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..aws.names import SECRET_PREFIX
 from ..cluster.tls import secret_cluster
 from ..ecs.tasks import FAMILY, TAG_CLUSTER, task_id
 
@@ -46,7 +47,7 @@ def find(secrets: Any, ecs: Any) -> list[Leftover]:
     found = []
     pages = secrets.get_paginator("list_secrets").paginate(
         Filters=[
-            {"Key": "name", "Values": ["starburst-dask/"]},
+            {"Key": "name", "Values": [SECRET_PREFIX]},
             {"Key": "tag-key", "Values": [TAG_CLUSTER]},
         ]
     )

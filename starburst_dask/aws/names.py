@@ -20,7 +20,6 @@ SECRET_ARN = re.compile(
     r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):"
     r"(?P<account>\d{12}):secret:(?P<name>.+)"
 )
-SECRET_PREFIX = "starburst-dask/"
 
 #: The name prefix of the project's own Secrets Manager secrets.
 SECRET_PREFIX = "starburst-dask/"
