@@ -110,12 +110,16 @@ def remove(secrets: Any, ecs: Any, leftovers: list[Leftover]) -> list[str]:
             if left.kind == "secret":
                 secrets.delete_secret(SecretId=left.arn, ForceDeleteWithoutRecovery=True)
             else:
-                ecs.deregister_task_definition(taskDefinition=left.arn)
-                answer = ecs.delete_task_definitions(taskDefinitions=[left.arn])
-                problems += [
-                    f"task definition {left.name}: {f.get('reason')}"
-                    for f in answer.get("failures", [])
-                ]
+                reasons = remove_definition(ecs, left.arn)
+                problems += [f"task definition {left.name}: {r}" for r in reasons]
         except (ClientError, BotoCoreError) as e:  # said; the others are still removed
             problems.append(f"{left.kind} {left.name}: {e}")
     return problems
+
+
+def remove_definition(ecs: Any, arn: str) -> list[str]:
+    """Deregister a task definition revision, then delete it; why AWS did not delete it
+    (DeleteTaskDefinitions answers refusals in ``failures``), if it did not."""
+    ecs.deregister_task_definition(taskDefinition=arn)
+    answer = ecs.delete_task_definitions(taskDefinitions=[arn])
+    return [str(f.get("reason")) for f in answer.get("failures", [])]

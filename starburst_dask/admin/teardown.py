@@ -16,6 +16,7 @@ from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
 from .config_file import config_path
+from . import leftovers
 from .inventory import listed_tasks
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
@@ -51,6 +52,9 @@ def managed_resources(
         lookups.repository_tags(aws.ecr, repo["repositoryArn"]) if repo else None,
     )
     found.extend(pull_through_resources(aws))
+    # What clusters whose client died left (teardown runs only once no task is left).
+    for left in leftovers.find(aws.secrets, aws.ecs):
+        found.append(Resource(f"cluster {left.kind}", left.name, EXISTS, left.cluster))
     path = config_path()
     if path.exists():
         found.append(Resource("dask config", str(path), EXISTS))
@@ -110,6 +114,10 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
             ecrRepositoryPrefix=r.name
         ),
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
+        "cluster secret": lambda r: aws.secrets.delete_secret(
+            SecretId=r.name, ForceDeleteWithoutRecovery=True
+        ),
+        "cluster task definition": lambda r: leftovers.remove_definition(aws.ecs, r.name),
     }
     done = []
     # The ECS cluster first: if tasks started since the check, nothing else goes.
