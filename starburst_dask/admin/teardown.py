@@ -15,8 +15,8 @@ from ..aws.clients import SyncClients
 from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
-from .config_file import config_path
 from . import leftovers
+from .config_file import config_path
 from .inventory import listed_tasks
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
@@ -103,7 +103,7 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         Naming the tasks and how to stop them; nothing was deleted.
     """
     check_unused(aws, found)
-    deleters: dict[str, Callable[[Resource], None]] = {
+    deleters: dict[str, Callable[[Resource], object]] = {
         "ECS cluster": lambda r: _delete_ecs_cluster(aws, r.name),
         "IAM role": lambda r: _delete_role(aws, r.name),
         "log group": lambda r: aws.logs.delete_log_group(logGroupName=r.name),
