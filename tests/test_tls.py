@@ -282,3 +282,11 @@ def test_cleanup_removes_the_secret_of_a_cluster_whose_client_died(local_fargate
         ),
         timeout=60,
     )
+
+
+def test_a_second_cluster_of_the_same_name_is_refused_and_takes_nothing(cluster, client):
+    before = _secret_text(cluster)
+    with pytest.raises(ConfigurationError, match="the secret starburst-dask/tls-default/tls"):
+        FargateCluster(n_workers=0, name="tls-default", **FAST)
+    assert _secret_text(cluster) == before  # the running cluster's, untouched
+    assert client.submit(sum, [2, 2]).result() == 4

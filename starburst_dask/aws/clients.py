@@ -80,9 +80,7 @@ class AwsClients:
             )
 
     async def open(self) -> None:
-        """Create the clients (once)."""
-        if self.ecs is not None:
-            return
+        """Create the clients."""
         for name, service in _SERVICES.items():
             client = self._session.create_client(
                 service, region_name=self.region, config=aio_client_config()

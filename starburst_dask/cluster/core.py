@@ -192,10 +192,8 @@ class FargateCluster(SpecCluster):
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options
         )
-        await self._aws.open()
-        # The tasks' certificates, in a secret the task definition references.
-        secrets = await self.tls.deliver(self._aws.secrets) if self.tls is not None else None
-        await self.registry.open(secrets)  # preflight, the task definition
+        # Clients, preflight, the secret with the tasks' certificates, the task definition.
+        await self.registry.open(tls=self.tls)
         self.provisioner = WorkerProvisioner(
             self.options,
             self.registry,

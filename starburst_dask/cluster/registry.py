@@ -22,6 +22,7 @@ from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.watcher import TaskWatcher
 from ..errors import TaskFailedError
 from ..options import ClusterOptions
+from .tls import ClusterTls
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +67,18 @@ class TaskRegistry:
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
 
-    async def open(self, secrets: dict[str, str] | None = None) -> None:
+    async def open(
+        self, secrets: dict[str, str] | None = None, tls: ClusterTls | None = None
+    ) -> None:
         """Open the clients, check the account (``preflight``), and find or register the
-        task definition (with the container ``secrets`` given, name -> ``valueFrom``):
-        then tasks can be launched."""
+        task definition (with the container ``secrets`` given, name -> ``valueFrom``, and
+        those delivering ``tls``'s certificates, once the account checks out): then tasks
+        can be launched."""
         await self.aws.open()
         found = await preflight(self.aws, self.options)
+        secrets = {**(secrets or {}), **(await tls.deliver(self.aws.secrets) if tls else {})}
         self.definition = definition = await tasks.ensure_task_definition(
-            self.aws.ecs, self.options, found, secrets
+            self.aws.ecs, self.options, found, secrets or None
         )
         self._launcher = TaskLauncher(
             self.aws.ecs,

@@ -19,10 +19,14 @@ from distributed.security import Security
 
 from ..aws.names import SECRET_PREFIX
 from ..ecs.tasks import TAG_CLUSTER, UNREACHABLE, task_id
+from ..errors import ConfigurationError
 from ..options import ClusterOptions
 from . import lifetime, security
 
 logger = logging.getLogger(__name__)
+
+#: Secrets Manager's answers when the name is taken (by a secret, or one being deleted).
+TAKEN = ("ResourceExistsException", "InvalidRequestException")
 
 #: What closing warns about instead of raising: AWS's refusals, and no answer at all.
 _FAILURES: tuple[type[BaseException], ...] = (ClientError, *UNREACHABLE)
@@ -68,14 +72,24 @@ class ClusterTls:
     async def deliver(self, secrets_manager: Any) -> dict[str, str]:
         """Create the tasks' secret; the container ``secrets`` that reference it (name ->
         ``valueFrom``, ECS's ``<secret ARN>:<JSON key>::``)."""
-        tags = {**self.options.tags, TAG_CLUSTER: self.options.name}
-        created = await secrets_manager.create_secret(
-            Name=secret_name(self.options.name),
-            Description=f"TLS certificate and key of the tasks of dask cluster "
-            f"{self.options.name}; deleted when it closes",
-            SecretString=self.certificates.secret_string(),
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
+        name, cluster = secret_name(self.options.name), self.options.name
+        tags = {**self.options.tags, TAG_CLUSTER: cluster}
+        try:
+            created = await secrets_manager.create_secret(
+                Name=name,
+                Description=f"TLS certificate and key of the tasks of dask cluster {cluster}; "
+                "deleted when it closes",
+                SecretString=self.certificates.secret_string(),
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in TAKEN:
+                raise
+            raise ConfigurationError(
+                f"the secret {name} exists already: a cluster named {cluster!r} runs, or one "
+                f"whose client died left it. Pass another name=, or remove it with "
+                f"`starburst-dask cleanup --cluster {cluster} --yes` ({e})"
+            ) from None
         self.secret_arn = created["ARN"]
         return {name: f"{self.secret_arn}:{key}::" for name, key in security.TASK_SECRETS.items()}
 
