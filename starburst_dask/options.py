@@ -12,7 +12,7 @@ from typing import Any
 import boto3.session
 import dask
 
-from . import config, fargate
+from . import config, fargate, sensitive
 from .cluster import lifetime
 from .errors import ConfigurationError
 
@@ -68,6 +68,9 @@ class ClusterOptions:
     #: plain TCP.
     security: bool
     environment: dict[str, str]
+    #: Environment variable -> Secrets Manager secret ARN or SSM parameter (ARN or name),
+    #: read by ECS into the tasks' environment; never in RunTask overrides.
+    secrets: dict[str, str]
     tags: dict[str, str]
     #: US dollars: hard limit, alert threshold, and the most an hour may cost (cost.py).
     max_cost: float | None
@@ -124,7 +127,7 @@ class ClusterOptions:
         values["region"] = values["region"] or boto3.session.Session().region_name
         for key in ("subnets", "security_groups"):
             values[key] = tuple(values[key] or ())
-        for key in ("environment", "tags"):
+        for key in ("environment", "secrets", "tags"):
             values[key] = {str(k): str(v) for k, v in (values[key] or {}).items()}
         options = cls(**values)
         options.validate()
@@ -213,6 +216,8 @@ class ClusterOptions:
         ):
             if getattr(self, key) <= 0:
                 raise ConfigurationError(f"{key} must be a positive number of seconds")
+        sensitive.check_environment(self.environment)
+        sensitive.check_secrets(self.secrets, self.environment)
         self._validate_overrides()
 
     def _validate_tags(self) -> None:

@@ -9,12 +9,16 @@ own output (its CloudWatch log), the failures in DescribeTasks.
 import contextlib
 import dataclasses
 import json
+import os
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from distributed import Client
 from helpers import DASK_IMAGE, stopped, wait_until
 
+from starburst_dask import FargateCluster, MissingResourceError, TaskFailedError
+from starburst_dask.errors import ConfigurationError
 from starburst_dask.local import LocalFargate
 
 CLUSTER = "starburst-dask"
@@ -319,3 +323,99 @@ def test_the_prepared_execution_role_reads_the_projects_secrets_only(account):
     other = _secret(account, "elsewhere/secret", "v")
     reason = account.failure([{"name": "X", "valueFrom": other}])
     assert "AccessDeniedException" in reason
+
+
+# --- FargateCluster(secrets=...) -------------------------------------------------------
+
+FAST = {"n_workers": 1, "poll_interval": 0.5}
+
+
+def _allow(account: Account, *resources: str) -> None:
+    """As the user would: the execution role may read these secrets and parameters."""
+    account.allow(
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "ssm:GetParameters"],
+                "Resource": list(resources),
+            }
+        ]
+    )
+
+
+def test_a_cluster_s_tasks_get_secrets_that_no_request_shows(account):
+    arn = _secret(account, "app/cluster-token", "cluster-secret-value")
+    account.ssm.put_parameter(Name="/app/db-password", Value="db-pa55", Type="SecureString")
+    parameter = "arn:aws:ssm:us-east-1:123456789012:parameter/app/db-password"
+    _allow(account, arn, parameter)
+    secrets = {"APP_TOKEN": arn, "DB_PASSWORD": "/app/db-password"}
+    with FargateCluster(secrets=secrets, **FAST) as cluster, Client(cluster) as client:
+        client.wait_for_workers(1, timeout=120)
+        # os.getenv goes by reference: the task's own lookup (os.environ.get would carry
+        # this process's environment along, by value).
+        assert set(client.run(os.getenv, "APP_TOKEN").values()) == {"cluster-secret-value"}
+        assert set(client.run(os.getenv, "DB_PASSWORD").values()) == {"db-pa55"}
+        assert client.run_on_scheduler(os.getenv, "APP_TOKEN") == "cluster-secret-value"
+        tasks = account.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+        described = account.ecs.describe_tasks(cluster=CLUSTER, tasks=tasks)["tasks"]
+    definition = account.ecs.describe_task_definition(
+        taskDefinition=described[0]["taskDefinitionArn"]
+    )
+    [container] = definition["taskDefinition"]["containerDefinitions"]
+    assert container["secrets"] == [
+        {"name": "APP_TOKEN", "valueFrom": arn},
+        {"name": "DB_PASSWORD", "valueFrom": "/app/db-password"},
+    ]
+    shown = json.dumps([definition, described], default=str)  # overrides included
+    assert all("overrides" in t for t in described)
+    assert "cluster-secret-value" not in shown and "db-pa55" not in shown
+
+
+def _nothing_launched(account: Account, error: type[Exception], secrets: dict[str, str]) -> str:
+    account.aws.reset_counters()
+    with pytest.raises(error) as refused:
+        FargateCluster(secrets=secrets, **FAST)
+    assert account.aws.calls["RunTask"] == 0
+    assert account.aws.calls["RegisterTaskDefinition"] == 0
+    return str(refused.value)
+
+
+def test_a_missing_secret_or_parameter_is_refused_before_any_task(account):
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/absent-AbCdEf"
+    _allow(account, "*")
+    message = _nothing_launched(account, MissingResourceError, {"X": f"{arn}:key::"})
+    assert f"secrets: X: Secrets Manager has no secret {arn} in us-east-1" in message
+    message = _nothing_launched(account, MissingResourceError, {"Y": "/app/absent"})
+    assert "secrets: Y: Systems Manager has no parameter /app/absent in us-east-1" in message
+
+
+def test_a_secret_the_role_may_not_read_is_refused_with_the_statement_to_add(account):
+    arn = _secret(account, "team/other", "v")
+    _allow(account, "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/*")
+    message = _nothing_launched(account, ConfigurationError, {"OTHER": arn})
+    assert f"the execution role {ROLE} may not read OTHER" in message
+    statement = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arn}
+    assert json.dumps(statement) in message
+
+
+def test_a_missing_json_key_fails_the_start_with_aws_words(account):
+    arn = _secret(account, "app/partial", json.dumps({"present": "1"}))
+    _allow(account, arn)
+    account.aws.reset_counters()
+    with pytest.raises(TaskFailedError) as failed:
+        FargateCluster(secrets={"ABSENT": f"{arn}:absent::"}, **FAST)
+    words = "retrieved secret from Secrets Manager did not contain json key absent"
+    assert words in str(failed.value)
+    stopped_tasks = account.ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+    described = account.ecs.describe_tasks(cluster=CLUSTER, tasks=stopped_tasks)["tasks"]
+    reasons = [t.get("stoppedReason", "") for t in described]
+    assert any(r.startswith("ResourceInitializationError: ") and words in r for r in reasons)
+
+
+def test_credentials_in_environment_are_refused_before_any_aws_call(account):
+    account.aws.reset_counters()
+    with pytest.raises(ConfigurationError) as refused:
+        FargateCluster(environment={"GITHUB_TOKEN": "ghp_" + "b" * 36}, **FAST)
+    assert "GITHUB_TOKEN looks like a token" in str(refused.value)
+    assert "b" * 36 not in str(refused.value)
+    assert sum(account.aws.calls.values()) == 0

@@ -155,6 +155,10 @@ def test_setup_twice_creates_once_and_never_opens_to_the_world(aws):
     assert {r["status"] for r in report["resources"]} == {"exists"}
     assert report["fargate_vcpu_quota"] is None or report["fargate_vcpu_quota"] >= 0
     assert inventory(aws) == after_first  # the AWS resources say the same
+    assert after_first["roles"]["starburst-dask-execution"] == [
+        "starburst-dask-execution",
+        "starburst-dask-secrets",
+    ]
 
     [group_id] = report["settings"]["security-groups"]
     [group] = aws.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
@@ -196,6 +200,30 @@ def test_doctor_passes_after_setup(aws, set_up):
     ):
         assert checks[name]["status"] == "ok", checks[name]
     assert {c["status"] for c in checks.values()} <= {"ok", "warn"}
+
+
+def test_the_execution_role_reads_the_projects_secrets_only(aws, set_up):
+    """setup lets the execution role read starburst-dask/* secrets and nothing else; doctor
+    fails without it, and setup puts it back."""
+    from starburst_dask.admin.setup import setup
+
+    iam = aws.client("iam")
+    role, policy = "starburst-dask-execution", "starburst-dask-secrets"
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+    assert document["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:starburst-dask/*",
+        }
+    ]
+    iam.delete_role_policy(RoleName=role, PolicyName=policy)
+    result = cli("doctor")
+    assert result.exit_code == 1
+    assert "may not read the project's secrets (starburst-dask/*)" in result.output
+    setup(allow_cidrs=["127.0.0.1/32"])
+    assert policy in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert cli("doctor").exit_code == 0
 
 
 def test_cluster_needs_no_arguments_after_setup(aws, set_up):

@@ -25,7 +25,7 @@ from ..errors import StarburstError
 from ..options import configured_image
 from . import permissions, policy
 from .managed import DEFAULT_NAME
-from .roles import trusts_ecs_tasks
+from .roles import lacks_secrets_policy, trusts_ecs_tasks
 from .security_group import WIDE_FIX, open_to_world, wide_admission
 from .setup import fargate_quota
 
@@ -221,6 +221,9 @@ def _role(key: str) -> Callable[[SyncClients], Check]:
                 "attach AmazonECSTaskExecutionRolePolicy, "
                 "or " + SETUP_FIX + " with another role name",
             )
+        if key == "execution_role" and lacks_secrets_policy(aws, name):
+            why = f"{name}: may not read the project's secrets ({names.SECRET_PREFIX}*)"
+            return Check(label, FAIL, why, SETUP_FIX)
         return Check(label, OK, f"{name}, assumable by ECS tasks")
 
     check.check_name = f"IAM {key.replace('-', ' ')}"  # type: ignore[attr-defined]

@@ -50,6 +50,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "ecr:DescribeImages",
         "ecr:BatchGetImage",  # an ECR image's platforms, checked against `architecture`
         "ecr:DescribePullThroughCacheRules",  # config image-cache: the rule exists?
+        "secretsmanager:DescribeSecret",  # secrets=: each exists (no value is read)
+        "ssm:DescribeParameters",
     ),
     "setup": (
         # starburst-dask setup, doctor, cleanup and teardown.

@@ -169,6 +169,30 @@ def execution_permissions(aws: SyncClients, pull_through_cache: bool) -> dict[st
     }
 
 
+def execution_policies(aws: SyncClients, pull_through_cache: bool) -> dict[str, dict[str, Any]]:
+    """The execution role's inline policies, by name, as setup puts them."""
+    account = lookups.caller_identity(aws.sts)["Account"]
+    return {
+        EXECUTION_POLICY: execution_permissions(aws, pull_through_cache),
+        SECRETS_POLICY: secrets_policy(aws.region, account),
+    }
+
+
+def lacks_secrets_policy(aws: SyncClients, role: str) -> bool:
+    """Whether ``role`` lacks setup's policy reading the project's secrets (or it changed)."""
+    try:
+        current = aws.iam.get_role_policy(RoleName=role, PolicyName=SECRETS_POLICY)
+    except ClientError as e:
+        if lookups.error_code(e) != "NoSuchEntity":
+            raise
+        return True
+    document = current["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(unquote(document))
+    account = lookups.caller_identity(aws.sts)["Account"]
+    return bool(document != secrets_policy(aws.region, account))
+
+
 def secrets_policy(region: str, account: str) -> dict[str, Any]:
     """The execution role may read the project's own secrets (``SECRET_PREFIX``) only,
     which ECS reads for a container definition's ``secrets`` when a task starts."""

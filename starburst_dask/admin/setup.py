@@ -29,11 +29,10 @@ from .ecr import check_docker_hub_secret, ensure_pull_through_rule, ensure_repos
 from .ecs_cluster import ensure_ecs_cluster, ensure_log_group
 from .managed import CREATED, EXISTS, UPDATED, Names, Resource, is_managed
 from .roles import (
-    EXECUTION_POLICY,
     S3_POLICY,
     ensure_role,
     ensure_service_linked_role,
-    execution_permissions,
+    execution_policies,
     s3_policy,
     trusts_ecs_tasks,
 )
@@ -174,7 +173,7 @@ def setup(
     resources: list[Resource] = [ensure_service_linked_role(aws)]
     resources.append(ensure_ecs_cluster(aws, names.cluster, notify))
     execution_arn, res = ensure_role(
-        aws, names.execution_role, {EXECUTION_POLICY: execution_permissions(aws, rule is not None)}
+        aws, names.execution_role, execution_policies(aws, rule is not None)
     )
     resources.append(res)
     task_policies = {S3_POLICY: s3_policy(s3_bucket)} if s3_bucket else {}

@@ -10,7 +10,7 @@ from ..admin.config_file import config_path
 from ..ecs import network
 from ..errors import ConfigurationError, MissingResourceError
 from ..options import ClusterOptions
-from . import lookups
+from . import lookups, secret_access
 from .clients import AwsClients
 
 SETUP_HINT = "run: starburst-dask setup"
@@ -31,7 +31,8 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     MissingResourceError
         Naming the missing resource and how to create it.
     ConfigurationError
-        When tasks on the chosen network could not pull their image or send logs.
+        When tasks on the chosen network could not pull their image or send logs, or
+        the execution role may not read one of the user's ``secrets``.
     """
     cluster = await lookups.ecs_cluster.aio(aws.ecs, options.ecs_cluster)
     if cluster is None:
@@ -47,6 +48,7 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     roles = {}
     for key in ("execution_role", "task_role"):
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
+    await secret_access.check(aws, options.secrets, roles["execution_role_arn"])
     subnets, groups = await _network(aws, options)
     public_ip = await _public_ip(aws, options, subnets, groups)
     return {

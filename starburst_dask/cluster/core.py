@@ -80,7 +80,9 @@ class FargateCluster(SpecCluster):
     log_group : str
         CloudWatch Logs group for task output.
     environment : dict
-        Extra environment variables for every task.
+        Extra environment variables for every task (no credentials: see ``secrets``).
+    secrets : dict
+        Environment variable -> Secrets Manager secret ARN or SSM parameter ARN or name.
     tags : dict
         Extra tags for every task.
     security : bool

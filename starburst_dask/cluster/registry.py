@@ -71,14 +71,15 @@ class TaskRegistry:
         self, secrets: dict[str, str] | None = None, tls: ClusterTls | None = None
     ) -> None:
         """Open the clients, check the account (``preflight``), and find or register the
-        task definition (with the container ``secrets`` given, name -> ``valueFrom``, and
-        those delivering ``tls``'s certificates, once the account checks out): then tasks
-        can be launched."""
+        task definition, its container taking the user's secrets, these ``secrets``
+        (environment variable -> ``valueFrom``) and, once the account checks out, those
+        delivering ``tls``'s certificates: then tasks can be launched."""
         await self.aws.open()
         found = await preflight(self.aws, self.options)
-        secrets = {**(secrets or {}), **(await tls.deliver(self.aws.secrets) if tls else {})}
+        if tls is not None:
+            secrets = {**(secrets or {}), **await tls.deliver(self.aws.secrets)}
         self.definition = definition = await tasks.ensure_task_definition(
-            self.aws.ecs, self.options, found, secrets or None
+            self.aws.ecs, self.options, found, secrets=secrets
         )
         self._launcher = TaskLauncher(
             self.aws.ecs,

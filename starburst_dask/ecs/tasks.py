@@ -172,26 +172,14 @@ async def ensure_task_definition(
     """ARN of an ACTIVE task definition for these options: the latest if it matches, else new.
 
     Reusing a matching revision keeps an account from filling with one revision per
-    cluster. Task size is set per launch through RunTask overrides. ``secrets`` (variable
-    name -> ``valueFrom``) become the container's ``secrets``: ECS reads them at start.
+    cluster. Task size is set per launch through RunTask overrides. The container's
+    ``secrets`` are the user's ``options.secrets`` and these ``secrets`` (environment
+    variable -> ``valueFrom``): ECS reads their values when a task starts, so only their
+    references are in the definition, and never in RunTask overrides.
     """
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": options.image,
-        "essential": True,
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": options.log_group,
-                "awslogs-region": options.region,
-                "awslogs-stream-prefix": FAMILY,
-            },
-        },
-    }
-    if secrets:
-        container["secrets"] = [{"name": k, "valueFrom": v} for k, v in secrets.items()]
-    if options.security:
-        container["environment"] = [{"name": k, "value": v} for k, v in TLS_ENVIRONMENT.items()]
+    references = {**options.secrets, **(secrets or {})}
+    container_secrets = [{"name": n, "valueFrom": references[n]} for n in sorted(references)]
+    environment = [{"name": k, "value": v} for k, v in TLS_ENVIRONMENT.items()]
     wanted = {
         "family": FAMILY,
         "networkMode": "awsvpc",
@@ -204,24 +192,36 @@ async def ensure_task_definition(
         },
         "executionRoleArn": roles["execution_role_arn"],
         "taskRoleArn": roles["task_role_arn"],
-        "containerDefinitions": [container],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": options.image,
+                "essential": True,
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": options.log_group,
+                        "awslogs-region": options.region,
+                        "awslogs-stream-prefix": FAMILY,
+                    },
+                },
+                **({"secrets": container_secrets} if container_secrets else {}),
+                **({"environment": environment} if options.security else {}),
+            }
+        ],
     }
     with contextlib.suppress(ClientError):
         latest = (await ecs.describe_task_definition(taskDefinition=FAMILY))["taskDefinition"]
-        if (
-            latest.get("status") == "ACTIVE"
-            and _matches(wanted, latest)
-            and _same_lists(container, latest["containerDefinitions"][0])
-        ):
+        # _matches ignores fields only ``latest`` has: a revision's secrets (another
+        # cluster's TLS secret) and environment must be ours.
+        container = latest["containerDefinitions"][0]
+        same_lists = container.get("secrets", []) == container_secrets and container.get(
+            "environment", []
+        ) == (environment if options.security else [])
+        if latest.get("status") == "ACTIVE" and same_lists and _matches(wanted, latest):
             return latest["taskDefinitionArn"]
     registered = await ecs.register_task_definition(**wanted)
     return registered["taskDefinition"]["taskDefinitionArn"]
-
-
-def _same_lists(wanted: dict[str, Any], actual: dict[str, Any]) -> bool:
-    """Whether a container's ``secrets`` and ``environment`` are the wanted ones, none
-    more: another cluster's revision carries its own secret."""
-    return all(wanted.get(k, []) == actual.get(k, []) for k in ("secrets", "environment"))
 
 
 def _matches(wanted: Any, actual: Any) -> bool:
