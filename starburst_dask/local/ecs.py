@@ -7,6 +7,7 @@ counts what it receives for tests.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import threading
@@ -188,7 +189,15 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
             limits.check_fargate_logging(kwargs, container_definitions)
         limits.check_secrets_execution_role(kwargs, container_definitions)
         limits.check_ecs_tags(kwargs.get("tags") or [])
-        return super().register_task_definition(family, container_definitions, **kwargs)
+        definition = super().register_task_definition(family, container_definitions, **kwargs)
+        # AWS answers when a revision was registered (and deregistered); moto does not.
+        definition.registered_at = datetime.datetime.now(datetime.timezone.utc)
+        return definition
+
+    def deregister_task_definition(self, task_definition_str: str) -> TaskDefinition:
+        definition = super().deregister_task_definition(task_definition_str)
+        definition.deregistered_at = datetime.datetime.now(datetime.timezone.utc)
+        return definition
 
     def create_cluster(
         self,
