@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from distributed import Client
-from helpers import DASK_IMAGE, stopped, wait_until
+from helpers import DASK_IMAGE, put_image, stopped, wait_until
 
 from starburst_dask import FargateCluster, MissingResourceError, TaskFailedError
 from starburst_dask.errors import ConfigurationError
@@ -44,7 +44,13 @@ class Account:
             RoleName=ROLE, PolicyName="secrets", PolicyDocument=json.dumps(document)
         )
 
-    def run(self, secrets: list[dict[str, str]], command: list[str]) -> dict[str, Any]:
+    def run(
+        self,
+        secrets: list[dict[str, str]],
+        command: list[str],
+        image: str = DASK_IMAGE,
+        subnet: str | None = None,
+    ) -> dict[str, Any]:
         """One task of a definition taking ``secrets``, running ``command``: once STOPPED."""
         definition = self.ecs.register_task_definition(
             family="secrets",
@@ -56,7 +62,7 @@ class Account:
             containerDefinitions=[
                 {
                     "name": "main",
-                    "image": DASK_IMAGE,
+                    "image": image,
                     "command": command,
                     "secrets": secrets,
                     "logConfiguration": {
@@ -75,7 +81,10 @@ class Account:
             taskDefinition=definition,
             launchType="FARGATE",
             networkConfiguration={
-                "awsvpcConfiguration": {"subnets": [self.subnet], "assignPublicIp": "ENABLED"}
+                "awsvpcConfiguration": {
+                    "subnets": [subnet or self.subnet],
+                    "assignPublicIp": "DISABLED" if subnet else "ENABLED",
+                }
             },
         )["tasks"]
         return stopped(self.ecs, task["taskArn"])
@@ -104,7 +113,7 @@ def printing(name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def account():
-    with LocalFargate() as aws:
+    with LocalFargate(network_failure_delay=1.0) as aws:
         ec2, iam = aws.client("ec2"), aws.client("iam")
         vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
         subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
@@ -268,6 +277,31 @@ def test_secrets_need_an_execution_role(account):
     assert families == []
 
 
+def test_a_secret_may_not_share_its_name_with_an_environment_variable(account):
+    with pytest.raises(ClientError) as refused:
+        account.ecs.register_task_definition(
+            family="clash",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            executionRoleArn=account.role_arn,
+            containerDefinitions=[
+                {
+                    "name": "main",
+                    "image": DASK_IMAGE,
+                    "environment": [{"name": "DB", "value": "x"}],
+                    "secrets": [{"name": "DB", "valueFrom": "/app/db"}],
+                }
+            ],
+        )
+    assert refused.value.response["Error"]["Code"] == "ClientException"
+    assert refused.value.response["Error"]["Message"] == (
+        "The secret name must be unique and not shared with any new or existing environment "
+        "variables set on the container, such as 'DB'."
+    )
+
+
 def test_values_stay_out_of_describe_tasks_and_the_command_line(account):
     arn = _secret(account, "app/running", "never-shown-value")
     _allow_all_secrets(account)
@@ -323,6 +357,55 @@ def test_the_prepared_execution_role_reads_the_projects_secrets_only(account):
     other = _secret(account, "elsewhere/secret", "v")
     reason = account.failure([{"name": "X", "valueFrom": other}])
     assert "AccessDeniedException" in reason
+
+
+def test_without_a_route_to_secrets_manager_the_task_stops_as_on_aws(account):
+    """A private subnet whose endpoints serve ECR and Logs but not Secrets Manager."""
+    ec2 = account.aws.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    base = vpc["CidrBlock"].split(".")[:2]
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock=".".join([*base, "250", "0/24"]))
+    subnet_id = subnet["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc["VpcId"])["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)
+    region = account.aws.region
+
+    def endpoint(service: str) -> None:
+        ec2.create_vpc_endpoint(
+            VpcId=vpc["VpcId"],
+            VpcEndpointType="Interface",
+            ServiceName=f"com.amazonaws.{region}.{service}",
+            SubnetIds=[subnet_id],
+            PrivateDnsEnabled=True,
+        )
+
+    for service in ("ecr.api", "ecr.dkr", "logs"):
+        endpoint(service)
+    ec2.create_vpc_endpoint(
+        VpcId=vpc["VpcId"],
+        VpcEndpointType="Gateway",
+        ServiceName=f"com.amazonaws.{region}.s3",
+        RouteTableIds=[table],
+    )
+    ecr = account.aws.client("ecr")
+    ecr.create_repository(repositoryName="private-secrets")
+    put_image(ecr, "private-secrets", "1")
+    image = f"123456789012.dkr.ecr.{region}.amazonaws.com/private-secrets:1"
+    arn = _secret(account, "app/private", "private-value")
+    _allow_all_secrets(account)
+    secrets = [{"name": "PRIVATE", "valueFrom": arn}]
+    task = account.run(secrets, printing("PRIVATE"), image=image, subnet=subnet_id)
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert task["stoppedReason"] == (
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+        "resource retrieval failed: unable to retrieve secret from asm: service call has been "
+        f"retried 5 time(s): failed to fetch secret {arn} from secrets manager: "
+        "RequestCanceled: request context canceled caused by: context deadline exceeded. "
+        "Please check your task network configuration."
+    )
+    endpoint("secretsmanager")
+    task = account.run(secrets, printing("PRIVATE"), image=image, subnet=subnet_id)
+    assert task["stopCode"] == "EssentialContainerExited", task.get("stoppedReason")
 
 
 # --- FargateCluster(secrets=...) -------------------------------------------------------

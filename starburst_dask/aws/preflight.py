@@ -16,8 +16,13 @@ from .clients import AwsClients
 SETUP_HINT = "run: starburst-dask setup"
 
 
-async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
+async def preflight(
+    aws: AwsClients, options: ClusterOptions, secrets: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Check that what a cluster needs exists, and find its network; create nothing.
+
+    The container's secrets (the user's and these ``secrets``) must exist and be readable
+    by the execution role, and over the tasks' network.
 
     Returns
     -------
@@ -48,9 +53,10 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     roles = {}
     for key in ("execution_role", "task_role"):
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
-    await secret_access.check(aws, options.secrets, roles["execution_role_arn"])
+    references = {**options.secrets, **(secrets or {})}
+    await secret_access.check(aws, references, roles["execution_role_arn"])
     subnets, groups = await _network(aws, options)
-    public_ip = await _public_ip(aws, options, subnets, groups)
+    public_ip = await _public_ip(aws, options, subnets, groups, secret_access.services(references))
     return {
         "cluster_arn": cluster["clusterArn"],
         "subnets": subnets,
@@ -61,7 +67,11 @@ async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
 
 
 async def _public_ip(
-    aws: AwsClients, options: ClusterOptions, subnets: list[str], groups: list[str]
+    aws: AwsClients,
+    options: ClusterOptions,
+    subnets: list[str],
+    groups: list[str],
+    services: tuple[str, ...],
 ) -> bool:
     """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
     found = await _described(lookups.subnets, aws.ec2, subnets, "subnet")
@@ -69,10 +79,10 @@ async def _public_ip(
     vpcs = sorted({s["VpcId"] for s in found})
     routes = await lookups.routes.aio(aws.ec2, options.region, vpcs, subnets)
     public_ip = network.choose_public_ip(routes, options.assign_public_ip)
-    problems = network.problems(routes, public_ip, options.image, options.region)
+    problems = network.problems(routes, public_ip, options.image, options.region, services)
     if problems:
         raise ConfigurationError(
-            "tasks could not pull their image or send their logs: "
+            "tasks could not pull their image, send their logs or read their secrets: "
             + "; ".join(problems)
             + ". Use subnets with a route to an internet gateway (and assign_public_ip "
             "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"

@@ -69,6 +69,19 @@ def references(secrets: dict[str, str], region: str, account: str) -> list[Refer
     return found
 
 
+def services(secrets: dict[str, str]) -> tuple[str, ...]:
+    """The services (VPC endpoint names) the tasks read ``secrets`` from."""
+    values = secrets.values()
+    return tuple(
+        service
+        for service, used in (
+            ("secretsmanager", any(sensitive.is_secret(v) for v in values)),
+            ("ssm", any(not sensitive.is_secret(v) for v in values)),
+        )
+        if used
+    )
+
+
 async def check(aws: AwsClients, secrets: dict[str, str], execution_role_arn: str) -> None:
     """Refuse the user's ``secrets`` unless each exists and the execution role may read it.
 

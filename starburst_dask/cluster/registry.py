@@ -75,7 +75,7 @@ class TaskRegistry:
         (environment variable -> ``valueFrom``) and, once the account checks out, those
         delivering ``tls``'s certificates: then tasks can be launched."""
         await self.aws.open()
-        found = await preflight(self.aws, self.options)
+        found = await preflight(self.aws, self.options, secrets)
         if tls is not None:
             secrets = {**(secrets or {}), **await tls.deliver(self.aws.secrets)}
         self.definition = definition = await tasks.ensure_task_definition(

@@ -93,14 +93,18 @@ def ecr_in_region(image: str, region: str) -> bool:
     return found is not None and found.region == region
 
 
-def problems(routes: Routes, public_ip: bool, image: str, region: str) -> list[str]:
-    """Why tasks on these subnets could not pull ``image`` or send logs, one line each."""
+def problems(
+    routes: Routes, public_ip: bool, image: str, region: str, services: tuple[str, ...] = ()
+) -> list[str]:
+    """Why tasks on these subnets could not pull ``image``, send logs, or read their
+    secrets from ``services`` (``"secretsmanager"``, ``"ssm"``), one line each."""
     found = []
     ecr = ecr_in_region(image, region)
     for subnet, route in routes.default_route.items():
         if route == NAT or route == IGW and public_ip:
             continue
         missing = routes.missing_endpoints(subnet)
+        missing += [s for s in services if s not in routes.endpoints[subnet]]
         if ecr and not missing:
             continue
         where = (

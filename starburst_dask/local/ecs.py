@@ -187,7 +187,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         if "FARGATE" in (kwargs.get("requires_compatibilities") or []):
             _check_fargate_definition(kwargs)
             limits.check_fargate_logging(kwargs, container_definitions)
-        limits.check_secrets_execution_role(kwargs, container_definitions)
+        limits.check_container_secrets(kwargs, container_definitions)
         limits.check_ecs_tags(kwargs.get("tags") or [])
         definition = super().register_task_definition(family, container_definitions, **kwargs)
         # AWS answers when a revision was registered (and deregistered); moto does not.

@@ -65,6 +65,12 @@ SECRETS_NEED_EXECUTION_ROLE = (
     "When you are specifying container secrets, you must also specify a value for "
     "'executionRoleArn'."
 )
+#: RegisterTaskDefinition: a secret named like one of the container's environment
+#: variables (the ClientException as AWS writes it, quoted in users' reports of it).
+SECRET_NAME_TAKEN = (
+    "The secret name must be unique and not shared with any new or existing environment "
+    "variables set on the container, such as '{name}'."
+)
 #: RegisterTaskDefinition: Fargate's awslogs driver needs the execution role to write
 #: logs (ECS developer guide, "Amazon ECS task execution IAM role"; the ClientException
 #: text as AWS writes it, reported in hashicorp/terraform-provider-aws and aws-cdk issues).
@@ -242,14 +248,20 @@ def check_fargate_logging(
         raise EcsClientException(AWSLOGS_NEEDS_EXECUTION_ROLE)
 
 
-def check_secrets_execution_role(
+def check_container_secrets(
     kwargs: dict[str, Any], container_definitions: list[dict[str, Any]]
 ) -> None:
-    """A task definition whose containers take ``secrets`` needs an execution role."""
+    """A task definition whose containers take ``secrets`` needs an execution role, and a
+    secret's name may not also be one of its container's environment variables."""
     if any(c.get("secrets") for c in container_definitions) and not kwargs.get(
         "execution_role_arn"
     ):
         raise EcsClientException(SECRETS_NEED_EXECUTION_ROLE)
+    for container in container_definitions:
+        environment = {e.get("name") for e in container.get("environment") or []}
+        for secret in container.get("secrets") or []:
+            if secret.get("name") in environment:
+                raise EcsClientException(SECRET_NAME_TAKEN.format(name=secret["name"]))
 
 
 def check_network(ec2: Any, vpc_config: dict[str, Any]) -> None:

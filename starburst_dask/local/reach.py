@@ -24,6 +24,7 @@ _DOCKER_HUB = "registry-1.docker.io"
 _RESOLVED = {_DOCKER_HUB: "44.205.64.79"}
 _AWS_ADDRESS = "52.46.0.10"
 #: The stopped reasons AWS gives for each missing path (timeouts after its retries).
+REGISTRY_AUTH = "unable to retrieve ecr registry auth"
 REGISTRY_AUTH_TIMEOUT = (
     "ResourceInitializationError: unable to pull secrets or registry auth: execution "
     "resource retrieval failed: unable to retrieve ecr registry auth: service call has "

@@ -97,6 +97,22 @@ def is_secrets_manager(value_from: str) -> bool:
     return _ASM_ARN.fullmatch(value_from) is not None
 
 
+def unreachable(secrets: Sequence[dict[str, str]], task: Task) -> str | None:
+    """Why ``task`` cannot reach where its ``secrets`` are (AWS's words), or None."""
+    for entry in secrets:
+        match = _ASM_ARN.fullmatch(entry["valueFrom"])
+        if match and not _reachable(task, match[2], "secretsmanager"):
+            arn = entry["valueFrom"].split(":secret:")[0]
+            return ASM_TIMEOUT.format(arn=f"{arn}:secret:{match[4].split(':')[0]}")
+    for entry in secrets:
+        if is_secrets_manager(entry["valueFrom"]):
+            continue
+        parameter = _SSM_ARN.fullmatch(entry["valueFrom"])
+        if not _reachable(task, parameter[2] if parameter else task.region, "ssm"):
+            return SSM_TIMEOUT
+    return None
+
+
 def resolve(secrets: Sequence[dict[str, str]], task: Task) -> dict[str, str] | str:
     """The environment ``secrets`` give ``task``'s process, or why the task stops."""
     values: dict[str, str] = {}
@@ -132,8 +148,6 @@ def _from_secrets_manager(value_from: str, task: Task) -> _Read:
         return _Read(failure=ASM_FAILED + INVALID_ARN.format(value=value_from))
     secret_id = f"arn:{partition}:secretsmanager:{region}:{account}:secret:{fields[0]}"
     json_key, stage, version = fields[1:] if len(fields) == 4 else ("", "", "")
-    if not _reachable(task, region, "secretsmanager"):
-        return _Read(failure=ASM_TIMEOUT.format(arn=secret_id))
     backend = secretsmanager_backends[account][region]
     secret = backend.secrets.get(secret_id)
     resource_arn = secret.arn if secret is not None else secret_id
@@ -179,8 +193,6 @@ def _from_parameter_store(names: list[str], task: Task) -> dict[str, str] | str:
             wanted[value_from] = (account, region, name if "/" not in name else f"/{name}")
         else:
             wanted[value_from] = (task.account, task.region, value_from)
-    if any(not _reachable(task, region, "ssm") for _, region, _ in wanted.values()):
-        return SSM_TIMEOUT
     for account, region, name in wanted.values():
         arn = f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
         denied = _denial(task, SSM_ACTION, arn)

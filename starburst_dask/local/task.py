@@ -277,6 +277,10 @@ class LocalTask(Task):
             if awslogs
             else None,
         )
+        # Secrets come with the registry credentials, before the log stream and the pull.
+        if self._secrets and not (unreachable and reach.REGISTRY_AUTH in unreachable):
+            task = self._secrets_task(egress)
+            unreachable = secrets.unreachable(self._secrets, task) or unreachable
         if unreachable:  # AWS retries for a while before it gives up
             with self._lock:
                 self._retrying = threading.Timer(
@@ -311,14 +315,14 @@ class LocalTask(Task):
         vpc.changed()  # its security groups admit before it listens
         return True
 
-    def _resolve_secrets(self, egress: reach.Egress) -> dict[str, str] | str:
-        """The container's ``secrets`` read with the execution role, or why the task stops."""
-        if not self._secrets:
-            return {}
-        task = secrets.Task(
+    def _secrets_task(self, egress: reach.Egress) -> secrets.Task:
+        return secrets.Task(
             self._account_id, self.region_name, self.id, self._execution_role, egress
         )
-        return secrets.resolve(self._secrets, task)
+
+    def _resolve_secrets(self, egress: reach.Egress) -> dict[str, str] | str:
+        """The container's ``secrets`` read with the execution role, or why the task stops."""
+        return secrets.resolve(self._secrets, self._secrets_task(egress)) if self._secrets else {}
 
     def _route(self, egress: reach.Egress) -> None:
         """Tell the process how its traffic leaves (read by ``eni/sitecustomize.py``)."""
