@@ -190,13 +190,14 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         limits.check_container_secrets(kwargs, container_definitions)
         limits.check_ecs_tags(kwargs.get("tags") or [])
         definition = super().register_task_definition(family, container_definitions, **kwargs)
-        # AWS answers when a revision was registered (and deregistered); moto does not.
-        definition.registered_at = datetime.datetime.now(datetime.timezone.utc)
+        # AWS answers when a revision was registered (and deregistered); moto's model has
+        # no such fields, and its answers carry the attributes named after them.
+        definition.registered_at = datetime.datetime.now(datetime.timezone.utc)  # type: ignore[attr-defined]
         return definition
 
     def deregister_task_definition(self, task_definition_str: str) -> TaskDefinition:
         definition = super().deregister_task_definition(task_definition_str)
-        definition.deregistered_at = datetime.datetime.now(datetime.timezone.utc)
+        definition.deregistered_at = datetime.datetime.now(datetime.timezone.utc)  # type: ignore[attr-defined]
         return definition
 
     def create_cluster(
