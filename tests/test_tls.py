@@ -290,3 +290,27 @@ def test_a_second_cluster_of_the_same_name_is_refused_and_takes_nothing(cluster,
         FargateCluster(n_workers=0, name="tls-default", **FAST)
     assert _secret_text(cluster) == before  # the running cluster's, untouched
     assert client.submit(sum, [2, 2]).result() == 4
+
+
+def test_an_execution_role_that_may_not_read_the_secret_is_refused_before_any_task(
+    local_fargate,
+):
+    from starburst_dask.admin import roles
+
+    iam, secrets = boto3.client("iam"), boto3.client("secretsmanager")
+    role = "starburst-dask-execution"
+    allowed = iam.get_role_policy(RoleName=role, PolicyName=roles.SECRETS_POLICY)
+    iam.delete_role_policy(RoleName=role, PolicyName=roles.SECRETS_POLICY)
+    launched = local_fargate.calls["RunTask"]
+    try:
+        with pytest.raises(ConfigurationError, match="Run `starburst-dask setup` again"):
+            FargateCluster(n_workers=0, name="tls-unreadable", **FAST)
+    finally:
+        iam.put_role_policy(
+            RoleName=role,
+            PolicyName=roles.SECRETS_POLICY,
+            PolicyDocument=json.dumps(allowed["PolicyDocument"]),
+        )
+    assert local_fargate.calls["RunTask"] == launched
+    names = [s["Name"] for s in secrets.list_secrets()["SecretList"]]
+    assert "starburst-dask/tls-unreadable/tls" not in names  # deleted again

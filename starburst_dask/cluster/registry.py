@@ -77,7 +77,8 @@ class TaskRegistry:
         await self.aws.open()
         found = await preflight(self.aws, self.options, secrets)
         if tls is not None:
-            secrets = {**(secrets or {}), **await tls.deliver(self.aws.secrets)}
+            delivered = await tls.deliver(self.aws, found["execution_role_arn"])
+            secrets = {**(secrets or {}), **delivered}
         self.definition = definition = await tasks.ensure_task_definition(
             self.aws.ecs, self.options, found, secrets=secrets
         )

@@ -25,6 +25,8 @@ from . import lifetime, security
 
 logger = logging.getLogger(__name__)
 
+#: What ECS does with the execution role to put a secret in a container's environment.
+READ_ACTION = "secretsmanager:GetSecretValue"
 #: Secrets Manager's answers when the name is taken (by a secret, or one being deleted).
 TAKEN = ("ResourceExistsException", "InvalidRequestException")
 
@@ -69,9 +71,22 @@ class ClusterTls:
         """The client's ``distributed.Security``: the client's key, in memory only."""
         return self.certificates.security()
 
-    async def deliver(self, secrets_manager: Any) -> dict[str, str]:
+    async def deliver(self, aws: Any, execution_role_arn: str) -> dict[str, str]:
         """Create the tasks' secret; the container ``secrets`` that reference it (name ->
-        ``valueFrom``, ECS's ``<secret ARN>:<JSON key>::``)."""
+        ``valueFrom``, ECS's ``<secret ARN>:<JSON key>::``).
+
+        Raises
+        ------
+        ConfigurationError
+            The name is taken, or the execution role may not read the secret (every task
+            would fail to start); the secret is deleted again by the cluster's close.
+        """
+        await self._create(aws.secrets)
+        await self._check_readable(aws.iam, execution_role_arn)
+        assert self.secret_arn is not None
+        return {name: f"{self.secret_arn}:{key}::" for name, key in security.TASK_SECRETS.items()}
+
+    async def _create(self, secrets_manager: Any) -> None:
         name, cluster = secret_name(self.options.name), self.options.name
         tags = {**self.options.tags, TAG_CLUSTER: cluster}
         try:
@@ -91,7 +106,26 @@ class ClusterTls:
                 f"`starburst-dask cleanup --cluster {cluster} --yes` ({e})"
             ) from None
         self.secret_arn = created["ARN"]
-        return {name: f"{self.secret_arn}:{key}::" for name, key in security.TASK_SECRETS.items()}
+
+    async def _check_readable(self, iam: Any, role_arn: str) -> None:
+        """IAM's policy simulator: may the execution role read the secret? (Not checked,
+        with a debug line, when the caller may not use the simulator.)"""
+        try:
+            answer = await iam.simulate_principal_policy(
+                PolicySourceArn=role_arn,
+                ActionNames=[READ_ACTION],
+                ResourceArns=[self.secret_arn],
+            )
+        except ClientError as e:
+            logger.debug("could not check that the execution role reads the secret: %s", e)
+            return
+        if answer["EvaluationResults"][0]["EvalDecision"] != "allowed":
+            raise ConfigurationError(
+                f"the execution role {role_arn.rsplit('/', 1)[-1]} may not read the cluster's "
+                f"TLS secret ({READ_ACTION} on {self.secret_arn}), so no task could start. "
+                "Run `starburst-dask setup` again: it lets the execution role read the "
+                f"project's secrets ({SECRET_PREFIX}*); or pass security=False (plain TCP)"
+            )
 
     async def retire(self, ecs: Any, secrets_manager: Any, definition: str | None) -> None:
         """Remove the cluster's task definition revision (deregistered, then deleted) and
