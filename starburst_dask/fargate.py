@@ -15,6 +15,8 @@ from __future__ import annotations
 ARCHITECTURES = ("X86_64", "ARM64")
 OPERATING_SYSTEM_FAMILY = "LINUX"
 IMAGE_PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+#: The same platforms as conda names them (conda-lock's ``--platform``).
+CONDA_PLATFORMS = {"X86_64": "linux-64", "ARM64": "linux-aarch64"}
 TASK_ARCHITECTURE_ATTRIBUTE = "ecs.cpu-architecture"
 TASK_ARCHITECTURE_VALUES = {"X86_64": "x86_64", "ARM64": "arm64"}
 #: The oldest Linux platform version that runs ARM64 tasks ("Fargate Linux platform

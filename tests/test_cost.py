@@ -175,6 +175,11 @@ def assert_listed_by_cost_command(name, cost, status):
     [line] = [line for line in result.output.splitlines() if name in line]
     assert format_usd(cost) in line and f"{status} (local)" in line
     assert "Today:" in result.output and "This month:" in result.output
+    as_json = CliRunner().invoke(cli, ["cost", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    [row] = [c for c in json.loads(as_json.stdout)["clusters"] if c["name"] == name]
+    assert row["cost"] == pytest.approx(cost) and row["status"] == status
+    assert row["simulated"] is True
 
 
 def test_cost_follows_the_tasks_own_timestamps(local_fargate):

@@ -250,6 +250,9 @@ def test_image_ls_and_render_commands(local_fargate, session, tmp_path):
     result = CliRunner().invoke(main, ["image", "ls", "--repository", "listed"])
     assert result.exit_code == 0, result.output
     assert "2026.8.0-py3.11-0123456789abcdef" in result.output
+    missing = CliRunner().invoke(main, ["image", "ls", "--repository", "no-such-repo"])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error: ECR repository 'no-such-repo' does not exist")
 
     out = tmp_path / "context"
     result = CliRunner().invoke(

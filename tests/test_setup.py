@@ -170,17 +170,36 @@ def test_setup_twice_creates_once_and_never_opens_to_the_world(aws):
     # The caller's network to the scheduler and dashboard; the cluster's tasks to each
     # other (the group itself); nothing else.
     assert sources == {(8786, "203.0.113.7/32")}
+    # Only the dask ports, pinned, from the group itself: not all traffic.
     assert [
-        (p["IpProtocol"], p["UserIdGroupPairs"][0]["GroupId"])
+        (p["IpProtocol"], p["FromPort"], p["ToPort"], p["UserIdGroupPairs"][0]["GroupId"])
         for p in group["IpPermissions"]
         if p["UserIdGroupPairs"]
-    ] == [("-1", group_id)]
+    ] == [("tcp", 8786, 8790, group_id)]
     assert report["settings"]["assign-public-ip"] is True  # default subnets route to an IGW
     assert {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1]} in group["Tags"]
     subnets = aws.client("ec2").describe_subnets(SubnetIds=report["settings"]["subnets"])
     assert len({s["AvailabilityZone"] for s in subnets["Subnets"]}) >= 2
     ecs = aws.client("ecs").describe_clusters(clusters=[ECS_CLUSTER], include=["TAGS"])
     assert {"key": MANAGED_TAG[0], "value": MANAGED_TAG[1]} in ecs["clusters"][0]["tags"]
+
+
+def test_setup_narrows_all_traffic_within_to_the_dask_ports(aws, set_up):
+    """A group set up before the ports were pinned admits all traffic from itself."""
+    ec2 = aws.client("ec2")
+    [group_id] = dask.config.get("starburst.security-groups")
+    within = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[within])
+
+    result = cli("setup", "--allow-cidr", "127.0.0.1/32", "--json")
+    assert result.exit_code == 0, result.output
+    [group] = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert sorted(
+        (p["IpProtocol"], p.get("FromPort"), p.get("ToPort"))
+        for p in group["IpPermissions"]
+        if p["UserIdGroupPairs"]
+    ) == [("tcp", 8786, 8790)]
+    assert json.loads(result.stdout)["changed"] is True
 
 
 def test_doctor_passes_after_setup(aws, set_up):

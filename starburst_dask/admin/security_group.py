@@ -1,5 +1,5 @@
-"""The tasks' security group: all traffic among the cluster's own tasks, and the dask
-ports from the caller's networks only."""
+"""The tasks' security group: the dask ports among the cluster's own tasks, and the
+scheduler's and dashboard's from the caller's networks only."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from typing import Any
 from .. import config
 from ..aws import lookups
 from ..aws.clients import SyncClients
+from ..ecs.tasks import CALLER_PORTS, CLUSTER_PORTS
 from ..errors import ConfigurationError
 from .managed import CREATED, EXISTS, FOREIGN, MANAGED_TAG, UPDATED, Resource, is_managed
 
-#: The scheduler (8786) and its dashboard (8787).
-DASK_PORTS = (8786, 8787)
-#: Every port a task may listen on, which doctor checks: the scheduler's and dashboard's,
-#: and the workers' and nannies', which the system picks from its ephemeral range.
-TASK_PORTS = (DASK_PORTS, (32768, 65535))
+#: Every port a task listens on, which doctor checks (the tasks' ports are pinned).
+TASK_PORTS = (CLUSTER_PORTS,)
 #: The widest the networks admitted to a task port may be together, unless
 #: ``--allow-wide-network``: as many addresses as an IPv4 /16 (65,536); IPv6 counted in
 #: /64 networks (each one LAN), as many as a /48 holds (65,536).
@@ -176,7 +174,7 @@ def caller_networks(group: dict[str, Any] | None) -> list[str]:
         r.get("CidrIp") or r.get("CidrIpv6")
         for p in group.get("IpPermissions", [])
         if p["IpProtocol"] in ("-1", "tcp")
-        and p.get("FromPort", 0) <= DASK_PORTS[0] <= p.get("ToPort", 65535)
+        and p.get("FromPort", 0) <= CALLER_PORTS[0] <= p.get("ToPort", 65535)
         for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])
     ]
 
@@ -191,16 +189,21 @@ def open_to_world(group: dict[str, Any]) -> bool:
 
 
 def wanted_ingress(group_id: str, cidrs: list[str]) -> list[dict[str, Any]]:
-    """The group's ingress: all traffic from itself (the cluster's own tasks), and the
+    """The group's ingress: the tasks' ports from itself (the cluster's own tasks), and the
     scheduler and dashboard ports from ``cidrs`` (the caller's networks); nothing else."""
     v4 = [{"CidrIp": c} for c in cidrs if ipaddress.ip_network(c).version == 4]
     v6 = [{"CidrIpv6": c} for c in cidrs if ipaddress.ip_network(c).version == 6]
     return [
-        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
         {
             "IpProtocol": "tcp",
-            "FromPort": DASK_PORTS[0],
-            "ToPort": DASK_PORTS[1],
+            "FromPort": CLUSTER_PORTS[0],
+            "ToPort": CLUSTER_PORTS[1],
+            "UserIdGroupPairs": [{"GroupId": group_id}],
+        },
+        {
+            "IpProtocol": "tcp",
+            "FromPort": CALLER_PORTS[0],
+            "ToPort": CALLER_PORTS[1],
             "IpRanges": v4,
             "Ipv6Ranges": v6,
         },
@@ -239,7 +242,9 @@ def _missing_rules(group: dict[str, Any], wanted: list[dict[str, Any]]) -> list[
 def ensure_security_group(
     aws: SyncClients, name: str, vpc: str, cidrs: list[str]
 ) -> tuple[str, Resource]:
-    """The tasks' security group: all traffic within, dask ports from ``cidrs`` only."""
+    """The tasks' security group: the tasks' ports within, the scheduler's and dashboard's
+    from ``cidrs`` only. All traffic within, as setup allowed before the ports were
+    pinned, is narrowed to them."""
     group = lookups.security_group(aws.ec2, vpc, name)
     status = EXISTS
     if group is None:
@@ -261,8 +266,19 @@ def ensure_security_group(
     if missing:
         aws.ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=missing)
         status = UPDATED if status == EXISTS else status
+    everything_within = [
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group["GroupId"]}]}
+        for p in group.get("IpPermissions", [])
+        if p["IpProtocol"] == "-1"
+        and any(g.get("GroupId") == group["GroupId"] for g in p.get("UserIdGroupPairs", []))
+    ]
+    if everything_within:
+        aws.ec2.revoke_security_group_ingress(
+            GroupId=group["GroupId"], IpPermissions=everything_within[:1]
+        )
+        status = UPDATED
     detail = (
-        f"{name}: its own tasks; {', '.join(cidrs) or 'no other network'} -> "
-        f"{DASK_PORTS[0]}-{DASK_PORTS[1]}"
+        f"{name}: its own tasks -> {CLUSTER_PORTS[0]}-{CLUSTER_PORTS[1]}; "
+        f"{', '.join(cidrs) or 'no other network'} -> {CALLER_PORTS[0]}-{CALLER_PORTS[1]}"
     )
     return group["GroupId"], Resource("security group", group["GroupId"], status, detail)

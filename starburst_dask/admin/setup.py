@@ -37,7 +37,7 @@ from .roles import (
     trusts_ecs_tasks,
 )
 from .security_group import (
-    DASK_PORTS,
+    CALLER_PORTS,
     caller_networks,
     check_cidrs,
     check_coverage,
@@ -153,7 +153,7 @@ def setup(
     group = lookups.security_group(aws.ec2, vpc_id, names.security_group)
     if not cidrs and not allow_my_ip and ask is not None and not caller_networks(group):
         allow_my_ip = ask(
-            f"The scheduler port {DASK_PORTS[0]} would be closed to this machine (outside "
+            f"The scheduler port {CALLER_PORTS[0]} would be closed to this machine (outside "
             f"VPC {vpc_id}). Admit your current public address (asked of "
             f"{config.setting('setup_checkip_url')})?"
         )
@@ -208,7 +208,7 @@ def setup(
     # With no new networks, the group admits what it did when read above.
     if not cidrs and not caller_networks(group):
         notify(
-            f"The scheduler port {DASK_PORTS[0]} is closed to every network outside VPC "
+            f"The scheduler port {CALLER_PORTS[0]} is closed to every network outside VPC "
             f"{vpc_id}: a client there cannot connect. Rerun with --allow-my-ip or "
             "--allow-cidr <your network> to admit it."
         )
@@ -266,7 +266,7 @@ def check_adoptable(
                 f"{', '.join(missing)} cannot be admitted: the security group "
                 f"{group['GroupId']} ({names.security_group}) was not created by "
                 "setup, which never changes it; add the rule for ports "
-                f"{DASK_PORTS[0]}-{DASK_PORTS[1]} yourself"
+                f"{CALLER_PORTS[0]}-{CALLER_PORTS[1]} yourself"
             )
     if problems:
         raise ConfigurationError("setup changed nothing: " + "; ".join(problems))

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import click
 
-from ..images import cli as image_cli
 from . import admin as cli_admin
+from .errors import ReportingGroup
+from .image import image
 
 
-@click.group()
+@click.group(cls=ReportingGroup)
 @click.version_option(package_name="starburst-dask")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+def main(debug: bool) -> None:
     """Dask clusters on AWS Fargate."""
 
 
 cli_admin.register(main)  # setup, doctor, ls, cleanup, teardown
-main.add_command(image_cli.image)  # image build|render|ls
+main.add_command(image)  # image build|render|ls
 
 
 @main.command()
@@ -40,22 +42,49 @@ def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
 
 
 @main.command()
-@click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: a free one).",
+)
 @click.option("--region", default="us-east-1", show_default=True, help="AWS region to emulate.")
-def local(port: int, region: str) -> None:
+@click.option(
+    "--quota",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="On-Demand Fargate vCPU quota [default: a new account's].",
+)
+def local(port: int, region: str, quota: float | None) -> None:
     """Run a local Fargate: AWS APIs on this machine, ECS tasks as local processes."""
     from ..local import serve
 
-    serve(port=port, region=region)
+    try:
+        serve(port=port, region=region, quota=quota)
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot serve on 127.0.0.1:{port} ({e.strerror or e}): pass another --port, "
+            "or --port 0 for a free one"
+        ) from None
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True, help="Clusters to list.")
-def cost(limit: int) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Clusters to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def cost(limit: int, as_json: bool) -> None:
     """List recent clusters with their runtime and cost, and today's and this month's totals."""
-    from ..cost.ledger import report
+    import json
 
-    click.echo(report(limit))
+    from ..cost.ledger import report, summary
+
+    click.echo(json.dumps(summary(limit), indent=2) if as_json else report(limit))
 
 
 @main.command()

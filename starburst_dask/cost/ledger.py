@@ -286,41 +286,73 @@ def _logged(write: Callable[..., None], *args: Any) -> None:
         logger.warning("cannot write the cost ledger", exc_info=True)
 
 
+def summary(
+    limit: int = 20, ledger: Ledger | None = None, now: datetime.datetime | None = None
+) -> dict[str, Any]:
+    """``starburst-dask cost --json``: recent clusters, and today's and this month's totals
+    (UTC days), on AWS and simulated on a local endpoint apart."""
+    ledger = ledger or Ledger()
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    totals = {}
+    for label, start in (("today", today), ("month", today.replace(day=1))):
+        records = ledger.since(start)
+        totals[label] = {
+            where: {
+                "cost": sum(r.cost for r in records if r.local == simulated),
+                "clusters": sum(1 for r in records if r.local == simulated),
+            }
+            for where, simulated in (("aws", False), ("simulated", True))
+        }
+    return {
+        "clusters": [
+            {
+                "name": r.name,
+                "region": r.region,
+                "started_at": r.started_at.isoformat(),
+                "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
+                "runtime_seconds": r.runtime.total_seconds(),
+                "task_hours": r.task_hours,
+                "cost": r.cost,
+                "status": r.status,
+                "simulated": r.local,
+                "price_source": r.price_source,
+            }
+            for r in ledger.recent(limit)
+        ],
+        "totals": totals,
+        "ledger": str(ledger.path),
+    }
+
+
 def report(
     limit: int = 20, ledger: Ledger | None = None, now: datetime.datetime | None = None
 ) -> str:
-    """The text of ``starburst-dask cost``: recent clusters, then today's and this
-    month's totals (UTC days)."""
-    ledger = ledger or Ledger()
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    records = ledger.recent(limit)
-    if not records:
-        return f"No clusters recorded yet (ledger: {ledger.path})."
+    """The text of ``starburst-dask cost``: :func:`summary`, as a table and two lines."""
+    data = summary(limit, ledger, now)
+    if not data["clusters"]:
+        return f"No clusters recorded yet (ledger: {data['ledger']})."
     lines = [
         f"{'started (UTC)':<19}  {'cluster':<28} {'region':<14} {'runtime':>9} "
         f"{'task-h':>8} {'cost':>11}  status"
     ]
-    for r in records:
-        runtime = format_duration(r.runtime.total_seconds())
-        status = r.status + (" (local)" if r.local else "")
+    for r in data["clusters"]:
+        started = datetime.datetime.fromisoformat(r["started_at"])
+        status = r["status"] + (" (local)" if r["simulated"] else "")
         lines.append(
-            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.name[:28]:<28} {r.region[:14]:<14} "
-            f"{runtime:>9} {r.task_hours:>8.3f} {format_usd(r.cost):>11}  {status}"
+            f"{started:%Y-%m-%d %H:%M:%S}  {r['name'][:28]:<28} {r['region'][:14]:<14} "
+            f"{format_duration(r['runtime_seconds']):>9} {r['task_hours']:>8.3f} "
+            f"{format_usd(r['cost']):>11}  {status}"
         )
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     lines.append("")
-    for label, start in (("Today", today), ("This month", today.replace(day=1))):
-        records = ledger.since(start)
-        aws = [r for r in records if not r.local]
-        local = [r for r in records if r.local]
-        line = (
-            f"{label + ':':<12} {format_usd(sum(r.cost for r in aws))} on AWS ({len(aws)} clusters)"
-        )
-        if local:
+    for label, key in (("Today", "today"), ("This month", "month")):
+        aws, local = data["totals"][key]["aws"], data["totals"][key]["simulated"]
+        line = f"{label + ':':<12} {format_usd(aws['cost'])} on AWS ({aws['clusters']} clusters)"
+        if local["clusters"]:
             line += (
-                f"; {format_usd(sum(r.cost for r in local))} simulated on a local "
-                f"endpoint ({len(local)} clusters)"
+                f"; {format_usd(local['cost'])} simulated on a local "
+                f"endpoint ({local['clusters']} clusters)"
             )
         lines.append(line)
-    lines.append(f"Ledger: {ledger.path}")
+    lines.append(f"Ledger: {data['ledger']}")
     return "\n".join(lines)

@@ -26,7 +26,18 @@ logger = logging.getLogger(__name__)
 
 FAMILY = "starburst-dask"
 CONTAINER = "dask"
+#: The ports a task listens on, pinned (not the system's ephemeral range) so that the
+#: security group can admit exactly these: the scheduler and its dashboard (from the
+#: caller's networks too), then the worker, its nanny and its dashboard (the cluster only).
 SCHEDULER_PORT = 8786
+DASHBOARD_PORT = 8787
+WORKER_PORT = 8788
+NANNY_PORT = 8789
+WORKER_DASHBOARD_PORT = 8790
+#: The scheduler and dashboard ports: what the caller's networks reach.
+CALLER_PORTS = (SCHEDULER_PORT, DASHBOARD_PORT)
+#: Every port a task listens on: what the cluster's own tasks reach of each other.
+CLUSTER_PORTS = (SCHEDULER_PORT, WORKER_DASHBOARD_PORT)
 TAG_CLUSTER = "starburst-dask:cluster"
 TAG_ROLE = "starburst-dask:role"
 
@@ -80,6 +91,8 @@ def scheduler_command(options: ClusterOptions) -> list[str]:
         scheme(options),
         "--port",
         str(SCHEDULER_PORT),
+        "--dashboard-address",
+        f":{DASHBOARD_PORT}",
         "--idle-timeout",
         f"{options.scheduler_timeout}s",
     ]
@@ -99,6 +112,12 @@ def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
         str(options.worker_memory_limit),
         "--death-timeout",
         f"{options.worker_death_timeout}s",
+        "--worker-port",
+        str(WORKER_PORT),
+        "--nanny-port",
+        str(NANNY_PORT),
+        "--dashboard-address",
+        f":{WORKER_DASHBOARD_PORT}",
     ]
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
+from .. import fargate
 from ..errors import ConfigurationError
 from .errors import ImageBuildError
 
 #: The platforms a lock covers: Fargate's X86_64 and ARM64.
-PLATFORMS = ("linux-64", "linux-aarch64")
+PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
 DEFAULT_CHANNEL = "conda-forge"
 #: Added to every environment we lock: the image's init (signal forwarding, reaping).
 INIT_PACKAGE = "tini"

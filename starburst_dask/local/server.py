@@ -513,7 +513,7 @@ class LocalFargate:
         os.environ.update(self.env)
 
 
-def serve(port: int = 0, region: str = DEFAULT_REGION) -> None:
+def serve(port: int = 0, region: str = DEFAULT_REGION, quota: float | None = None) -> None:
     """Run a local Fargate until SIGINT or SIGTERM, printing how to point a shell at it.
 
     Parameters
@@ -522,15 +522,22 @@ def serve(port: int = 0, region: str = DEFAULT_REGION) -> None:
         Port on 127.0.0.1; 0 picks a free one.
     region : str
         The region clients are configured for.
+    quota : float, optional
+        The On-Demand Fargate vCPU quota (default: a new account's).
     """
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
         with LocalFargate(port=port, region=region) as aws:
-            print("# Local Fargate running. In another shell:")
+            if quota is not None:
+                aws.set_quota(quota)
+            print(
+                f"# Local Fargate running on {aws.endpoint_url} (Fargate quota "
+                f"{aws.account.quotas['FARGATE']:g} vCPU). In another shell:"
+            )
             for name, value in aws.env.items():
                 print(f"export {name}={shlex.quote(value)}")
-            print("# Stop with Ctrl-C.", flush=True)
+            print(f"# Stop with Ctrl-C here, or: kill {os.getpid()}", flush=True)
             stop.wait()
     finally:
         for sig, handler in handlers.items():

@@ -7,6 +7,7 @@ is an injected clock, and the cluster is a pair of callbacks.
 
 import asyncio
 import datetime
+import json
 import sqlite3
 import threading
 
@@ -17,7 +18,7 @@ from starburst_dask import fargate
 from starburst_dask.cost import limit, prices
 from starburst_dask.cost.billing import billed_seconds, task_cost
 from starburst_dask.cost.estimate import meter_for
-from starburst_dask.cost.ledger import Ledger, report
+from starburst_dask.cost.ledger import Ledger, report, summary
 from starburst_dask.cost.meter import CostMeter
 from starburst_dask.cost.prices import Prices
 from starburst_dask.errors import ConfigurationError, CostLimitExceeded
@@ -416,3 +417,35 @@ def test_ledger_totals_today_and_this_month(tmp_path, monkeypatch):
     assert "This month:  $3.75 on AWS (2 clusters)" in text
     assert ledger.recent(1)[0].tasks == [{"arn": "a", "cost": 0.01}]
     assert "No clusters recorded" in report(ledger=Ledger(tmp_path / "empty.sqlite3"))
+
+
+def test_cost_command_prints_the_ledger_as_json_and_refuses_a_bad_limit(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from starburst_dask.cli import main
+
+    monkeypatch.setenv("STARBURST_DASK_DATA_DIR", str(tmp_path))
+
+    async def run():
+        clock, cluster = Clock(0), Cluster()
+        m = meter(three_tasks(), clock, ledger=Ledger(), check_interval=3600)
+        m.start(cluster.log, cluster.on_limit)
+        clock.seconds = 100
+        await m.finish(cluster.log)
+        return m.total
+
+    total = asyncio.run(run())
+    result = CliRunner().invoke(main, ["cost", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    [row] = data["clusters"]
+    assert (row["name"], row["status"], row["simulated"]) == ("test-cluster", "closed", False)
+    assert row["cost"] == pytest.approx(total) and row["runtime_seconds"] == 100
+    # The totals count by day of start (UTC); the test clock started this one at 0.
+    started = datetime.datetime.fromisoformat(row["started_at"])
+    totals = summary(now=started)["totals"]
+    assert totals["today"]["aws"] == {"cost": pytest.approx(total), "clusters": 1}
+    assert totals["month"]["simulated"] == {"cost": 0, "clusters": 0}
+
+    refused = CliRunner().invoke(main, ["cost", "--limit", "-1"])
+    assert refused.exit_code == 2 and "-1 is not in the range x>=1" in refused.output

@@ -44,8 +44,8 @@ def test_rules_add_up_per_port():
             },
             {
                 "IpProtocol": "tcp",
-                "FromPort": 40000,
-                "ToPort": 40010,
+                "FromPort": 8789,
+                "ToPort": 40010,  # the nanny and worker dashboard ports, and beyond
                 "IpRanges": [{"CidrIp": "128.0.0.0/1"}],
             },
             {
@@ -57,6 +57,7 @@ def test_rules_add_up_per_port():
             {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
         ]
     }
-    assert port_admissions(group) == [(8786, ["0.0.0.0/1"]), (40000, ["128.0.0.0/1"])]
+    # Per task port (8786-8790): ports no task listens on do not count.
+    assert port_admissions(group) == [(8786, ["0.0.0.0/1"]), (8789, ["128.0.0.0/1"])]
     group["IpPermissions"].append({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "128.0.0.0/1"}]})
     assert too_wide(dict(port_admissions(group))[8786]) is not None

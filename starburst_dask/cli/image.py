@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..aws.clients import client_config
-from .lockfile import PLATFORMS
+from .. import fargate
 
+#: Conda's names of Fargate's platforms, X86_64 first.
+PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
 _SOFTWARE = click.argument("software", default="current")
 _PLATFORM = click.option(
     "--platform",
@@ -49,7 +50,7 @@ def build(
     """
     import boto3
 
-    from .build import ensure_image
+    from ..images.build import ensure_image
 
     session = boto3.session.Session(region_name=region)
     result = ensure_image(
@@ -76,7 +77,7 @@ def build(
 )
 def render(software: str, platform: str, output: Path) -> None:
     """Write SOFTWARE's build context (Dockerfile and lock) to build by hand."""
-    from .build import build_context
+    from ..images.build import build_context
 
     context = build_context(software, platform)
     output.mkdir(parents=True, exist_ok=True)
@@ -97,10 +98,18 @@ def list_images(repository: str | None, region: str | None) -> None:
     import boto3
 
     from .. import config
-    from . import registry
+    from ..aws import lookups
+    from ..aws.clients import client_config
+    from ..images import registry
 
     repository = repository or config.setting("image_repository")
     ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
+    if lookups.repository(ecr, repository) is None:
+        raise click.ClickException(
+            f"ECR repository {repository!r} does not exist in {ecr.meta.region_name}: pass "
+            "--repository with one that does, or run `starburst-dask setup` to create the "
+            "project's"
+        )
     rows = registry.list_images(ecr, repository)
     if not rows:
         click.echo(f"no images in {repository}")
