@@ -155,6 +155,18 @@ def test_the_dashboard_answers_over_https_only(cluster, client):
     with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
         urllib.request.urlopen(link.replace("https://", "http://", 1), timeout=10)
 
+    # Its certificate and key, written for it from the task's environment: private.
+    def modes():  # nested: sent by value, the scheduler cannot import this module
+        import os
+        import stat
+
+        prefix = "DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__"
+        paths = [os.environ[prefix + part] for part in ("CERT", "KEY")]
+        paths.append(os.path.dirname(paths[0]))
+        return [stat.S_IMODE(os.stat(path).st_mode) for path in paths]
+
+    assert client.run_on_scheduler(modes) == [0o600, 0o600, 0o700]
+
 
 def _secret_text(cluster):
     """The tasks' secret, read as the execution role reads it at task start."""
