@@ -70,6 +70,9 @@ class ClusterOptions:
     execution_role: str
     task_role: str
     log_group: str
+    #: Mutual TLS with the cluster's own certificates (``cluster/security.py``); False:
+    #: plain TCP.
+    security: bool
     environment: dict[str, str]
     #: Environment variable -> Secrets Manager secret ARN or SSM parameter (ARN or name),
     #: read by ECS into the tasks' environment; never in RunTask overrides.
@@ -203,6 +206,12 @@ class ClusterOptions:
         if self.assign_public_ip not in (False, True, "auto"):
             raise ConfigurationError(
                 f"assign_public_ip must be True, False or 'auto', not {self.assign_public_ip!r}"
+            )
+        if not isinstance(self.security, bool):
+            raise ConfigurationError(
+                f"security must be True (the default: TLS with certificates made for the "
+                f"cluster) or False (plain TCP), not {self.security!r}; each cluster makes "
+                "its own certificates, so a distributed.Security cannot be passed"
             )
         if not isinstance(self.inside_vpc, bool):
             raise ConfigurationError(f"inside_vpc must be True or False, not {self.inside_vpc!r}")

@@ -59,8 +59,8 @@ def test_computes_like_local_dask_and_scales(local_fargate, ecs):
         for w in workers:
             eni = {d["name"]: d["value"] for d in tasks[w["name"]]["attachments"][0]["details"]}
             assert w["host"] == eni["privateIPv4Address"]
-        assert cluster.scheduler_address.startswith("tcp://127.")
-        assert "starburst" in repr(cluster) and cluster.dashboard_link.startswith("http://127.")
+        assert cluster.scheduler_address.startswith("tls://127.")
+        assert "starburst" in repr(cluster) and cluster.dashboard_link.startswith("https://127.")
 
         # dask.delayed
         total = dask.delayed(sum)([dask.delayed(pow)(i, 2) for i in range(100)])

@@ -495,8 +495,8 @@ def test_cluster_with_defaults_gets_public_ips_and_works_from_here(aws, ec2, ecs
         private, public = addresses(ec2, task(ecs, cluster.scheduler.task_arn))
         assert public is not None and public != private
         # This client, outside the VPC, uses the public address; workers the private one.
-        assert cluster.scheduler_address == f"tcp://{public}:8786"
-        assert client.scheduler_info()["address"] == f"tcp://{private}:8786"
+        assert cluster.scheduler_address == f"tls://{public}:8786"
+        assert client.scheduler_info()["address"] == f"tls://{private}:8786"
 
 
 def test_client_inside_vpc_option_connects_to_the_private_address(aws):
@@ -504,7 +504,7 @@ def test_client_inside_vpc_option_connects_to_the_private_address(aws):
     # This machine is outside the VPC: the private address is out of its reach.
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "3s"}),
-        pytest.raises(Exception, match="Timed out trying to connect to tcp://127"),
+        pytest.raises(Exception, match="Timed out trying to connect to tls://127"),
     ):
         FargateCluster(n_workers=0, inside_vpc=True, name="inside-vpc")
     ecs = boto3.client("ecs")

@@ -125,7 +125,9 @@ def _permissions(aws: SyncClients, caller: str) -> Iterator[Check]:
         try:
             lacking = permissions.missing(aws.iam, arn, policy.ACTIONS[group])
             if group == "clusters":
+                secret = policy.project_secret(aws.region, arn)  # a cluster's TLS secret
                 lacking += _pass_role(aws, arn)
+                lacking += permissions.missing(aws.iam, arn, policy.ACTIONS["secrets"], [secret])
         except (ClientError, BotoCoreError) as e:
             yield _not_checked(arn, e)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import config
+from ..aws.names import SECRET_PREFIX
 from ..images.builders import CODEBUILD_ROLE
 
 #: IAM actions by purpose. Each is ``service-prefix:Action`` as IAM names it.
@@ -20,6 +21,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "ecs:DescribeClusters",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
+        "ecs:DeregisterTaskDefinition",  # a cluster's own revision (TLS), at close
+        "ecs:DeleteTaskDefinitions",
         "ecs:RunTask",
         "ecs:DescribeTasks",
         "ecs:ListTasks",
@@ -56,6 +59,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "ecs:PutClusterCapacityProviders",
         "ecs:DeleteCluster",
         "ecs:ListTagsForResource",
+        "ecs:ListTaskDefinitions",  # cleanup: revisions closed clusters left
+        "secretsmanager:ListSecrets",  # cleanup: secrets closed clusters left
         "iam:CreateRole",
         "iam:DeleteRole",
         "iam:TagRole",
@@ -96,6 +101,12 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "s3:DeleteObject",
         "s3:DeleteBucket",
     ),
+    # Each cluster's TLS secret, on the project's secrets only (SECRET_RESOURCE).
+    "secrets": (
+        "secretsmanager:CreateSecret",
+        "secretsmanager:TagResource",  # CreateSecret with tags needs it
+        "secretsmanager:DeleteSecret",
+    ),
     "images": (
         # starburst-dask image build / software=: push to ECR, build on CodeBuild.
         "ecr:GetAuthorizationToken",
@@ -114,6 +125,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "s3:ListBucket",
     ),
 }
+
+#: The secrets the ``secrets`` actions may act on: the project's own.
+SECRET_RESOURCE = f"arn:aws:secretsmanager:*:*:secret:{SECRET_PREFIX}*"
 
 #: IAM's service prefix where it is not botocore's service name.
 IAM_PREFIXES = {"service-quotas": "servicequotas"}
@@ -152,6 +166,12 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
     statements: list[dict[str, Any]] = [
         {"Sid": "StarburstDask", "Effect": "Allow", "Action": actions, "Resource": "*"},
         {
+            "Sid": "ClusterSecrets",
+            "Effect": "Allow",
+            "Action": sorted(ACTIONS["secrets"]),
+            "Resource": SECRET_RESOURCE,
+        },
+        {
             "Sid": "PassTaskRoles",
             "Effect": "Allow",
             "Action": "iam:PassRole",
@@ -175,6 +195,12 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
 def passed_roles() -> dict[str, str]:
     """The names of the roles the project passes (from config), each with its service."""
     return {_role_name(config.setting(k)): service for k, service in _PASSED_TO.items()}
+
+
+def project_secret(region: str, principal: str) -> str:
+    """The ARN of a secret of the project, in ``principal``'s account (for the simulator)."""
+    partition, account = principal.split(":")[1], principal.split(":")[4]
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{SECRET_PREFIX}x/tls-AbCdEf"
 
 
 def iam_action(service: str, operation: str) -> str:

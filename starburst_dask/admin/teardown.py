@@ -15,6 +15,7 @@ from ..aws.clients import SyncClients, client_config
 from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
+from . import leftovers
 from .config_file import config_path
 from .inventory import listed_tasks
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
@@ -52,6 +53,9 @@ def managed_resources(
     )
     found.extend(pull_through_resources(aws))
     found.extend(codebuild_resources(aws))
+    # What clusters whose client died left (teardown runs only once no task is left).
+    for left in leftovers.find(aws.secrets, aws.ecs):
+        found.append(Resource(f"cluster {left.kind}", left.name, EXISTS, left.cluster))
     path = config_path()
     if path.exists():
         found.append(Resource("dask config", str(path), EXISTS))
@@ -127,7 +131,7 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         Naming the tasks and how to stop them; nothing was deleted.
     """
     check_unused(aws, found)
-    deleters: dict[str, Callable[[Resource], None]] = {
+    deleters: dict[str, Callable[[Resource], object]] = {
         "ECS cluster": lambda r: _delete_ecs_cluster(aws, r.name),
         "IAM role": lambda r: _delete_role(aws, r.name),
         "log group": lambda r: aws.logs.delete_log_group(logGroupName=r.name),
@@ -140,6 +144,10 @@ def teardown(aws: SyncClients, found: list[Resource]) -> list[Resource]:
         "CodeBuild project": lambda r: aws.codebuild.delete_project(name=r.name),
         "S3 bucket": lambda r: _delete_bucket(aws, r.name),
         "dask config": lambda r: Path(r.name).unlink(missing_ok=True),
+        "cluster secret": lambda r: aws.secrets.delete_secret(
+            SecretId=r.name, ForceDeleteWithoutRecovery=True
+        ),
+        "cluster task definition": lambda r: leftovers.remove_definition(aws.ecs, r.name),
     }
     done = []
     # The ECS cluster first: if tasks started since the check, nothing else goes.

@@ -43,11 +43,13 @@ _SERVICES = {
     "logs": "logs",
     "quotas": "service-quotas",
     "cloudwatch": "cloudwatch",
+    "secrets": "secretsmanager",
 }
 
 
 class AwsClients:
-    """The async AWS clients of one cluster (ECS, EC2, IAM, Logs, Service Quotas, CloudWatch).
+    """The async AWS clients of one cluster (ECS, EC2, IAM, Logs, Service Quotas, CloudWatch,
+    Secrets Manager).
 
     Parameters
     ----------
@@ -65,6 +67,7 @@ class AwsClients:
         self.logs: Any = None
         self.quotas: Any = None
         self.cloudwatch: Any = None
+        self.secrets: Any = None
 
     def check_credentials(self) -> None:
         """Raise :class:`ConfigurationError` when no credentials can be found (no AWS call)."""
@@ -131,6 +134,11 @@ class SyncClients:
     def ecr(self) -> Any:
         """ECR: repositories and the pull through cache rule."""
         return self.client("ecr")
+
+    @functools.cached_property
+    def secrets(self) -> Any:
+        """Secrets Manager: the clusters' TLS secrets."""
+        return self.client("secretsmanager")
 
     @functools.cached_property
     def sts(self) -> Any:

@@ -275,13 +275,18 @@ def cleanup(
     names: tuple[str, ...],
     yes: bool,
 ) -> None:
-    """Stop tasks that clients left behind; a dry run unless --yes.
+    """Stop tasks that clients left behind, and remove what their clusters leave; a dry
+    run unless --yes.
 
     Only tasks carrying the project's tags (starburst-dask:cluster and
     starburst-dask:role) are ever stopped. Candidates: clusters older than
     --older-than, workers whose scheduler is gone, and clusters named by --cluster.
+    Then the TLS secrets (starburst-dask/<cluster>/tls) and task definition revisions of
+    clusters with no task left, older than --older-than or 15 minutes (whichever is
+    shorter: a younger one's cluster may still be starting).
     """
-    from ..admin import inventory
+    from ..admin import inventory, leftovers
+    from ..aws.clients import SyncClients
 
     seconds = _seconds(older_than)
     with _errors():
@@ -290,18 +295,32 @@ def cleanup(
             targets = [c for c in infos if c.name in names]
         else:
             targets = inventory.orphans(infos, seconds)
-        if not targets:
+        secrets = SyncClients(ecs.meta.region_name).secrets
+        live = {c.name for c in infos} - {c.name for c in targets}
+        # Named clusters' whatever their age; the others' once past the grace.
+        left = leftovers.orphaned(leftovers.find(secrets, ecs), live, 0 if names else seconds)
+        if names:
+            left = [x for x in left if x.cluster in names]
+        if not targets and not left:
             click.echo("Nothing to clean up.")
             return
-        _table(
-            [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
-            ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"),
-        )
+        if targets:
+            _table(
+                [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
+                ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"),
+            )
+        if left:
+            _table([(x.cluster, x.kind, x.name) for x in left], ("CLUSTER", "LEFT", "NAME"))
         if not yes:
-            click.echo("Dry run: rerun with --yes to stop these tasks.")
+            click.echo("Dry run: rerun with --yes to stop these tasks and remove these.")
             return
         stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
-    click.echo(f"Stopped {len(stopped)} tasks.")
+        problems = leftovers.remove(secrets, ecs, left)
+    click.echo(f"Stopped {len(stopped)} tasks; removed {len(left) - len(problems)} left behind.")
+    for problem in problems:
+        click.echo(f"could not remove {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
 
 
 @click.command()

@@ -13,12 +13,16 @@ import contextlib
 import datetime
 import logging
 import math
+import os
+import warnings
 import weakref
 from typing import Any
 
+import dask.config
 from dask.utils import format_bytes, parse_bytes
 from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
+from distributed.security import Security
 from distributed.utils import NoOpAwaitable
 
 from .. import fargate
@@ -33,6 +37,7 @@ from ..options import ClusterOptions
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
 from .registry import TaskRegistry
+from .tls import ClusterTls
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +89,9 @@ class FargateCluster(SpecCluster):
         Environment variable -> Secrets Manager secret ARN or SSM parameter ARN or name.
     tags : dict
         Extra tags for every task.
+    security : bool
+        Mutual TLS with certificates made for this cluster, dashboard over HTTPS (default);
+        ``False``: plain TCP, which anyone who reaches the ports can use (warned).
     scheduler_timeout : int
         Seconds the scheduler stays up with no client before it exits.
     name : str
@@ -123,6 +131,10 @@ class FargateCluster(SpecCluster):
         self.failure: SchedulerLostError | None = None
         self._removals: set[asyncio.Future[None]] = set()  # workers the scheduler removed
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
+        #: Its certificates, and the secret that delivers the tasks' (``None``: plain TCP).
+        self.tls = ClusterTls(self.options) if self.options.security else None
+        if self.tls is None:
+            warnings.warn(INSECURE, UserWarning, stacklevel=2)
         worker = {
             "cls": FargateWorker,
             "options": {
@@ -140,6 +152,7 @@ class FargateCluster(SpecCluster):
                 worker=worker,
                 asynchronous=asynchronous,
                 name=self.options.name,
+                security=self.tls.security if self.tls is not None else Security(),
             )
         except BaseException:
             if not asynchronous:  # _start failed: SpecCluster leaves its loop thread running
@@ -186,7 +199,8 @@ class FargateCluster(SpecCluster):
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options
         )
-        await self.registry.open()  # clients, preflight, the task definition
+        # Clients, preflight, the secret with the tasks' certificates, the task definition.
+        await self.registry.open(tls=self.tls)
         self.provisioner = WorkerProvisioner(
             self.options,
             self.registry,
@@ -289,6 +303,8 @@ class FargateCluster(SpecCluster):
         finally:
             if self.registry.opened:
                 await self.registry.close("cluster closed")
+            if self.tls is not None:  # its task definition revision and secret
+                await self.tls.retire(self._aws.ecs, self._aws.secrets, self.registry.definition)
             if self.cost is not None and self.registry.opened:
                 await self.cost.finish(self._log)  # the final cost line, and the ledger
             await self._aws.close()
@@ -306,6 +322,18 @@ class FargateCluster(SpecCluster):
         self.scheduler_info["workers"].clear()  # none has a scheduler any more
         if self.provisioner is not None:
             await self.provisioner.stop_workers("its scheduler task stopped")
+
+    @property
+    def dashboard_link(self) -> str:
+        """The dashboard's address: ``https://`` with TLS (the scheduler's configuration
+        says so, not this process's, which distributed reads)."""
+        link = super().dashboard_link
+        if link and self.tls is not None:
+            template = dask.config.get("distributed.dashboard.link")
+            port = self.scheduler_info["services"]["dashboard"]
+            host = self.scheduler_address.split("://")[1].rsplit(":", 1)[0]
+            link = template.format(**{**os.environ, "scheme": "https", "host": host, "port": port})
+        return link
 
     def __repr__(self) -> str:
         workers = self.scheduler_info.get("workers", {})
@@ -348,6 +376,15 @@ class FargateCluster(SpecCluster):
             loop=self.loop,
             close=self._close,
         )
+
+
+#: Said once by a cluster made with ``security=False``.
+INSECURE = (
+    "security=False: the cluster's scheduler, workers and dashboard use plain TCP and HTTP; "
+    "anyone who can reach their ports can run code on them and read their data. Leave "
+    "security on (the default: TLS with the cluster's own certificates) unless the network "
+    "is yours alone."
+)
 
 
 def _size(options: ClusterOptions, role: str) -> str:

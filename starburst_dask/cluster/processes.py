@@ -84,9 +84,10 @@ class FargateScheduler(FargateTask):
         private, public = await tasks.task_addresses(self.registry.aws.ec2, task)
         # Workers, in the VPC, reach it at its private address; the client too when it is
         # in the VPC, else at its public address (SpecCluster connects to this one).
-        self.address = f"tcp://{private}:{tasks.SCHEDULER_PORT}"
+        scheme = tasks.scheme(self.registry.options)
+        self.address = f"{scheme}://{private}:{tasks.SCHEDULER_PORT}"
         if public and not self.registry.options.inside_vpc:
-            self.external_address = f"tcp://{public}:{tasks.SCHEDULER_PORT}"
+            self.external_address = f"{scheme}://{public}:{tasks.SCHEDULER_PORT}"
         await super().start()
 
     async def _launch(self) -> str:

@@ -24,6 +24,7 @@ from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.watcher import TaskWatcher
 from ..errors import TaskFailedError
 from ..options import ClusterOptions
+from .tls import ClusterTls
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +71,25 @@ class TaskRegistry:
         self.on_stopped: dict[str, StoppedHandler] = {}
         #: Set whenever one of our tasks stops: room under the quota may have appeared.
         self.room = asyncio.Event()
+        #: The task definition tasks launch from, once opened.
+        self.definition: str | None = None
         self._launcher: TaskLauncher | None = None
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
 
-    async def open(self, secrets: dict[str, str] | None = None) -> None:
+    async def open(
+        self, secrets: dict[str, str] | None = None, tls: ClusterTls | None = None
+    ) -> None:
         """Open the clients, check the account (``preflight``), and find or register the
-        task definition, its container taking the user's secrets and these ``secrets``
-        (environment variable -> ``valueFrom``): then tasks can be launched."""
+        task definition, its container taking the user's secrets, these ``secrets``
+        (environment variable -> ``valueFrom``) and, once the account checks out, those
+        delivering ``tls``'s certificates: then tasks can be launched."""
         await self.aws.open()
         found = await preflight(self.aws, self.options, secrets)
-        definition = await tasks.ensure_task_definition(
+        if tls is not None:
+            delivered = await tls.deliver(self.aws, found["execution_role_arn"])
+            secrets = {**(secrets or {}), **delivered}
+        self.definition = definition = await tasks.ensure_task_definition(
             self.aws.ecs, self.options, found, secrets=secrets
         )
         self._launcher = TaskLauncher(

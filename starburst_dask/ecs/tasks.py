@@ -41,6 +41,10 @@ CLUSTER_PORTS = (SCHEDULER_PORT, WORKER_DASHBOARD_PORT)
 TAG_CLUSTER = "starburst-dask:cluster"
 TAG_ROLE = "starburst-dask:role"
 
+#: The tasks' plain settings with TLS (their certificates come as ``secrets``): no
+#: connection without it.
+TLS_ENVIRONMENT = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
 #: Worker entry point. One RunTask call carries one command for all its tasks, so each
 #: worker learns its own dask name, its task id, from the ECS task metadata endpoint
 #: (as every Fargate task can), then becomes ``dask worker``.
@@ -80,16 +84,39 @@ def dask_setup(nanny):
 """
 
 
+#: Scheduler entry point with TLS: distributed reads the dashboard's certificate and key
+#: (``distributed.scheduler.dashboard.tls.*``) from files only, so they are written from the
+#: task's environment (its secret) into a private directory first; then ``dask scheduler``.
+SCHEDULER_BOOT = """\
+import os, sys, tempfile
+d = tempfile.mkdtemp()
+for part in ("CERT", "KEY"):
+    path = os.path.join(d, part.lower() + ".pem")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(os.environ["DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__" + part])
+    os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__" + part] = path
+os.execvp("dask", ["dask", *sys.argv[1:]])
+"""
+
+
 def task_id(arn: str) -> str:
     """The id at the end of a task ARN: also the dask name of a worker."""
     return arn.rsplit("/", 1)[-1]
 
 
+def scheme(options: ClusterOptions) -> str:
+    """The cluster's dask protocol: ``tls``, or ``tcp`` with ``security=False``."""
+    return "tls" if options.security else "tcp"
+
+
 def scheduler_command(options: ClusterOptions) -> list[str]:
-    """The scheduler task's command."""
+    """The scheduler task's command (with TLS: ``SCHEDULER_BOOT``, then the same)."""
+    boot = ["python", "-c", SCHEDULER_BOOT] if options.security else ["dask"]
     return [
-        "dask",
+        *boot,
         "scheduler",
+        "--protocol",
+        scheme(options),
         "--port",
         str(SCHEDULER_PORT),
         "--dashboard-address",
@@ -209,6 +236,7 @@ async def ensure_task_definition(
     """
     references = {**options.secrets, **(secrets or {})}
     container_secrets = [{"name": n, "valueFrom": references[n]} for n in sorted(references)]
+    environment = [{"name": k, "value": v} for k, v in TLS_ENVIRONMENT.items()]
     wanted = {
         "family": FAMILY,
         "networkMode": "awsvpc",
@@ -238,14 +266,19 @@ async def ensure_task_definition(
                     },
                 },
                 **({"secrets": container_secrets} if container_secrets else {}),
+                **({"environment": environment} if options.security else {}),
             }
         ],
     }
     with contextlib.suppress(ClientError):
         latest = (await ecs.describe_task_definition(taskDefinition=FAMILY))["taskDefinition"]
-        # _matches ignores fields only ``latest`` has: a revision's secrets must be ours.
-        same_secrets = latest["containerDefinitions"][0].get("secrets", []) == container_secrets
-        if latest.get("status") == "ACTIVE" and same_secrets and _matches(wanted, latest):
+        # _matches ignores fields only ``latest`` has: a revision's secrets (another
+        # cluster's TLS secret) and environment must be ours.
+        container = latest["containerDefinitions"][0]
+        same_lists = container.get("secrets", []) == container_secrets and container.get(
+            "environment", []
+        ) == (environment if options.security else [])
+        if latest.get("status") == "ACTIVE" and same_lists and _matches(wanted, latest):
             return latest["taskDefinitionArn"]
     registered = await ecs.register_task_definition(**wanted)
     return registered["taskDefinition"]["taskDefinitionArn"]

@@ -7,6 +7,7 @@ counts what it receives for tests.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import threading
@@ -194,7 +195,16 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
             limits.check_fargate_logging(kwargs, container_definitions)
         limits.check_container_secrets(kwargs, container_definitions)
         limits.check_ecs_tags(kwargs.get("tags") or [])
-        return super().register_task_definition(family, container_definitions, **kwargs)
+        definition = super().register_task_definition(family, container_definitions, **kwargs)
+        # AWS answers when a revision was registered (and deregistered); moto's model has
+        # no such fields, and its answers carry the attributes named after them.
+        definition.registered_at = datetime.datetime.now(datetime.timezone.utc)  # type: ignore[attr-defined]
+        return definition
+
+    def deregister_task_definition(self, task_definition_str: str) -> TaskDefinition:
+        definition = super().deregister_task_definition(task_definition_str)
+        definition.deregistered_at = datetime.datetime.now(datetime.timezone.utc)  # type: ignore[attr-defined]
+        return definition
 
     def create_cluster(
         self,

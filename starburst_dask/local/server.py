@@ -37,6 +37,7 @@ from . import (
     pricing,
     pull_through,
     quotas,
+    recorder,
     simulate,
     validation,
     vpc,
@@ -143,6 +144,7 @@ class LocalFargate:
         self._server: ThreadedMotoServer | None = None
         self._controls: ecs.Controls | None = None
         self._validation: validation.ValidationMiddleware | None = None
+        self._recorder: recorder.RecordingMiddleware | None = None
         self._endpoint: Endpoint | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_log_level = logging.NOTSET
@@ -246,6 +248,7 @@ class LocalFargate:
             checkip.install(self._server)  # nor AWS's public-address service
             # Outermost: every request meets its model.
             self._validation = validation.install(self._server)
+            self._recorder = recorder.install(self._server)  # sees what arrives, refused too
             self._set_env()
             self._saved_config.append(
                 dask.config.set({"starburst.setup.checkip-url": self.env[_CHECKIP_VAR]})
@@ -295,6 +298,7 @@ class LocalFargate:
         if self._validation is not None:
             _audit(self._validation.project_calls)
             self._validation = None
+        self._recorder = None
         if self._controls is not None:
             ecs.uninstall()
             quotas.uninstall()
@@ -505,6 +509,25 @@ class LocalFargate:
         """Set a vCPU quota now, as an approved increase (or a decrease) would."""
         with self.account.lock:
             self.account.quotas[capacity_provider] = float(vcpus)
+
+    def recorded(self) -> list[recorder.Exchange]:
+        """Every ECS request this endpoint received, with the answer it gave, as text
+        (oldest first): what crossed the wire, for tests that look for what must not."""
+        if self._recorder is None:
+            raise RuntimeError("the local Fargate is not running")
+        return self._recorder.exchanges
+
+    def log_events(self) -> list[str]:
+        """Every CloudWatch Logs event stored, in every group and stream (its message)."""
+        logs = self.client("logs")
+        messages = []
+        for groups in logs.get_paginator("describe_log_groups").paginate():
+            for group in groups["logGroups"]:
+                pages = logs.get_paginator("filter_log_events").paginate(
+                    logGroupName=group["logGroupName"]
+                )
+                messages += [e["message"] for page in pages for e in page["events"]]
+        return messages
 
     def task_records(self) -> list[TaskRecord]:
         """Every task as the emulator sees it (process id, address, times)."""

@@ -1,0 +1,76 @@
+"""A record of every ECS request the local Fargate handled and the answer it gave.
+
+WSGI middleware, outermost: requests are recorded as they arrived (refused ones too) and
+answers as they left, so a test can search everything that crossed the wire for text that
+must never be there (a private key in a task definition, a RunTask request or a
+DescribeTasks answer). Only ECS is recorded; other services pass through untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import wire
+
+SERVICE = "ecs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One ECS request and its answer, as text."""
+
+    operation: str
+    request: str
+    answer: str
+
+
+class RecordingMiddleware:
+    """Records the ECS requests reaching ``app`` and its answers (:attr:`exchanges`)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._exchanges: list[Exchange] = []
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """The exchanges so far, oldest first."""
+        with self._lock:
+            return list(self._exchanges)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if not wire.needs_body(environ):  # REST XML (S3): never ECS
+            return self.app(environ, start_response)
+        stream = environ["wsgi.input"]
+        if environ.get("wsgi.input_terminated"):  # chunked, no Content-Length: to EOF
+            body = stream.read()
+        else:
+            body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            request = wire.decode(environ, body)
+        except ValueError:
+            request = None
+        if request is None or request.service != SERVICE:
+            return self.app(environ, start_response)
+        answer = b"".join(self.app(environ, start_response))
+        exchange = Exchange(
+            request.operation.name,
+            body.decode("utf-8", "replace"),
+            answer.decode("utf-8", "replace"),
+        )
+        with self._lock:
+            self._exchanges.append(exchange)
+        return [answer]
+
+
+def install(server: Any) -> RecordingMiddleware:
+    """Record the ECS traffic of a running ``moto.server.ThreadedMotoServer`` (outermost)."""
+    wsgi = server._server  # the werkzeug server
+    if not isinstance(wsgi.app, RecordingMiddleware):
+        wsgi.app = RecordingMiddleware(wsgi.app)
+    return wsgi.app
