@@ -14,7 +14,7 @@ from distributed import Client
 from helpers import wait_until
 
 from starburst_dask import FargateCluster, fargate
-from starburst_dask.cluster.core import REJOIN_GRACE
+from starburst_dask.cluster.departures import REJOIN_GRACE
 from starburst_dask.ecs.tasks import task_id
 
 FAST = {"poll_interval": 0.5}

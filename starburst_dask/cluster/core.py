@@ -34,16 +34,13 @@ from ..ecs import quota
 from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
+from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
 from .registry import TaskRegistry
 from .tls import ClusterTls
 
 logger = logging.getLogger(__name__)
-
-#: Seconds a worker the scheduler removed may take to come back under its name (its
-#: nanny restarting it: ``client.restart()``, a worker TTL restart) before it is gone.
-REJOIN_GRACE = 10.0
 
 
 class FargateCluster(SpecCluster):
@@ -129,7 +126,8 @@ class FargateCluster(SpecCluster):
         self.cost: CostMeter | None = None
         #: Why the cluster failed, once its scheduler task stopped by itself.
         self.failure: SchedulerLostError | None = None
-        self._removals: set[asyncio.Future[None]] = set()  # workers the scheduler removed
+        #: Workers the scheduler removed while wanted: gone unless they come back.
+        self.departures: Departures | None = None
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
         #: Its certificates, and the secret that delivers the tasks' (``None``: plain TCP).
         self.tls = ClusterTls(self.options) if self.options.security else None
@@ -208,8 +206,14 @@ class FargateCluster(SpecCluster):
             worker=self.new_spec,
             correct_state=self._correct_state,
             affordable=self.cost.affordable,
-            on_demand_premium=self._on_demand_premium,
+            on_demand_premium=self.cost.on_demand_premium,
             log=self._log,
+        )
+        self.departures = Departures(
+            self.scheduler_info["workers"],
+            wanted=lambda name: name in self.worker_spec and self.status == Status.running,
+            scheduler_events=lambda **kw: self.scheduler_comm.events(**kw),
+            gone=self.provisioner.worker_gone,
         )
         self._log(
             f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
@@ -226,37 +230,9 @@ class FargateCluster(SpecCluster):
     def _update_worker_status(self, op: str, msg: Any) -> None:
         if op == "add" and self.provisioner is not None:  # a worker that never joined failed
             self.provisioner.joined.update(str(w.get("name")) for w in msg["workers"].values())
-        if op == "remove" and msg in self.scheduler_info["workers"]:
-            # Removed while still wanted (not retired by the cluster): gone unless it comes
-            # back within the grace; ECS reporting its task stopping may say so sooner.
-            name = self.scheduler_info["workers"][msg]["name"]
-            if str(name) in self.worker_spec and self.status == Status.running:
-                asyncio.get_running_loop().call_later(
-                    REJOIN_GRACE, self._removed_by_scheduler, str(name), msg
-                )
+        if op == "remove" and self.departures is not None:
+            self.departures.removed(msg)  # not retired by the cluster: gone unless it returns
         super()._update_worker_status(op, msg)
-
-    def _removed_by_scheduler(self, name: str, address: str) -> None:
-        back = any(str(w.get("name")) == name for w in self.scheduler_info["workers"].values())
-        if back or self.provisioner is None or self.status != Status.running:
-            return
-        future = asyncio.ensure_future(self._worker_gone(name, address))
-        self._removals.add(future)
-        future.add_done_callback(self._removals.discard)
-
-    async def _worker_gone(self, name: str, address: str) -> None:
-        """Say why the scheduler removed the worker (its TTL, from the scheduler's events,
-        or its connection), and have it replaced."""
-        reason = "the scheduler removed it: its connection closed"
-        with contextlib.suppress(Exception):  # the reason is a nicety: replace it anyway
-            events = await asyncio.wait_for(self.scheduler_comm.events(topic="scheduler"), 5)
-            for _, event in events:
-                if event.get("action") == "worker-ttl-timed-out" and address in event.get(
-                    "workers", ()
-                ):
-                    reason = f"the scheduler removed it: no heartbeat for {event['ttl']:g} s"
-        if self.provisioner is not None and self.status == Status.running:
-            self.provisioner.worker_gone(name, reason)
 
     def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
         """Scale to ``n`` workers (or enough for ``memory`` bytes or ``cores`` threads).
@@ -289,8 +265,8 @@ class FargateCluster(SpecCluster):
     async def _close(self) -> None:
         if self.status == Status.closed:
             return
-        for removal in list(self._removals):
-            removal.cancel()
+        if self.departures is not None:
+            self.departures.close()
         if self.provisioner is not None:
             await self.provisioner.close()
         if getattr(self.scheduler, "lost", False):
@@ -343,15 +319,6 @@ class FargateCluster(SpecCluster):
             f"{type(self).__name__}({self.options.name!r}, {self.scheduler_address!r}, "
             f"workers={len(workers)}/{requested}, region={self.options.region!r}, "
             f"status={self.status.name}, cost={cost})"
-        )
-
-    def _on_demand_premium(self) -> float:
-        """US dollars per hour one worker costs more On-Demand than on Spot."""
-        assert self.cost is not None, "the cluster has not started"
-        o, rate = self.options, self.cost.prices.task_rate
-        size = (o.worker_cpu, o.worker_memory)
-        return rate(*size, architecture=o.architecture) - rate(
-            *size, architecture=o.architecture, spot=True
         )
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:

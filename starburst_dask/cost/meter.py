@@ -177,6 +177,12 @@ class CostMeter:
             return n_more_workers <= 0
         return self.max_cost is None or self.projected(n_more_workers, horizon) <= self.max_cost
 
+    def on_demand_premium(self) -> float:
+        """US dollars per hour one worker costs more On-Demand than on Spot."""
+        rate, size = self.prices.task_rate, self.worker_size
+        on_spot = rate(*size, architecture=self.architecture, spot=True)
+        return rate(*size, architecture=self.architecture) - on_spot
+
     def affordable(self, n_more_workers: int, horizon: float = 60.0) -> int:
         """How many of ``n_more_workers`` new workers :meth:`allows`; logs when fewer."""
         n = max(0, n_more_workers)
