@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from starburst_dask.admin.policy import allows, iam_action
 from starburst_dask.cli import main
+from starburst_dask.images.builders import CODEBUILD_ROLE
 from starburst_dask.local.server import AUDIT_VAR
 
 
@@ -41,7 +42,7 @@ def printed_policy(*flags):
 
 
 def test_the_policy_allows_every_call_the_project_made(calls):
-    document = printed_policy("--setup", "--images")
+    document = printed_policy("--setup")
     actions = {iam_action(s, o) for s, o in calls}
     assert sorted(a for a in actions if not allows(document, a)) == []
     # The suite exercised the main paths: clusters, setup, quota and images.
@@ -65,14 +66,23 @@ def test_pass_role_is_limited_to_the_projects_roles():
     document = printed_policy()
     passes = [s for s in document["Statement"] if s["Action"] == "iam:PassRole"]
     assert passes and all(s["Resource"] != "*" for s in passes)
-    assert all(
-        s["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
-        for s in passes
-    )
+    # Each to the one service its roles are for: the tasks' to ECS; by default (images
+    # of the user's environment) also the image build role to CodeBuild.
+    assert sorted(s["Condition"]["StringEquals"]["iam:PassedToService"] for s in passes) == [
+        "codebuild.amazonaws.com",
+        "ecs-tasks.amazonaws.com",
+    ]
+    assert [s["Resource"] for s in passes if "codebuild" in str(s["Condition"])] == [
+        f"arn:aws:iam::*:role/{CODEBUILD_ROLE}"
+    ]
+    only_tasks = [
+        s for s in printed_policy("--no-images")["Statement"] if "PassRole" in s["Action"]
+    ]
+    assert [s["Sid"] for s in only_tasks] == ["PassTaskRoles"]
     assert not allows(document, "iam:CreateRole")  # setup's, only with --setup
 
 
 def test_the_docs_carry_the_policy_the_command_prints():
     page = (Path(__file__).parents[1] / "docs" / "iam-policy.md").read_text()
     shown = page.split("```json\n", 1)[1].split("```", 1)[0]
-    assert json.loads(shown) == printed_policy("--setup", "--images")
+    assert json.loads(shown) == printed_policy("--setup")

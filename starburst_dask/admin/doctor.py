@@ -8,13 +8,10 @@ was skipped); the roles are checked to exist and to be assumable by ECS tasks.
 from __future__ import annotations
 
 import dataclasses
-import re
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.session
-import distributed
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config, fargate
@@ -22,6 +19,8 @@ from ..aws import lookups, names
 from ..aws.clients import SyncClients
 from ..ecs import network
 from ..errors import StarburstError
+from ..images import versions
+from ..images.errors import ImageVersionError
 from ..options import configured_image
 from . import permissions, policy
 from .managed import DEFAULT_NAME
@@ -128,6 +127,8 @@ def _permissions(aws: SyncClients, caller: str) -> Iterator[Check]:
                 secret = policy.project_secret(aws.region, arn)  # a cluster's TLS secret
                 lacking += _pass_role(aws, arn)
                 lacking += permissions.missing(aws.iam, arn, policy.ACTIONS["secrets"], [secret])
+                if not config.setting("image"):  # clusters build the user's environment
+                    lacking += permissions.missing(aws.iam, arn, policy.ACTIONS["images"])
         except (ClientError, BotoCoreError) as e:
             yield _not_checked(arn, e)
             return
@@ -374,24 +375,14 @@ def _quota(aws: SyncClients) -> Check:
 
 
 def _image() -> Check:
-    image = configured_image()
-    version = distributed.__version__
-    python = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
-    if re.match(r"\d{4}\.\d+\.\d+", tag) and not tag.startswith(version):
-        return Check(
-            "image",
-            WARN,
-            f"{image}: dask {tag.split('-')[0]}, this client has {version}",
-            f"set starburst.image to an image with dask {version}",
-        )
-    if "-py" in tag and not tag.endswith(python):
-        return Check(
-            "image",
-            WARN,
-            f"{image}: {tag.rsplit('-', 1)[-1]}, this client runs {python}",
-            "use an image with the same Python minor version",
-        )
+    image = config.setting("image")
+    if not image:  # clusters build the user's environment into ECR, once per content
+        software = config.setting("software") or "current"
+        return Check("image", OK, f"software={software!r}: built once into ECR, then reused")
+    try:
+        versions.check_image(image)  # what its tag records
+    except ImageVersionError as e:
+        return Check("image", WARN, str(e), "set starburst.image to one matching this client")
     return Check("image", OK, image)
 
 

@@ -1,9 +1,10 @@
 """The least-privilege IAM policy a user needs: `starburst-dask iam-policy`.
 
 The actions are data, grouped by what needs them: running clusters (always), running
-``starburst-dask setup``/``teardown`` (``setup=True``) and building images
-(``images=True``). ``iam:PassRole`` is limited to the project's own roles, and only
-for the services that use them.
+``starburst-dask setup``/``teardown`` (``setup=True``) and building images of the
+user's environment (``images=True``, the default: clusters without ``image=`` do).
+``iam:PassRole`` is limited to the project's own roles, and only for the services that
+use them.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ S3_ACTIONS = {
 _PASSED_TO = {"execution_role": "ecs-tasks.amazonaws.com", "task_role": "ecs-tasks.amazonaws.com"}
 
 
-def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]:
+def policy_document(setup: bool = False, images: bool = True) -> dict[str, Any]:
     """The IAM policy document for running clusters, and optionally setup and images.
 
     Parameters
@@ -154,7 +155,8 @@ def policy_document(setup: bool = False, images: bool = False) -> dict[str, Any]
         Include what ``starburst-dask setup``, ``doctor``, ``cleanup`` and ``teardown``
         need (creating roles, the ECS cluster, the log group, the security group...).
     images : bool
-        Include what building environment images needs (ECR push, CodeBuild, S3).
+        Include what building environment images needs (ECR push, CodeBuild, S3): a
+        cluster without ``image=`` builds one of the user's environment the first time.
 
     Returns
     -------

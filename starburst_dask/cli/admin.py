@@ -361,7 +361,13 @@ def teardown(region: str | None, yes: bool) -> None:
 @click.option(
     "--setup", "for_setup", is_flag=True, help="Also what setup, doctor, cleanup and teardown need."
 )
-@click.option("--images", is_flag=True, help="Also what building environment images needs.")
+@click.option(
+    "--images/--no-images",
+    default=True,
+    show_default=True,
+    help="What building images of your environment needs (clusters without image= do); "
+    "--no-images if you always pass image=.",
+)
 def iam_policy(for_setup: bool, images: bool) -> None:
     """Print the least-privilege IAM policy (JSON) for running clusters.
 
