@@ -168,6 +168,31 @@ def test_the_dashboard_answers_over_https_only(cluster, client):
     assert client.run_on_scheduler(modes) == [0o600, 0o600, 0o700]
 
 
+def test_a_workers_http_server_answers_over_https_only(cluster, client):
+    """Reached from inside the VPC (the scheduler): the security group admits only the
+    cluster's tasks to a worker's ports."""
+    [worker] = client.scheduler_info()["workers"].values()
+    host, port = worker["host"], worker["services"]["dashboard"]
+    ca = json.loads(_secret_text(cluster))["ca"]
+
+    def fetch(url, ca):  # nested: sent by value, the scheduler cannot import this module
+        import ssl
+        import urllib.request
+
+        context = ssl.create_default_context(cadata=ca)
+        context.check_hostname = False
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=10) as r:
+                return r.status, r.read()
+        except Exception as e:  # noqa: BLE001 - what failed is the answer
+            return type(e).__name__, None
+
+    assert port == 8790
+    assert client.run_on_scheduler(fetch, f"https://{host}:{port}/health", ca) == (200, b"ok")
+    refused = client.run_on_scheduler(fetch, f"http://{host}:{port}/health", ca)
+    assert refused[0] != 200, refused
+
+
 def _secret_text(cluster):
     """The tasks' secret, read as the execution role reads it at task start."""
     secrets = boto3.client("secretsmanager")

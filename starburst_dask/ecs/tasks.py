@@ -45,14 +45,27 @@ TAG_ROLE = "starburst-dask:role"
 #: connection without it.
 TLS_ENVIRONMENT = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
 
-#: Worker entry point. One RunTask call carries one command for all its tasks, so each
-#: worker learns its own dask name, its task id, from the ECS task metadata endpoint
-#: (as every Fargate task can), then becomes ``dask worker``.
-WORKER_BOOT = """\
-import json, os, sys, urllib.request
-url = os.environ["ECS_CONTAINER_METADATA_URI_V4"] + "/task"
-task_id = json.load(urllib.request.urlopen(url, timeout=30))["TaskARN"].rsplit("/", 1)[1]
-os.execvp("dask", ["dask", *sys.argv[1:], "--name", task_id])
+#: Every task's entry point: ``python -c BOOT <dask arguments>``. With TLS, the HTTP
+#: servers of the scheduler (its dashboard) and of the workers read their certificate and
+#: key (``distributed.scheduler.dashboard.tls.*``) from files only: they are written from
+#: the task's environment (its secret) into a private directory first. One RunTask call
+#: carries one command for all its tasks, so each worker learns its own dask name, its
+#: task id, from the ECS task metadata endpoint (as every Fargate task can).
+BOOT = """\
+import json, os, sys, tempfile, urllib.request
+argv, tls = ["dask", *sys.argv[1:]], "DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__"
+if tls + "CERT" in os.environ:
+    d = tempfile.mkdtemp()
+    for part in ("CERT", "KEY"):
+        path = os.path.join(d, part.lower() + ".pem")
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(os.environ[tls + part])
+        os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__" + part] = path
+if argv[1] == "worker":
+    url = os.environ["ECS_CONTAINER_METADATA_URI_V4"] + "/task"
+    arn = json.load(urllib.request.urlopen(url, timeout=30))["TaskARN"]
+    argv += ["--name", arn.rsplit("/", 1)[1]]
+os.execvp("dask", argv)
 """
 
 
@@ -84,21 +97,6 @@ def dask_setup(nanny):
 """
 
 
-#: Scheduler entry point with TLS: distributed reads the dashboard's certificate and key
-#: (``distributed.scheduler.dashboard.tls.*``) from files only, so they are written from the
-#: task's environment (its secret) into a private directory first; then ``dask scheduler``.
-SCHEDULER_BOOT = """\
-import os, sys, tempfile
-d = tempfile.mkdtemp()
-for part in ("CERT", "KEY"):
-    path = os.path.join(d, part.lower() + ".pem")
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(os.environ["DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__" + part])
-    os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__" + part] = path
-os.execvp("dask", ["dask", *sys.argv[1:]])
-"""
-
-
 def task_id(arn: str) -> str:
     """The id at the end of a task ARN: also the dask name of a worker."""
     return arn.rsplit("/", 1)[-1]
@@ -110,10 +108,11 @@ def scheme(options: ClusterOptions) -> str:
 
 
 def scheduler_command(options: ClusterOptions) -> list[str]:
-    """The scheduler task's command (with TLS: ``SCHEDULER_BOOT``, then the same)."""
-    boot = ["python", "-c", SCHEDULER_BOOT] if options.security else ["dask"]
+    """The scheduler task's command (see ``BOOT``)."""
     return [
-        *boot,
+        "python",
+        "-c",
+        BOOT,
         "scheduler",
         "--protocol",
         scheme(options),
@@ -127,11 +126,11 @@ def scheduler_command(options: ClusterOptions) -> list[str]:
 
 
 def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
-    """The worker tasks' command (one for all workers; see ``WORKER_BOOT``)."""
+    """The worker tasks' command (one for all workers; see ``BOOT``)."""
     return [
         "python",
         "-c",
-        WORKER_BOOT,
+        BOOT,
         "worker",
         scheduler,
         "--nthreads",
