@@ -318,6 +318,10 @@ def test_ls_and_cleanup_stop_only_the_projects_orphans(aws, set_up):
 
         young = cli("cleanup")  # younger than the default 2h, scheduler alive
         assert young.exit_code == 0 and "Nothing to clean up" in young.output
+        unknown = cli("cleanup", "--cluster", "nosuch", "--yes")
+        assert unknown.exit_code == 1
+        assert unknown.output.startswith("Error: no cluster named nosuch has tasks")
+        assert sorted(running(aws, arns)) == sorted(arns)  # nothing was stopped
         dry = cli("cleanup", "--older-than", "0s")
         assert "orphaned" in dry.output and "Dry run" in dry.output
         assert sorted(running(aws, arns)) == sorted(arns)

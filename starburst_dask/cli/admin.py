@@ -9,8 +9,7 @@ Thin: the work is in :mod:`.setup`, :mod:`.doctor` and :mod:`.inventory`. Exit c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -33,19 +32,6 @@ def register(group: click.Group) -> None:
     """Add the commands of this module to ``group``."""
     for command in (setup, doctor, ls, cleanup, teardown, iam_policy):
         group.add_command(command)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Report configuration and AWS errors as one line and exit code 1, not a traceback."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..errors import StarburstError
-
-    try:
-        yield
-    except (StarburstError, ClientError, BotoCoreError) as e:
-        raise click.ClickException(str(e)) from None
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
@@ -138,21 +124,20 @@ def setup(
     from ..admin import setup as resources
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
-    with _errors():
-        subnet_list = [s for value in subnets for s in value.split(",") if s]
-        result = resources.setup(
-            region,
-            vpc=vpc,
-            subnets=subnet_list,
-            allow_cidrs=list(allow_cidrs),
-            allow_my_ip=allow_my_ip,
-            allow_wide_network=allow_wide_network,
-            ask=_confirm if interactive else None,
-            s3_bucket=s3_bucket,
-            docker_hub_secret=docker_hub_secret,
-            codebuild=codebuild,
-            notify=lambda line: click.echo(line, err=True),
-        )
+    subnet_list = [s for value in subnets for s in value.split(",") if s]
+    result = resources.setup(
+        region,
+        vpc=vpc,
+        subnets=subnet_list,
+        allow_cidrs=list(allow_cidrs),
+        allow_my_ip=allow_my_ip,
+        allow_wide_network=allow_wide_network,
+        ask=_confirm if interactive else None,
+        s3_bucket=s3_bucket,
+        docker_hub_secret=docker_hub_secret,
+        codebuild=codebuild,
+        notify=lambda line: click.echo(line, err=True),
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -226,8 +211,7 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
     """List running dask clusters: age, task counts and, when known, cost so far."""
     from ..admin import inventory
 
-    with _errors():
-        ecs, infos = _clusters(region, ecs_clusters)
+    ecs, infos = _clusters(region, ecs_clusters)
     costs = inventory.cost_so_far(infos, ecs.meta.region_name) if infos and cost else {}
     if as_json:
         data = [{**c.to_json(), "cost_usd": costs.get(c.name)} for c in infos]
@@ -289,33 +273,36 @@ def cleanup(
     from ..aws.clients import SyncClients
 
     seconds = _seconds(older_than)
-    with _errors():
-        ecs, infos = _clusters(region, ecs_clusters)
-        if names:
-            targets = [c for c in infos if c.name in names]
-        else:
-            targets = inventory.orphans(infos, seconds)
-        secrets = SyncClients(ecs.meta.region_name).secrets
-        live = {c.name for c in infos} - {c.name for c in targets}
-        # Named clusters' whatever their age; the others' once past the grace.
-        left = leftovers.orphaned(leftovers.find(secrets, ecs), live, 0 if names else seconds)
-        if names:
-            left = [x for x in left if x.cluster in names]
-        if not targets and not left:
-            click.echo("Nothing to clean up.")
-            return
-        if targets:
-            _table(
-                [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
-                ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"),
+    ecs, infos = _clusters(region, ecs_clusters)
+    targets = [c for c in infos if c.name in names] if names else inventory.orphans(infos, seconds)
+    secrets = SyncClients(ecs.meta.region_name).secrets
+    live = {c.name for c in infos} - {c.name for c in targets}
+    # Named clusters' whatever their age; the others' once past the grace.
+    left = leftovers.orphaned(leftovers.find(secrets, ecs), live, 0 if names else seconds)
+    if names:
+        left = [x for x in left if x.cluster in names]
+        unknown = sorted(set(names) - {c.name for c in targets} - {x.cluster for x in left})
+        if unknown:
+            raise click.ClickException(
+                f"no cluster named {', '.join(unknown)} has tasks or leftovers in "
+                f"{', '.join(ecs_clusters) or 'the configured ECS cluster'} "
+                f"({ecs.meta.region_name}): `starburst-dask ls` lists the clusters"
             )
-        if left:
-            _table([(x.cluster, x.kind, x.name) for x in left], ("CLUSTER", "LEFT", "NAME"))
-        if not yes:
-            click.echo("Dry run: rerun with --yes to stop these tasks and remove these.")
-            return
-        stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
-        problems = leftovers.remove(secrets, ecs, left)
+    if not targets and not left:
+        click.echo("Nothing to clean up.")
+        return
+    if targets:
+        _table(
+            [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
+            ("CLUSTER", "ECS CLUSTER", "AGE", "TASKS"),
+        )
+    if left:
+        _table([(x.cluster, x.kind, x.name) for x in left], ("CLUSTER", "LEFT", "NAME"))
+    if not yes:
+        click.echo("Dry run: rerun with --yes to stop these tasks and remove these.")
+        return
+    stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
+    problems = leftovers.remove(secrets, ecs, left)
     click.echo(f"Stopped {len(stopped)} tasks; removed {len(left) - len(problems)} left behind.")
     for problem in problems:
         click.echo(f"could not remove {problem}", err=True)
@@ -335,20 +322,19 @@ def teardown(region: str | None, yes: bool) -> None:
     from ..admin import managed
     from ..admin import teardown as resources
 
-    with _errors():
-        aws, found = resources.managed_resources(region)
-        doomed = [r for r in found if r.status == managed.EXISTS]
-        _table(
-            [(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
-            ("RESOURCE", "NAME", "ACTION"),
-        )
-        if not doomed:
-            click.echo("Nothing to delete.")
-            return
-        resources.check_unused(aws, found)
-        if not yes:
-            click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
-        done = resources.teardown(aws, found)
+    aws, found = resources.managed_resources(region)
+    doomed = [r for r in found if r.status == managed.EXISTS]
+    _table(
+        [(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
+        ("RESOURCE", "NAME", "ACTION"),
+    )
+    if not doomed:
+        click.echo("Nothing to delete.")
+        return
+    resources.check_unused(aws, found)
+    if not yes:
+        click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
+    done = resources.teardown(aws, found)
     failures = [r for r in done if r.status == "failed"]
     for r in failures:
         click.echo(f"could not delete {r.kind} {r.name}: {r.detail}", err=True)
