@@ -33,6 +33,7 @@ CLIENT_REQUIREMENTS = [
     "aiobotocore",
     "boto3",
     "tornado",
+    "cryptography",
     "click",
     "packaging",
     "pyyaml",
