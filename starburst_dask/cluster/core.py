@@ -210,7 +210,7 @@ class FargateCluster(SpecCluster):
             log=self._log,
         )
         self.departures = Departures(
-            self.scheduler_info["workers"],
+            lambda: self.scheduler_info["workers"],
             wanted=lambda name: name in self.worker_spec and self.status == Status.running,
             scheduler_events=lambda **kw: self.scheduler_comm.events(**kw),
             gone=self.provisioner.worker_gone,

@@ -26,9 +26,9 @@ class Departures:
 
     Parameters
     ----------
-    workers : dict
-        The cluster's ``scheduler_info["workers"]``: address -> info, kept current by
-        ``SpecCluster``.
+    workers : callable
+        The cluster's ``scheduler_info["workers"]`` now (address -> info): ``SpecCluster``
+        replaces ``scheduler_info`` as it learns of the scheduler, so it is asked each time.
     wanted : callable
         Whether a worker name is still wanted (in the cluster's ``worker_spec``, and the
         cluster running).
@@ -40,7 +40,7 @@ class Departures:
 
     def __init__(
         self,
-        workers: dict[str, Any],
+        workers: Callable[[], dict[str, Any]],
         wanted: Callable[[str], bool],
         scheduler_events: Callable[..., Any],
         gone: Callable[[str, str], None],
@@ -54,7 +54,7 @@ class Departures:
     def removed(self, address: str) -> None:
         """The scheduler removed the worker at ``address`` (before ``SpecCluster`` forgets
         it): wait for the grace, then decide."""
-        name = str(self.workers.get(address, {}).get("name", ""))
+        name = str(self.workers().get(address, {}).get("name", ""))
         if name and self.wanted(name):
             future = asyncio.ensure_future(self._decide(name, address))
             self._pending.add(future)
@@ -62,7 +62,7 @@ class Departures:
 
     async def _decide(self, name: str, address: str) -> None:
         await asyncio.sleep(REJOIN_GRACE)  # the grace a restarting nanny has to come back
-        back = any(str(w.get("name")) == name for w in self.workers.values())
+        back = any(str(w.get("name")) == name for w in self.workers().values())
         if back or not self.wanted(name):
             return
         self.gone(name, await self._reason(address))
