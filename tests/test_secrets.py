@@ -44,14 +44,14 @@ class Account:
             RoleName=ROLE, PolicyName="secrets", PolicyDocument=json.dumps(document)
         )
 
-    def run(
+    def start(
         self,
         secrets: list[dict[str, str]],
         command: list[str],
         image: str = DASK_IMAGE,
         subnet: str | None = None,
-    ) -> dict[str, Any]:
-        """One task of a definition taking ``secrets``, running ``command``: once STOPPED."""
+    ) -> str:
+        """Start one task of a definition taking ``secrets``, running ``command``."""
         definition = self.ecs.register_task_definition(
             family="secrets",
             requiresCompatibilities=["FARGATE"],
@@ -87,7 +87,11 @@ class Account:
                 }
             },
         )["tasks"]
-        return stopped(self.ecs, task["taskArn"])
+        return task["taskArn"]
+
+    def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One task as :meth:`start` starts it: once STOPPED."""
+        return stopped(self.ecs, self.start(*args, **kwargs))
 
     def printed(self, name: str, value_from: str) -> str:
         """What a task taking ``value_from`` as ``name`` finds in its environment."""
@@ -306,31 +310,7 @@ def test_values_stay_out_of_describe_tasks_and_the_command_line(account):
     arn = _secret(account, "app/running", "never-shown-value")
     _allow_all_secrets(account)
     sleeper = ["python", "-c", "import time; time.sleep(600)"]
-    register = account.ecs.register_task_definition(
-        family="secrets-running",
-        requiresCompatibilities=["FARGATE"],
-        networkMode="awsvpc",
-        cpu="256",
-        memory="512",
-        executionRoleArn=account.role_arn,
-        containerDefinitions=[
-            {
-                "name": "main",
-                "image": DASK_IMAGE,
-                "command": sleeper,
-                "secrets": [{"name": "SHOWN", "valueFrom": arn}],
-            }
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
-    [task] = account.ecs.run_task(
-        cluster=CLUSTER,
-        taskDefinition=register,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {"subnets": [account.subnet], "assignPublicIp": "ENABLED"}
-        },
-    )["tasks"]
-    arn_task = task["taskArn"]
+    arn_task = account.start([{"name": "SHOWN", "valueFrom": arn}], sleeper)
 
     def running():
         [t] = account.ecs.describe_tasks(cluster=CLUSTER, tasks=[arn_task])["tasks"]

@@ -9,7 +9,6 @@ DescribeTasks answer). Only ECS is recorded; other services pass through untouch
 from __future__ import annotations
 
 import dataclasses
-import io
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,12 +44,7 @@ class RecordingMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if not wire.needs_body(environ):  # REST XML (S3): never ECS
             return self.app(environ, start_response)
-        stream = environ["wsgi.input"]
-        if environ.get("wsgi.input_terminated"):  # chunked, no Content-Length: to EOF
-            body = stream.read()
-        else:
-            body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = wire.read_body(environ)
         try:
             request = wire.decode(environ, body)
         except ValueError:

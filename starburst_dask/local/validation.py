@@ -10,7 +10,6 @@ format and wording of the service called (:data:`SERVICE_ERRORS`); moto never se
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections import Counter
@@ -135,14 +134,7 @@ class ValidationMiddleware:
         self.project_calls: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        body = b""
-        if wire.needs_body(environ):
-            stream = environ["wsgi.input"]
-            if environ.get("wsgi.input_terminated"):  # chunked, no Content-Length: to EOF
-                body = stream.read()
-            else:
-                body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
+        body = wire.read_body(environ)
         try:
             request = wire.decode(environ, body)
         except ValueError:

@@ -10,6 +10,7 @@ operation's input shape, so constraints can be checked on it.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -89,6 +90,20 @@ def decode(environ: dict[str, Any], body: bytes) -> Request | None:
     if model.protocol in ("rest-json", "rest-xml"):
         return _rest(model, environ, body)
     return None
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request's body, read once: ``wsgi.input`` is replaced with a copy, for the
+    application after us. Empty where decoding needs none (S3 uploads stream on)."""
+    if not needs_body(environ):
+        return b""
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):  # chunked, no Content-Length: to EOF
+        body = stream.read()
+    else:
+        body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def needs_body(environ: dict[str, Any]) -> bool:
