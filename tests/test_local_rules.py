@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from helpers import DASK_IMAGE, stopped, wait_until
 
 from starburst_dask import fargate
+from starburst_dask.aws.names import trust_policy
 from starburst_dask.cost import prices
 from starburst_dask.ecs.launcher import TaskLauncher
 from starburst_dask.errors import TaskFailedError
@@ -27,26 +28,8 @@ from starburst_dask.local import LocalFargate, pricing
 CLUSTER = "starburst-dask"
 SLEEP = ["python", "-c", "import time; time.sleep(600)"]
 PROPAGATION = 3.0  # seconds; short, so that waiting it out stays quick
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-TRUST_EC2 = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST = trust_policy("ecs-tasks.amazonaws.com")
+TRUST_EC2 = trust_policy("ec2.amazonaws.com")
 
 
 @dataclasses.dataclass

@@ -15,19 +15,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from starburst_dask import fargate
+from starburst_dask.aws.names import trust_policy
 
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+TRUST = json.dumps(trust_policy("ecs-tasks.amazonaws.com"))
 TAGS_51 = [{"key": f"k{n}", "value": "v"} for n in range(51)]
 
 

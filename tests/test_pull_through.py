@@ -19,6 +19,7 @@ from starburst_dask import FargateCluster
 from starburst_dask.admin.config_file import CONFIG_FILE
 from starburst_dask.admin.setup import setup
 from starburst_dask.admin.teardown import managed_resources, teardown
+from starburst_dask.aws.names import trust_policy
 from starburst_dask.cli import main
 from starburst_dask.errors import ConfigurationError
 from starburst_dask.images.pull_through import cached_uri
@@ -206,16 +207,7 @@ def test_setup_is_idempotent_for_the_rule(aws):
 
 
 def test_execution_role_without_the_import_permissions_cannot_pull_through(aws, nat_subnet):
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+    trust = trust_policy("ecs-tasks.amazonaws.com")
     role = boto3.client("iam").create_role(
         RoleName="plain-execution", AssumeRolePolicyDocument=json.dumps(trust)
     )["Role"]["Arn"]

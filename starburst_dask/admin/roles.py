@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from .. import fargate
 from ..aws import lookups
 from ..aws.clients import SyncClients
-from ..aws.names import SECRET_PREFIX
+from ..aws.names import SECRET_PREFIX, trust_policy
 from ..images import pull_through
 from .managed import CREATED, EXISTS, FOREIGN, MANAGED_TAG, UPDATED, Resource, is_managed
 
@@ -19,16 +19,7 @@ EXECUTION_POLICY = "starburst-dask-execution"
 S3_POLICY = "starburst-dask-s3"
 #: The execution role's inline policy reading the project's own secrets (and no others).
 SECRETS_POLICY = "starburst-dask-secrets"
-TRUST_ECS_TASKS = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_ECS_TASKS = trust_policy("ecs-tasks.amazonaws.com")
 #: What AmazonECSTaskExecutionRolePolicy grants, inline: needs no managed policies
 #: (which some accounts restrict, and which moto only knows when told to load them).
 EXECUTION_PERMISSIONS = {

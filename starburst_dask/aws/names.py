@@ -25,6 +25,22 @@ SECRET_ARN = re.compile(
 SECRET_PREFIX = "starburst-dask/"
 
 
+def trust_policy(service: str) -> dict[str, object]:
+    """The trust policy that lets one AWS service assume a role.
+
+    Parameters
+    ----------
+    service
+        The service principal, such as ``"ecs-tasks.amazonaws.com"``.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class EcrImage:
     """The parts of an ECR image URI."""

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from .. import fargate
 from ..aws import lookups, propagation
 from ..aws.clients import client_config
+from ..aws.names import trust_policy
 from ..errors import MissingResourceError
 from . import registry
 from .context import BuildContext, template
@@ -39,18 +40,7 @@ CODEBUILD_COMPUTE = "BUILD_GENERAL1_SMALL"  # valid for both; the build only cop
 CODEBUILD_ROLE = "starburst-dask-codebuild"
 CONTEXT_PREFIX = "starburst-dask/contexts/"
 #: The CodeBuild role's trust policy: CodeBuild assumes it.
-CODEBUILD_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "codebuild.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+CODEBUILD_TRUST = json.dumps(trust_policy("codebuild.amazonaws.com"))
 #: The command that creates the CodeBuild project, its role and the bucket.
 CODEBUILD_SETUP_HINT = "run: starburst-dask setup --codebuild"
 _DONE = {"SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"}

@@ -61,16 +61,6 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _GROUPS_VAR = "DASK_STARBURST__SECURITY_GROUPS"
 #: Points setup's --allow-my-ip at the local public-address service.
 _CHECKIP_VAR = "DASK_STARBURST__SETUP__CHECKIP_URL"
-_TRUST_ECS_TASKS = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 
 class LocalFargate:
@@ -374,7 +364,7 @@ class LocalFargate:
                 "EntityAlreadyExists",
                 iam_client.create_role,
                 RoleName=role,
-                AssumeRolePolicyDocument=json.dumps(_TRUST_ECS_TASKS),
+                AssumeRolePolicyDocument=json.dumps(roles.TRUST_ECS_TASKS),
             )
             iam.clock().backdate(account, role.rsplit("/", 1)[-1])
         # As setup leaves it: the execution role reads the project's own secrets.
