@@ -28,7 +28,7 @@ def recorded_calls():
 
 
 @pytest.fixture(scope="module")
-def calls():
+def calls(audit_project_calls):
     found = recorded_calls()
     if not found:
         pytest.skip("no calls recorded: run this module with the whole suite")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import config
 from ..aws.names import SECRET_PREFIX
+from ..images import registry
 from ..images.builders import CODEBUILD_ROLE
 
 #: IAM actions by purpose. Each is ``service-prefix:Action`` as IAM names it.
@@ -111,13 +112,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "images": (
         # starburst-dask image build / software=: push to ECR, build on CodeBuild.
         "ecr:GetAuthorizationToken",
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:InitiateLayerUpload",
-        "ecr:UploadLayerPart",
-        "ecr:CompleteLayerUpload",
-        "ecr:PutImage",
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
+        *registry.PUSH_ACTIONS,
         "ecr:ListImages",
         "codebuild:StartBuild",
         "codebuild:BatchGetBuilds",

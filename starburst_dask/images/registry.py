@@ -12,6 +12,18 @@ from ..aws import lookups
 
 #: The tag of what setup manages (``admin/managed.py``), on what images create for it.
 MANAGED_TAG = ("starburst-dask:managed", "true")
+#: What a push of an image to a repository takes, besides ``ecr:GetAuthorizationToken``
+#: (which has no resource): the layer upload and the manifest ("Pushing an image", ECR
+#: user guide), and the reads of what is already there.
+PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+)
 
 
 @dataclasses.dataclass(frozen=True)
