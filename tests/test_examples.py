@@ -63,6 +63,13 @@ def check_against_plain_libraries(name: str, example: ModuleType, result) -> Non
         assert int(result.notnull().sum()) == 48 - 11  # 48 months; the first 11 lack a year
 
 
+def test_every_example_is_run_here_and_shown_in_the_docs():
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(NAMES)
+    page = (EXAMPLES.parent / "docs" / "examples.md").read_text()
+    for name in NAMES:
+        assert f"```{{literalinclude}} ../examples/{name}.py" in page
+
+
 @pytest.fixture(scope="module")
 def own_environment():
     """Clusters run this environment, as a user's do (the session's default is dask's
