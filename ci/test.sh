@@ -28,8 +28,8 @@ if [ "$rc" -eq 5 ]; then
     exit 1
 fi
 [ "$rc" -eq 0 ] || exit "$rc"
-ruff check starburst_dask tests benchmarks
-ruff format --check starburst_dask tests benchmarks docs/conf.py
+ruff check starburst_dask tests benchmarks examples
+ruff format --check starburst_dask tests benchmarks examples docs/conf.py
 # Checked types (configuration in pyproject.toml).
 mypy
 # The API reference, from the docstrings: a warning fails the build.
