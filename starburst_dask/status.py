@@ -6,9 +6,9 @@ modules' own loggers, all under ``starburst_dask``. Nothing is printed to stdout
 
 Where the application has not configured logging, the lines still reach the user, as
 distributed's do: :func:`show` gives the ``starburst_dask`` logger a handler that writes
-to stderr (above a progress bar, if one is drawn) and steps aside as soon as the root
-logger has a handler of its own (``logging.basicConfig``, pytest's capture), so no
-line shows twice.
+to stderr (above a progress bar, if one is drawn) and steps aside as soon as another
+handler would show them (the root logger's: ``logging.basicConfig``, pytest's capture;
+or the ``starburst-dask`` command's own :class:`StderrHandler`), so no line shows twice.
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ cluster = logging.getLogger("starburst_dask.cluster")
 _package = logging.getLogger("starburst_dask")
 
 
-class FallbackHandler(logging.Handler):
-    """Writes records to stderr while the root logger has no handler (the application
-    left logging unconfigured); then the root's handlers show them instead."""
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        if logging.getLogger().handlers:
-            return False
-        return bool(super().handle(record))
+class StderrHandler(logging.Handler):
+    """Writes records to stderr (``sys.stderr`` as it is then), above a progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
@@ -38,6 +32,17 @@ class FallbackHandler(logging.Handler):
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging's own contract: never raise
             self.handleError(record)
+
+
+class FallbackHandler(StderrHandler):
+    """A :class:`StderrHandler` while no other handler shows the package's records (the
+    root logger's, or another on the package's logger, like the command line's)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        others = [h for h in _package.handlers if h is not self]
+        if logging.getLogger().handlers or others:
+            return False
+        return bool(super().handle(record))
 
 
 def show() -> None:

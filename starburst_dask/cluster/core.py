@@ -213,7 +213,7 @@ class FargateCluster(SpecCluster):
         # distributed is not the client's.
         self.cost = await meter_for(self.options, self.registry.descriptions)
         self.options = self.registry.options = await asyncio.to_thread(
-            resolve_cluster_image, self.options
+            resolve_cluster_image, self.options, self._log
         )
         # Clients, preflight, the secret with the tasks' certificates, the task definition.
         await self.registry.open(tls=self.tls)
