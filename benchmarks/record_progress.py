@@ -27,11 +27,12 @@ import dask
 import dask.config
 from distributed import Client
 
-from starburst_dask import FargateCluster
+from starburst_dask import FargateCluster, status
 from starburst_dask.cluster import widget
 from starburst_dask.local import LocalFargate
 
 OUTPUT = pathlib.Path(__file__).parent.parent / "docs" / "progress.md"
+PICTURE = OUTPUT.with_suffix(".png")
 IMAGE = f"daskdev/dask:{dask.__version__}-py{'.'.join(platform.python_version_tuple()[:2])}"
 SIZES = {"worker_cpu": 1024, "worker_memory": 2048, "scheduler_cpu": 1024}
 
@@ -70,8 +71,15 @@ def widget_rows(cluster: FargateCluster) -> str:
 def record() -> dict[str, str]:
     """Run the cluster; its bar's frames, status lines and widget rows."""
     stderr, lines = io.StringIO(), []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+
+    class Terminal(status.StderrHandler):
+        """Shows the status lines on stderr, as in a terminal, and keeps them."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+            super().emit(record)
+
+    handler = Terminal()
     logging.getLogger("starburst_dask").addHandler(handler)
     with (
         dask.config.set({"starburst.image": IMAGE}),
@@ -98,11 +106,44 @@ def record() -> dict[str, str]:
     kept = [f for i, f in enumerate(frames) if f and (i == 0 or _same(f) != _same(frames[i - 1]))]
     return {
         "frames": "\n".join(kept),
+        "raw": stderr.getvalue(),
         "lines": "\n".join(lines),
         "waiting_html": waiting,
         "waiting_text": text_of(waiting),
         "done_text": text_of(done),
     }
+
+
+def terminal(raw: str) -> str:
+    """What a terminal shows after ``raw``: a carriage return goes back to the line's
+    start, later characters overwrite earlier ones."""
+    lines, line, cursor = [], "", 0
+    for char in raw:
+        if char == "\n":
+            lines.append(line.rstrip())
+            line, cursor = "", 0
+        elif char == "\r":
+            cursor = 0
+        else:
+            line = line[:cursor] + char + line[cursor + 1 :]
+            cursor += 1
+    return "\n".join(lines + [line.rstrip()]).strip("\n")
+
+
+def picture(result: dict[str, str]) -> None:
+    """The terminal as it looks at the end, and the widget's rows, as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    text = terminal(result["raw"]) + "\n\nnotebook widget rows:\n" + result["done_text"]
+    lines = text.splitlines()
+    figure = pyplot.figure(figsize=(max(len(line) for line in lines) * 0.075, len(lines) * 0.2))
+    figure.patch.set_facecolor("#1e1e1e")
+    figure.text(0.01, 0.98, text, family="monospace", size=8.5, color="#e0e0e0", va="top")
+    figure.savefig(PICTURE, dpi=110)
+    pyplot.close(figure)
 
 
 def write(result: dict[str, str]) -> None:
@@ -116,6 +157,8 @@ under a vCPU quota of 3, which fits the scheduler and 2 workers; 2 wait for quot
 `cluster.request_quota_increase()` is approved (after 3 s here; hours or days on AWS).
 
 ## The progress bar
+
+![The terminal at the end of the run, and the widget's rows](progress.png)
 
 Each frame as tqdm drew it on stderr (a terminal redraws one line; a notebook shows the
 same as a widget; frames that differ only in the elapsed time are shown once), with the
@@ -163,5 +206,7 @@ Once the increase was approved and every worker runs:
 
 
 if __name__ == "__main__":
-    write(record())
-    print(f"wrote {OUTPUT}")
+    result = record()
+    write(result)
+    picture(result)
+    print(f"wrote {OUTPUT} and {PICTURE}")
