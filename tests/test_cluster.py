@@ -250,7 +250,7 @@ def test_cluster_left_open_is_closed_at_interpreter_exit(local_fargate, ecs):
     [scheduler] = [
         line.split()[1] for line in done.stdout.splitlines() if line.startswith("SCHEDULER ")
     ]
-    assert "Closed " in done.stdout  # closed by the exit hook, with its cost line
+    assert "Closed " in done.stderr  # closed by the exit hook, its cost line logged
     assert (
         ecs.describe_tasks(cluster="starburst-dask", tasks=[scheduler])["tasks"][0]["lastStatus"]
         == "STOPPED"

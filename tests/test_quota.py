@@ -318,7 +318,7 @@ def test_an_account_without_an_applied_quota_value_uses_the_default(aws):
             )
         shown = CliRunner().invoke(main, ["quota", "--json"])
         assert shown.exit_code == 0, shown.output
-        on_demand = json.loads(shown.output)["quotas"][0]
+        on_demand = json.loads(shown.stdout)["quotas"][0]
         assert (on_demand["code"], on_demand["quota"]) == ("L-3032A538", fargate.QUOTA_DEFAULT)
     finally:
         aws.account.applied["FARGATE"] = True

@@ -205,7 +205,7 @@ def test_setup_narrows_all_traffic_within_to_the_dask_ports(aws, set_up):
 def test_doctor_passes_after_setup(aws, set_up):
     result = cli("doctor", "--json")
     assert result.exit_code == 0, result.output
-    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert "Fargate vCPU quota" in checks  # "unknown" would be a warning
     assert json.loads(result.output)["ok"] is True
     for name in (

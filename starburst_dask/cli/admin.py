@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..format import format_duration, format_usd
+from . import shapes
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 REGION = click.option(
@@ -252,12 +253,14 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
     help="Stop this dask cluster whatever its age (repeatable).",
 )
 @click.option("--yes", is_flag=True, help="Stop them; without it, only show what would stop.")
+@JSON
 def cleanup(
     region: str | None,
     ecs_clusters: tuple[str, ...],
     older_than: str,
     names: tuple[str, ...],
     yes: bool,
+    as_json: bool,
 ) -> None:
     """Stop tasks that clients left behind, and remove what their clusters leave; a dry
     run unless --yes.
@@ -288,9 +291,34 @@ def cleanup(
                 f"{', '.join(ecs_clusters) or 'the configured ECS cluster'} "
                 f"({ecs.meta.region_name}): `starburst-dask ls` lists the clusters"
             )
-    if not targets and not left:
-        click.echo("Nothing to clean up.")
+    where = ecs.meta.region_name
+    if as_json and not (yes and (targets or left)):
+        shapes.echo(shapes.cleanup(where, targets, left, dry_run=not yes))
         return
+    if not as_json:
+        if not targets and not left:
+            click.echo("Nothing to clean up.")
+            return
+        _cleanup_table(targets, left)
+        if not yes:
+            click.echo("Dry run: rerun with --yes to stop these tasks and remove these.")
+            return
+    stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
+    problems = leftovers.remove(secrets, ecs, left)
+    if as_json:
+        shapes.echo(
+            shapes.cleanup(where, targets, left, dry_run=False, stopped=stopped, problems=problems)
+        )
+    else:
+        removed = len(left) - len(problems)
+        click.echo(f"Stopped {len(stopped)} tasks; removed {removed} left behind.")
+    for problem in problems:
+        click.echo(f"could not remove {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
+
+
+def _cleanup_table(targets: Sequence[Any], left: Sequence[Any]) -> None:
     if targets:
         _table(
             [(c.name, c.ecs_cluster, format_duration(c.age()), len(c.tasks)) for c in targets],
@@ -298,23 +326,16 @@ def cleanup(
         )
     if left:
         _table([(x.cluster, x.kind, x.name) for x in left], ("CLUSTER", "LEFT", "NAME"))
-    if not yes:
-        click.echo("Dry run: rerun with --yes to stop these tasks and remove these.")
-        return
-    stopped = inventory.stop(ecs, targets, "starburst-dask cleanup")
-    problems = leftovers.remove(secrets, ecs, left)
-    click.echo(f"Stopped {len(stopped)} tasks; removed {len(left) - len(problems)} left behind.")
-    for problem in problems:
-        click.echo(f"could not remove {problem}", err=True)
-    if problems:
-        raise SystemExit(1)
 
 
 @click.command()
 @REGION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def teardown(region: str | None, yes: bool) -> None:
+@JSON
+def teardown(region: str | None, yes: bool, as_json: bool) -> None:
     """Delete what setup created (only resources tagged starburst-dask:managed=true).
+
+    With --json, nothing is asked: without --yes it is a dry run.
 
     Refused, deleting nothing, while the ECS cluster has tasks that are not stopped
     (whoever started them): the error names them and how to stop them.
@@ -324,13 +345,17 @@ def teardown(region: str | None, yes: bool) -> None:
 
     aws, found = resources.managed_resources(region)
     doomed = [r for r in found if r.status == managed.EXISTS]
-    _table(
-        [(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
-        ("RESOURCE", "NAME", "ACTION"),
-    )
-    if not doomed:
-        click.echo("Nothing to delete.")
+    if as_json and not (yes and doomed):
+        shapes.echo(shapes.teardown(aws.region, found, None, doomed, dry_run=not yes))
         return
+    if not as_json:
+        _table(
+            [(r.kind, r.name, "delete" if r in doomed else r.status) for r in found],
+            ("RESOURCE", "NAME", "ACTION"),
+        )
+        if not doomed:
+            click.echo("Nothing to delete.")
+            return
     resources.check_unused(aws, found)
     if not yes:
         click.confirm(f"Delete these {len(doomed)} resources?", abort=True)
@@ -338,7 +363,10 @@ def teardown(region: str | None, yes: bool) -> None:
     failures = [r for r in done if r.status == "failed"]
     for r in failures:
         click.echo(f"could not delete {r.kind} {r.name}: {r.detail}", err=True)
-    click.echo(f"Deleted {sum(r.status == managed.DELETED for r in done)} resources.")
+    if as_json:
+        shapes.echo(shapes.teardown(aws.region, found, done, doomed, dry_run=False))
+    else:
+        click.echo(f"Deleted {sum(r.status == managed.DELETED for r in done)} resources.")
     if failures:
         raise SystemExit(1)
 

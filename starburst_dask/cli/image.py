@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import fargate
+from . import shapes
 
 #: Conda's names of Fargate's platforms, X86_64 first.
 PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
@@ -18,6 +19,7 @@ _PLATFORM = click.option(
     show_default=True,
     help="Fargate X86_64 (linux-64) or ARM64.",
 )
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.group()
@@ -41,8 +43,14 @@ def image() -> None:
     help="auto: the local Docker engine if one answers, else CodeBuild.",
 )
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
+@_JSON
 def build(
-    software: str, platform: str, repository: str | None, builder: str, region: str | None
+    software: str,
+    platform: str,
+    repository: str | None,
+    builder: str,
+    region: str | None,
+    as_json: bool,
 ) -> None:
     """Lock SOFTWARE (a file, or 'current') and build its image unless ECR has it.
 
@@ -61,7 +69,10 @@ def build(
         session=session,
         progress=lambda line: click.echo(line, err=True),
     )
-    click.echo(result.uri)
+    if as_json:
+        shapes.echo(shapes.image(result))
+    else:
+        click.echo(result.uri)
 
 
 @image.command()
@@ -75,7 +86,8 @@ def build(
     show_default=True,
     help="Directory for the build context.",
 )
-def render(software: str, platform: str, output: Path) -> None:
+@_JSON
+def render(software: str, platform: str, output: Path, as_json: bool) -> None:
     """Write SOFTWARE's build context (Dockerfile and lock) to build by hand."""
     from ..images.build import build_context
 
@@ -83,7 +95,10 @@ def render(software: str, platform: str, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     for name, text in context.files.items():
         (output / name).write_text(text)
-    click.echo(f"{output}/ (tag {context.tag}, {context.docker_platform})")
+    if as_json:
+        shapes.echo(shapes.context(str(output), context))
+    else:
+        click.echo(f"{output}/ (tag {context.tag}, {context.docker_platform})")
 
 
 @image.command(name="ls")
@@ -93,7 +108,8 @@ def render(software: str, platform: str, output: Path) -> None:
     help="ECR repository [default: config starburst.image-repository].",
 )
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
-def list_images(repository: str | None, region: str | None) -> None:
+@_JSON
+def list_images(repository: str | None, region: str | None, as_json: bool) -> None:
     """List the images in the ECR repository, newest first."""
     import boto3
 
@@ -111,6 +127,9 @@ def list_images(repository: str | None, region: str | None) -> None:
             "project's"
         )
     rows = registry.list_images(ecr, repository)
+    if as_json:
+        shapes.echo(shapes.images(repository, ecr.meta.region_name, rows))
+        return
     if not rows:
         click.echo(f"no images in {repository}")
     for row in rows:

@@ -12,8 +12,18 @@ from .image import image
 @click.group(cls=ReportingGroup)
 @click.version_option(package_name="starburst-dask")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Dask clusters on AWS Fargate."""
+    import logging
+
+    from .. import status
+
+    # The library's status lines on stderr (stdout is for data, --json), while it runs.
+    handler, package = status.StderrHandler(), logging.getLogger("starburst_dask")
+    status.show()
+    package.addHandler(handler)
+    ctx.call_on_close(lambda: package.removeHandler(handler))
 
 
 cli_admin.register(main)  # setup, doctor, ls, cleanup, teardown
@@ -32,13 +42,22 @@ main.add_command(image)  # image build|render|ls
     is_flag=True,
     help="Run on the configured AWS account instead of a local Fargate.",
 )
-def demo(workers: int, simulations: int, seed: int, on_aws: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (progress: stderr)."
+)
+def demo(workers: int, simulations: int, seed: int, on_aws: bool, as_json: bool) -> None:
     """Run a Monte Carlo portfolio simulation on a FargateCluster, then close it."""
+    import dataclasses
+
     from ..demo import run
+    from . import shapes
 
     if workers < 1 or simulations < 1:
         raise click.BadParameter("--workers and --simulations must be at least 1")
-    run(workers, simulations, seed, local=not on_aws, echo=click.echo)
+    echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = run(workers, simulations, seed, local=not on_aws, echo=echo)
+    if as_json:
+        shapes.echo(dataclasses.asdict(result))
 
 
 @main.command()

@@ -25,7 +25,7 @@ from distributed.deploy.spec import SpecCluster
 from distributed.security import Security
 from distributed.utils import NoOpAwaitable
 
-from .. import fargate
+from .. import fargate, status
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
 from ..cost.estimate import meter_for
@@ -34,6 +34,8 @@ from ..ecs import quota
 from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
+from . import progress as launch_progress
+from . import widget
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
@@ -95,6 +97,10 @@ class FargateCluster(SpecCluster):
         Cluster name, also every task's ``startedBy``; generated when omitted.
     asynchronous : bool
         Use from async code: ``async with FargateCluster(asynchronous=True) as cluster``.
+    quiet : bool
+        No status lines (INFO records of ``starburst_dask.cluster``) and no progress bar.
+    progress : bool or None
+        The launch progress bar: in a terminal or notebook (``None``), always, or never.
     running_timeout : float
         Seconds a launched task may take to reach RUNNING before it is an error (formerly
         ``launch_timeout``, accepted as an alias).
@@ -113,10 +119,18 @@ class FargateCluster(SpecCluster):
     """
 
     def __init__(
-        self, n_workers: int | None = None, *, asynchronous: bool = False, **options: Any
+        self,
+        n_workers: int | None = None,
+        *,
+        asynchronous: bool = False,
+        quiet: bool = False,
+        progress: bool | None = None,
+        **options: Any,
     ) -> None:
         # Options are checked here; everything remote or blocking happens in _start.
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
+        self._quiet = bool(quiet)  # distributed's Cluster sets quiet=False before _start
+        status.show()
         self._aws = AwsClients(self.options.region)
         #: Every ECS task of this cluster, from launch to STOPPED.
         self.registry = TaskRegistry(self._aws, self.options)
@@ -126,6 +140,8 @@ class FargateCluster(SpecCluster):
         self.cost: CostMeter | None = None
         #: Why the cluster failed, once its scheduler task stopped by itself.
         self.failure: SchedulerLostError | None = None
+        #: The launch progress bar (tqdm), drawn while workers are on their way.
+        self.progress = launch_progress.of_cluster(self, show=False if quiet else progress)
         #: Workers the scheduler removed while wanted: gone unless they come back.
         self.departures: Departures | None = None
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
@@ -156,6 +172,7 @@ class FargateCluster(SpecCluster):
             if not asynchronous:  # _start failed: SpecCluster leaves its loop thread running
                 self._loop_runner.stop()
             raise
+        self.quiet = self._quiet
 
     @property
     def quota(self) -> quota.QuotaStatus:
@@ -189,13 +206,14 @@ class FargateCluster(SpecCluster):
 
     async def _start_tasks(self) -> None:
         self._lock = asyncio.Lock()  # SpecCluster makes it later; _close needs it sooner
+        self.progress.start()
         await asyncio.to_thread(self._aws.check_credentials)
         # The prices, for the estimate (refused over max_hourly_cost); then the image for
         # `software` (found or built in ECR), with a clear error if the image's
         # distributed is not the client's.
         self.cost = await meter_for(self.options, self.registry.descriptions)
         self.options = self.registry.options = await asyncio.to_thread(
-            resolve_cluster_image, self.options
+            resolve_cluster_image, self.options, self._log
         )
         # Clients, preflight, the secret with the tasks' certificates, the task definition.
         await self.registry.open(tls=self.tls)
@@ -265,6 +283,7 @@ class FargateCluster(SpecCluster):
     async def _close(self) -> None:
         if self.status == Status.closed:
             return
+        await self.progress.close()
         if self.departures is not None:
             self.departures.close()
         if self.provisioner is not None:
@@ -322,13 +341,15 @@ class FargateCluster(SpecCluster):
         )
 
     def _repr_html_(self, cluster_status: str | None = None) -> str:
-        row = self.cost.html_row() if self.cost is not None else ""
-        if self.options.spot and self.provisioner is not None and self.quota.providers:
-            row += (
-                '<tr><td style="text-align: left;" colspan="2"><strong>Workers:</strong> '
-                f"{self.quota.describe_providers()}</td></tr>"
-            )
-        return super()._repr_html_((cluster_status or "") + row)
+        requested = self.provisioner.requested if self.provisioner else self.options.n_workers
+        rows = widget.rows(self.quota, requested, self.cost)
+        return super()._repr_html_((cluster_status or "") + rows)
+
+    def _log(self, log: str) -> None:
+        """A status line: kept in the cluster's logs, and logged (INFO) unless quiet."""
+        self._keep_log(log)
+        if not self._quiet:
+            status.cluster.info(log)
 
     def _keep_log(self, line: str) -> None:
         """Keep a line in the cluster's logs without printing it (it is logged already)."""

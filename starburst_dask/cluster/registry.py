@@ -10,6 +10,7 @@ stops asked for are not news, unless ECS stopped the task for another reason fir
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -183,6 +184,16 @@ class TaskRegistry:
     def descriptions(self) -> list[dict[str, Any]]:
         """The latest description of every task this cluster launched (for the bill)."""
         return list(self._watcher.tasks.values()) if self._watcher is not None else []
+
+    def statuses(self, role: str) -> collections.Counter[str]:
+        """How many live tasks of ``role``, not stopping, are in each ``lastStatus`` (as the
+        watcher last saw them; ``PROVISIONING`` from launch until it does). Read-only."""
+        seen = self._watcher.tasks if self._watcher is not None else {}
+        return collections.Counter(
+            seen.get(arn, {}).get("lastStatus", "PROVISIONING")
+            for arn, record in self.live.items()
+            if record.role == role and not record.ending
+        )
 
     def ending(self, arn: str) -> bool:
         """Whether ``arn`` is stopped or on its way to STOPPED, as far as we know."""

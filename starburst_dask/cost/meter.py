@@ -113,6 +113,7 @@ class CostMeter:
         self._ledger = ledger or Ledger()
         self._entry: LedgerEntry | None = None
         self._keep: Log | None = None
+        self._log: Log | None = None
         self._on_limit: OnLimit | None = None
         self._checker: asyncio.Task | None = None
         self._last_report = self._last_ledger = clock()  # set again at start
@@ -276,7 +277,8 @@ class CostMeter:
         ----------
         log : callable
             Shows a line to the cluster's user and keeps it in the cluster's log: the
-            estimate now, the final line at :meth:`finish`.
+            estimate now, the running cost every :data:`REPORT_INTERVAL`, the final line
+            at :meth:`finish`.
         on_limit : async callable
             Called once, with the :class:`CostLimitExceeded` unfinished work should fail
             with, when the total reaches ``max_cost``: it should stop the cluster.
@@ -286,6 +288,7 @@ class CostMeter:
         """
         self.started_at = self._last_report = self._last_ledger = self.clock()
         self._keep = keep or log
+        self._log = log
         self._on_limit = on_limit
         log(f"{self.name}: {self.describe_estimate()}")
         self._entry = LedgerEntry(self._ledger)
@@ -337,7 +340,8 @@ class CostMeter:
             return
         if (now - self._last_report).total_seconds() >= REPORT_INTERVAL:
             self._last_report = now
-            logger.info("%s: %s", self.name, self.describe())
+            if self._log is not None:
+                self._log(f"{self.name}: {self.describe()}")
         if self._entry is not None and (now - self._last_ledger).total_seconds() >= LEDGER_INTERVAL:
             self._last_ledger = now
             self._entry.update(**self._ledger_fields("running", now))
@@ -359,7 +363,6 @@ class CostMeter:
         self._final = self._figures(self.stopped_at)
         line = f"Closed {self.name}: {self.summary()}"
         log(line)
-        logger.info(line)
         if self._entry is not None:
             status = "cost limit" if self.limit_reached else "closed"
             await self._entry.close(**self._ledger_fields(status, self.stopped_at))

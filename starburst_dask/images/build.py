@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -216,7 +215,7 @@ def _ensure_current(platform: str, target: _Target) -> Image:
         return target.build(render(lock, platform))
 
 
-def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any:
+def resolve_cluster_image(options: Any, progress: Progress = logger.info) -> Any:
     """A cluster's options with ``image`` set from ``software`` and checked against the client.
 
     Called by ``FargateCluster`` before anything is launched: with ``software`` the image
@@ -225,9 +224,9 @@ def resolve_cluster_image(options: Any, progress: Progress | None = None) -> Any
     image that records another distributed than the client's raises
     :class:`ImageVersionError`, before any task starts. A Docker Hub image becomes its URI
     through the pull through cache rule config ``starburst.image-cache`` names, when that
-    rule exists (:mod:`.pull_through`).
+    rule exists (:mod:`.pull_through`). What it does, it says to ``progress`` (a
+    cluster's status lines).
     """
-    progress = progress or _stderr_progress
     session = boto3.session.Session(region_name=options.region)
     if getattr(options, "software", None):
         image = ensure_image(
@@ -274,7 +273,3 @@ def build_bucket(session: Any) -> str:
         return configured
     account = lookups.caller_identity(session.client("sts", config=client_config()))["Account"]
     return f"starburst-dask-builds-{account}-{session.region_name}"
-
-
-def _stderr_progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
