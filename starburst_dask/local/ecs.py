@@ -41,6 +41,14 @@ from .timeline import Timeline
 
 #: Kinds of injected RunTask faults (see :meth:`Controls.fail_next_run_task`).
 FAULT_KINDS = ("throttle", "capacity")
+#: Account settings' values where the account set none, as ListAccountSettings answers
+#: with ``effectiveSettings`` (AWS CLI reference, list-account-settings example 1: the
+#: long ARN formats ``enabled``, for the root user).
+DEFAULT_ACCOUNT_SETTINGS = {
+    "containerInstanceLongArnFormat": "enabled",
+    "serviceLongArnFormat": "enabled",
+    "taskLongArnFormat": "enabled",
+}
 
 
 class Controls:
@@ -528,6 +536,29 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             if self.ecs_backend.find_task(cluster, ref) is None
         ]
         return result
+
+    def list_account_settings(self) -> ActionResult:
+        """With ``effectiveSettings``, the defaults of the settings the account has not
+        set, for its root user, as AWS answers (moto answers none)."""
+        result = super().list_account_settings()
+        if not self._get_bool_param("effectiveSettings", False):
+            return result
+        settings = [
+            {"name": s.name, "value": s.value, "principalArn": self._root()}
+            for s in result.result["settings"]  # type: ignore[index]
+        ]
+        name, value = self._get_param("name"), self._get_param("value")
+        for default, default_value in sorted(DEFAULT_ACCOUNT_SETTINGS.items()):
+            if default in {s["name"] for s in settings} or name not in (None, default):
+                continue
+            if value in (None, default_value):
+                settings.append(
+                    {"name": default, "value": default_value, "principalArn": self._root()}
+                )
+        return ActionResult({"settings": settings})
+
+    def _root(self) -> str:
+        return f"arn:aws:iam::{self.current_account}:root"
 
     def list_tasks(self) -> ActionResult:
         max_results = self._get_int_param("maxResults", fargate.LIST_TASKS_MAX)
