@@ -420,6 +420,7 @@ def plot(data: dict[str, Any], sizes: list[int]) -> None:
         ax.set_xlabel("workers (N)")
         ax.set_ylabel("seconds")
         ax.set_title(title)
+        ax.set_ylim(bottom=0)
         ax.legend()
     fig.suptitle("AWS-like task latencies on the local Fargate")
     fig.tight_layout()
