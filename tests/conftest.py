@@ -17,6 +17,8 @@ import pytest
 ROOMY_QUOTA = 64
 #: The image option as child processes read it from their environment.
 IMAGE_VAR = "DASK_STARBURST__IMAGE"
+#: The local Fargate's latency profile as child processes read it from their environment.
+LATENCY_VAR = "DASK_STARBURST__LOCAL__LATENCY"
 #: What starts a local Fargate besides the fixture: the class, and the commands that run
 #: one (``python -m starburst_dask.local``, ``starburst-dask local`` and ``demo``).
 STARTERS = {"LocalFargate", "starburst_dask.local", "local", "demo"}
@@ -48,6 +50,19 @@ def private_cost_files(tmp_path_factory):
     patch.setenv("STARBURST_DASK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     patch.setenv("STARBURST_DASK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_local_fargate():
+    """Every local Fargate of the session, this process's and those of the processes tests
+    start (the CLI, the demo), takes sub-second task start and stop times: the default,
+    AWS's tens of seconds, would add minutes to each module. Tests of the latencies
+    choose theirs."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(LATENCY_VAR, "fast")
+    with dask.config.set({"starburst.local.latency": "fast"}):
+        yield
     patch.undo()
 
 

@@ -623,3 +623,17 @@ def test_no_task_outlives_a_killed_emulator():
             emulator.kill()
             emulator.wait(10)
         emulator.stdout.close()
+
+
+def test_effective_account_settings_answer_the_defaults_the_account_has_not_set(local_fargate):
+    ecs = boto3.client("ecs")
+    settings = ecs.list_account_settings(name="taskLongArnFormat", effectiveSettings=True)
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assert settings["settings"] == [
+        {
+            "name": "taskLongArnFormat",
+            "value": "enabled",
+            "principalArn": f"arn:aws:iam::{account}:root",
+        }
+    ]
+    assert ecs.list_account_settings(name="taskLongArnFormat")["settings"] == []  # none set

@@ -14,17 +14,29 @@ from click.testing import CliRunner
 from starburst_dask.cli import main
 
 
-def test_local_serves_with_the_quota_given_and_says_how_to_stop_it():
+def test_local_serves_with_the_quota_and_latencies_given_and_says_how_to_stop_it():
     command = "from starburst_dask.cli import main; main()"
+    # --latency aws over the test session's configured fast profile.
     server = subprocess.Popen(
-        [sys.executable, "-c", command, "local", "--port", "0", "--quota", "12"],
+        [
+            sys.executable,
+            "-c",
+            command,
+            "local",
+            "--port",
+            "0",
+            "--quota",
+            "12",
+            "--latency",
+            "aws",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None
         header = server.stdout.readline()
-        assert "Fargate quota 12 vCPU" in header, header
+        assert "Fargate quota 12 vCPU, aws task latencies" in header, header
         env = {}
         while not (line := server.stdout.readline()).startswith("# Stop"):
             name, value = line.removeprefix("export ").strip().split("=", 1)

@@ -75,12 +75,19 @@ def demo(workers: int, simulations: int, seed: int, on_aws: bool, as_json: bool)
     default=None,
     help="On-Demand Fargate vCPU quota [default: a new account's].",
 )
-def local(port: int, region: str, quota: float | None) -> None:
+@click.option(
+    "--latency",
+    type=click.Choice(["aws", "fast"]),
+    default=None,
+    help="Task start and stop times: aws (as AWS takes them) or fast (sub-second) "
+    "[default: config starburst.local.latency, aws].",
+)
+def local(port: int, region: str, quota: float | None, latency: str | None) -> None:
     """Run a local Fargate: AWS APIs on this machine, ECS tasks as local processes."""
     from ..local import serve
 
     try:
-        serve(port=port, region=region, quota=quota)
+        serve(port=port, region=region, quota=quota, latency=latency)
     except OSError as e:
         raise click.ClickException(
             f"cannot serve on 127.0.0.1:{port} ({e.strerror or e}): pass another --port, "

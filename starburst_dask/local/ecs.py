@@ -32,26 +32,35 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .. import fargate
 from . import deletion, iam, limits
-from .deprovisioning import Deprovisioner
+from .latency import Latency
 from .metadata import MetadataServer
 from .quotas import FargateAccount
 from .runtime import Runtime
 from .task import LocalTask
+from .timeline import Timeline
 
 #: Kinds of injected RunTask faults (see :meth:`Controls.fail_next_run_task`).
 FAULT_KINDS = ("throttle", "capacity")
+#: Account settings' values where the account set none, as ListAccountSettings answers
+#: with ``effectiveSettings`` (AWS CLI reference, list-account-settings example 1: the
+#: long ARN formats ``enabled``, for the root user).
+DEFAULT_ACCOUNT_SETTINGS = {
+    "containerInstanceLongArnFormat": "enabled",
+    "serviceLongArnFormat": "enabled",
+    "taskLongArnFormat": "enabled",
+}
 
 
 class Controls:
     """Shared by all ECS backends of one local Fargate: processes, faults, counters."""
 
-    def __init__(
-        self, runtime: Runtime, account: FargateAccount, deprovisioner: Deprovisioner
-    ) -> None:
+    def __init__(self, runtime: Runtime, account: FargateAccount, latency: Latency) -> None:
         self.runtime = runtime
         self.account = account
-        #: Ends each task's DEPROVISIONING: its ENI deleted, STOPPED.
-        self.deprovisioner = deprovisioner
+        #: How long each phase of a task's lifecycle takes (settable while running).
+        self.latency = latency
+        #: Runs each task's next phase once its time is over.
+        self.timeline = Timeline()
         self.metadata = MetadataServer(_task_metadata)
         self.calls: Counter[str] = Counter()
         self.run_task_counts: list[int] = []
@@ -84,8 +93,8 @@ class Controls:
 
     def close(self) -> None:
         """Stop every task and wait for it; stop serving task metadata."""
-        self.runtime.shutdown()
-        self.deprovisioner.close()  # every exited task STOPPED now
+        self.timeline.close()  # tasks still starting never start; exited ones STOPPED now
+        self.runtime.shutdown()  # the rest exit, and are STOPPED at once
         self.metadata.close()
 
     def reset_counters(self) -> None:
@@ -351,7 +360,8 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 task_definition,
                 self,
                 metadata=self.controls.metadata,
-                deprovisioner=self.controls.deprovisioner,
+                timeline=self.controls.timeline,
+                latency=lambda: self.controls.latency,
                 network=_placed(networking_configuration or {}, next(self.controls.placements)),
                 capacity_provider_name=provider,
                 overrides=overrides or {},
@@ -508,7 +518,7 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             ActionResult({"tasks": tasks, "failures": failures})
         )
         for task in tasks:
-            controls().runtime.launch(task.process)
+            task.provision(controls().runtime.launch)
         return body, {**headers, "status": status}
 
     def describe_tasks(self) -> ActionResult:
@@ -526,6 +536,29 @@ class LocalEcsResponse(EC2ContainerServiceResponse):
             if self.ecs_backend.find_task(cluster, ref) is None
         ]
         return result
+
+    def list_account_settings(self) -> ActionResult:
+        """With ``effectiveSettings``, the defaults of the settings the account has not
+        set, for its root user, as AWS answers (moto answers none)."""
+        result = super().list_account_settings()
+        if not self._get_bool_param("effectiveSettings", False):
+            return result
+        settings = [
+            {"name": s.name, "value": s.value, "principalArn": self._root()}
+            for s in result.result["settings"]  # type: ignore[index]
+        ]
+        name, value = self._get_param("name"), self._get_param("value")
+        for default, default_value in sorted(DEFAULT_ACCOUNT_SETTINGS.items()):
+            if default in {s["name"] for s in settings} or name not in (None, default):
+                continue
+            if value in (None, default_value):
+                settings.append(
+                    {"name": default, "value": default_value, "principalArn": self._root()}
+                )
+        return ActionResult({"settings": settings})
+
+    def _root(self) -> str:
+        return f"arn:aws:iam::{self.current_account}:root"
 
     def list_tasks(self) -> ActionResult:
         max_results = self._get_int_param("maxResults", fargate.LIST_TASKS_MAX)

@@ -25,7 +25,7 @@ from .. import fargate
 from ..aws.names import ECR_IMAGE
 from ..images.platforms import manifest_platforms
 from . import built, iam, pull_through
-from .packages import IMAGE_PATHS_VAR, closure, denied, installed, normalize
+from .packages import IMAGE_PATHS_VAR, closure, denied, installed, installed_bytes, normalize
 
 #: Python distributions of the ``daskdev/dask`` image (dask-docker's ``base/Dockerfile``):
 #: conda-forge's ``dask`` metapackage, the Dockerfile's extras, and the
@@ -114,6 +114,12 @@ SINGLE_MANIFEST_PLATFORM = "linux/amd64"
 _PYTHON_TAG = re.compile(r"(?P<python>\d+\.\d+)(?:\.\d+)?(?:-[a-z0-9.-]+)?")
 #: Tags of images ``starburst-dask image`` builds: ``<distributed>-py<X.Y>-<hash>``.
 _BUILT_TAG = re.compile(r"\d+\.\d+\.\d+-py(?P<python>\d+\.\d+)-[0-9a-f]+")
+#: A pull's size: the image's base (the OS and the interpreter: ``python:X.Y-slim-bookworm``
+#: is about 45 MB compressed on Docker Hub for linux/amd64) plus its Python distributions,
+#: compressed as their wheels are (124 MB of wheels install as 370 MB:
+#: ``docs/benchmarks/image_size.md``).
+BASE_COMPRESSED_BYTES = 45_000_000
+COMPRESSED_PER_INSTALLED = 124 / 370
 #: The stand-in's own failures: not AWS's words, since AWS would run these images.
 LOCAL_ERROR = "LocalFargateImageError"
 
@@ -136,6 +142,21 @@ class Pulled:
     def environment(self) -> dict[str, str]:
         """The task's environment variables that keep it to this image's packages."""
         return {**denied(self.packages), IMAGE_PATHS_VAR: os.pathsep.join(self.paths)}
+
+    def compressed_bytes(self) -> int:
+        """What a pull of this image transfers: its base and its packages, compressed."""
+        own = sum(_tree_bytes(path) for path in self.paths)
+        return BASE_COMPRESSED_BYTES + round(
+            COMPRESSED_PER_INSTALLED * (installed_bytes(self.packages) + own)
+        )
+
+
+def _tree_bytes(path: str) -> int:
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(path)
+        for name in names
+    )
 
 
 def local_python() -> str:

@@ -86,6 +86,17 @@ def _closure(roots: frozenset[str]) -> frozenset[str]:
 
 
 @functools.cache
+def installed_bytes(names: frozenset[str]) -> int:
+    """The bytes the distributions ``names`` occupy installed here (their RECORD files)."""
+    dists = installed()
+    total = 0
+    for name in names & set(dists):
+        for file in dists[name].files or []:
+            total += file.size or 0
+    return total
+
+
+@functools.cache
 def denied(allowed: frozenset[str]) -> dict[str, str]:
     """The environment variables that keep a task to the distributions ``allowed``.
 

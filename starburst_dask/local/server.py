@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from ..admin import roles
 from . import (
     checkip,
     codebuild,
-    deprovisioning,
     docker_hub,
     ec2_rules,
     ecs,
@@ -43,6 +43,8 @@ from . import (
     vpc,
 )
 from .firewall import Firewall
+from .latency import PROFILES, Latency, LatencySpec
+from .latency import resolve as resolve_latency
 from .outage import Endpoint
 from .runtime import Runtime
 from .task import LocalTask, TaskRecord
@@ -94,11 +96,17 @@ class LocalFargate:
         ``toomanyrequests``, as on AWS (tests may lower it).
     docker_hub_window : float
         Seconds over which Docker Hub counts those pulls.
-    deprovisioning : (float, float)
+    latency : str, Latency, mapping or None
+        How long each phase of a task's lifecycle takes (PROVISIONING: its ENI created
+        and attached; PENDING: its image pulled; DEPROVISIONING), drawn per task:
+        ``"aws"``, as AWS takes them; ``"fast"``, sub-second, for test suites; a
+        :class:`~.latency.Latency`; or a mapping of some of its ranges over ``"aws"``'s.
+        ``None`` (the default): the profile config ``starburst.local.latency`` names
+        (``"aws"`` unless set; ``DASK_STARBURST__LOCAL__LATENCY=fast``). Settable while
+        running (:attr:`latency`). See ``docs/local-fargate.md``.
+    deprovisioning : (float, float), optional
         Range of seconds a task stays DEPROVISIONING after its container exits, before
-        STOPPED (drawn per task). AWS takes tens of seconds (``(30, 60)`` is AWS-like);
-        the default is short so tests that wait for STOPPED are not slowed. Settable
-        while running (:attr:`deprovisioning`).
+        STOPPED, instead of ``latency``'s. Settable while running (:attr:`deprovisioning`).
 
     Examples
     --------
@@ -117,10 +125,14 @@ class LocalFargate:
         network_failure_delay: float = NETWORK_FAILURE_DELAY,
         docker_hub_pulls: int = fargate.DOCKER_HUB_ANONYMOUS_PULLS,
         docker_hub_window: float = fargate.DOCKER_HUB_WINDOW_SECONDS,
-        deprovisioning: tuple[float, float] = deprovisioning.DEFAULT_DELAYS,
+        latency: LatencySpec = None,
+        deprovisioning: tuple[float, float] | None = None,
     ):
         self.port = port
-        self._deprovisioning = deprovisioning
+        chosen = resolve_latency(latency)
+        if deprovisioning is not None:
+            chosen = dataclasses.replace(chosen, deprovisioning=deprovisioning)
+        self._latency = chosen
         self._docker_hub = (docker_hub_pulls, docker_hub_window)
         self._network_failure_delay = network_failure_delay
         self._firewall: Firewall | None = None
@@ -205,9 +217,7 @@ class LocalFargate:
         if self._server is not None:
             return self
         account = quotas.FargateAccount(ecs.task_usage, self._vcpu_quota, self._throttling)
-        controls = ecs.Controls(
-            Runtime(), account, deprovisioning.Deprovisioner(self._deprovisioning)
-        )
+        controls = ecs.Controls(Runtime(), account, self._latency)
         try:
             ecs.install(controls)
         except RuntimeError:  # another one is running
@@ -413,13 +423,24 @@ class LocalFargate:
         self._saved_config.append(dask.config.set({"starburst.security-groups": [group]}))
 
     @property
+    def latency(self) -> Latency:
+        """How long each phase of a task's lifecycle takes; settable (as ``latency=``)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, spec: LatencySpec) -> None:
+        self._latency = resolve_latency(spec)
+        if self._controls is not None:
+            self._controls.latency = self._latency
+
+    @property
     def deprovisioning(self) -> tuple[float, float]:
         """Range of seconds a task stays DEPROVISIONING before STOPPED; settable."""
-        return self._running().deprovisioner.delays
+        return self._latency.deprovisioning
 
     @deprovisioning.setter
     def deprovisioning(self, delays: tuple[float, float]) -> None:
-        self._running().deprovisioner.delays = delays
+        self.latency = dataclasses.replace(self._latency, deprovisioning=delays)
 
     def kill_task(self, task_arn: str) -> None:
         """SIGKILL a task's process (and all it started); the task stops with code 137."""
@@ -547,7 +568,12 @@ class LocalFargate:
         os.environ.update(self.env)
 
 
-def serve(port: int = 0, region: str = DEFAULT_REGION, quota: float | None = None) -> None:
+def serve(
+    port: int = 0,
+    region: str = DEFAULT_REGION,
+    quota: float | None = None,
+    latency: LatencySpec = None,
+) -> None:
     """Run a local Fargate until SIGINT or SIGTERM, printing how to point a shell at it.
 
     Parameters
@@ -558,16 +584,20 @@ def serve(port: int = 0, region: str = DEFAULT_REGION, quota: float | None = Non
         The region clients are configured for.
     quota : float, optional
         The On-Demand Fargate vCPU quota (default: a new account's).
+    latency : str, optional
+        The tasks' latency profile (``"aws"``, ``"fast"``; default: config
+        ``starburst.local.latency``).
     """
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
-        with LocalFargate(port=port, region=region) as aws:
+        with LocalFargate(port=port, region=region, latency=latency) as aws:
             if quota is not None:
                 aws.set_quota(quota)
             print(
                 f"# Local Fargate running on {aws.endpoint_url} (Fargate quota "
-                f"{aws.account.quotas['FARGATE']:g} vCPU). In another shell:"
+                f"{aws.account.quotas['FARGATE']:g} vCPU, {_profile(aws.latency)} task "
+                "latencies). In another shell:"
             )
             for name, value in aws.env.items():
                 print(f"export {name}={shlex.quote(value)}")
@@ -576,6 +606,11 @@ def serve(port: int = 0, region: str = DEFAULT_REGION, quota: float | None = Non
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def _profile(chosen: Latency) -> str:
+    """The name of the latency profile ``chosen`` is, else "explicit"."""
+    return next((name for name, p in PROFILES.items() if p == chosen), "explicit")
 
 
 def _audit(calls: Counter[tuple[str, str]]) -> None:

@@ -8,6 +8,7 @@ AWS reports, and updates them as the runtime reports on its process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timezone
 from typing import Any, TypedDict
@@ -18,9 +19,10 @@ from moto.logs.models import logs_backends
 
 from .. import fargate
 from . import docker_hub, images, reach, secrets, vpc
-from .deprovisioning import Deprovisioner
+from .latency import Latency
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
+from .timeline import Timeline
 
 #: Fargate platform version the local tasks report.
 PLATFORM_VERSION = "1.4.0"
@@ -50,9 +52,12 @@ def _now() -> datetime:
 class LocalTask(Task):
     """A Fargate task whose essential container is a local process.
 
-    It reports its real lifecycle (moto's task advances a state on every describe), and
-    its ENI has a loopback address ``ip`` of its subnet, which its process binds and
-    advertises, and, with ``assignPublicIp``, a distinct public one (``vpc.py``).
+    It reports its real lifecycle (moto's task advances a state on every describe), each
+    phase taking the time its :class:`~.latency.Latency` draws, on the local Fargate's
+    :class:`~.timeline.Timeline`: PROVISIONING while its ENI is created (a loopback
+    address ``ip`` of its subnet, which its process binds and advertises, and, with
+    ``assignPublicIp``, a distinct public one: ``vpc.py``) and attached, PENDING while
+    its image is pulled, then its process runs; DEPROVISIONING after it exits.
     The runtime calls its :class:`~.runtime.TaskHooks` methods from its own threads.
     """
 
@@ -65,7 +70,8 @@ class LocalTask(Task):
         task_definition: TaskDefinition,
         backend: EC2ContainerServiceBackend,
         metadata: MetadataServer,
-        deprovisioner: Deprovisioner,
+        timeline: Timeline,
+        latency: Callable[[], Latency],
         network: dict[str, Any],
         capacity_provider_name: str | None,
         overrides: dict[str, Any],
@@ -92,7 +98,11 @@ class LocalTask(Task):
         )
         # Reentrant: a release due at once (the local Fargate stopping) runs under it.
         self._lock = threading.RLock()
-        self._deprovisioner = deprovisioner
+        self._timeline = timeline
+        #: The local Fargate's latencies now (they may change while the task lives).
+        self._latency = latency
+        #: Runs the task's process once its image is pulled (set by :meth:`provision`).
+        self._launch: Callable[[TaskProcess], None] | None = None
         #: The pull's retries, when its network cannot reach the registry or the logs.
         self._retrying: threading.Timer | None = None
         self._status = "PROVISIONING"
@@ -120,11 +130,12 @@ class LocalTask(Task):
         # AWS omits stoppedReason until the task stops; moto types it str (and starts at "").
         self.stopped_reason: str | None = None  # type: ignore[assignment]
         self._log_stream: tuple[Any, str, str] | None = None
-        self.ip = ec2.allocate_private_ip(subnet.id)
+        #: The ENI's private address, once Fargate has created it while PROVISIONING.
+        self.ip = ""
         self._metadata_uri = metadata.uri(self.id)
-        self._eni = self._replace_eni(
-            ec2, subnet.id, groups, vpc_config.get("assignPublicIp") == "ENABLED"
-        )
+        self._network = (ec2, subnet.id, groups, vpc_config.get("assignPublicIp") == "ENABLED")
+        self._eni: Any = None
+        self._precreate_eni(ec2, subnet.id)
         container_def: dict[str, Any] = task_definition.container_definitions[0]
         container = self.containers[0]
         container.task_arn = self.task_arn  # moto puts the task definition's ARN here
@@ -132,9 +143,7 @@ class LocalTask(Task):
         # container exits (moto's type: int, 0), and its reason is one moto's model lacks.
         container.exitCode = None  # type: ignore[assignment]
         container.reason = None  # type: ignore[attr-defined]
-        container.network_interfaces = [
-            {"attachmentId": self.attachments[0]["id"], "privateIpv4Address": self.ip}
-        ]
+        container.network_interfaces = []  # the ENI's, once it exists
         self.log_config: dict[str, Any] = container_def.get("logConfiguration") or {}
         self._image: str = container_def["image"]
         self._container_environment = _environment(container_def, overrides)
@@ -149,7 +158,7 @@ class LocalTask(Task):
                 "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
                 METADATA_VAR: self._metadata_uri,
             },
-            ip=self.ip,
+            ip="",  # the ENI's, once created
             stop_timeout=min(
                 container_def.get("stopTimeout", fargate.STOP_TIMEOUT_DEFAULT),
                 fargate.STOP_TIMEOUT_MAX,
@@ -157,11 +166,20 @@ class LocalTask(Task):
             hooks=self,
         )
 
-    def _replace_eni(self, ec2: Any, subnet_id: str, groups: list[str], public: bool) -> Any:
-        """Swap moto's random-address ENI for one with the task's loopback address."""
+    def _precreate_eni(self, ec2: Any, subnet_id: str) -> None:
+        """The attachment as RunTask answers it: PRECREATED, its subnet only (moto's
+        random-address ENI, made at once, is deleted: Fargate creates the ENI later)."""
         attachment: dict[str, Any] = self.attachments[0]  # the ENI's, as the API shows it
         details = {d["name"]: d["value"] for d in attachment["details"]}
         ec2.delete_network_interface(details["networkInterfaceId"])
+        attachment["status"] = "PRECREATED"
+        attachment["details"] = [{"name": "subnetId", "value": subnet_id}]
+
+    def _create_eni(self, ec2: Any, subnet_id: str, groups: list[str], public: bool) -> Any:
+        """The task's ENI, with its loopback address: the attachment CREATED, its details
+        (private IP among them) shown from now on."""
+        attachment: dict[str, Any] = self.attachments[0]
+        self.ip = self.process.ip = ec2.allocate_private_ip(subnet_id)
         eni = ec2.create_network_interface(
             subnet=subnet_id,
             private_ip_address=self.ip,
@@ -175,6 +193,7 @@ class LocalTask(Task):
             # a distinct public address to the task: it is then the private one.
             network = vpc.network()
             eni.public_ip = network.public_ip() if network.enforced else self.ip
+        attachment["status"] = "CREATED"
         attachment["details"] = [
             {"name": "subnetId", "value": subnet_id},
             {"name": "networkInterfaceId", "value": eni.id},
@@ -182,7 +201,68 @@ class LocalTask(Task):
             {"name": "privateDnsName", "value": eni.private_dns_name},
             {"name": "privateIPv4Address", "value": self.ip},
         ]
+        self.containers[0].network_interfaces = [
+            {"attachmentId": attachment["id"], "privateIpv4Address": self.ip}
+        ]
         return eni
+
+    # PROVISIONING and PENDING, each step on the timeline after its drawn delay.
+    def provision(self, launch: Callable[[TaskProcess], None]) -> None:
+        """RunTask has answered: create and attach the ENI, pull the image, then
+        ``launch`` the process (the runtime's)."""
+        self._launch = launch
+        self._next(self._latency().draw("eni_created"), self._eni_created)
+
+    def _next(self, delay: float, step: Callable[[], None]) -> None:
+        self._timeline.schedule(delay, step, cancel=self._never_started)
+
+    def _stopped_before_start(self) -> bool:
+        """Whether StopTask came before the process started; if so, it never will.
+        The caller holds the lock."""
+        if self.desired_status != "STOPPED":
+            return False
+        if self.last_status not in ("DEPROVISIONING", "STOPPED"):
+            self._exit(None)
+        return True
+
+    def _never_started(self) -> None:
+        """The local Fargate stops while this task starts: it stops without running."""
+        with self._lock:
+            self.desired_status = "STOPPED"
+            self._stopped_before_start()
+
+    def _eni_created(self) -> None:
+        with self._lock:
+            if self._stopped_before_start():
+                return
+            self._eni = self._create_eni(*self._network)
+        self._next(self._latency().draw("eni_attached") / 2, self._eni_attaching)
+
+    def _eni_attaching(self) -> None:
+        with self._lock:
+            if self._stopped_before_start():
+                return
+            self.attachments[0]["status"] = "ATTACHING"
+        self._next(self._latency().draw("eni_attached") / 2, self._eni_attached)
+
+    def _eni_attached(self) -> None:
+        with self._lock:
+            if self._stopped_before_start():
+                return
+            self.attachments[0]["status"] = "ATTACHED"
+            self.last_status = "PENDING"
+            self.pull_started_at = _now()
+        pulled = self._pull()
+        if pulled is not None:
+            self._next(self._latency().pull_seconds(pulled.compressed_bytes()), self._pulled)
+
+    def _pulled(self) -> None:
+        with self._lock:
+            if self._stopped_before_start():
+                return
+            self.pull_stopped_at = _now()
+        assert self._launch is not None
+        self._launch(self.process)
 
     # The real lifecycle replaces moto's describe-driven state machine.
     @property
@@ -279,14 +359,9 @@ class LocalTask(Task):
                 self.last_status = "STOPPING"
         self.process.terminate()
 
-    # TaskHooks
-    def prepare(self) -> bool:
-        with self._lock:
-            if self.desired_status == "STOPPED":  # stopped before it started
-                self._exit(None)
-                return False
-            self.last_status = "PENDING"
-            self.pull_started_at = _now()
+    def _pull(self) -> images.Pulled | None:
+        """PENDING: the network, secrets, log stream and image checked and resolved, as
+        AWS does them before the container starts; None if the task stops instead."""
         egress = reach.egress(self._eni.ec2_backend, self._eni.subnet.id, self._eni.public_ip)
         awslogs = self.log_config.get("logDriver") == "awslogs"
         unreachable = reach.start_failure(
@@ -308,13 +383,13 @@ class LocalTask(Task):
                 )
                 self._retrying.daemon = True
                 self._retrying.start()
-            return False
+            return None
         # Secrets and registry credentials come first ("unable to pull secrets or registry
         # auth"); their values reach the process's environment only.
         resolved = self._resolve_secrets(egress)
         if isinstance(resolved, str):
             self.failed(resolved)
-            return False
+            return None
         self.process.environment.update(resolved)
         refused = docker_hub.limit().refused(*reach.parse(self._image), egress.internet_source)
         pulled = refused or images.pull(
@@ -326,14 +401,14 @@ class LocalTask(Task):
         log_failure = self._open_log_stream()
         if log_failure:
             self.failed(log_failure)
-            return False
+            return None
         if isinstance(pulled, str):  # the pull failed: why
             self.failed(pulled)
-            return False
+            return None
         self.process.environment.update(pulled.environment())
         self._route(egress)
         vpc.changed()  # its security groups admit before it listens
-        return True
+        return pulled
 
     def _secrets_task(self, egress: reach.Egress) -> secrets.Task:
         return secrets.Task(
@@ -355,9 +430,14 @@ class LocalTask(Task):
             }
         )
 
+    # TaskHooks
+    def prepare(self) -> bool:
+        with self._lock:
+            return not self._stopped_before_start()
+
     def started(self, pid: int) -> None:
         with self._lock:
-            self.pull_stopped_at = self.started_at = _now()
+            self.started_at = _now()
             self.last_status = "RUNNING" if self.desired_status == "RUNNING" else "STOPPING"
             self.containers[0].last_status = "RUNNING"
 
@@ -395,15 +475,18 @@ class LocalTask(Task):
         self.stopping_at = self.stopping_at or now
         self.execution_stopped_at = now
         self.last_status = "DEPROVISIONING"
-        self._deprovisioner.schedule(self._release)
+        if self._eni is not None:
+            self.attachments[0]["status"] = "DETACHING"
+        self._timeline.schedule(self._latency().draw("deprovisioning"), self._release)
 
     def _release(self) -> None:
         """Deprovisioning is over: the ENI is deleted, the task STOPPED."""
         with self._lock:
             self.stopped_at = _now()
             self.attachments[0]["status"] = "DELETED"
-            with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
-                self._eni.ec2_backend.delete_network_interface(self._eni.id)
+            if self._eni is not None:
+                with suppress(InvalidNetworkInterfaceIdError):  # already deleted by a user
+                    self._eni.ec2_backend.delete_network_interface(self._eni.id)
             self.last_status = "STOPPED"
         vpc.changed()
 

@@ -1,0 +1,449 @@
+"""Time to N connected workers: starburst-dask and dask-cloudprovider on one local Fargate.
+
+One local Fargate with AWS-like task latencies (``latency="aws"``: ENI 8-20 s, the image
+pulled at 7-12 MB/s, DEPROVISIONING 30-60 s; ``docs/local-fargate.md``) and AWS's rate
+limits serves both cluster managers, one trial at a time, interleaved (the order rotates
+each repetition). Each trial runs in a child process, the client: the time from creating
+the cluster until ``client.wait_for_workers(N)`` returns, the time ``close()`` takes, the
+client's CPU seconds and threads; the local Fargate counts the ECS calls by operation and
+those it throttled. The baseline for closing is the local Fargate's own time to stop N + 1
+tasks (StopTask on each, until every one is STOPPED).
+
+dask-cloudprovider (``pip install 'starburst-dask[bench]'``) is given what it would find
+in an account: the ECS cluster, roles, log group, VPC, subnets and security group
+``LocalFargate.prepare`` made, ``skip_cleanup=True``. Its tasks run ``dask-scheduler`` and
+``dask-worker``, which distributed no longer installs (removed in 2026.6.0): they are
+given as an image of the user's would add them to ``daskdev/dask``, two scripts running
+``dask scheduler`` and ``dask worker``, on the tasks' ``PATH``.
+
+Run: ``python benchmarks/ready_time.py [--sizes 1 4 16 64] [--repeats 3]``; writes
+``docs/benchmarks/ready_time.md`` and ``ready_time.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+PYTHON = ".".join(platform.python_version_tuple()[:2])
+PRODUCTS = ("starburst-dask", "dask-cloudprovider")
+#: Worker and scheduler sizes, the same for both (starburst-dask's defaults).
+WORKER = {"cpu": 1024, "memory": 4096}
+SCHEDULER = {"cpu": 1024, "memory": 2048}
+#: Seconds a child may take for one trial before it counts as failed.
+TRIAL_TIMEOUT = 1200
+#: Room for every trial's tasks, those still DEPROVISIONING from the last one included.
+QUOTA = 1000
+_CONFIG_VAR = "STARBURST_BENCH_DCP"
+#: The ECS calls counted in their own columns; the rest are listed by name.
+MAIN_CALLS = ("RunTask", "DescribeTasks", "StopTask")
+COLUMNS = (
+    "N",
+    "cluster manager",
+    "ready (s)",
+    "close (s)",
+    "local Fargate stop of N + 1 tasks (s)",
+    "ECS calls: RunTask / DescribeTasks / StopTask",
+    "other ECS calls",
+    "throttled",
+    "client CPU (s)",
+    "CPU per worker (s)",
+    "client threads",
+    "trials ok",
+)
+
+
+def dask_image() -> str:
+    import dask
+
+    return f"daskdev/dask:{dask.__version__}-py{PYTHON}"
+
+
+# The client side: one trial in a child process.
+def child(product: str, n: int) -> dict[str, Any]:
+    """Start a cluster of ``n`` workers, wait for them, close it; what it took."""
+    import threading
+
+    from distributed import Client
+
+    if product == "starburst-dask":
+        from starburst_dask import FargateCluster
+
+        def make() -> Any:
+            return FargateCluster(
+                n_workers=n,
+                image=dask_image(),
+                worker_cpu=WORKER["cpu"],
+                worker_memory=WORKER["memory"],
+                scheduler_cpu=SCHEDULER["cpu"],
+                scheduler_memory=SCHEDULER["memory"],
+            )
+    else:
+        from dask_cloudprovider.aws import FargateCluster as DcpCluster
+
+        config = json.loads(os.environ[_CONFIG_VAR])
+
+        def make() -> Any:
+            return DcpCluster(
+                n_workers=n,
+                image=dask_image(),
+                scheduler_cpu=SCHEDULER["cpu"],
+                scheduler_mem=SCHEDULER["memory"],
+                worker_cpu=WORKER["cpu"],
+                worker_mem=WORKER["memory"],
+                skip_cleanup=True,
+                **config,
+            )
+
+    cpu0, start = time.process_time(), time.perf_counter()
+    cluster = make()
+    client = Client(cluster)
+    client.wait_for_workers(n)
+    ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
+    threads = threading.active_count()
+    closing = time.perf_counter()
+    client.close()
+    cluster.close()
+    closed = time.perf_counter() - closing
+    return {
+        "ready": ready,
+        "close": closed,
+        "cpu_ready": cpu_ready,
+        "cpu_total": time.process_time() - cpu0,
+        "threads": threads,
+    }
+
+
+# The local Fargate side.
+def dcp_config(aws: Any, shims: str) -> dict[str, Any]:
+    """What dask-cloudprovider is given: the account's resources, as prepare made them."""
+    ecs, ec2, iam = aws.client("ecs"), aws.client("ec2"), aws.client("iam")
+    [cluster] = ecs.describe_clusters(clusters=["starburst-dask"])["clusters"]
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
+    role = iam.get_role
+    return {
+        "cluster_arn": cluster["clusterArn"],
+        "execution_role_arn": role(RoleName="starburst-dask-execution")["Role"]["Arn"],
+        "task_role_arn": role(RoleName="starburst-dask-task")["Role"]["Arn"],
+        "cloudwatch_logs_group": "/starburst-dask",
+        "vpc": vpc["VpcId"],
+        "subnets": [s["SubnetId"] for s in subnets["Subnets"]],
+        "security_groups": [aws.security_group],
+        "environment": {"PATH": f"{shims}:/usr/local/bin:/usr/bin:/bin"},
+    }
+
+
+def write_shims(directory: str) -> str:
+    """``dask-scheduler`` and ``dask-worker``, as an image that has them provides them."""
+    for name, command in (("dask-scheduler", "scheduler"), ("dask-worker", "worker")):
+        path = pathlib.Path(directory) / name
+        path.write_text(f'#!/bin/sh\nexec dask {command} "$@"\n')
+        path.chmod(0o755)
+    return directory
+
+
+def trial(aws: Any, product: str, n: int) -> dict[str, Any]:
+    """One child's trial, with the ECS calls the local Fargate counted meanwhile."""
+    aws.reset_counters()
+    command = [sys.executable, __file__, "--child", product, str(n)]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=TRIAL_TIMEOUT, env=os.environ
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {TRIAL_TIMEOUT} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"error": f"exit {done.returncode}: {last}"}
+    result = json.loads(lines[-1])
+    result["calls"] = dict(aws.calls)
+    result["throttled"] = aws.throttled_calls
+    return result
+
+
+def stop_baseline(aws: Any, n: int) -> dict[str, Any]:
+    """The local Fargate's own time to stop ``n`` running tasks: StopTask on each, until
+    all are STOPPED."""
+    ecs, ec2 = aws.client("ecs"), aws.client("ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    definition = ecs.register_task_definition(
+        family="benchmark-stop",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu=str(WORKER["cpu"]),
+        memory=str(WORKER["memory"]),
+        containerDefinitions=[
+            {
+                "name": "main",
+                "image": dask_image(),
+                "command": ["python", "-c", "import time; time.sleep(3600)"],
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    arns: list[str] = []
+    while len(arns) < n:
+        answer = ecs.run_task(
+            cluster="starburst-dask",
+            taskDefinition=definition,
+            count=min(10, n - len(arns)),
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}
+            },
+        )
+        arns += [t["taskArn"] for t in answer["tasks"]]
+    _wait_all(ecs, arns, "RUNNING")
+    start = time.perf_counter()
+    for arn in arns:
+        ecs.stop_task(cluster="starburst-dask", task=arn)
+    _wait_all(ecs, arns, "STOPPED")
+    return {"stop": time.perf_counter() - start}
+
+
+def _wait_all(ecs: Any, arns: list[str], status: str) -> None:
+    while True:
+        statuses = [
+            t["lastStatus"]
+            for i in range(0, len(arns), 100)
+            for t in ecs.describe_tasks(cluster="starburst-dask", tasks=arns[i : i + 100])["tasks"]
+        ]
+        if all(s == status for s in statuses):
+            return
+        if status == "RUNNING" and any(s in ("DEPROVISIONING", "STOPPED") for s in statuses):
+            raise RuntimeError("a baseline task stopped before it ran")
+        time.sleep(1)
+
+
+def run(sizes: list[int], repeats: int, latency: str) -> dict[str, Any]:
+    """Every trial, interleaved: for each repetition and size, each product in turn."""
+    from starburst_dask.local import LocalFargate
+
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {
+        k: {n: [] for n in sizes} for k in (*PRODUCTS, "baseline")
+    }
+    began = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory() as shims,
+        LocalFargate(vcpu_quota=QUOTA, latency=latency) as aws,
+    ):
+        os.environ[_CONFIG_VAR] = json.dumps(dcp_config(aws, write_shims(shims)))
+        kinds = [*PRODUCTS, "baseline"]
+        for rep in range(repeats):
+            for n in sizes:
+                for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+                    if kind == "baseline":
+                        outcome = stop_baseline(aws, n + 1)  # the scheduler's task too
+                    else:
+                        outcome = trial(aws, kind, n)
+                    print(f"rep {rep + 1} N={n} {kind}: {outcome}", flush=True)
+                    results[kind][n].append(outcome)
+    return {"results": results, "minutes": (time.perf_counter() - began) / 60, "latency": latency}
+
+
+# The report.
+def _ok(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trials if "error" not in t]
+
+
+def _mean(trials: list[dict[str, Any]], key: str) -> float | None:
+    values = [t[key] for t in _ok(trials)]
+    return statistics.mean(values) if values else None
+
+
+def _cell(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(ratio: float | None, limit: float) -> str:
+    if ratio is None:
+        return "not measured"
+    return f"{ratio:.2f} (limit {limit:g}): **{'pass' if ratio <= limit else 'FAIL'}**"
+
+
+def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
+    results = data["results"]
+    sb, dcp, base = (results[k] for k in (*PRODUCTS, "baseline"))
+    rows = []
+    for n in sizes:
+        for name in PRODUCTS:
+            trials = results[name][n]
+            calls: Counter[str] = Counter()
+            for t in _ok(trials):
+                calls.update(t["calls"])
+            ok = max(len(_ok(trials)), 1)
+            per = {op: calls[op] / ok for op in calls}
+            errors = [t["error"] for t in trials if "error" in t]
+            cpu = _mean(trials, "cpu_ready")
+            main = [_cell(per.pop(op, 0), 0) for op in MAIN_CALLS]
+            other = ", ".join(f"{op} {v:.0f}" for op, v in sorted(per.items()))
+            cells = [
+                str(n),
+                name,
+                _cell(_mean(trials, "ready")),
+                _cell(_mean(trials, "close")),
+                _cell(_mean(base[n], "stop")),
+                " / ".join(main),
+                other,
+                _cell(_mean(trials, "throttled"), 0),
+                _cell(cpu, 2),
+                _cell(cpu / n if cpu is not None else None, 3),
+                _cell(_mean(trials, "threads"), 0),
+                f"{len(_ok(trials))}/{len(trials)}" + (f" ({errors[0]})" if errors else ""),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    def at(table: dict[int, list[dict[str, Any]]], n: int, key: str) -> float | None:
+        return _mean(table[n], key) if n in table else None
+
+    cpu_sb = [t["cpu_ready"] / n for n in sizes for t in _ok(sb[n])]
+    cpu_dcp = [t["cpu_ready"] / n for n in sizes for t in _ok(dcp[n])]
+    throttled_sb = sum(t["throttled"] for n in sizes for t in _ok(sb[n]))
+    big = max(sizes)
+    stop_calls = [t["calls"].get("StopTask", 0) for t in _ok(sb.get(64, []))]
+    one_stop = (
+        "not measured"
+        if not stop_calls
+        else f"{stop_calls} for 65 tasks: **{'pass' if set(stop_calls) == {65} else 'FAIL'}**"
+    )
+    musts = [
+        (
+            "time to 16 workers, starburst-dask / dask-cloudprovider",
+            _verdict(ratio(at(sb, 16, "ready"), at(dcp, 16, "ready")), 0.6),
+        ),
+        (
+            "time to 16 workers / time to 1 worker (starburst-dask)",
+            _verdict(ratio(at(sb, 16, "ready"), at(sb, 1, "ready")), 1.3),
+        ),
+        (
+            "client CPU per started worker, starburst-dask / dask-cloudprovider (all sizes)",
+            _verdict(
+                ratio(
+                    statistics.mean(cpu_sb) if cpu_sb else None,
+                    statistics.mean(cpu_dcp) if cpu_dcp else None,
+                ),
+                0.2,
+            ),
+        ),
+        (
+            "throttled calls, starburst-dask (all trials)",
+            f"{throttled_sb}: **{'pass' if throttled_sb == 0 else 'FAIL'}**",
+        ),
+        (
+            "time to 64 workers / time to 1 worker (starburst-dask)",
+            _verdict(ratio(at(sb, 64, "ready"), at(sb, 1, "ready")), 1.5),
+        ),
+        (
+            "close at 64 / the local Fargate's stop of the same 65 tasks",
+            _verdict(ratio(at(sb, 64, "close"), at(base, 64, "stop")), 1.2),
+        ),
+        ("StopTask calls per close at 64 (one per task)", one_stop),
+    ]
+    must_rows = "\n".join(f"| {what} | {verdict} |" for what, verdict in musts)
+    sizes_arg = " ".join(map(str, sizes))
+    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
+    latency = data["latency"]
+    return f"""# Ready time: starburst-dask and dask-cloudprovider on one local Fargate
+
+Each trial creates a cluster of N workers (1 vCPU, 4 GB; scheduler 1 vCPU, 2 GB;
+`{dask_image()}`) in a child process, waits with `client.wait_for_workers(N)`, then
+closes it. Both cluster managers run against the same local Fargate in one run,
+interleaved, {repeats} repetition(s), with task latencies `{latency}` (`aws`: ENI
+created and attached in 8-20 s, the image pulled at 7-12 MB/s, DEPROVISIONING 30-60 s;
+sources in `docs/local-fargate.md`) and AWS's API rate limits. Times are means over the
+repetitions, in seconds; ECS calls are per trial; CPU is the client process's (all its
+threads) from creating the cluster until the workers are connected.
+
+{header}
+{chr(10).join(rows)}
+
+![time to N workers and to close](ready_time.png)
+
+## Must show (issue 13)
+
+| what | result |
+|---|---|
+{must_rows}
+
+Two clusters sharing a 6 vCPU quota (the waiting one launches within 10 s of the other
+closing) is a test, not this benchmark; the launch-rate floor is in `launch_rate.md`.
+
+dask-cloudprovider polls each task with its own DescribeTasks loop, without pause while
+the task is PROVISIONING or PENDING, and backs off only when throttled; its close waits
+until its tasks leave RUNNING, not until STOPPED. Its tasks run `dask-scheduler` and
+`dask-worker`, which distributed no longer installs (removed in 2026.6.0; `daskdev/dask`
+images of such versions lack them): the benchmark gives them as two scripts on the
+tasks' `PATH`, as an image of the user's derived from `daskdev/dask` would add them.
+
+Written by `python benchmarks/ready_time.py --sizes {sizes_arg} --repeats {repeats}
+--latency {latency}` in
+{data["minutes"]:.0f} minutes (2-core machine, the largest N {big}).
+"""
+
+
+def plot(data: dict[str, Any], sizes: list[int]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = data["results"]
+    fig, (ready_ax, close_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in PRODUCTS:
+        for ax, key in ((ready_ax, "ready"), (close_ax, "close")):
+            points = [(n, v) for n in sizes if (v := _mean(results[name][n], key)) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=name)
+    stops = [(n, v) for n in sizes if (v := _mean(results["baseline"][n], "stop")) is not None]
+    if stops:
+        close_ax.plot(
+            *zip(*stops, strict=True), "k--", label="local Fargate: StopTask until STOPPED"
+        )
+    for ax, title in ((ready_ax, "until N workers connected"), (close_ax, "close")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_xlabel("workers (N)")
+        ax.set_ylabel("seconds")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    fig.suptitle("AWS-like task latencies on the local Fargate")
+    fig.tight_layout()
+    fig.savefig(OUT / "ready_time.png", dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency", default="aws", help="the local Fargate's (aws, fast)")
+    parser.add_argument("--child", nargs=2, metavar=("PRODUCT", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], int(args.child[1]))), flush=True)
+        return
+    data = run(args.sizes, args.repeats, args.latency)
+    OUT.mkdir(parents=True, exist_ok=True)
+    text = report(data, args.sizes, args.repeats)
+    (OUT / "ready_time.md").write_text(text)
+    plot(data, args.sizes)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
