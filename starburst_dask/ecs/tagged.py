@@ -26,9 +26,9 @@ DESIRED = ("RUNNING", "STOPPED")
 
 
 @Lookup
-def project_tasks(ecs_cluster: str, desired: tuple[str, ...] = DESIRED) -> Plan[list[dict]]:
-    """ECS: the tasks of ``ecs_cluster`` that carry the project's tags, as DescribeTasks
-    gives them (with ``tags``), among those ListTasks lists with a ``desired`` status.
+def described_tasks(ecs_cluster: str, desired: tuple[str, ...] = DESIRED) -> Plan[list[dict]]:
+    """ECS: every task ListTasks lists in ``ecs_cluster`` with a ``desired`` status, as
+    DescribeTasks gives it (with ``tags``), whoever started it.
 
     A task listed under both statuses (it was stopped between the two lists) is
     described once.
@@ -56,8 +56,15 @@ def project_tasks(ecs_cluster: str, desired: tuple[str, ...] = DESIRED) -> Plan[
             "describe_tasks",
             {"cluster": ecs_cluster, "tasks": chunk, "include": ["TAGS"]},
         )
-        found += [t for t in answer["tasks"] if cluster_name(t) is not None]
+        found += answer["tasks"]
     return found
+
+
+@Lookup
+def project_tasks(ecs_cluster: str, desired: tuple[str, ...] = DESIRED) -> Plan[list[dict]]:
+    """ECS: the tasks of :func:`described_tasks` that carry the project's tags."""
+    found = yield from described_tasks.plan(ecs_cluster, desired)
+    return [t for t in found if cluster_name(t) is not None]
 
 
 def cluster_name(task: dict[str, Any]) -> str | None:
