@@ -96,7 +96,9 @@ def reconcile(
     now = now or utcnow()
     rows = ledger.running(rates.region, endpoint())
     groups = tagged.by_cluster(found)
-    later = _successors(ledger.named({r.name for r in rows})) if rows else {}
+    here = (rates.region, endpoint())
+    named = ledger.named({r.name for r in rows}) if rows else []
+    later = _successors([r for r in named if (r.region, r.endpoint) == here])
     updated = []
     for row in rows:
         start = row.started_at - datetime.timedelta(seconds=CLOCK_SKEW)
