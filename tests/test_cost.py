@@ -191,7 +191,8 @@ def test_cost_follows_the_tasks_own_timestamps(local_fargate):
         assert cluster.cost.estimate_per_hour == pytest.approx(3 * SMALL_RATE)
         assert cluster.cost.prices.source.startswith("AWS Price List API")
         estimate = f"Estimated cost {format_usd(3 * SMALL_RATE)}/hour (AWS Price List API"
-        assert any(estimate in line for _, line in cluster._cluster_manager_logs)
+        [shown] = [line for _, line in cluster._cluster_manager_logs if estimate in line]
+        assert "simulated on a local endpoint, not billed" in shown  # no AWS bill
         client.wait_for_workers(2, timeout=60)
         assert client.submit(sum, [1, 2, 3]).result() == 6
         wait_until(lambda: cluster.cost.rate == pytest.approx(3 * SMALL_RATE))
@@ -214,6 +215,7 @@ def test_cost_follows_the_tasks_own_timestamps(local_fargate):
     assert cluster.cost.task_hours == pytest.approx(3 / 60, rel=0.01)
     [final] = [line for _, line in cluster._cluster_manager_logs if line.startswith("Closed")]
     assert "3 tasks" in final and format_usd(cluster.cost.total) in final
+    assert "simulated on a local endpoint" in final
     assert_no_task_left(local_fargate, ecs, name)
     assert_listed_by_cost_command(name, cluster.cost.total, "closed")
 

@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS clusters (
 """
 
 
+def endpoint() -> str | None:
+    """The endpoint this process talks to (``AWS_ENDPOINT_URL``), as clusters are recorded."""
+    return os.environ.get("AWS_ENDPOINT_URL")
+
+
 def data_dir() -> Path:
     """``$STARBURST_DASK_DATA_DIR``, else the user's data directory."""
     if os.environ.get(DATA_DIR_VAR):
@@ -145,7 +150,7 @@ class Ledger:
                     (
                         name,
                         region,
-                        os.environ.get("AWS_ENDPOINT_URL"),
+                        endpoint(),
                         started_at.isoformat(),
                         started_at.isoformat(),
                         estimate_per_hour,

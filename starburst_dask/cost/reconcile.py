@@ -11,7 +11,6 @@ cost``, ``ls`` and ``cleanup`` run it.
 from __future__ import annotations
 
 import datetime
-import os
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -24,18 +23,13 @@ from ..ecs import tagged
 from ..errors import StarburstError
 from . import prices
 from .billing import billed_seconds, task_rate, utcnow
-from .ledger import RUNNING, ClusterRecord, Ledger
+from .ledger import RUNNING, ClusterRecord, Ledger, endpoint
 
 #: The status of a cluster whose tasks all stopped without its client recording it closed.
 STOPPED = "stopped"
 #: Seconds a task may seem created before its cluster's row: the client's clock and ECS's
 #: may differ a little.
 CLOCK_SKEW = 60.0
-
-
-def endpoint() -> str | None:
-    """The endpoint this process talks to, as the ledger records it."""
-    return os.environ.get("AWS_ENDPOINT_URL")
 
 
 def from_tasks(
