@@ -122,3 +122,24 @@ def test_simulated_costs_say_so_in_text_and_json(ledger):
 )
 def test_which_endpoints_are_aws(url, aws):
     assert aws_endpoint(url) is aws
+
+
+def test_cost_reports_the_ledger_when_ecs_cannot_be_reached(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from starburst_dask.cli import main
+
+    monkeypatch.setenv("STARBURST_DASK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STARBURST_DASK_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    Ledger().open_cluster("left", "us-east-1", 0.1, "test", at(0))
+    result = CliRunner().invoke(main, ["cost", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)["clusters"]
+    assert (row["name"], row["status"]) == ("left", "running")  # as recorded
+    assert result.stderr.startswith("Warning: the cost ledger could not be brought up to date")
+    assert "Traceback" not in result.stderr
