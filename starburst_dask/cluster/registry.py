@@ -157,10 +157,6 @@ class TaskRegistry:
         assert self._watcher is not None
         self._watcher.watch(arns)
 
-    def usage(self, provider: str) -> float:
-        """vCPUs of ``provider`` this cluster's live tasks hold."""
-        return sum(r.vcpus for r in self.live.values() if r.capacity_provider == provider)
-
     def _live_usage(self) -> dict[str, tuple[str, float]]:
         """The live tasks' capacity providers and vCPUs, by ARN (for the governor)."""
         return {a: (r.capacity_provider, r.vcpus) for a, r in self.live.items()}
