@@ -8,6 +8,7 @@ CloudWatch ``AWS/Usage``, and says how many tasks of a size fit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -166,11 +167,12 @@ class QuotaGovernor:
         quota = await self.quota(provider)
         if math.isinf(quota):
             return QuotaStatus(provider)
-        datapoint = await self.usage(provider)
         if self.project is None:
+            datapoint = await self.usage(provider)
             return QuotaStatus(provider, quota=quota, usage=datapoint[1] if datapoint else 0.0)
         now = self._clock()
-        holdings = await self.project.holdings(now)
+        # Read together: a launch waits for this.
+        datapoint, holdings = await asyncio.gather(self.usage(provider), self.project.holdings(now))
         others = 0.0
         if datapoint is not None:
             begun, most = datapoint
