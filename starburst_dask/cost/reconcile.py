@@ -135,7 +135,7 @@ def _fields(
             "billed_seconds": billed,
             "cost": task_rate(task, rates) * billed / 3600,
         }
-    _, ended = tagged.span(found)
+    ended = tagged.last_stop(found)
     return {
         "cost": sum(e["cost"] for e in entries.values()),
         "task_hours": sum(e["billed_seconds"] for e in entries.values()) / 3600,

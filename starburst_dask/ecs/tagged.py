@@ -103,13 +103,8 @@ def by_cluster(found: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     return groups
 
 
-def span(
-    found: Iterable[dict[str, Any]],
-) -> tuple[datetime.datetime | None, datetime.datetime | None]:
-    """The first ``createdAt`` and the last ``stoppedAt`` of described tasks (the last
-    only when every one of them is STOPPED)."""
+def last_stop(found: Iterable[dict[str, Any]]) -> datetime.datetime | None:
+    """When the last of described tasks stopped; ``None`` unless every one is STOPPED."""
     found = list(found)
-    created = [t["createdAt"] for t in found if t.get("createdAt")]
     ended = [t["stoppedAt"] for t in found if stopped(t) and t.get("stoppedAt")]
-    last = max(ended) if found and len(ended) == len(found) else None
-    return (min(created) if created else None), last
+    return max(ended) if found and len(ended) == len(found) else None
