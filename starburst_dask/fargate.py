@@ -283,6 +283,10 @@ def is_quota_failure(reason: str) -> bool:
 #: CloudWatch metric of the account's current Fargate vCPU usage.
 USAGE_NAMESPACE = "AWS/Usage"
 USAGE_METRIC = "ResourceCount"
+#: Seconds one datapoint of it covers: AWS publishes usage metrics every minute (Amazon
+#: CloudWatch User Guide, "AWS usage metrics"; ECS Developer Guide, "AWS Fargate usage
+#: metrics").
+USAGE_PERIOD = 60
 USAGE_CLASS = {"FARGATE": "Standard/OnDemand", "FARGATE_SPOT": "Standard/Spot"}
 
 

@@ -7,7 +7,9 @@ published table, so the same code path as on AWS is exercised.
 import datetime
 import json
 import logging
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -173,7 +175,7 @@ def assert_listed_by_cost_command(name, cost, status):
     result = CliRunner().invoke(cli, ["cost"])
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.output.splitlines() if name in line]
-    assert format_usd(cost) in line and f"{status} (local)" in line
+    assert format_usd(cost) in line and f"{status} (simulated)" in line
     assert "Today:" in result.output and "This month:" in result.output
     as_json = CliRunner().invoke(cli, ["cost", "--json"])
     assert as_json.exit_code == 0, as_json.output
@@ -189,7 +191,8 @@ def test_cost_follows_the_tasks_own_timestamps(local_fargate):
         assert cluster.cost.estimate_per_hour == pytest.approx(3 * SMALL_RATE)
         assert cluster.cost.prices.source.startswith("AWS Price List API")
         estimate = f"Estimated cost {format_usd(3 * SMALL_RATE)}/hour (AWS Price List API"
-        assert any(estimate in line for _, line in cluster._cluster_manager_logs)
+        [shown] = [line for _, line in cluster._cluster_manager_logs if estimate in line]
+        assert "simulated on a local endpoint, not billed" in shown  # no AWS bill
         client.wait_for_workers(2, timeout=60)
         assert client.submit(sum, [1, 2, 3]).result() == 6
         wait_until(lambda: cluster.cost.rate == pytest.approx(3 * SMALL_RATE))
@@ -212,6 +215,7 @@ def test_cost_follows_the_tasks_own_timestamps(local_fargate):
     assert cluster.cost.task_hours == pytest.approx(3 / 60, rel=0.01)
     [final] = [line for _, line in cluster._cluster_manager_logs if line.startswith("Closed")]
     assert "3 tasks" in final and format_usd(cluster.cost.total) in final
+    assert "simulated on a local endpoint" in final
     assert_no_task_left(local_fargate, ecs, name)
     assert_listed_by_cost_command(name, cluster.cost.total, "closed")
 
@@ -279,3 +283,74 @@ def test_scheduler_side_function_needs_no_starburst_dask():
     assert result.stdout.strip() == b"err_unfinished_tasks"
     error = pickle.loads(pickle.dumps(CostLimitExceeded("m", limit=1.5, spent=2.0)))
     assert (error.limit, error.spent, str(error)) == (1.5, 2.0, "m")
+
+
+#: A client that starts a cluster and is killed without closing it.
+DYING_CLIENT = """
+import sys
+from starburst_dask import FargateCluster
+cluster = FargateCluster(n_workers=1, name="cost-dead-client", **SMALL)
+print("STARTED", flush=True)
+sys.stdin.read()
+"""
+
+
+def cost_row(name):
+    result = CliRunner().invoke(cli, ["cost", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = [c for c in json.loads(result.stdout)["clusters"] if c["name"] == name]
+    return row
+
+
+def test_a_killed_clients_cluster_is_costed_from_ecs_after_cleanup(local_fargate):
+    ecs, name = boto3.client("ecs"), "cost-dead-client"
+    client = subprocess.Popen(
+        [sys.executable, "-c", f"SMALL = {SMALL!r}\n{DYING_CLIENT}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, **local_fargate.env},
+        text=True,
+    )
+    try:
+        line = ""
+        while line.strip() != "STARTED":  # after the cluster's own lines
+            line = client.stdout.readline()
+            assert line, "the client exited before its cluster started"
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+        client.stdout.close()
+        client.stdin.close()
+    assert cost_row(name)["status"] == "running"  # its client never said otherwise
+
+    done = CliRunner().invoke(cli, ["cleanup", "--cluster", name, "--yes"])
+    assert done.exit_code == 0 and "Stopped 2 tasks" in done.output, done.output
+    # SIGTERM, up to the stop timeout, then DEPROVISIONING.
+    wait_until(
+        lambda: {t["lastStatus"] for t in cluster_tasks(ecs, name)} == {"STOPPED"},
+        timeout=fargate.STOP_TIMEOUT_DEFAULT + fargate.DEPROVISIONING_TYPICAL_MAX + 30,
+    )
+    described = cluster_tasks(ecs, name)
+    assert len(described) == 2
+
+    # Its tasks' own times, as DescribeTasks reports them, give its runtime and cost.
+    row = cost_row(name)
+    assert row["status"] == "stopped"
+    assert row["cost"] == pytest.approx(expected_cost(described), rel=0.01)
+    assert row["task_hours"] == pytest.approx(
+        sum(max(60, (t["stoppedAt"] - t["pullStartedAt"]).total_seconds()) for t in described)
+        / 3600,
+        rel=0.01,
+    )
+    stopped_at = max(t["stoppedAt"] for t in described)
+    started_at = datetime.datetime.fromisoformat(row["started_at"])
+    assert datetime.datetime.fromisoformat(row["stopped_at"]) == stopped_at
+    assert row["runtime_seconds"] == pytest.approx((stopped_at - started_at).total_seconds())
+    first = min(t["createdAt"] for t in described)
+    assert 0 <= (first - started_at).total_seconds() < 60  # recorded just before its tasks
+    # A local Fargate's cost is AWS's prices applied, not a bill: said so.
+    assert row["simulated"] is True and row["note"].startswith("simulated: AWS's prices")
+    text = CliRunner().invoke(cli, ["cost"]).output
+    [line] = [line for line in text.splitlines() if name in line]
+    assert format_usd(row["cost"]) in line and "stopped (simulated)" in line
+    assert "(simulated) simulated: AWS's prices applied" in text

@@ -323,3 +323,63 @@ def test_an_account_without_an_applied_quota_value_uses_the_default(aws):
     finally:
         aws.account.applied["FARGATE"] = True
         aws.set_quota(9)
+
+
+def tasks_of(ecs, name):
+    """Every task of the dask cluster ``name``, as DescribeTasks reports it now."""
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster="starburst-dask", startedBy=name, desiredStatus=status)[
+            "taskArns"
+        ]
+    ]
+    if not arns:
+        return []
+    return ecs.describe_tasks(cluster="starburst-dask", tasks=arns, include=["TAGS"])["tasks"]
+
+
+def role(task):
+    return {t["key"]: t["value"] for t in task["tags"]}["starburst-dask:role"]
+
+
+def test_a_waiting_cluster_launches_as_soon_as_another_one_closes(aws):
+    """Two clusters share a 6 vCPU quota: the second one's workers wait for the first to
+    close, then launch within seconds, though the per-minute usage metric still shows
+    the first one's tasks for up to a minute."""
+    aws.set_quota(6)
+    ecs = boto3.client("ecs")
+
+    def close_first_once_second_runs(first):
+        wait_until(
+            lambda: any(
+                t["lastStatus"] == "RUNNING" and role(t) == "scheduler"
+                for t in tasks_of(ecs, "second")
+            ),
+            timeout=120,
+        )
+        first.close()
+
+    with Peak(aws) as peak:
+        # 1 vCPU scheduler + 2 x 2 vCPU workers: 5 of the 6 vCPU.
+        with FargateCluster(n_workers=2, name="first", **BIG_WORKERS, **FAST) as first:
+            closer = threading.Thread(target=close_first_once_second_runs, args=(first,))
+            closer.start()
+            try:
+                # Its scheduler takes the last vCPU; its workers wait for the first to close.
+                second = FargateCluster(n_workers=2, name="second", **BIG_WORKERS, **FAST)
+            finally:
+                closer.join()
+        with second:
+            # The first worker launched once room appeared, the second as soon as it too
+            # had room (the first cluster's tasks may stop a little apart).
+            wait_until(lambda: second.quota.running == 2, timeout=30)
+            first_tasks = tasks_of(ecs, "first")
+            workers = [t for t in tasks_of(ecs, "second") if role(t) == "worker"]
+            assert {t["lastStatus"] for t in first_tasks} == {"STOPPED"}
+            room = min(t["stoppedAt"] for t in first_tasks)
+            closed = max(t["stoppedAt"] for t in first_tasks)
+            assert min(t["createdAt"] for t in workers) >= room  # they waited
+            assert (max(t["createdAt"] for t in workers) - closed).total_seconds() < 10
+    assert peak.vcpus <= 6  # together, never above the quota
+    assert aws.quota_refusals == 0

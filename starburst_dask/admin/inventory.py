@@ -1,21 +1,22 @@
-"""The project's running tasks, found by their tags: ``ls`` and ``cleanup``.
+"""The project's tasks, found by their tags: ``ls`` and ``cleanup``.
 
 Every task a :class:`~starburst_dask.FargateCluster` starts carries the tags
 :data:`~starburst_dask.ecs.tasks.TAG_CLUSTER` and :data:`~starburst_dask.ecs.tasks.TAG_ROLE`
 (see :func:`~starburst_dask.ecs.tasks.task_tags`). Tasks without both are not ours, and
-nothing here ever stops them.
+nothing here ever stops them. The same pass finds the stopped tasks the cost ledger
+reconciles (:mod:`..cost.reconcile`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from .. import fargate
-from ..aws.lookups import tag_dict
-from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
+from ..aws.names import aws_endpoint
+from ..ecs import tagged
 
 
 @dataclasses.dataclass
@@ -74,56 +75,46 @@ class ClusterInfo:
         }
 
 
-def listed_tasks(
-    ecs: Any, ecs_cluster: str, desired: tuple[str, ...] = ("RUNNING",)
-) -> list[dict[str, Any]]:
-    """Every task ListTasks lists in ``ecs_cluster`` with a ``desired`` status, as
-    DescribeTasks gives it (with tags): ListTasks pages of up to 100, DescribeTasks of up
-    to 100 tasks a call."""
-    arns: list[str] = []
-    for status in desired:
-        for page in ecs.get_paginator("list_tasks").paginate(
-            cluster=ecs_cluster,
-            desiredStatus=status,
-            PaginationConfig={"PageSize": fargate.LIST_TASKS_MAX},
-        ):
-            arns += page["taskArns"]
-    described: list[dict[str, Any]] = []
-    for i in range(0, len(arns), fargate.DESCRIBE_TASKS_MAX):
-        chunk = arns[i : i + fargate.DESCRIBE_TASKS_MAX]
-        described += ecs.describe_tasks(cluster=ecs_cluster, include=["TAGS"], tasks=chunk)["tasks"]
-    return described
+@dataclasses.dataclass
+class Inventory:
+    """The project's tasks in some ECS clusters, from one pass each (:mod:`..ecs.tagged`):
+    those meant to run, and those stopped that ECS still shows."""
+
+    tasks: list[ProjectTask]
+
+    @property
+    def clusters(self) -> list[ClusterInfo]:
+        """The dask clusters with tasks meant to run, oldest first."""
+        groups: dict[tuple[str, str], list[ProjectTask]] = {}
+        for task in self.tasks:
+            if task.description.get("desiredStatus") == "RUNNING":
+                groups.setdefault((task.ecs_cluster, task.cluster), []).append(task)
+        infos = [ClusterInfo(name, ecs, found) for (ecs, name), found in groups.items()]
+        return sorted(infos, key=lambda c: c.age(), reverse=True)
+
+    @property
+    def descriptions(self) -> list[dict[str, Any]]:
+        """Every task as DescribeTasks gave it."""
+        return [t.description for t in self.tasks]
 
 
-def project_tasks(ecs: Any, ecs_cluster: str) -> list[ProjectTask]:
-    """Running (or starting) tasks in ``ecs_cluster`` that carry the project's tags."""
-    found = []
-    for task in listed_tasks(ecs, ecs_cluster):
-        tags = tag_dict(task.get("tags"))
-        if TAG_CLUSTER not in tags or TAG_ROLE not in tags:
-            continue  # not ours
-        found.append(
+def scan(ecs: Any, ecs_clusters: list[str]) -> Inventory:
+    """The project's tasks in ``ecs_clusters``."""
+    return Inventory(
+        [
             ProjectTask(
                 arn=task["taskArn"],
                 ecs_cluster=ecs_cluster,
-                cluster=tags[TAG_CLUSTER],
-                role=tags[TAG_ROLE],
+                cluster=str(tagged.cluster_name(task)),
+                role=tagged.role(task),
                 status=task.get("lastStatus", "?"),
                 created=task.get("createdAt"),
                 description=task,
             )
-        )
-    return found
-
-
-def clusters(ecs: Any, ecs_clusters: list[str]) -> list[ClusterInfo]:
-    """The dask clusters running in ``ecs_clusters``, oldest first."""
-    groups: dict[tuple[str, str], list[ProjectTask]] = {}
-    for ecs_cluster in ecs_clusters:
-        for task in project_tasks(ecs, ecs_cluster):
-            groups.setdefault((ecs_cluster, task.cluster), []).append(task)
-    infos = [ClusterInfo(name, ecs_cluster, found) for (ecs_cluster, name), found in groups.items()]
-    return sorted(infos, key=lambda c: c.age(), reverse=True)
+            for ecs_cluster in ecs_clusters
+            for task in tagged.project_tasks(ecs, ecs_cluster)
+        ]
+    )
 
 
 def orphans(
@@ -163,3 +154,9 @@ def cost_so_far(infos: list[ClusterInfo], region: str) -> dict[str, float | None
         }
     except Exception:  # noqa: BLE001
         return dict.fromkeys((c.name for c in infos), None)
+
+
+def simulated() -> bool:
+    """Whether the tasks run on an endpoint that is not AWS's (a local Fargate): their cost
+    is AWS's prices applied to them, simulated, not billed."""
+    return not aws_endpoint(os.environ.get("AWS_ENDPOINT_URL"))

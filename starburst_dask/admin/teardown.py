@@ -12,12 +12,12 @@ from botocore.exceptions import ClientError, WaiterError
 from .. import config, fargate
 from ..aws import lookups
 from ..aws.clients import SyncClients, client_config
+from ..ecs.tagged import described_tasks
 from ..ecs.tasks import TAG_CLUSTER, TAG_ROLE
 from ..errors import StarburstError
 from ..images import pull_through
 from . import leftovers
 from .config_file import config_path
-from .inventory import listed_tasks
 from .managed import DELETED, EXISTS, KEPT, Names, Resource, is_managed
 
 
@@ -205,7 +205,7 @@ def active_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
     ListTasks lists tasks meant to run by default; those asked to stop are listed with
     ``desiredStatus=STOPPED`` (until their last status is STOPPED, they still count).
     """
-    listed = listed_tasks(ecs, cluster, desired=("RUNNING", "STOPPED"))
+    listed = described_tasks(ecs, cluster)
     return [t for t in listed if t.get("lastStatus") != "STOPPED"]
 
 

@@ -1,4 +1,5 @@
-"""How AWS writes names and addresses: ECR registries and image URIs, ARNs. No AWS call.
+"""How AWS writes names and addresses: ECR registries and image URIs, ARNs, its endpoints.
+No AWS call.
 
 One place for these formats, read by the cluster (which images VPC endpoints can serve),
 images (an ECR image's platforms, the pull through cache's URIs) and setup.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 
 #: An image in an ECR registry: ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>``,
 #: then ``:<tag>`` and/or ``@<digest>`` ("Amazon ECR private registry", ECR user guide).
@@ -71,3 +73,18 @@ def role_name(role: str) -> str:
 def iam_prefix(arn: str) -> str:
     """``arn:<partition>:iam::<account>`` of an IAM user or role ARN."""
     return arn.split(":role/")[0].split(":user/")[0]
+
+
+#: The domains of AWS's own service endpoints ("AWS service endpoints", AWS General
+#: Reference: ``<service>.<region>.amazonaws.com``, ``.amazonaws.com.cn`` in China, and
+#: the dual-stack ``.api.aws``).
+AWS_ENDPOINT_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
+def aws_endpoint(url: str | None) -> bool:
+    """Whether ``url`` (an endpoint URL, as in ``AWS_ENDPOINT_URL``; ``None``: the SDK's
+    own) is AWS's, not another endpoint such as a local Fargate."""
+    if not url:
+        return True
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host.endswith(AWS_ENDPOINT_DOMAINS)

@@ -192,10 +192,16 @@ def _clusters(region: str | None, ecs_clusters: tuple[str, ...]) -> tuple[Any, l
     from ..admin import inventory
     from ..aws import lookups
     from ..aws.clients import SyncClients
+    from ..cost import reconcile
 
     aws = SyncClients(lookups.region(region))
     names = list(ecs_clusters) or [str(config.setting("ecs_cluster"))]
-    return aws.ecs, inventory.clusters(aws.ecs, names)
+    found = inventory.scan(aws.ecs, names)
+    # The same pass brings clusters whose client died up to date in the cost ledger.
+    problem = reconcile.from_tasks(found.descriptions, aws.region)
+    if problem:
+        click.echo(f"Warning: {problem}", err=True)
+    return aws.ecs, found.clusters
 
 
 @click.command()
@@ -214,8 +220,12 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
 
     ecs, infos = _clusters(region, ecs_clusters)
     costs = inventory.cost_so_far(infos, ecs.meta.region_name) if infos and cost else {}
+    simulated = inventory.simulated()
     if as_json:
-        data = [{**c.to_json(), "cost_usd": costs.get(c.name)} for c in infos]
+        data = [
+            {**c.to_json(), "cost_usd": costs.get(c.name), "cost_simulated": simulated}
+            for c in infos
+        ]
         click.echo(json.dumps(data, indent=2))
         return
     if not infos:
@@ -235,6 +245,8 @@ def ls(region: str | None, ecs_clusters: tuple[str, ...], cost: bool, as_json: b
             )
         )
     _table(rows, ("CLUSTER", "ECS CLUSTER", "AGE", "SCHEDULER", "WORKERS", "COST"))
+    if simulated and costs:
+        click.echo("Costs are simulated: AWS's prices applied to tasks of a local endpoint.")
 
 
 @click.command()

@@ -105,11 +105,20 @@ def local(port: int, region: str, quota: float | None, latency: str | None) -> N
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def cost(limit: int, as_json: bool) -> None:
-    """List recent clusters with their runtime and cost, and today's and this month's totals."""
+    """List recent clusters with their runtime and cost, and today's and this month's totals.
+
+    Clusters whose client died are brought up to date from their tasks in ECS first.
+    Costs of clusters on a local endpoint are simulated: AWS's prices, no AWS bill.
+    """
     import json
 
     from ..cost.ledger import report, summary
+    from ..cost.reconcile import from_ecs
 
+    # Clusters whose client died: their tasks' own times, from ECS (no call if none).
+    problem = from_ecs()
+    if problem:
+        click.echo(f"Warning: {problem}", err=True)
     click.echo(json.dumps(summary(limit), indent=2) if as_json else report(limit))
 
 

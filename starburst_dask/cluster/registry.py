@@ -22,6 +22,7 @@ from ..aws.clients import AwsClients
 from ..aws.preflight import preflight
 from ..ecs import quota, tasks, watcher
 from ..ecs.launcher import Launch, TaskLauncher
+from ..ecs.usage import ProjectUsage
 from ..ecs.watcher import TaskWatcher
 from ..errors import TaskFailedError
 from ..options import ClusterOptions
@@ -110,7 +111,9 @@ class TaskRegistry:
             self._stopped,
             on_stopping=self._stopping,
         )
-        self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch)
+        # The project's own usage, every cluster's, from ECS; the metric for the rest.
+        project = ProjectUsage(self.aws.ecs, found["cluster_arn"], self._live_usage)
+        self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch, project)
 
     @property
     def opened(self) -> bool:
@@ -152,18 +155,12 @@ class TaskRegistry:
     def _record(self, arns: list[str], role: str, cpu: int, provider: str) -> None:
         for arn in arns:
             self.live[arn] = TaskRecord(arn, role, provider, fargate.vcpus(cpu))
-        self._record_usage()
         assert self._watcher is not None
         self._watcher.watch(arns)
 
-    def usage(self, provider: str) -> float:
-        """vCPUs of ``provider`` this cluster's live tasks hold."""
-        return sum(r.vcpus for r in self.live.values() if r.capacity_provider == provider)
-
-    def _record_usage(self) -> None:
-        assert self._governor is not None
-        for provider in fargate.QUOTA_CODES:
-            self._governor.record(provider, self.usage(provider))
+    def _live_usage(self) -> dict[str, tuple[str, float]]:
+        """The live tasks' capacity providers and vCPUs, by ARN (for the governor)."""
+        return {a: (r.capacity_provider, r.vcpus) for a, r in self.live.items()}
 
     async def quota_status(self, provider: str) -> quota.QuotaStatus:
         """The quota of ``provider`` and the account's usage of it now, ours exactly."""
@@ -259,5 +256,4 @@ class TaskRegistry:
     def _stopped(self, task: dict[str, Any]) -> None:
         """A watched task reached STOPPED: forget it; its vCPUs are free."""
         self.live.pop(task["taskArn"], None)
-        self._record_usage()
         self.room.set()

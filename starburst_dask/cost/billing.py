@@ -11,10 +11,12 @@ Every function reads a DescribeTasks description of the task, and the time as gi
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import fargate
+from ..aws.names import aws_endpoint
 from .prices import Prices
 
 #: The current time, timezone-aware: what figures are computed at.
@@ -24,6 +26,14 @@ Clock = Callable[[], datetime.datetime]
 def utcnow() -> datetime.datetime:
     """The real clock: the current time in UTC."""
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def simulated() -> str:
+    """``""`` against AWS; against an endpoint that is not AWS's (``AWS_ENDPOINT_URL``: a
+    local Fargate), words saying that costs there are simulated: no one bills them."""
+    if aws_endpoint(os.environ.get("AWS_ENDPOINT_URL")):
+        return ""
+    return "; simulated on a local endpoint, not billed"
 
 
 def billed_seconds(task: Mapping[str, Any], now: datetime.datetime) -> float:

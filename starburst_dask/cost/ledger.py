@@ -1,8 +1,9 @@
 """A local record of what clusters cost: one SQLite file in the user's data directory.
 
 Each cluster is recorded when it starts, updated while it runs and when it closes, with
-its tasks; ``starburst-dask cost`` reads it back. Clusters that ran against another
-endpoint than AWS (a local Fargate) are marked so, and kept out of the AWS totals.
+its tasks; ``starburst-dask cost`` reads it back, after :mod:`.reconcile` brought clusters
+whose client died up to date from ECS. Clusters that ran against an endpoint that is not
+AWS's (a local Fargate) are marked simulated, and kept out of the AWS totals.
 
 SQLite waits up to :data:`TIMEOUT` seconds for a database another process has locked, so
 a running cluster writes its row through :class:`LedgerEntry`, in a thread of its own:
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..aws.names import aws_endpoint
 from ..format import format_duration, format_usd
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,13 @@ logger = logging.getLogger(__name__)
 DATA_DIR_VAR = "STARBURST_DASK_DATA_DIR"
 #: Seconds SQLite waits for a database another process has locked.
 TIMEOUT = 10.0
+#: The status of a cluster whose client has not recorded it closed (yet, or ever).
+RUNNING = "running"
+#: What a simulated cost is, in the report and in ``cost --json``.
+SIMULATED_NOTE = (
+    "simulated: AWS's prices applied to the tasks of an endpoint that is not AWS's "
+    "(a local Fargate); AWS bills nothing for them"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -50,6 +59,11 @@ CREATE TABLE IF NOT EXISTS clusters (
     tasks TEXT NOT NULL DEFAULT '[]'
 );
 """
+
+
+def endpoint() -> str | None:
+    """The endpoint this process talks to (``AWS_ENDPOINT_URL``), as clusters are recorded."""
+    return os.environ.get("AWS_ENDPOINT_URL")
 
 
 def data_dir() -> Path:
@@ -79,9 +93,10 @@ class ClusterRecord:
     tasks: list[dict[str, Any]]
 
     @property
-    def local(self) -> bool:
-        """Whether it ran against another endpoint than AWS (a local Fargate)."""
-        return bool(self.endpoint)
+    def simulated(self) -> bool:
+        """Whether it ran against an endpoint that is not AWS's (a local Fargate): its cost
+        is AWS's prices applied to its tasks, not a bill."""
+        return not aws_endpoint(self.endpoint)
 
     @property
     def runtime(self) -> datetime.timedelta:
@@ -135,11 +150,11 @@ class Ledger:
                     (
                         name,
                         region,
-                        os.environ.get("AWS_ENDPOINT_URL"),
+                        endpoint(),
                         started_at.isoformat(),
                         started_at.isoformat(),
                         estimate_per_hour,
-                        "running",
+                        RUNNING,
                         price_source,
                     ),
                 )
@@ -180,6 +195,19 @@ class Ledger:
     def recent(self, limit: int = 20) -> list[ClusterRecord]:
         """The latest ``limit`` clusters, newest first."""
         return self._select("ORDER BY started_at DESC, id DESC LIMIT ?", (limit,))
+
+    def records(self, status: str) -> list[ClusterRecord]:
+        """Clusters recorded with ``status``, oldest first."""
+        return self._select("WHERE status = ? ORDER BY started_at", (status,))
+
+    def running(self, region: str, endpoint: str | None) -> list[ClusterRecord]:
+        """Clusters recorded running in ``region`` against ``endpoint``, oldest first."""
+        return [r for r in self.records(RUNNING) if (r.region, r.endpoint) == (region, endpoint)]
+
+    def named(self, names: set[str]) -> list[ClusterRecord]:
+        """Every cluster recorded under one of ``names``, oldest first."""
+        marks = ", ".join("?" * len(names))
+        return self._select(f"WHERE name IN ({marks}) ORDER BY started_at", tuple(names))
 
     def since(self, start: datetime.datetime) -> list[ClusterRecord]:
         """Every cluster started at or after ``start``."""
@@ -299,8 +327,8 @@ def summary(
         records = ledger.since(start)
         totals[label] = {
             where: {
-                "cost": sum(r.cost for r in records if r.local == simulated),
-                "clusters": sum(1 for r in records if r.local == simulated),
+                "cost": sum(r.cost for r in records if r.simulated == simulated),
+                "clusters": sum(1 for r in records if r.simulated == simulated),
             }
             for where, simulated in (("aws", False), ("simulated", True))
         }
@@ -315,8 +343,10 @@ def summary(
                 "task_hours": r.task_hours,
                 "cost": r.cost,
                 "status": r.status,
-                "simulated": r.local,
+                "simulated": r.simulated,
+                "endpoint": r.endpoint,
                 "price_source": r.price_source,
+                "note": SIMULATED_NOTE if r.simulated else None,
             }
             for r in ledger.recent(limit)
         ],
@@ -338,13 +368,15 @@ def report(
     ]
     for r in data["clusters"]:
         started = datetime.datetime.fromisoformat(r["started_at"])
-        status = r["status"] + (" (local)" if r["simulated"] else "")
+        status = r["status"] + (" (simulated)" if r["simulated"] else "")
         lines.append(
             f"{started:%Y-%m-%d %H:%M:%S}  {r['name'][:28]:<28} {r['region'][:14]:<14} "
             f"{format_duration(r['runtime_seconds']):>9} {r['task_hours']:>8.3f} "
             f"{format_usd(r['cost']):>11}  {status}"
         )
     lines.append("")
+    if any(r["simulated"] for r in data["clusters"]):
+        lines.append(f"(simulated) {SIMULATED_NOTE}.")
     for label, key in (("Today", "today"), ("This month", "month")):
         aws, local = data["totals"][key]["aws"], data["totals"][key]["simulated"]
         line = f"{label + ':':<12} {format_usd(aws['cost'])} on AWS ({aws['clusters']} clusters)"

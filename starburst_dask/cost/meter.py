@@ -20,7 +20,7 @@ from .. import fargate
 from ..errors import CostLimitExceeded
 from ..format import format_duration, format_usd
 from . import prices
-from .billing import Clock, billed_seconds, task_rate, utcnow
+from .billing import Clock, billed_seconds, simulated, task_rate, utcnow
 from .ledger import Ledger, LedgerEntry
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ class CostMeter:
         on_demand = self.prices.task_rate(*self.worker_size, architecture=self.architecture)
         return (
             f"Estimated cost {format_usd(self.estimate_per_hour)}/hour "
-            f"({self.prices.source}"
+            f"({self.prices.source}{simulated()}"
             + (
                 f"; {self.architecture} rates"
                 if self.architecture != fargate.ARCHITECTURES[0]
@@ -237,7 +237,7 @@ class CostMeter:
         return (
             f"ran {format_duration(self.runtime)}, {len(list(self._tasks()))} tasks, "
             f"{self.task_hours:.3f} task-hours, cost {format_usd(self.total)} "
-            f"({self.prices.source})"
+            f"({self.prices.source}{simulated()})"
         )
 
     def html_row(self) -> str:

@@ -1,13 +1,14 @@
 """The vCPU quota governor: how many more tasks the account's Fargate quota lets us run.
 
 Fargate's vCPU quotas (On-Demand and Spot, each) are account-wide: tasks of other
-clusters and services count too. The governor reads the quota from Service Quotas and
-the account's usage from CloudWatch ``AWS/Usage``, and says how many tasks of a size fit.
+clusters and services count too. The governor reads the quota from Service Quotas, the
+project's own usage from ECS (:mod:`.usage`) and the rest of the account's from
+CloudWatch ``AWS/Usage``, and says how many tasks of a size fit.
 """
 
 from __future__ import annotations
 
-import collections
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -21,8 +22,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import fargate
 from ..errors import ConfigurationError
+from . import usage as held
+from .usage import ProjectUsage
 
 logger = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @dataclasses.dataclass
@@ -82,29 +89,25 @@ class QuotaGovernor:
     ----------
     quotas, cloudwatch
         aiobotocore Service Quotas and CloudWatch clients.
+    project : ProjectUsage, optional
+        The project's own tasks, known exactly: the usage metric then counts only for
+        the rest of the account. Without it, usage is the metric's.
     clock : callable
-        Seconds, monotonic (``time.monotonic``; tests inject their own).
+        The time now, UTC (tests inject their own).
     """
 
-    #: Seconds of own-usage history kept: the usage metric's latest datapoint is the
-    #: maximum over a minute that may have ended a little while ago.
-    HISTORY = 150.0
-
     def __init__(
-        self, quotas: Any, cloudwatch: Any, clock: Callable[[], float] = time.monotonic
+        self,
+        quotas: Any,
+        cloudwatch: Any,
+        project: ProjectUsage | None = None,
+        clock: Callable[[], datetime.datetime] = _utcnow,
     ) -> None:
         self.quotas = quotas
         self.cloudwatch = cloudwatch
+        self.project = project
         self._clock = clock
         self._unreadable: set[str] = set()
-        self._own = {p: collections.deque([(0.0, 0.0)]) for p in fargate.QUOTA_CODES}
-
-    def record(self, provider: str, own_vcpus: float) -> None:
-        """Note this cluster's vCPUs of ``provider`` in use now (call on every change)."""
-        now, history = self._clock(), self._own[provider]
-        history.append((now, own_vcpus))
-        while len(history) > 1 and history[1][0] < now - self.HISTORY:
-            history.popleft()
 
     async def quota(self, provider: str) -> float:
         """The account's vCPU quota for ``provider``; ``inf`` if it cannot be read."""
@@ -120,9 +123,10 @@ class QuotaGovernor:
                 )
             return math.inf
 
-    async def usage(self, provider: str) -> float:
-        """The account's vCPUs in use for ``provider``: the latest ``AWS/Usage`` datapoint."""
-        now = datetime.datetime.now(datetime.timezone.utc)
+    async def usage(self, provider: str) -> tuple[datetime.datetime, float] | None:
+        """The account's latest ``AWS/Usage`` datapoint for ``provider``: when its minute
+        began, and the most vCPUs in use during it; ``None`` if there is none."""
+        now = self._clock()
         try:
             answer = await self.cloudwatch.get_metric_data(
                 MetricDataQueries=[
@@ -135,7 +139,7 @@ class QuotaGovernor:
                                 "MetricName": fargate.USAGE_METRIC,
                                 "Dimensions": fargate.usage_dimensions(provider),
                             },
-                            "Period": 60,
+                            "Period": fargate.USAGE_PERIOD,
                             "Stat": "Maximum",
                         },
                     }
@@ -146,24 +150,35 @@ class QuotaGovernor:
             )
         except (ClientError, BotoCoreError) as e:
             logger.debug("cannot read Fargate usage: %s", e)
-            return 0.0
-        values = answer["MetricDataResults"][0]["Values"]
-        return float(values[0]) if values else 0.0
+            return None
+        result = answer["MetricDataResults"][0]
+        if not result["Values"]:
+            return None
+        return result["Timestamps"][0], float(result["Values"][0])
 
     async def status(self, provider: str) -> QuotaStatus:
         """Quota and usage now.
 
-        The usage metric is a per-minute maximum, so it shows this cluster's tasks late
-        and its peak long: others' usage is the metric less our own recent peak, and
-        ours is known exactly.
+        The usage metric is a per-minute maximum, so it shows tasks late and their peak
+        long: the project's own usage is known exactly (its tasks, by their tags), and
+        the rest of the account's is the metric's latest maximum less the project's own
+        peak over that datapoint's minute.
         """
         quota = await self.quota(provider)
         if math.isinf(quota):
             return QuotaStatus(provider)
-        own = self._own[provider][-1][1]
-        peak = max(v for _, v in self._own[provider])
-        others = max(0.0, await self.usage(provider) - peak)
-        return QuotaStatus(provider, quota=quota, usage=others + own)
+        if self.project is None:
+            datapoint = await self.usage(provider)
+            return QuotaStatus(provider, quota=quota, usage=datapoint[1] if datapoint else 0.0)
+        now = self._clock()
+        # Read together: a launch waits for this.
+        datapoint, holdings = await asyncio.gather(self.usage(provider), self.project.holdings(now))
+        others = 0.0
+        if datapoint is not None:
+            begun, most = datapoint
+            ended = min(now, begun + datetime.timedelta(seconds=fargate.USAGE_PERIOD))
+            others = max(0.0, most - held.peak(holdings, provider, begun, ended))
+        return QuotaStatus(provider, quota=quota, usage=others + held.current(holdings, provider))
 
 
 def fits(status: QuotaStatus, vcpus: float) -> int:

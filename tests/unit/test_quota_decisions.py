@@ -1,6 +1,7 @@
 """The vCPU quota decisions: what fits, the deadline, quota and usage as AWS answers them."""
 
 import asyncio
+import datetime
 import logging
 import math
 
@@ -16,8 +17,10 @@ from starburst_dask.ecs.quota import (
     quota_error,
     request_increase,
 )
+from starburst_dask.ecs.usage import Holding, ProjectUsage, current, peak
 from starburst_dask.errors import ConfigurationError
 
+from . import stubs
 from .stubs import FakeClock, stubbed
 
 ON_DEMAND = "FARGATE"
@@ -35,13 +38,14 @@ def quota_answer(value, provider=ON_DEMAND):
     }
 
 
-def usage_answer(*values):
+def usage_answer(value=None, timestamp=None):
     return {
         "MetricDataResults": [
             {
                 "Id": "usage",
                 "Label": fargate.USAGE_METRIC,
-                "Values": list(values),
+                "Timestamps": [] if value is None else [timestamp],
+                "Values": [] if value is None else [value],
                 "StatusCode": "Complete",
             }
         ]
@@ -70,12 +74,12 @@ USAGE_QUERY = {
 }
 
 
-def governed(answers, clock=None):
+def governed(answers):
     """Run ``answers(governor, quotas, cloudwatch)`` against stubbed clients."""
 
     async def run():
         async with stubbed("service-quotas", "cloudwatch") as [(quotas, q), (cloudwatch, c)]:
-            governor = QuotaGovernor(quotas, cloudwatch, **({"clock": clock} if clock else {}))
+            governor = QuotaGovernor(quotas, cloudwatch, clock=lambda: NOW)
             return await answers(governor, q, c)
 
     return asyncio.run(run())
@@ -114,27 +118,87 @@ def test_deadline_runs_on_its_clock():
     assert deadline.remaining == 0 and deadline.elapsed == pytest.approx(130)
 
 
-def test_usage_is_others_metric_less_our_recent_peak_plus_ours_now():
-    """The metric is a per-minute maximum: our stopped tasks stay in it for a while."""
-    clock = FakeClock()
+NOW = datetime.datetime(2026, 11, 30, 4, 30, 30, tzinfo=datetime.timezone.utc)
+MINUTE = NOW - datetime.timedelta(seconds=30)  # the latest datapoint's minute began
 
+
+def at(seconds):
+    """``seconds`` after the datapoint's minute began."""
+    return MINUTE + datetime.timedelta(seconds=seconds)
+
+
+def described(arn, cluster, cpu, created, stopped=None):
+    """A task of the project as DescribeTasks gives it with its tags."""
+    task = {
+        "taskArn": arn,
+        "cpu": str(cpu),
+        "lastStatus": "STOPPED" if stopped else "RUNNING",
+        "createdAt": created,
+        "tags": [
+            {"key": "starburst-dask:cluster", "value": cluster},
+            {"key": "starburst-dask:role", "value": "worker"},
+        ],
+    }
+    return {**task, "stoppedAt": stopped} if stopped else task
+
+
+def test_usage_is_the_metric_less_the_projects_peak_in_its_minute_plus_the_projects_now():
+    """The metric is a per-minute maximum: tasks of the project (this cluster's and
+    another's) that stopped within its minute stay in it; ECS knows them exactly."""
+    other, mine, new = stubs.task_arn(), stubs.task_arn(), stubs.task_arn()
+    tasks = [
+        described(other, "other", 4096, at(-300), stopped=at(10)),  # closed 20 s ago
+        described(mine, "mine", 1024, at(-200)),
+    ]
+
+    async def run():
+        async with stubbed("service-quotas", "cloudwatch", "ecs") as pairs:
+            [(quotas, q), (cloudwatch, c), (ecs, e)] = pairs
+            live = {mine: (ON_DEMAND, 1.0), new: (ON_DEMAND, 2.0)}  # new: not listed yet
+            project = ProjectUsage(ecs, "starburst-dask", lambda: live)
+            governor = QuotaGovernor(quotas, cloudwatch, project, clock=lambda: NOW)
+            q.add_response("get_service_quota", quota_answer(16.0), IDS)
+            c.add_response("get_metric_data", usage_answer(7.0, at(0)), USAGE_QUERY)
+            for status in ("RUNNING", "STOPPED"):
+                arns = [other] if status == "STOPPED" else [mine]
+                e.add_response(
+                    "list_tasks",
+                    {"taskArns": arns},
+                    {"cluster": "starburst-dask", "desiredStatus": status, "maxResults": 100},
+                )
+            e.add_response(
+                "describe_tasks",
+                {"tasks": tasks, "failures": []},
+                {"cluster": "starburst-dask", "tasks": [mine, other], "include": ["TAGS"]},
+            )
+            return await governor.status(ON_DEMAND)
+
+    status = asyncio.run(run())
+    # The minute's peak was the project's 5 (4 + 1): the metric's 7 leave 2 to others;
+    # the project holds 3 now (1, and 2 just launched).
+    assert (status.quota, status.usage, status.headroom) == (16, 5.0, 11.0)
+
+
+def test_without_the_projects_tasks_usage_is_the_metrics():
     async def answers(governor, quotas, cloudwatch):
-        governor.record(ON_DEMAND, 4.0)  # our 4 vCPUs ran ...
-        clock.advance(10)
-        governor.record(ON_DEMAND, 1.0)  # ... 3 stopped; the metric still shows all 4
         quotas.add_response("get_service_quota", quota_answer(16.0), IDS)
-        cloudwatch.add_response("get_metric_data", usage_answer(6.0), USAGE_QUERY)
-        early = await governor.status(ON_DEMAND)
-        clock.advance(QuotaGovernor.HISTORY + 1)
-        governor.record(ON_DEMAND, 1.0)  # the 4 have left the history
-        quotas.add_response("get_service_quota", quota_answer(16.0), IDS)
-        cloudwatch.add_response("get_metric_data", usage_answer(6.0), USAGE_QUERY)
-        late = await governor.status(ON_DEMAND)
-        return early, late
+        cloudwatch.add_response("get_metric_data", usage_answer(6.0, at(0)), USAGE_QUERY)
+        return await governor.status(ON_DEMAND)
 
-    early, late = governed(answers, clock)
-    assert (early.quota, early.usage, early.headroom) == (16, 3.0, 13.0)  # others 2 + ours 1
-    assert (late.quota, late.usage) == (16, 6.0)  # the metric's 6 are others' 5 + our 1
+    assert governed(answers).usage == 6.0
+
+
+def test_the_peak_of_holdings_over_a_window():
+    held = [
+        Holding(ON_DEMAND, 4.0, at(-60), at(10)),
+        Holding(ON_DEMAND, 2.0, at(5)),
+        Holding(ON_DEMAND, 8.0, at(20), at(25)),
+        Holding("FARGATE_SPOT", 16.0, at(0)),
+    ]
+    assert peak(held, ON_DEMAND, at(0), at(60)) == 10.0  # 2 and 8 from 20 to 25
+    assert peak(held, ON_DEMAND, at(0), at(15)) == 6.0  # 4 and 2 overlapped from 5 to 10
+    assert peak(held, ON_DEMAND, at(11), at(19)) == 2.0
+    assert current(held, ON_DEMAND) == 2.0 and current(held, "FARGATE_SPOT") == 16.0
 
 
 def test_no_datapoint_is_no_usage():
