@@ -8,6 +8,7 @@ import click
 
 from .. import fargate
 from . import shapes
+from .options import JSON
 
 #: Conda's names of Fargate's platforms, X86_64 first.
 PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
@@ -19,7 +20,6 @@ _PLATFORM = click.option(
     show_default=True,
     help="Fargate X86_64 (linux-64) or ARM64.",
 )
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.group()
@@ -43,7 +43,7 @@ def image() -> None:
     help="auto: the local Docker engine if one answers, else CodeBuild.",
 )
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
-@_JSON
+@JSON
 def build(
     software: str,
     platform: str,
@@ -86,7 +86,7 @@ def build(
     show_default=True,
     help="Directory for the build context.",
 )
-@_JSON
+@JSON
 def render(software: str, platform: str, output: Path, as_json: bool) -> None:
     """Write SOFTWARE's build context (Dockerfile and lock) to build by hand."""
     from ..images.build import build_context
@@ -108,7 +108,7 @@ def render(software: str, platform: str, output: Path, as_json: bool) -> None:
     help="ECR repository [default: config starburst.image-repository].",
 )
 @click.option("--region", default=None, help="AWS region [default: the SDK's].")
-@_JSON
+@JSON
 def list_images(repository: str | None, region: str | None, as_json: bool) -> None:
     """List the images in the ECR repository, newest first."""
     import boto3

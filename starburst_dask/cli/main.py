@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from . import admin as cli_admin
+from . import clusters as cli_clusters
 from .errors import ReportingGroup
 from .image import image
+from .options import JSON
 
 
 @click.group(cls=ReportingGroup)
@@ -26,7 +28,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.call_on_close(lambda: package.removeHandler(handler))
 
 
-cli_admin.register(main)  # setup, doctor, ls, cleanup, teardown
+cli_admin.register(main)  # setup, doctor, teardown, iam-policy
+cli_clusters.register(main)  # ls, cleanup
 main.add_command(image)  # image build|render|ls
 
 
@@ -103,7 +106,7 @@ def local(port: int, region: str, quota: float | None, latency: str | None) -> N
     show_default=True,
     help="Clusters to list.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@JSON
 def cost(limit: int, as_json: bool) -> None:
     """List recent clusters with their runtime and cost, and today's and this month's totals.
 
@@ -132,7 +135,7 @@ def cost(limit: int, as_json: bool) -> None:
 )
 @click.option("--spot", is_flag=True, help="With --request: the Spot quota, not On-Demand.")
 @click.option("--region", default=None, help="AWS region (default: the configured one).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@JSON
 def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) -> None:
     """Show the Fargate vCPU quotas, usage and open increase requests; --request one."""
     import asyncio

@@ -1,4 +1,5 @@
-"""What ``--json`` prints, for the commands whose results are not plain data already.
+"""What ``--json`` prints, for the commands whose results are not plain data already;
+and the text tables of the others.
 
 One function per command; the shapes are documented in ``docs/cli.md`` and kept stable:
 keys are added, never renamed or removed. Times are ISO 8601 strings, sizes bytes, ages
@@ -101,3 +102,11 @@ def images(repository: str, region: str, rows: Sequence[dict[str, Any]]) -> dict
             for r in rows
         ],
     }
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    """Print ``rows`` under ``header`` as aligned text columns."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
