@@ -169,7 +169,8 @@ def _number(node: Mapping[str, Any], value: Any, origin: Origin, whole: bool) ->
         value, numbers.Integral if whole else numbers.Real
     ):
         _refuse(node, value, origin, f"must be {what}")
-    return int(value) if whole else float(value)
+    number: Any = value  # numpy's numbers too
+    return int(number) if whole else float(number)
 
 
 def _parsed_number(text: str) -> Any:
@@ -185,7 +186,8 @@ def _duration(node: Mapping[str, Any], value: Any, origin: Origin) -> float:
     try:
         if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
             raise TypeError(value)
-        return float(parse_timedelta(value, default="seconds"))
+        duration: Any = value
+        return float(parse_timedelta(duration, default="seconds"))
     except (TypeError, ValueError, KeyError):
         _refuse(
             node,
