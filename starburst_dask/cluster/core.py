@@ -28,12 +28,14 @@ from distributed.utils import NoOpAwaitable
 from .. import fargate
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
+from ..cost.confirm import confirm_launch
 from ..cost.estimate import meter_for
 from ..cost.meter import CostMeter
 from ..ecs import quota
 from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
+from ..values import Origin, checked
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
@@ -95,6 +97,10 @@ class FargateCluster(SpecCluster):
         Cluster name, also every task's ``startedBy``; generated when omitted.
     asynchronous : bool
         Use from async code: ``async with FargateCluster(asynchronous=True) as cluster``.
+    confirm : bool
+        ``True`` (default): a cluster over ``starburst.confirm.hourly-cost`` or
+        ``starburst.confirm.vcpus`` asks at a terminal first, and is refused without one;
+        ``False``: start it without asking.
     running_timeout : float
         Seconds a launched task may take to reach RUNNING before it is an error (formerly
         ``launch_timeout``, accepted as an alias).
@@ -113,10 +119,16 @@ class FargateCluster(SpecCluster):
     """
 
     def __init__(
-        self, n_workers: int | None = None, *, asynchronous: bool = False, **options: Any
+        self,
+        n_workers: int | None = None,
+        *,
+        asynchronous: bool = False,
+        confirm: bool = True,
+        **options: Any,
     ) -> None:
         # Options are checked here; everything remote or blocking happens in _start.
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
+        self._confirm = checked({"type": "boolean", "default": True}, confirm, Origin("confirm"))
         self._aws = AwsClients(self.options.region)
         #: Every ECS task of this cluster, from launch to STOPPED.
         self.registry = TaskRegistry(self._aws, self.options)
@@ -194,6 +206,8 @@ class FargateCluster(SpecCluster):
         # `software` (found or built in ECR), with a clear error if the image's
         # distributed is not the client's.
         self.cost = await meter_for(self.options, self.registry.descriptions)
+        # Expensive: asked at a terminal (or refused) before anything is created.
+        await asyncio.to_thread(confirm_launch, self.cost, self.options, confirm=self._confirm)
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options
         )
