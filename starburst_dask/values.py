@@ -59,21 +59,18 @@ class Origin:
         return self.key is not None
 
     def refusal(self, problem: str, value: Any, example: Any) -> str:
-        """``name must be ..., not value; pass e.g. ...``, or the same for a config key with
-        where it is set."""
+        """``name must be ..., not value; pass e.g. name=example``, or the same for a config
+        key with where it is set (a file, or an environment variable)."""
         if self.key is None:
-            return f"{self.name} {problem}, not {value!r}; {self.example(example)}"
+            return f"{self.name} {problem}, not {value!r}; pass e.g. {self.name}={example!r}"
         where = self.where() if self.where else "dask config"
-        return (
-            f"starburst.{self.key} {problem}, not {_literal(value)} (set in {where}); "
-            f"{self.example(example)}"
+        fix = (
+            f"{where}={_literal(example)}"
+            if where.startswith("DASK_")
+            else f"starburst.{self.key}: {_literal(example)}"
         )
-
-    def example(self, value: Any) -> str:
-        """How to give ``value`` this way."""
-        if self.key is None:
-            return f"pass e.g. {self.name}={value!r}"
-        return f"set e.g. starburst.{self.key}: {_literal(value)}"
+        shown = _literal(value)
+        return f"starburst.{self.key} {problem}, not {shown} (set in {where}); set e.g. {fix}"
 
 
 def checked(node: Mapping[str, Any], value: Any, origin: Origin) -> Any:

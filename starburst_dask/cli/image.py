@@ -99,11 +99,11 @@ def list_images(repository: str | None, region: str | None) -> None:
 
     from .. import config
     from ..aws import lookups
-    from ..aws.clients import client_config
+    from ..aws.clients import command_config
     from ..images import registry
 
     repository = repository or config.setting("image_repository")
-    ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
+    ecr = boto3.session.Session(region_name=region).client("ecr", config=command_config())
     if lookups.repository(ecr, repository) is None:
         raise click.ClickException(
             f"ECR repository {repository!r} does not exist in {ecr.meta.region_name}: pass "
