@@ -73,7 +73,7 @@ def confirm_launch(
         return
     what = (
         f"this cluster would cost about {format_usd(meter.estimate_per_hour)} an hour "
-        f"({meter.prices.source}) for {requested_vcpus(options):g} vCPUs (a scheduler and "
+        f"({meter.prices.source}) for {requested_vcpus(options):,g} vCPUs (a scheduler and "
         f"{options.n_workers:,} workers), above {' and '.join(over)}"
     )
     if (interactive or _at_terminal)():
