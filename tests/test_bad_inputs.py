@@ -147,16 +147,23 @@ def test_a_bad_argument_found_by_reading_aws_creates_nothing(untouched, kwargs, 
         assert word in one_line(str(info.value))
 
 
-def test_a_stale_setup_file_is_named_with_the_command_that_rewrites_it(untouched, tmp_path):
+@pytest.mark.parametrize(
+    "line, missing",
+    [(f"subnets: [{STALE_SUBNET}]", STALE_SUBNET), ("ecs-cluster: gone", "'gone'")],
+    ids=["subnets", "ecs cluster"],
+)
+def test_a_stale_setup_file_is_named_with_the_command_that_rewrites_it(
+    untouched, tmp_path, line, missing
+):
     # Issue 14: the file from a local Fargate that has since stopped.
     setup_file = tmp_path / "starburst-setup.yaml"
-    setup_file.write_text(f"starburst:\n  subnets: [{STALE_SUBNET}]\n")
+    setup_file.write_text(f"starburst:\n  {line}\n")
     with private_dask_config(tmp_path):
         dask.config.refresh()
         with pytest.raises(MissingResourceError) as info:
             FargateCluster(n_workers=1)
     said = one_line(str(info.value))
-    assert STALE_SUBNET in said and str(setup_file) in said and "starburst-dask setup" in said
+    assert missing in said and str(setup_file) in said and "starburst-dask setup" in said
 
 
 # -- dask config and DASK_STARBURST__* environment variables -----------------------------
@@ -265,6 +272,8 @@ CLI = [
     ("teardown region", ["teardown", "--region", "nowhere"], {}, ["unknown AWS region"]),
     ("bad repository", ["image", "ls", "--repository", "BAD NAME"], {}, ["(InvalidParameter"]),
     ("no command", ["nosuch"], {}, ["No such command"]),
+    ("image region", ["image", "build", "current", "--region", "moon-1"], {}, ["moon-1"]),
+    ("image ls region", ["image", "ls", "--region", "moon-1"], {}, ["unknown AWS region"]),
 ]
 
 #: Commands given a bad config value (dask config), each one line.

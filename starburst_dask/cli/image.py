@@ -50,8 +50,10 @@ def build(
     """
     import boto3
 
+    from ..aws import lookups
     from ..images.build import ensure_image
 
+    region = lookups.region(region) if region else None  # one where ECR runs, if given
     session = boto3.session.Session(region_name=region)
     result = ensure_image(
         software,
@@ -102,6 +104,7 @@ def list_images(repository: str | None, region: str | None) -> None:
     from ..aws.clients import command_config
     from ..images import registry
 
+    region = lookups.region(region) if region else None  # one where ECR runs, if given
     repository = repository or config.setting("image_repository")
     ecr = boto3.session.Session(region_name=region).client("ecr", config=command_config())
     if lookups.repository(ecr, repository) is None:
