@@ -3,11 +3,12 @@
 Arguments, dask config files and ``DASK_STARBURST__*`` environment variables go through
 :func:`checked`, which reads the option's node of ``starburst-schema.yaml``: its ``type``
 or ``enum``, bounds (``minimum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
-``minLength``), ``examples``, and ``x-duration`` (seconds, or dask's durations like
-``"5m"``). Config and the environment spell booleans as text too (``"false"``, ``"no"``,
-``"0"``), parsed by their words, never by truthiness; an argument takes a real bool. A
-single string where a list is expected is one item. Each bad value is one
-:class:`ConfigurationError` naming the option, the value's problem and the fix.
+``minLength``), ``examples``, ``x-hint`` (said with any refusal), and ``x-duration``
+(seconds, or dask's durations like ``"5m"``). Config and the environment spell booleans
+as text too (``"false"``, ``"no"``, ``"0"``), parsed by their words, never by
+truthiness; an argument takes a real bool. A single string where a list is expected is
+one item. Each bad value is one :class:`ConfigurationError` naming the option, the
+value's problem and the fix.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def checked(node: Mapping[str, Any], value: Any, origin: Origin) -> Any:
 
 
 def _refuse(node: Mapping[str, Any], value: Any, origin: Origin, problem: str) -> NoReturn:
-    raise ConfigurationError(origin.refusal(problem, value, _example(node)))
+    hint = f" ({node['x-hint']})" if "x-hint" in node else ""
+    raise ConfigurationError(origin.refusal(problem + hint, value, _example(node)))
 
 
 def _example(node: Mapping[str, Any]) -> Any:
