@@ -22,6 +22,7 @@ from typing import Any
 import dask.config
 import yaml
 
+from . import values
 from .errors import ConfigurationError
 
 DEFAULTS_FILE = os.path.join(os.path.dirname(__file__), "starburst.yaml")
@@ -71,7 +72,8 @@ _FORMER_KEYS = {new: old.replace("_", "-") for old, new in ALIASES.items()}
 
 
 def setting(name: str) -> Any:
-    """The configured value of option ``name`` (dask config ``starburst.<its key>``).
+    """The configured value of option ``name`` (dask config ``starburst.<its key>``), typed
+    and checked as its schema says (:func:`values.checked`).
 
     A value under the option's former key (say ``starburst.cluster``) counts when the current
     key is left at its default.
@@ -79,20 +81,111 @@ def setting(name: str) -> Any:
     Raises
     ------
     ConfigurationError
-        The former and the current key are both set, to different values.
+        The value is not one the option takes (naming the key and where it is set), or the
+        former and the current key are both set, to different values.
     """
     key = OPTIONS[name]
     value = dask.config.get(f"starburst.{key}")
     former = _FORMER_KEYS.get(name)
     old = dask.config.get(f"starburst.{former}", None) if former else None
-    if old is None or old == value:
-        return value
-    if value != _default(key):
-        raise ConfigurationError(
-            f"dask config sets both starburst.{key} ({value!r}) and its former name "
-            f"starburst.{former} ({old!r}): keep only starburst.{key}"
-        )
-    return old
+    if old is not None and old != value:
+        if value != _default(key):
+            raise ConfigurationError(
+                f"dask config sets both starburst.{key} ({value!r}) and its former name "
+                f"starburst.{former} ({old!r}): keep only starburst.{key}"
+            )
+        key, value = str(former), old
+    return values.checked(node(name), value, origin(name, key))
+
+
+def node(name: str) -> dict[str, Any]:
+    """Option ``name``'s schema, with its default."""
+    key = OPTIONS[name]
+    return {**_SCHEMA_KEYS[key], "default": _default(key)}
+
+
+def origin(name: str, key: str | None = None) -> values.Origin:
+    """Where option ``name``'s value comes from: config key ``key``, else an argument."""
+    if key is None:
+        return values.Origin(name)
+    return values.Origin(name, key, lambda: where(key))
+
+
+def check_values() -> None:
+    """Check every configured key's value (what :func:`setting` checks, all at once).
+
+    Raises
+    ------
+    ConfigurationError
+        For the first unknown key or invalid value, naming where it is set.
+    """
+    check_keys()
+    for name in OPTIONS:
+        setting(name)
+
+
+def environment_variable(key: str) -> str:
+    """The environment variable that sets ``starburst.<key>``, in dask's form."""
+    return "DASK_STARBURST__" + key.upper().replace(".", "__").replace("-", "_")
+
+
+def where(key: str) -> str:
+    """Where ``starburst.<key>`` is set: its environment variable, else the last dask
+    config file that sets it (the one dask's merge keeps), else ``"dask config"``."""
+    variable = environment_variable(key)
+    if variable in os.environ:
+        return variable
+    found = "dask config"
+    for path in _config_files():
+        try:
+            with open(path) as f:
+                tree: Any = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for part in ["starburst", *key.split(".")]:
+            tree = _child(tree, part)
+        if tree is not _ABSENT:
+            found = path
+    return found
+
+
+def configured_in_file(name: str, value: Any) -> str | None:
+    """The file that configured option ``name`` when its configured value is ``value``
+    (so the value came from it, not from an argument); else ``None``."""
+    try:
+        if setting(name) != value:
+            return None
+    except ConfigurationError:
+        return None
+    found = where(OPTIONS[name])
+    return found if os.path.isfile(found) else None
+
+
+_ABSENT = object()
+
+
+def _child(tree: Any, part: str) -> Any:
+    if not isinstance(tree, dict):
+        return _ABSENT
+    for raw, value in tree.items():  # dask reads "_" in keys as "-"
+        if str(raw).replace("_", "-") == part:
+            return value
+    return _ABSENT
+
+
+def _config_files() -> list[str]:
+    """dask's config files in the order it merges them (as ``dask.config.collect_yaml``)."""
+    files: list[str] = []
+    for path in dask.config.paths:
+        if os.path.isdir(path):
+            files += sorted(
+                os.path.join(path, p)
+                for p in os.listdir(path)
+                if os.path.splitext(p)[1].lower() in (".json", ".yaml", ".yml")
+            )
+        elif os.path.isfile(path):
+            files.append(path)
+    return files
 
 
 def _default(key: str) -> Any:

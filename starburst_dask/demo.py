@@ -136,8 +136,10 @@ def run(
 
     from distributed import Client
 
+    from . import config
     from .cluster.core import FargateCluster
 
+    config.check_values()  # a bad config value is said before a local Fargate starts
     with contextlib.ExitStack() as stack:
         t0 = time.perf_counter()
         if local:

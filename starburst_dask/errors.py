@@ -11,6 +11,11 @@ class ConfigurationError(StarburstError, ValueError):
     """An option is invalid; raised before any AWS call is made."""
 
 
+class ConfirmationError(StarburstError):
+    """An expensive cluster was declined, or could not be confirmed (no terminal); nothing
+    was started."""
+
+
 class MissingResourceError(StarburstError):
     """An AWS resource the cluster needs does not exist; nothing was created."""
 

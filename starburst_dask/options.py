@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import re
 import sys
 import uuid
@@ -15,6 +14,7 @@ import dask
 from . import config, fargate, sensitive
 from .cluster import lifetime
 from .errors import ConfigurationError
+from .values import checked
 
 #: ``software`` with neither ``image`` nor ``software`` given: this environment, as an
 #: image built once per content (``images.build.CURRENT``).
@@ -82,8 +82,13 @@ class ClusterOptions:
     max_cost: float | None
     cost_alert: float | None
     max_hourly_cost: float | None
-    scheduler_timeout: int
-    worker_death_timeout: int
+    #: US dollars an hour and vCPUs above which a launch is confirmed first (``None``:
+    #: never asked; ``cost/confirm.py``).
+    confirm_hourly_cost: float | None
+    confirm_vcpus: float | None
+    #: Seconds (durations like "5m" are read as seconds).
+    scheduler_timeout: float
+    worker_death_timeout: float
     worker_ttl: float
     #: Seconds a launched task may take to reach RUNNING (formerly ``launch_timeout``).
     running_timeout: float
@@ -97,7 +102,7 @@ class ClusterOptions:
     #: error (formerly ``launch_deadline``).
     launch_retry_timeout: float
     #: Seconds (or a duration like "24h") after which a cluster's tasks stop themselves.
-    max_lifetime: float | str | None
+    max_lifetime: float | None
     #: ECR repository of images built from ``software``.
     image_repository: str
     #: Refuse an image whose tag records another distributed than the client's.
@@ -112,7 +117,8 @@ class ClusterOptions:
         """Merge ``arguments`` over the ``starburst`` config and validate the result.
 
         ``arguments`` are options by name (or by a former name, :data:`config.ALIASES`);
-        ``None`` takes the configured value.
+        ``None`` takes the configured value. Each value, given or configured, is typed
+        and checked by its schema (:mod:`starburst_dask.values`).
 
         Raises
         ------
@@ -123,7 +129,9 @@ class ClusterOptions:
         config.check_keys()
         arguments = _by_name(arguments)
         values = {
-            n: config.setting(n) if arguments.get(n) is None else arguments[n]
+            n: config.setting(n)
+            if arguments.get(n) is None
+            else checked(config.node(n), arguments[n], config.origin(n))
             for n in config.CLUSTER_OPTIONS
         }
         if arguments.get("software") is not None and arguments.get("image") is not None:
@@ -132,28 +140,16 @@ class ClusterOptions:
             values["software"] = None  # image= opts out of the configured environment
         elif not values["image"] and not values["software"]:
             values["software"] = CURRENT_ENVIRONMENT  # the default: the user's own
-        values["software"] = str(values["software"]) if values["software"] else None  # Paths
         values["image"] = values["image"] or default_image()
         values["name"] = values["name"] or f"starburst-{uuid.uuid4().hex[:8]}"
         values["region"] = values["region"] or boto3.session.Session().region_name
-        for key in ("subnets", "security_groups"):
-            values[key] = tuple(values[key] or ())
-        for key in ("environment", "secrets", "tags"):
-            values[key] = {str(k): str(v) for k, v in (values[key] or {}).items()}
         options = cls(**values)
         options.validate()
         return options
 
     def validate(self) -> None:
-        """Raise :class:`ConfigurationError` for the first invalid option."""
-        if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, numbers.Integral):
-            raise ConfigurationError(
-                f"n_workers must be a whole number, got {self.n_workers!r}; pass e.g. n_workers=4"
-            )
-        if self.n_workers < 0:
-            raise ConfigurationError(
-                f"n_workers must be 0 or more, got {self.n_workers}; pass e.g. n_workers=4"
-            )
+        """Raise :class:`ConfigurationError` for the first invalid option, beyond its type and
+        bounds (checked by :func:`~starburst_dask.values.checked` as it is resolved)."""
         for role in ("worker", "scheduler"):
             cpu, memory = getattr(self, f"{role}_cpu"), getattr(self, f"{role}_memory")
             problem = fargate.check_task_size(cpu, memory)
@@ -179,14 +175,6 @@ class ClusterOptions:
                 "digits, '-' or '_' (it is every task's ECS startedBy)"
             )
         self._validate_tags()
-        for key in ("max_cost", "cost_alert", "max_hourly_cost"):
-            value = getattr(self, key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0
-            ):
-                raise ConfigurationError(
-                    f"{key} must be a positive number of US dollars (or None), got {value!r}"
-                )
         if (
             self.cost_alert is not None
             and self.max_cost is not None
@@ -203,31 +191,6 @@ class ClusterOptions:
                 f"architecture: {problem} (ARM64 is Graviton); pass "
                 "e.g. architecture='ARM64' or set starburst.architecture"
             )
-        if self.assign_public_ip not in (False, True, "auto"):
-            raise ConfigurationError(
-                f"assign_public_ip must be True, False or 'auto', not {self.assign_public_ip!r}"
-            )
-        if not isinstance(self.security, bool):
-            raise ConfigurationError(
-                f"security must be True (the default: TLS with certificates made for the "
-                f"cluster) or False (plain TCP), not {self.security!r}; each cluster makes "
-                "its own certificates, so a distributed.Security cannot be passed"
-            )
-        if not isinstance(self.inside_vpc, bool):
-            raise ConfigurationError(f"inside_vpc must be True or False, not {self.inside_vpc!r}")
-        if self.spot not in (False, True, "fallback"):
-            raise ConfigurationError(f"spot must be False, True or 'fallback', not {self.spot!r}")
-        for key in (
-            "scheduler_timeout",
-            "worker_death_timeout",
-            "worker_ttl",
-            "running_timeout",
-            "poll_interval",
-            "quota_interval",
-            "launch_retry_timeout",
-        ):
-            if getattr(self, key) <= 0:
-                raise ConfigurationError(f"{key} must be a positive number of seconds")
         sensitive.check_environment(self.environment)
         sensitive.check_secrets(self.secrets, self.environment)
         self._validate_overrides()

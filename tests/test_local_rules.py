@@ -478,6 +478,18 @@ def test_price_list_elsewhere_cannot_be_reached(account):
         client.get_products(ServiceCode="AmazonECS", MaxResults=1)
 
 
+@pytest.mark.parametrize(
+    "service, operation",
+    [("ecs", "list_clusters"), ("ecr", "describe_repositories"), ("sts", "get_caller_identity")],
+)
+def test_a_region_aws_does_not_have_has_no_endpoint(account, service, operation):
+    once = Config(retries={"max_attempts": 1})
+    client = boto3.client(service, region_name="moon-east-1", config=once)
+    with pytest.raises(BotoCoreError, match="Connection was closed"):
+        getattr(client, operation)()
+    getattr(boto3.client(service, region_name="sa-east-1", config=once), operation)()
+
+
 @pytest.mark.parametrize("region", ["us-west-2", "eu-west-3", "ap-northeast-1", "sa-east-1"])
 def test_the_product_reads_prices_of_any_region_from_a_serving_endpoint(account, region):
     refused = pricing.calls["refused"]

@@ -63,6 +63,11 @@ def failed(results: list[Check]) -> bool:
 
 def checks(region: str | None = None, allow_wide_network: bool = False) -> Iterator[Check]:
     """The checks, one by one (see :func:`run`)."""
+    try:
+        config.check_values()  # every starburst.* key and value, as clusters read them
+    except StarburstError as e:
+        yield Check("config", FAIL, str(e), "fix or remove the value where it is set")
+        return
     if botocore.session.get_session().get_credentials() is None:
         yield Check(
             "credentials",

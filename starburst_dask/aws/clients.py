@@ -30,9 +30,29 @@ def client_config(**options: Any) -> Config:
     return Config(user_agent_appid=APP_ID, **options)  # type: ignore[call-arg]
 
 
-def aio_client_config() -> AioConfig:
+def aio_client_config(**options: Any) -> AioConfig:
     """:func:`client_config` for the async (aiobotocore) clients."""
-    return AioConfig(user_agent_appid=APP_ID)
+    return AioConfig(user_agent_appid=APP_ID, **options)
+
+
+#: The command line's clients fail fast where nothing can work (an endpoint that is down
+#: or unreachable): seconds to connect, and botocore's standard retries (throttling and
+#: transient errors) at most this many attempts; a cluster's clients keep botocore's
+#: defaults and outlive outages themselves (``ecs/watcher.py``).
+COMMAND_CLIENT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 3,
+    "retries": {"mode": "standard", "max_attempts": 3},
+}
+
+
+def command_config(**options: Any) -> Config:
+    """:func:`client_config` for a command's client (:data:`COMMAND_CLIENT_OPTIONS`)."""
+    return client_config(**{**COMMAND_CLIENT_OPTIONS, **options})
+
+
+def aio_command_config() -> AioConfig:
+    """:func:`command_config` for a command's async clients."""
+    return aio_client_config(**COMMAND_CLIENT_OPTIONS)
 
 
 #: Client attribute -> AWS service.
@@ -107,8 +127,8 @@ class SyncClients:
         self.session = boto3.session.Session(region_name=region)
 
     def client(self, service: str, **options: Any) -> Any:
-        """A new client of ``service`` (options: :func:`client_config`'s)."""
-        return self.session.client(service, config=client_config(**options))
+        """A new client of ``service`` (options: :func:`command_config`'s)."""
+        return self.session.client(service, config=command_config(**options))
 
     @functools.cached_property
     def ec2(self) -> Any:
@@ -153,4 +173,4 @@ class SyncClients:
     @functools.cached_property
     def quotas(self) -> Any:
         """Service Quotas, asked once: a quota it cannot tell at once is reported unknown."""
-        return self.client("service-quotas", retries={"max_attempts": 1})
+        return self.client("service-quotas", retries={"mode": "standard", "max_attempts": 1})

@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .. import config
 from ..admin.config_file import config_path
 from ..ecs import network
 from ..errors import ConfigurationError, MissingResourceError
@@ -42,13 +43,14 @@ async def preflight(
     cluster = await lookups.ecs_cluster.aio(aws.ecs, options.ecs_cluster)
     if cluster is None:
         raise MissingResourceError(
-            f"ECS cluster {options.ecs_cluster!r} does not exist in {options.region}; "
-            f"{SETUP_HINT} (or pass cluster=...)"
+            f"ECS cluster {options.ecs_cluster!r} does not exist in {options.region}"
+            f"{_came_from('ecs_cluster', options.ecs_cluster)}; {SETUP_HINT} (or pass "
+            "ecs_cluster=...)"
         )
     if await lookups.log_group.aio(aws.logs, options.log_group) is None:
         raise MissingResourceError(
-            f"CloudWatch log group {options.log_group!r} does not exist in {options.region}; "
-            f"{SETUP_HINT} (or pass log_group=...)"
+            f"CloudWatch log group {options.log_group!r} does not exist in {options.region}"
+            f"{_came_from('log_group', options.log_group)}; {SETUP_HINT} (or pass log_group=...)"
         )
     roles = {}
     for key in ("execution_role", "task_role"):
@@ -74,8 +76,10 @@ async def _public_ip(
     services: tuple[str, ...],
 ) -> bool:
     """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
-    found = await _described(lookups.subnets, aws.ec2, subnets, "subnet")
-    await _described(lookups.security_groups, aws.ec2, groups, "security group")
+    found = await _described(lookups.subnets, aws.ec2, subnets, "subnets", options.subnets)
+    await _described(
+        lookups.security_groups, aws.ec2, groups, "security_groups", options.security_groups
+    )
     vpcs = sorted({s["VpcId"] for s in found})
     routes = await lookups.routes.aio(aws.ec2, options.region, vpcs, subnets)
     public_ip = network.choose_public_ip(routes, options.assign_public_ip)
@@ -91,19 +95,37 @@ async def _public_ip(
 
 
 async def _described(
-    lookup: lookups.Lookup[Any, list[dict[str, Any]]], ec2: Any, ids: list[str], kind: str
+    lookup: lookups.Lookup[Any, list[dict[str, Any]]],
+    ec2: Any,
+    ids: list[str],
+    option: str,
+    given: tuple[str, ...],
 ) -> list[dict[str, Any]]:
-    """The configured ``ids`` described; a clear error when some are gone."""
+    """The ``ids`` of ``option`` (``given``: as configured) described; a clear error naming
+    where they came from when some are gone."""
     try:
         return await lookup.aio(ec2, ids)
     except ClientError as e:
         if not lookups.error_code(e).endswith(".NotFound"):
             raise
+        said = f"{e.response['Error']['Message']} ({lookups.error_code(e)})"
+        stale = config.configured_in_file(option, given)
+        if stale:
+            raise MissingResourceError(
+                f"{said}: starburst.{config.OPTIONS[option]} comes from {stale}, which is "
+                f"stale; run `starburst-dask setup` to rewrite it, or pass existing {option}"
+            ) from None
         raise MissingResourceError(
-            f"{e.response['Error']['Message']} ({kind}s come from starburst config, such "
-            f"as {config_path()}, which `starburst-dask setup` writes); run "
-            "`starburst-dask setup` again to rewrite it, or pass existing ones"
+            f"{said}; pass existing {option}, or run `starburst-dask setup` to find or "
+            f"create them (it writes {config_path()})"
         ) from None
+
+
+def _came_from(option: str, value: Any) -> str:
+    """`` (starburst.<key> in <file>)`` when the configured value of ``option`` is
+    ``value`` and a config file set it, else ``""``."""
+    found = config.configured_in_file(option, value)
+    return f" (starburst.{config.OPTIONS[option]} in {found})" if found else ""
 
 
 async def _role_arn(aws: AwsClients, role: str, option: str) -> str:

@@ -3,7 +3,8 @@
 Every command runs inside :class:`ReportingGroup`: an error a user can cause (the
 project's own, AWS's with its error code, an unreachable endpoint, missing credentials or
 region, a malformed dask config file, a port in use) ends in ``Error: ...`` and exit code
-1. ``--debug`` (or ``STARBURST_DASK_DEBUG=1``) shows the traceback instead.
+1; a bad argument in ``Error: ...`` naming the ``--help`` to read, and exit code 2 (click's).
+``--debug`` (or ``STARBURST_DASK_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -34,12 +35,22 @@ class ReportingGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            raise OneLineUsageError(e.format_message(), e.ctx) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as e:
             if debugging(ctx):
                 raise
             raise click.ClickException(describe(e)) from None
+
+
+class OneLineUsageError(click.UsageError):
+    """A bad argument, said in one line (click's usage text lives in ``--help``)."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
 
 
 def debugging(ctx: click.Context) -> bool:

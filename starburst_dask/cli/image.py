@@ -58,8 +58,10 @@ def build(
     """
     import boto3
 
+    from ..aws import lookups
     from ..images.build import ensure_image
 
+    region = lookups.region(region) if region else None  # one where ECR runs, if given
     session = boto3.session.Session(region_name=region)
     result = ensure_image(
         software,
@@ -115,11 +117,12 @@ def list_images(repository: str | None, region: str | None, as_json: bool) -> No
 
     from .. import config
     from ..aws import lookups
-    from ..aws.clients import client_config
+    from ..aws.clients import command_config
     from ..images import registry
 
+    region = lookups.region(region) if region else None  # one where ECR runs, if given
     repository = repository or config.setting("image_repository")
-    ecr = boto3.session.Session(region_name=region).client("ecr", config=client_config())
+    ecr = boto3.session.Session(region_name=region).client("ecr", config=command_config())
     if lookups.repository(ecr, repository) is None:
         raise click.ClickException(
             f"ECR repository {repository!r} does not exist in {ecr.meta.region_name}: pass "

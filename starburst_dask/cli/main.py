@@ -141,14 +141,11 @@ def quota(vcpus: float | None, spot: bool, region: str | None, as_json: bool) ->
     import asyncio
     import json
 
-    import boto3
-
+    from ..aws.lookups import region as checked_region
     from ..ecs.quota import account_report
     from ..errors import StarburstError
 
-    region = region or boto3.session.Session().region_name
-    if not region:
-        raise click.UsageError("no AWS region configured: pass --region")
+    region = checked_region(region)  # configured, and one where ECS runs
     if vcpus is not None and vcpus <= 0:
         raise click.BadParameter("--request takes a positive number of vCPUs")
     provider = "FARGATE_SPOT" if spot else "FARGATE"

@@ -28,6 +28,7 @@ from distributed.utils import NoOpAwaitable
 from .. import fargate, status
 from ..aws.clients import AwsClients, client_config
 from ..cost import limit
+from ..cost.confirm import confirm_launch
 from ..cost.estimate import meter_for
 from ..cost.meter import CostMeter
 from ..ecs import quota
@@ -36,6 +37,7 @@ from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from . import progress as launch_progress
 from . import widget
+from ..values import Origin, checked
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
@@ -101,6 +103,10 @@ class FargateCluster(SpecCluster):
         No status lines (INFO records of ``starburst_dask.cluster``) and no progress bar.
     progress : bool or None
         The launch progress bar: in a terminal or notebook (``None``), always, or never.
+    confirm : bool
+        ``True`` (default): a cluster over ``starburst.confirm.hourly-cost`` or
+        ``starburst.confirm.vcpus`` asks at a terminal first, and is refused without one;
+        ``False``: start it without asking.
     running_timeout : float
         Seconds a launched task may take to reach RUNNING before it is an error (formerly
         ``launch_timeout``, accepted as an alias).
@@ -125,12 +131,14 @@ class FargateCluster(SpecCluster):
         asynchronous: bool = False,
         quiet: bool = False,
         progress: bool | None = None,
+        confirm: bool = True,
         **options: Any,
     ) -> None:
         # Options are checked here; everything remote or blocking happens in _start.
         self.options = ClusterOptions.resolve(n_workers=n_workers, **options)
         self._quiet = bool(quiet)  # distributed's Cluster sets quiet=False before _start
         status.show()
+        self._confirm = checked({"type": "boolean", "default": True}, confirm, Origin("confirm"))
         self._aws = AwsClients(self.options.region)
         #: Every ECS task of this cluster, from launch to STOPPED.
         self.registry = TaskRegistry(self._aws, self.options)
@@ -212,6 +220,8 @@ class FargateCluster(SpecCluster):
         # `software` (found or built in ECR), with a clear error if the image's
         # distributed is not the client's.
         self.cost = await meter_for(self.options, self.registry.descriptions)
+        # Expensive: asked at a terminal (or refused) before anything is created.
+        await asyncio.to_thread(confirm_launch, self.cost, self.options, confirm=self._confirm)
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options, self._log
         )

@@ -290,18 +290,21 @@ async def account_report(
 ) -> dict[str, Any]:
     """Both quotas with usage and open requests; first files ``request`` if given.
 
-    What ``starburst-dask quota`` prints.
+    What ``starburst-dask quota`` prints. An endpoint that cannot be reached is an error
+    (the command's clients fail within seconds), not a quota reported unknown.
     """
     from aiobotocore.session import get_session
 
-    from ..aws.clients import aio_client_config
+    from ..aws.clients import aio_command_config
 
     session = get_session()
-    config = aio_client_config()
+    config = aio_command_config()
     async with (
         session.create_client("service-quotas", region_name=region, config=config) as quotas,
         session.create_client("cloudwatch", region_name=region, config=config) as cloudwatch,
     ):
+        with contextlib.suppress(ClientError):  # AWS answered: unreadable is "unknown"
+            await applied_quota(quotas, provider)
         filed = await request_increase(quotas, provider, request) if request else None
         governor = QuotaGovernor(quotas, cloudwatch)
         report: dict[str, Any] = {"region": region, "quotas": []}

@@ -88,7 +88,11 @@ def load_lock(software: str | pathlib.Path, progress: Progress = logger.info) ->
             f"software={str(software)!r} is neither a file nor {CURRENT!r}; pass an "
             "environment.yml, a conda-lock.yml, or 'current'"
         )
-    content = yaml.safe_load(path.read_text())
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        problem = " ".join(str(e).split())
+        raise ConfigurationError(f"{path} is not valid YAML ({problem}): fix the file") from None
     if piplock.is_pip_lock(content):
         return piplock.read_pip_lock(path)
     if isinstance(content, dict) and "package" in content:

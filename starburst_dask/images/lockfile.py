@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shutil
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -22,6 +25,12 @@ from .errors import ImageBuildError
 #: The platforms a lock covers: Fargate's X86_64 and ARM64.
 PLATFORMS = tuple(fargate.CONDA_PLATFORMS.values())
 DEFAULT_CHANNEL = "conda-forge"
+#: Where a channel given by name is, and where conda-lock fetches micromamba from when
+#: no conda executable is installed.
+CHANNEL_BASE_URL = "https://conda.anaconda.org/"
+MICROMAMBA_URL = "https://micro.mamba.pm/"
+#: Seconds to wait for each of them before saying locking cannot work here.
+REACH_TIMEOUT = 5.0
 #: conda-forge's names of Python distributions the version check reads.
 CONDA_NAMES = {"dask": ("dask-core",), "msgpack": ("msgpack-python",)}
 #: Added to every environment we lock: the image's init (signal forwarding, reaping).
@@ -241,6 +250,7 @@ def lock_environment(
         channels += [
             c for c in (yaml.safe_load(text) or {}).get("channels", []) if c not in channels
         ]
+    _check_reach(channels or [DEFAULT_CHANNEL], sources)
     with tempfile.TemporaryDirectory(prefix="starburst-lock-") as tmp:
         overlay = pathlib.Path(tmp, "starburst-pins.yml")
         overlay.write_text(yaml.safe_dump(pins_environment(channels or [DEFAULT_CHANNEL])))
@@ -262,3 +272,26 @@ def lock_environment(
                 "fetches micromamba); or pass a conda-lock.yml made elsewhere"
             ) from e
     return read_lock(lockfile)
+
+
+def _check_reach(channels: Sequence[str], sources: Sequence[str | pathlib.Path]) -> None:
+    """Fail at once, in one line, when locking cannot work: the channels (and micromamba's
+    download, without a conda executable) out of reach, rather than after conda-lock's
+    minute of retries."""
+    urls = [c if "://" in c else CHANNEL_BASE_URL + c for c in channels]
+    if not any(shutil.which(exe) for exe in ("micromamba", "mamba", "conda")):
+        urls.append(MICROMAMBA_URL)
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            continue  # a local channel (file://): conda-lock reads it
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=REACH_TIMEOUT).close()
+        except OSError as e:
+            raise ImageBuildError(
+                f"cannot lock {', '.join(map(str, sources))}: {url} is out of reach "
+                f"({e.strerror or e}); locking an environment.yml needs the conda channels. "
+                "Connect to the network, or pass a conda-lock.yml made elsewhere (or "
+                "software='current', this environment, locked with pip)"
+            ) from None

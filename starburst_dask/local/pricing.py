@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import fargate
 from . import limits
-from .wsgi import json_answer, signed_region
+from .wsgi import drop, json_answer, signed_region
 
 TARGET_PREFIX = "AWSPriceListService."
 #: The region in a SigV4 ``Authorization`` header's credential scope.
@@ -51,7 +50,7 @@ class PriceListMiddleware:
         if region and region not in limits.PRICING_REGIONS:
             # No Price List endpoint exists there: a client cannot connect at all.
             calls["refused"] += 1
-            return _drop(environ, start_response)
+            return drop(environ, start_response)
         action = target[len(TARGET_PREFIX) :]
         calls[action] += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -61,15 +60,6 @@ class PriceListMiddleware:
         except RequestError as e:
             status, body = 400, {"__type": e.code, "Message": str(e)}
         return json_answer(start_response, status, body)
-
-
-def _drop(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-    """Close the connection without an answer (the server then drops the response)."""
-    connection = environ.get("werkzeug.socket")
-    if connection is not None:
-        connection.shutdown(socket.SHUT_RDWR)
-    start_response("500 Internal Server Error", [("Content-Length", "0")])
-    return []
 
 
 class RequestError(Exception):

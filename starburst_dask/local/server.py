@@ -38,6 +38,7 @@ from . import (
     pull_through,
     quotas,
     recorder,
+    regions,
     simulate,
     validation,
     vpc,
@@ -246,8 +247,9 @@ class LocalFargate:
             pricing.install(self._server)  # moto has no Price List API
             pull_through.install(self._server)  # nor pull through cache rules
             checkip.install(self._server)  # nor AWS's public-address service
-            # Outermost: every request meets its model.
+            # Every request meets its model, where AWS has an endpoint for its region.
             self._validation = validation.install(self._server)
+            regions.install(self._server)
             self._recorder = recorder.install(self._server)  # sees what arrives, refused too
             self._set_env()
             self._saved_config.append(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterable
 from typing import Any
 
 #: The region in a SigV4 ``Authorization`` header's credential scope.
@@ -28,3 +29,14 @@ def json_answer(start_response: Callable, status: int, body: dict[str, Any]) -> 
         ],
     )
     return [payload]
+
+
+def drop(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    """Close the connection without an answer (the server then drops the response): what a
+    client meets where AWS has no endpoint, the nearest local equivalent of a name that
+    does not resolve."""
+    connection = environ.get("werkzeug.socket")
+    if connection is not None:
+        connection.shutdown(socket.SHUT_RDWR)
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return []

@@ -342,7 +342,7 @@ def test_create_loads_prices_in_a_thread_and_checks_the_limits(published_prices)
         asyncio.run(create(n_workers=1, max_cost=0.0001))
     with (
         dask.config.set({"starburst.cost.spot-discount": 1.5}),
-        pytest.raises(ConfigurationError, match="spot-discount must be a fraction"),
+        pytest.raises(ConfigurationError, match="spot-discount must be below 1"),
     ):
         asyncio.run(create(n_workers=1))
 
