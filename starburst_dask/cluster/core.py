@@ -35,9 +35,9 @@ from ..ecs import quota
 from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
+from ..values import Origin, checked
 from . import progress as launch_progress
 from . import widget
-from ..values import Origin, checked
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
