@@ -204,7 +204,7 @@ class FargateCluster(SpecCluster):
             self.registry,
             worker_spec=self.worker_spec,
             worker=self.new_spec,
-            correct_state=self._correct_state,
+            correct_state=self._reconcile,
             affordable=self.cost.affordable,
             on_demand_premium=self.cost.on_demand_premium,
             log=self._log,
@@ -220,12 +220,24 @@ class FargateCluster(SpecCluster):
             f"{self.options.n_workers} workers {_size(self.options, 'worker')}"
         )
         self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
-        await super()._start()
+        # The scheduler starts as soon as ECS reports its address (still PENDING): the
+        # workers launch then, the client connects once it listens, and SpecCluster's
+        # start finds it started.
+        scheduler = self.scheduler_spec["cls"](**self.scheduler_spec["options"])
+        self.scheduler = await scheduler
         self.provisioner.scheduler_address = self.scheduler.address
         await self.provisioner.launch()
+        await scheduler.listening(self.security.get_connection_args("client"))
+        await super()._start()
         await self.provisioner.wait_for_first()
         if self.failure is not None:  # the scheduler stopped while the first workers waited
             raise self.failure
+
+    async def _reconcile(self) -> None:
+        """SpecCluster's reconcile, once it is connected to the scheduler (workers that
+        launch before, while the scheduler starts, are reconciled when its start ends)."""
+        if self.scheduler_comm is not None:
+            await self._correct_state()
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         if op == "add" and self.provisioner is not None:  # a worker that never joined failed
@@ -267,8 +279,8 @@ class FargateCluster(SpecCluster):
             return
         if self.departures is not None:
             self.departures.close()
-        if self.provisioner is not None:
-            await self.provisioner.close()
+        if self.provisioner is not None:  # StopTask for every worker at once; waited below
+            await self.provisioner.stop_workers("cluster closed", wait=False)
         if getattr(self.scheduler, "lost", False):
             # Nothing left to retire workers through or to terminate: close() must not
             # wait on connections to a scheduler that is gone (e.g. its max lifetime).
@@ -277,7 +289,7 @@ class FargateCluster(SpecCluster):
         try:
             await super()._close()
         finally:
-            if self.registry.opened:
+            if self.registry.opened:  # the rest stopped, and one wait until all are STOPPED
                 await self.registry.close("cluster closed")
             if self.tls is not None:  # its task definition revision and secret
                 await self.tls.retire(self._aws.ecs, self._aws.secrets, self.registry.definition)

@@ -104,7 +104,7 @@ class WorkerProvisioner:
         #: Names of workers that left by themselves (and were replaced).
         self.departed: set[str] = set()
         self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
-        #: The scheduler's address, once it runs (workers' command needs it).
+        #: The scheduler's address, once ECS reports it (workers' command needs it).
         self.scheduler_address: str | None = None
         self._closed = False
         self._started = False  # wait_for_first has returned: give-ups are logged, not raised
@@ -383,11 +383,11 @@ class WorkerProvisioner:
         if self.replacement.exhausted:
             self.replacement.failures = 0
 
-    async def stop_workers(self, reason: str) -> None:
-        """Launch nothing more, and stop every worker task now."""
+    async def stop_workers(self, reason: str, *, wait: bool = True) -> None:
+        """Launch nothing more; stop every worker task now, (``wait``) until STOPPED."""
         await self.close()
         workers = [arn for arn, task in self.registry.live.items() if task.role == "worker"]
-        await self.registry.stop(workers, reason)
+        await self.registry.stop(workers, reason, wait=wait)
 
     async def close(self) -> None:
         """Launch nothing more; stop waiting for quota, and replacing workers."""
