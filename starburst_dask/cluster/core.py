@@ -279,18 +279,26 @@ class FargateCluster(SpecCluster):
             return
         if self.departures is not None:
             self.departures.close()
-        if self.provisioner is not None:  # StopTask for every worker at once; waited below
-            await self.provisioner.stop_workers("cluster closed", wait=False)
+        if self.provisioner is not None:
+            await self.provisioner.close()
+        # SpecCluster retires the workers, then stops their tasks (at once); the scheduler
+        # is stopped below, once their containers exited: workers that retire on SIGTERM
+        # through a scheduler closing under them would wait for it instead.
+        self.shutdown_scheduler = False
         if getattr(self.scheduler, "lost", False):
             # Nothing left to retire workers through or to terminate: close() must not
             # wait on connections to a scheduler that is gone (e.g. its max lifetime).
-            self.shutdown_scheduler = False
             await self.scheduler.close()  # only ends the report of its loss
         try:
             await super()._close()
         finally:
-            if self.registry.opened:  # the rest stopped, and one wait until all are STOPPED
-                await self.registry.close("cluster closed")
+            if self.registry.opened:
+                workers = [a for a, r in self.registry.live.items() if r.role == "worker"]
+                await self.registry.stop(workers, "cluster closed", wait=False)
+                await self.registry.exited(workers)
+                if self.scheduler is not None:
+                    await self.scheduler.close()
+                await self.registry.close("cluster closed")  # one wait until all are STOPPED
             if self.tls is not None:  # its task definition revision and secret
                 await self.tls.retire(self._aws.ecs, self._aws.secrets, self.registry.definition)
             if self.cost is not None and self.registry.opened:

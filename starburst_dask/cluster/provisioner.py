@@ -383,11 +383,11 @@ class WorkerProvisioner:
         if self.replacement.exhausted:
             self.replacement.failures = 0
 
-    async def stop_workers(self, reason: str, *, wait: bool = True) -> None:
-        """Launch nothing more; stop every worker task now, (``wait``) until STOPPED."""
+    async def stop_workers(self, reason: str) -> None:
+        """Launch nothing more, and stop every worker task now."""
         await self.close()
         workers = [arn for arn, task in self.registry.live.items() if task.role == "worker"]
-        await self.registry.stop(workers, reason, wait=wait)
+        await self.registry.stop(workers, reason)
 
     async def close(self) -> None:
         """Launch nothing more; stop waiting for quota, and replacing workers."""

@@ -39,6 +39,8 @@ BUSY_INTERVAL = 0.5
 READ_SHARE = 0.5
 #: Task states that are steady: nothing to expect until ECS or someone stops the task.
 STEADY_STATES = ("RUNNING",)
+#: Task states after its containers exited ("Amazon ECS task lifecycle").
+EXITED_STATES = ("DEPROVISIONING", "STOPPED")
 
 
 def describe_error(error: BaseException) -> str:
@@ -201,23 +203,22 @@ class TaskWatcher:
         return (await self.all_stopped([arn], timeout))[arn]
 
     async def all_stopped(
-        self, arns: list[str], timeout: float
+        self, arns: list[str], timeout: float, states: tuple[str, ...] = ("STOPPED",)
     ) -> dict[str, dict[str, Any] | None]:
-        """One wait until every one of ``arns`` is STOPPED (bounded by ``timeout`` for
-        them all, and given up as soon as the endpoint is found not to answer); each one's
-        description, ``None`` for those not STOPPED."""
+        """One wait until every one of ``arns`` is STOPPED (or in one of ``states``: e.g.
+        ``EXITED_STATES``), bounded by ``timeout`` for them all, and given up as soon as
+        the endpoint is found not to answer; each one's description, ``None`` for those
+        not there."""
         self.watch(arns)
 
         def done() -> bool:
             unreachable = self.outage is not None and self.outage.unreachable
-            return unreachable or all(self.tasks[a]["lastStatus"] == "STOPPED" for a in arns)
+            return unreachable or all(self.tasks[a]["lastStatus"] in states for a in arns)
 
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(done), timeout)
-        return {
-            a: self.tasks[a] if self.tasks[a]["lastStatus"] == "STOPPED" else None for a in arns
-        }
+        return {a: self.tasks[a] if self.tasks[a]["lastStatus"] in states else None for a in arns}
 
     async def _wait(
         self, arn: str, done: Callable[[dict[str, Any]], bool], timeout: float
