@@ -204,7 +204,8 @@ class TaskRegistry:
     async def stop(self, arns: list[str], reason: str, *, wait: bool = True) -> None:
         """Stop live tasks and (``wait``) wait until ECS reports them STOPPED.
 
-        One StopTask per task, ever: a task asked already is only waited for. The calls
+        One StopTask per task, ever: a task asked already, or that ECS reports stopping
+        by itself, is only waited for. The calls
         go out at once, within AWS's rate ("cluster resource modify", shared). The wait is
         one, bounded once for them all, through the watcher, and not for tasks StopTask
         could not stop (warned about by :func:`~starburst_dask.ecs.tasks.stop_tasks`; a
@@ -214,7 +215,7 @@ class TaskRegistry:
         arns = [a for a in arns if a in self.live]
         if not arns or self._watcher is None:
             return
-        asked = [a for a in arns if not self.live[a].stopping]
+        asked = [a for a in arns if not self.live[a].ending]
         for arn in asked:
             self.live[arn].stopping = True
         self._watcher.stopping_asked(asked)
@@ -252,9 +253,9 @@ class TaskRegistry:
             )
 
     async def exited(self, arns: list[str]) -> None:
-        """Wait until the containers of those of ``arns`` asked to stop have exited (the
-        tasks DEPROVISIONING or STOPPED), within their stop timeout."""
-        asked = [a for a in arns if a in self.live and self.live[a].stopping]
+        """Wait until the containers of those of ``arns`` on their way to STOPPED have
+        exited (the tasks DEPROVISIONING or STOPPED), within their stop timeout."""
+        asked = [a for a in arns if a in self.live and self.live[a].ending]
         if asked and self._watcher is not None:
             timeout = fargate.STOP_TIMEOUT_MAX + 2 * self.options.poll_interval
             await self._watcher.all_stopped(asked, timeout, watcher.EXITED_STATES)

@@ -18,6 +18,10 @@ from ..aws.throttling import TokenBucket
 #: reaches them a little after it leaves, so pacing at 100% gets throttled.
 PACING = 0.95
 
+#: Seconds a wait for tokens takes at least: a wait computed as a rounding error's worth
+#: would not let a clock move.
+MIN_WAIT = 0.001
+
 _shared: dict[tuple[str, str], TokenBucket] = {}
 _lock = threading.Lock()
 
@@ -52,4 +56,4 @@ async def pace(
             return
         for b in taken:  # all or none: a call goes ahead only within every limit
             b.give(n)
-        await sleep(wait)
+        await sleep(max(wait, MIN_WAIT))
