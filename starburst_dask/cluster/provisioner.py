@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import fargate
-from ..ecs import quota, tasks
+from ..ecs import quota, tasks, watcher
 from ..errors import ConfigurationError, QuotaExceededError, TaskFailedError
 from ..format import format_usd
 from ..options import ClusterOptions
@@ -268,7 +268,7 @@ class WorkerProvisioner:
         """
         try:
             while self.requested and not self.worker_spec and self._waiter is not None:
-                await asyncio.wait([self._waiter], timeout=self.options.poll_interval)
+                await asyncio.wait([self._waiter], timeout=watcher.BUSY_INTERVAL)
                 if self._waiter.done():
                     self._waiter.result()
                     break

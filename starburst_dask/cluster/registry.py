@@ -218,13 +218,13 @@ class TaskRegistry:
         asked = [a for a in arns if not self.live[a].ending]
         for arn in asked:
             self.live[arn].stopping = True
-        self._watcher.stopping_asked(asked)
         unstopped = await tasks.stop_tasks(
             self.aws.ecs, self._watcher.cluster_arn, asked, reason, self._modify
         )
         for arn in unstopped:
             if arn in self.live:
                 self.live[arn].stopping = False
+        self._watcher.stopping_asked([a for a in asked if a not in unstopped])
         if wait:
             await self._wait_stopped([a for a in arns if a in self.live and a not in unstopped])
 
