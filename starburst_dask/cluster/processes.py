@@ -156,7 +156,7 @@ class FargateScheduler(FargateTask):
             raise await self._start_failed(e) from None
         finally:
             running.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, TaskFailedError):
                 await running
 
     async def _start_failed(self, error: TaskFailedError) -> TaskFailedError:
