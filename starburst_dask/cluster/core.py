@@ -152,6 +152,7 @@ class FargateCluster(SpecCluster):
         self.progress = launch_progress.of_cluster(self, show=False if quiet else progress)
         #: Workers the scheduler removed while wanted: gone unless they come back.
         self.departures: Departures | None = None
+        self._tasks_stopping = False  # close() has begun stopping the tasks
         self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
         #: Its certificates, and the secret that delivers the tasks' (``None``: plain TCP).
         self.tls = ClusterTls(self.options) if self.options.security else None
@@ -232,7 +233,7 @@ class FargateCluster(SpecCluster):
             self.registry,
             worker_spec=self.worker_spec,
             worker=self.new_spec,
-            correct_state=self._correct_state,
+            correct_state=self._reconcile,
             affordable=self.cost.affordable,
             on_demand_premium=self.cost.on_demand_premium,
             log=self._log,
@@ -248,12 +249,23 @@ class FargateCluster(SpecCluster):
             f"{self.options.n_workers} workers {_size(self.options, 'worker')}"
         )
         self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
-        await super()._start()
-        self.provisioner.scheduler_address = self.scheduler.address
+        # The scheduler starts as soon as ECS reports its address (still PENDING): the
+        # workers launch then, the client connects once it listens, and SpecCluster's
+        # start finds it started.
+        self.scheduler = scheduler = self.scheduler_spec["cls"](**self.scheduler_spec["options"])
+        await scheduler  # a scheduler that fails is still the cluster's to close
+        self.provisioner.scheduler_address = scheduler.address
         await self.provisioner.launch()
+        await scheduler.listening(self.security.get_connection_args("client"))
+        await super()._start()
         await self.provisioner.wait_for_first()
         if self.failure is not None:  # the scheduler stopped while the first workers waited
             raise self.failure
+
+    async def _reconcile(self) -> None:
+        """SpecCluster's reconcile, once connected (its start reconciles what came before)."""
+        if self.scheduler_comm is not None:
+            await self._correct_state()
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         if op == "add" and self.provisioner is not None:  # a worker that never joined failed
@@ -298,15 +310,17 @@ class FargateCluster(SpecCluster):
             self.departures.close()
         if self.provisioner is not None:
             await self.provisioner.close()
+        self.shutdown_scheduler = False  # its task is stopped, by _stop_tasks
         if getattr(self.scheduler, "lost", False):
-            # Nothing left to retire workers through or to terminate: close() must not
-            # wait on connections to a scheduler that is gone (e.g. its max lifetime).
-            self.shutdown_scheduler = False
+            # close() must not wait on connections to a scheduler that is gone.
             await self.scheduler.close()  # only ends the report of its loss
         try:
+            if not self._tasks_stopping:  # once, before SpecCluster's close says "closed"
+                self._tasks_stopping = True
+                await self._stop_tasks()
             await super()._close()
         finally:
-            if self.registry.opened:
+            if self.registry.opened:  # what is left (a failure above) stopped, then watched
                 await self.registry.close("cluster closed")
             if self.tls is not None:  # its task definition revision and secret
                 await self.tls.retire(self._aws.ecs, self._aws.secrets, self.registry.definition)
@@ -314,6 +328,19 @@ class FargateCluster(SpecCluster):
                 await self.cost.finish(self._log)  # the final cost line, and the ledger
             await self._aws.close()
             self._finalizer.detach()
+
+    async def _stop_tasks(self) -> None:
+        """Retire the workers and stop their tasks at once (as SpecCluster's close would),
+        the scheduler's once their containers exited (workers retiring on SIGTERM through
+        a closing scheduler would wait for it), then wait once for every task STOPPED."""
+        SpecCluster.scale(self, 0)
+        await self._correct_state()
+        workers = [a for a, r in self.registry.live.items() if r.role == "worker"]
+        await self.registry.stop(workers, "cluster closed", wait=False)
+        await self.registry.exited(workers)
+        if self.scheduler is not None:
+            await self.scheduler.close()
+        await self.registry.stop(list(self.registry.live), "cluster closed")
 
     async def _scheduler_lost(self, error: SchedulerLostError) -> None:
         """The scheduler task stopped by itself: the cluster failed, and its workers stop

@@ -13,13 +13,14 @@ import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from distributed.comm import connect
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface
 from tornado.ioloop import IOLoop
 
 from .. import fargate, futures
-from ..ecs import quota, tasks
-from ..errors import QuotaExceededError, SchedulerLostError
+from ..ecs import quota, tasks, watcher
+from ..errors import QuotaExceededError, SchedulerLostError, TaskFailedError
 from . import lifetime
 from .registry import TaskRegistry
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: Called, once its error is known, when the scheduler task stopped by itself.
 LostHandler = Callable[[SchedulerLostError], Awaitable[None]]
+#: Seconds one attempt to connect to a starting scheduler may take before the next.
+CONNECT_ATTEMPT = 5.0
 
 
 class FargateTask(ProcessInterface):
@@ -50,10 +53,12 @@ class FargateTask(ProcessInterface):
         super().__init__()
 
     async def close(self) -> None:
-        """Stop the task and wait until ECS reports it STOPPED; a task already on its way
-        there (a worker gone and replaced) is not waited for: the cluster's close is."""
+        """Stop the task (unless it is on its way to STOPPED already), without waiting
+        for STOPPED: the cluster's close waits once for all its tasks."""
         if self.task_arn is not None and not self.registry.ending(self.task_arn):
-            await self.registry.stop([self.task_arn], f"{self.role} closed by its cluster")
+            await self.registry.stop(
+                [self.task_arn], f"{self.role} closed by its cluster", wait=False
+            )
         await super().close()
 
     def __repr__(self) -> str:
@@ -61,7 +66,10 @@ class FargateTask(ProcessInterface):
 
 
 class FargateScheduler(FargateTask):
-    """The scheduler task: launched once the quota has room, ready when its address is known.
+    """The scheduler task: launched once the quota has room, started (``start()``
+    returns) as soon as ECS reports its address, while it is still PROVISIONING or
+    PENDING: workers can launch then. :meth:`listening` waits until it accepts
+    connections.
 
     ``lost`` says it stopped by itself (its idle timeout, its maximum lifetime, a crash):
     then there is nothing left to retire workers through or to terminate, and ``on_lost``
@@ -80,8 +88,11 @@ class FargateScheduler(FargateTask):
     async def start(self) -> None:
         self.registry.on_stopped[self.role] = self._stopped
         self.task_arn = await self._launch()
-        task = await self.registry.running(self.task_arn)
-        private, public = await tasks.task_addresses(self.registry.aws.ec2, task)
+        try:
+            task = await self.registry.addressed(self.task_arn)
+            private, public = await self._addresses(task)
+        except TaskFailedError as e:
+            raise await self._start_failed(e) from None
         # Workers, in the VPC, reach it at its private address; the client too when it is
         # in the VPC, else at its public address (SpecCluster connects to this one).
         scheme = tasks.scheme(self.registry.options)
@@ -89,6 +100,80 @@ class FargateScheduler(FargateTask):
         if public and not self.registry.options.inside_vpc:
             self.external_address = f"{scheme}://{public}:{tasks.SCHEDULER_PORT}"
         await super().start()
+
+    async def _addresses(self, task: dict[str, Any]) -> tuple[str, str | None]:
+        """Its private and public IP addresses; the public one (from EC2) waited for
+        while the client needs it and EC2 has not associated it yet."""
+        o = self.registry.options
+        deadline = asyncio.get_running_loop().time() + o.running_timeout
+        private, public = await tasks.task_addresses(self.registry.aws.ec2, task)
+        while public is None and self.registry.assigns_public_ip and not o.inside_vpc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TaskFailedError(
+                    f"the scheduler task {tasks.task_id(task['taskArn'])} had no public IP "
+                    f"address within {o.running_timeout:g} s"
+                )
+            await asyncio.sleep(watcher.BUSY_INTERVAL)
+            private, public = await tasks.task_addresses(self.registry.aws.ec2, task)
+        return private, public
+
+    async def listening(self, connection_args: dict[str, Any]) -> None:
+        """Wait until the scheduler accepts the client's connections (with
+        ``connection_args``: TLS) at the address the client uses, within
+        ``running_timeout``.
+
+        Raises
+        ------
+        TaskFailedError
+            Its task stopped first (ECS's reason and its last log lines), or it did not
+            listen in time.
+        """
+        assert self.task_arn is not None
+        address = self.external_address or self.address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.registry.options.running_timeout
+        running = asyncio.ensure_future(self.registry.running(self.task_arn))
+        try:
+            while True:
+                if running.done():
+                    running.result()  # raises when the task stopped or did not run in time
+                attempt = min(CONNECT_ATTEMPT, deadline - loop.time())
+                with contextlib.suppress(OSError, asyncio.TimeoutError):
+                    comm = await connect(address, timeout=max(attempt, 0.1), **connection_args)
+                    await comm.close()
+                    return
+                if loop.time() > deadline:
+                    raise TaskFailedError(
+                        f"the scheduler did not accept connections at {address} within "
+                        f"{self.registry.options.running_timeout:g} s; raise running_timeout "
+                        "if its start is slow"
+                    )
+                if running.done():
+                    await asyncio.sleep(watcher.BUSY_INTERVAL)
+                else:  # a pause, cut short by the task's news
+                    await asyncio.wait([running], timeout=watcher.BUSY_INTERVAL)
+        except TaskFailedError as e:
+            raise await self._start_failed(e) from None
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TaskFailedError):
+                await running
+
+    async def _start_failed(self, error: TaskFailedError) -> TaskFailedError:
+        """``error`` with the scheduler task's last log lines, if it wrote any."""
+        assert self.task_arn is not None
+        try:
+            lines = await tasks.last_log_lines(
+                self.registry.aws.logs, self.registry.options.log_group, self.task_arn
+            )
+        except tasks.UNREACHABLE:
+            lines = []
+        if not lines:
+            return error
+        return TaskFailedError(
+            f"{error}; the scheduler's last log lines:" + "".join(f"\n  {x}" for x in lines),
+            arns=error.arns,
+        )
 
     async def _launch(self) -> str:
         """Launch the scheduler task once the On-Demand quota has room for it."""

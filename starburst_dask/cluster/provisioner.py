@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import fargate
-from ..ecs import quota, tasks
+from ..ecs import quota, tasks, watcher
 from ..errors import ConfigurationError, QuotaExceededError, TaskFailedError
 from ..format import format_usd
 from ..options import ClusterOptions
@@ -104,7 +104,7 @@ class WorkerProvisioner:
         #: Names of workers that left by themselves (and were replaced).
         self.departed: set[str] = set()
         self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
-        #: The scheduler's address, once it runs (workers' command needs it).
+        #: The scheduler's address, once ECS reports it (workers' command needs it).
         self.scheduler_address: str | None = None
         self._closed = False
         self._started = False  # wait_for_first has returned: give-ups are logged, not raised
@@ -268,7 +268,7 @@ class WorkerProvisioner:
         """
         try:
             while self.requested and not self.worker_spec and self._waiter is not None:
-                await asyncio.wait([self._waiter], timeout=self.options.poll_interval)
+                await asyncio.wait([self._waiter], timeout=watcher.BUSY_INTERVAL)
                 if self._waiter.done():
                     self._waiter.result()
                     break

@@ -20,7 +20,7 @@ from typing import Any
 from .. import fargate
 from ..aws.clients import AwsClients
 from ..aws.preflight import preflight
-from ..ecs import quota, tasks, watcher
+from ..ecs import pacing, quota, tasks, watcher
 from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.usage import ProjectUsage
 from ..ecs.watcher import TaskWatcher
@@ -78,6 +78,10 @@ class TaskRegistry:
         self._launcher: TaskLauncher | None = None
         self._watcher: TaskWatcher | None = None
         self._governor: quota.QuotaGovernor | None = None
+        #: StopTask's rate ("cluster resource modify"), shared with the process's callers.
+        self._modify = pacing.shared("cluster-resource-modify", options.region)
+        #: Whether the tasks get public IP addresses (known once opened).
+        self.assigns_public_ip = False
 
     async def open(
         self, secrets: dict[str, str] | None = None, tls: ClusterTls | None = None
@@ -110,7 +114,9 @@ class TaskRegistry:
             self.options.poll_interval,
             self._stopped,
             on_stopping=self._stopping,
+            budget=pacing.shared("cluster-resource-read", self.options.region),
         )
+        self.assigns_public_ip = found["assign_public_ip"]
         # The project's own usage, every cluster's, from ECS; the metric for the rest.
         project = ProjectUsage(self.aws.ecs, found["cluster_arn"], self._live_usage)
         self._governor = quota.QuotaGovernor(self.aws.quotas, self.aws.cloudwatch, project)
@@ -173,6 +179,12 @@ class TaskRegistry:
             await asyncio.wait_for(self.room.wait(), timeout)
         self.room.clear()
 
+    async def addressed(self, arn: str) -> dict[str, Any]:
+        """Wait until ECS reports ``arn``'s private IP address (before it runs; within
+        ``running_timeout``); its description."""
+        assert self._watcher is not None
+        return await self._watcher.addressed(arn, self.options.running_timeout)
+
     async def running(self, arn: str) -> dict[str, Any]:
         """Wait until ``arn`` is RUNNING (within ``running_timeout``); its description."""
         assert self._watcher is not None
@@ -200,30 +212,43 @@ class TaskRegistry:
     async def stop(self, arns: list[str], reason: str, *, wait: bool = True) -> None:
         """Stop live tasks and (``wait``) wait until ECS reports them STOPPED.
 
-        The wait is bounded once for them all, and not for tasks StopTask could not stop
-        (warned about by :func:`~starburst_dask.ecs.tasks.stop_tasks`), nor while the
-        endpoint does not answer: an outage makes ``close()`` say what it could not stop,
-        not hang or raise.
+        One StopTask per task, ever: a task asked already, or that ECS reports stopping
+        by itself, is only waited for. The calls
+        go out at once, within AWS's rate ("cluster resource modify", shared). The wait is
+        one, bounded once for them all, through the watcher, and not for tasks StopTask
+        could not stop (warned about by :func:`~starburst_dask.ecs.tasks.stop_tasks`; a
+        later ``stop`` asks again), nor while the endpoint does not answer: an outage
+        makes ``close()`` say what it could not stop, not hang or raise.
         """
         arns = [a for a in arns if a in self.live]
         if not arns or self._watcher is None:
             return
-        for arn in arns:
+        asked = [a for a in arns if not self.live[a].ending]
+        for arn in asked:
             self.live[arn].stopping = True
-        unstopped = await tasks.stop_tasks(self.aws.ecs, self._watcher.cluster_arn, arns, reason)
+        unstopped = await tasks.stop_tasks(
+            self.aws.ecs, self._watcher.cluster_arn, asked, reason, self._modify
+        )
+        for arn in unstopped:
+            if arn in self.live:
+                self.live[arn].stopping = False
+        self._watcher.stopping_asked([a for a in asked if a not in unstopped])
         if wait:
-            await self._wait_stopped([a for a in arns if a not in unstopped])
+            await self._wait_stopped([a for a in arns if a in self.live and a not in unstopped])
 
     async def _wait_stopped(self, arns: list[str]) -> None:
         assert self._watcher is not None
-        # SIGTERM's grace, then DEPROVISIONING (tens of seconds), then a few polls.
+        if not arns:
+            return
+        # SIGTERM's grace (our task definition's stopTimeout), then DEPROVISIONING (tens
+        # of seconds), then a couple of polls.
         timeout = (
-            fargate.STOP_TIMEOUT_DEFAULT
+            fargate.STOP_TIMEOUT_MAX
             + fargate.DEPROVISIONING_TYPICAL_MAX
-            + 4 * self.options.poll_interval
+            + 2 * self.options.poll_interval
         )
-        described = await asyncio.gather(*(self._watcher.stopped(a, timeout) for a in arns))
-        late = [tasks.task_id(a) for a, d in zip(arns, described, strict=True) if d is None]
+        described = await self._watcher.all_stopped(arns, timeout)
+        late = [tasks.task_id(a) for a, d in described.items() if d is None]
         if late:
             outage = self._watcher.outage
             logger.warning(
@@ -234,6 +259,14 @@ class TaskRegistry:
                 else f"within {timeout:g} s",
                 ", ".join(late),
             )
+
+    async def exited(self, arns: list[str]) -> None:
+        """Wait until the containers of those of ``arns`` on their way to STOPPED have
+        exited (the tasks DEPROVISIONING or STOPPED), within their stop timeout."""
+        asked = [a for a in arns if a in self.live and self.live[a].ending]
+        if asked and self._watcher is not None:
+            timeout = fargate.STOP_TIMEOUT_MAX + 2 * self.options.poll_interval
+            await self._watcher.all_stopped(asked, timeout, watcher.EXITED_STATES)
 
     async def close(self, reason: str) -> None:
         """Stop every live task (again, those an outage kept from stopping), then stop

@@ -16,8 +16,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import fargate
-from ..aws.throttling import TokenBucket
 from ..errors import TaskFailedError
+from . import pacing
 from .tasks import task_overrides
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ class TaskLauncher:
         self.subnets = list(subnets)
         self.security_groups = security_groups
         self.public_ip = "ENABLED" if assign_public_ip else "DISABLED"
-        self._calls = _pacing_bucket("fargate-run-task-calls")
-        self._launches = _pacing_bucket("fargate-task-launches")
+        self._calls = pacing.bucket("fargate-run-task-calls")
+        self._launches = pacing.bucket("fargate-task-launches")
 
     async def run(
         self,
@@ -209,16 +209,6 @@ class TaskLauncher:
             enableECSManagedTags=True,
         )
         return [t["taskArn"] for t in response["tasks"]], response.get("failures", [])
-
-
-#: Fraction of AWS's refill rates the launcher paces itself to: the buckets are AWS's,
-#: and a call reaches them a little after it leaves, so pacing at 100% gets throttled.
-PACING = 0.95
-
-
-def _pacing_bucket(limit: str) -> TokenBucket:
-    burst, rate = fargate.RATE_LIMITS[limit]
-    return TokenBucket(burst, rate * PACING)
 
 
 def _placement(capacity_provider: str) -> dict[str, Any]:

@@ -17,7 +17,9 @@ import botocore.exceptions
 from botocore.exceptions import ClientError, HTTPClientError
 
 from .. import fargate
+from ..aws.throttling import TokenBucket
 from ..cluster import lifetime
+from . import pacing
 
 if TYPE_CHECKING:  # options validates the overrides these commands make: no import back
     from ..options import ClusterOptions
@@ -322,8 +324,16 @@ async def last_log_lines(logs: Any, log_group: str, arn: str, n: int = 5) -> lis
     return [event["message"] for event in answer.get("events", [])]
 
 
-async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: str) -> list[str]:
-    """StopTask for each of ``arns`` (ECS has no batch stop); the ARNs it could not stop.
+async def stop_tasks(
+    ecs: Any,
+    cluster_arn: str,
+    arns: Iterable[str],
+    reason: str,
+    budget: TokenBucket | None = None,
+) -> list[str]:
+    """StopTask for each of ``arns`` (ECS has no batch stop), all at once as far as
+    ``budget`` (AWS's "cluster resource modify" rate, paced) allows; the ARNs it could not
+    stop.
 
     AWS's refusals are warned about one by one; tasks the endpoint did not answer for
     (an outage: connections refused, reset or timed out) in one warning naming them.
@@ -332,6 +342,8 @@ async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: st
     refused: list[str] = []
 
     async def stop(arn: str) -> None:
+        if budget is not None:
+            await pacing.pace(budget)
         try:
             await ecs.stop_task(cluster=cluster_arn, task=arn, reason=reason)
         except ClientError as e:  # AWS answers StopTask of a stopped task without error
@@ -355,14 +367,27 @@ async def stop_tasks(ecs: Any, cluster_arn: str, arns: Iterable[str], reason: st
     return refused + list(unanswered)
 
 
-async def task_addresses(ec2: Any, task: dict[str, Any]) -> tuple[str, str | None]:
-    """The private and public (None if none) IP addresses of a RUNNING task's ENI."""
-    details = {
+def eni_details(task: dict[str, Any]) -> dict[str, str]:
+    """The details of a task's ENI attachment: ``networkInterfaceId`` and
+    ``privateIPv4Address`` once ECS has created it (while PROVISIONING or PENDING)."""
+    return {
         d["name"]: d["value"]
         for a in task.get("attachments", [])
         if a["type"] == "ElasticNetworkInterface"
-        for d in a["details"]
+        for d in a.get("details", [])
     }
+
+
+def addressed(task: dict[str, Any]) -> bool:
+    """Whether ECS reports ``task``'s ENI and its private IP address (before it runs)."""
+    details = eni_details(task)
+    return "privateIPv4Address" in details and "networkInterfaceId" in details
+
+
+async def task_addresses(ec2: Any, task: dict[str, Any]) -> tuple[str, str | None]:
+    """The private and public (None if none yet) IP addresses of an :func:`addressed`
+    task's ENI: the public one from EC2, as ECS does not report it."""
+    details = eni_details(task)
     enis = await ec2.describe_network_interfaces(
         NetworkInterfaceIds=[details["networkInterfaceId"]]
     )

@@ -1,7 +1,11 @@
 """One DescribeTasks poller for all of a cluster's tasks.
 
 Watching is shared (up to ``fargate.DESCRIBE_TASKS_MAX`` ids a call), so API calls grow
-with polls, not with workers. The poller outlives any failure while the watcher is open:
+with polls, not with workers. Polls follow the work: every ``BUSY_INTERVAL`` seconds while
+a task starts or stops, every ``interval`` once all are steady (RUNNING), always within
+AWS's DescribeTasks rate (``READ_SHARE`` of it for this poller, drawn from a budget shared
+with the process's other callers). Whoever waits on a task is woken by the poll that sees
+it change. The poller outlives any failure while the watcher is open:
 an endpoint that does not answer, throttling or another error answer is retried with
 capped exponential back-off, said once when it begins and once when it ends; the first
 answer after it reconciles what changed meanwhile.
@@ -19,11 +23,24 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .. import fargate
+from ..aws.throttling import TokenBucket
 from ..errors import TaskFailedError
 from ..format import format_duration
-from .tasks import UNREACHABLE, describe_stop, task_id
+from . import pacing
+from .tasks import UNREACHABLE, addressed, describe_stop, task_id
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between polls while a task starts or stops (at most ``interval``): what a wait
+#: for a task's change may take beyond the change itself.
+BUSY_INTERVAL = 0.5
+#: The share of AWS's DescribeTasks rate ("cluster resource read") one poller uses at
+#: most: many tasks changing at once never leave the other callers without calls.
+READ_SHARE = 0.5
+#: Task states that are steady: nothing to expect until ECS or someone stops the task.
+STEADY_STATES = ("RUNNING",)
+#: Task states after its containers exited ("Amazon ECS task lifecycle").
+EXITED_STATES = ("DEPROVISIONING", "STOPPED")
 
 
 def describe_error(error: BaseException) -> str:
@@ -48,8 +65,9 @@ class Outage:
 class TaskWatcher:
     """One poller for all of a cluster's tasks.
 
-    Every ``interval`` seconds, while any task is watched, it describes them all in
-    DescribeTasks calls of up to 100 ids, and wakes whoever waits on a task.
+    While any task is watched, it describes them all in DescribeTasks calls of up to 100
+    ids (every ``BUSY_INTERVAL`` seconds while one starts or stops, else every
+    ``interval``), and wakes whoever waits on a task.
 
     Parameters
     ----------
@@ -58,12 +76,14 @@ class TaskWatcher:
     cluster_arn : str
         The ECS cluster the tasks run in.
     interval : float
-        Seconds between polls.
+        Seconds between polls while every task is steady (RUNNING, no stop asked).
     on_stopped : callable, optional
         Called with the description of each watched task that reaches STOPPED.
     on_stopping : callable, optional
         Called once with the first description of each watched task that shows it
         stopping (:func:`stopping`), before ``on_stopped`` when both are news at once.
+    budget : TokenBucket, optional
+        The account's DescribeTasks rate, shared with other callers (``pacing.shared``).
     max_backoff : float
         Seconds between polls, at most, while DescribeTasks fails.
     sleep, clock : callable
@@ -78,6 +98,7 @@ class TaskWatcher:
         on_stopped: Callable[[dict[str, Any]], None] | None = None,
         *,
         on_stopping: Callable[[dict[str, Any]], None] | None = None,
+        budget: TokenBucket | None = None,
         max_backoff: float = fargate.RETRY_BACKOFF_MAX,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -85,6 +106,7 @@ class TaskWatcher:
         self.ecs = ecs
         self.cluster_arn = cluster_arn
         self.interval = interval
+        self.busy_interval = min(BUSY_INTERVAL, interval)
         self.on_stopped = on_stopped
         self.on_stopping = on_stopping
         self.max_backoff = max(max_backoff, interval)
@@ -94,7 +116,14 @@ class TaskWatcher:
         self.outage: Outage | None = None
         self._sleep = sleep
         self._clock = clock
+        burst, rate = fargate.RATE_LIMITS["cluster-resource-read"]
+        own = TokenBucket(burst * READ_SHARE, rate * READ_SHARE * pacing.PACING, clock)
+        self._budgets = (own,) if budget is None else (own, budget)
+        #: Tasks asked to stop whose descriptions do not show it yet: the work is busy.
+        self._asked: set[str] = set()
         self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._last = clock()
         self._poller: asyncio.Task | None = None
         self._closed = False
 
@@ -102,8 +131,24 @@ class TaskWatcher:
         """Start watching ``arns`` (and the poller, if it is not running)."""
         for arn in arns:
             self.tasks.setdefault(arn, {"taskArn": arn, "lastStatus": "PROVISIONING"})
+        self._wake.set()  # polls come at the busy pace now
         if not self._closed and (self._poller is None or self._poller.done()):
+            self._last = self._clock()
             self._poller = asyncio.ensure_future(self._poll())
+
+    def stopping_asked(self, arns: Iterable[str]) -> None:
+        """``arns`` were asked to stop: poll at the busy pace until they are STOPPED."""
+        self._asked.update(a for a in arns if a in self.tasks)
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a watched task is starting or stopping (or was asked to stop)."""
+        return any(
+            t["lastStatus"] not in STEADY_STATES or stopping(t) or a in self._asked
+            for a, t in self.tasks.items()
+            if t["lastStatus"] != "STOPPED"
+        )
 
     async def close(self) -> None:
         """Stop polling."""
@@ -133,48 +178,98 @@ class TaskWatcher:
             raise TaskFailedError(describe_stop(task))
         return task
 
+    async def addressed(self, arn: str, timeout: float) -> dict[str, Any]:
+        """Wait until ECS reports ``arn``'s ENI and private IP address (while it is still
+        PROVISIONING or PENDING) and return its description.
+
+        Raises
+        ------
+        TaskFailedError
+            As :meth:`running` does.
+        """
+        task = await self._wait(arn, lambda t: addressed(t) or stopping(t), timeout)
+        if task is None:
+            raise TaskFailedError(
+                f"task {task_id(arn)} had no network address within {timeout:g} s "
+                f"(last status {self.tasks[arn]['lastStatus']})"
+            )
+        if stopping(task):
+            raise TaskFailedError(describe_stop(task))
+        return task
+
     async def stopped(self, arn: str, timeout: float) -> dict[str, Any] | None:
         """Wait until ``arn`` is STOPPED; its description, or ``None`` after ``timeout``,
         or as soon as the endpoint is found not to answer (nothing can be learnt then)."""
-        return await self._wait(
-            arn,
-            lambda t: t["lastStatus"] == "STOPPED",
-            timeout,
-            give_up=lambda: self.outage is not None and self.outage.unreachable,
-        )
+        return (await self.all_stopped([arn], timeout))[arn]
+
+    async def all_stopped(
+        self, arns: list[str], timeout: float, states: tuple[str, ...] = ("STOPPED",)
+    ) -> dict[str, dict[str, Any] | None]:
+        """One wait until every one of ``arns`` is STOPPED (or in one of ``states``: e.g.
+        ``EXITED_STATES``), bounded by ``timeout`` for them all, and given up as soon as
+        the endpoint is found not to answer; each one's description, ``None`` for those
+        not there."""
+        self.watch(arns)
+
+        def done() -> bool:
+            unreachable = self.outage is not None and self.outage.unreachable
+            return unreachable or all(self.tasks[a]["lastStatus"] in states for a in arns)
+
+        async with self._changed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(done), timeout)
+        return {a: self.tasks[a] if self.tasks[a]["lastStatus"] in states else None for a in arns}
 
     async def _wait(
-        self,
-        arn: str,
-        done: Callable[[dict[str, Any]], bool],
-        timeout: float,
-        give_up: Callable[[], bool] = lambda: False,
+        self, arn: str, done: Callable[[dict[str, Any]], bool], timeout: float
     ) -> dict[str, Any] | None:
         self.watch([arn])
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: done(self.tasks[arn]) or give_up()), timeout
+                    self._changed.wait_for(lambda: done(self.tasks[arn])), timeout
                 )
         task = self.tasks[arn]
         return task if done(task) else None
 
     async def _poll(self) -> None:
-        delay = self.interval
+        backoff: float | None = None
         while any(t["lastStatus"] != "STOPPED" for t in self.tasks.values()):
-            await self._sleep(delay)
+            if backoff is None:
+                await self._until_due()
+            else:
+                await self._sleep(backoff)
+            self._last = self._clock()
             try:
                 await self._describe_all()
             except Exception as error:  # noqa: BLE001 - the poller must outlive any failure
-                delay = await self._failed(error)
+                backoff = await self._failed(error)
             else:
                 self._recovered()
-                delay = self.interval
+                backoff = None
+
+    async def _until_due(self) -> None:
+        """Rest until the next poll is due: ``busy_interval`` after the last while tasks
+        start or stop, ``interval`` once all are steady; sooner when work begins (a task
+        watched, a stop asked)."""
+        while True:
+            self._wake.clear()
+            due = self._last + (self.busy_interval if self.busy else self.interval)
+            if due <= self._clock():
+                return
+            rest = asyncio.ensure_future(self._sleep(due - self._clock()))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({rest, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in (rest, woken):
+                    waiting.cancel()
 
     async def _describe_all(self) -> None:
         live = [a for a, t in self.tasks.items() if t["lastStatus"] != "STOPPED"]
         for i in range(0, len(live), fargate.DESCRIBE_TASKS_MAX):
             chunk = live[i : i + fargate.DESCRIBE_TASKS_MAX]
+            await pacing.pace(*self._budgets, sleep=self._sleep)
             response = await self.ecs.describe_tasks(cluster=self.cluster_arn, tasks=chunk)
             await self._update(response["tasks"])
 
@@ -193,7 +288,7 @@ class TaskWatcher:
         else:
             self.outage.failures += 1
         # Capped exponential back-off with jitter, as AWS's SDKs retry.
-        ceiling = min(self.max_backoff, self.interval * 2**self.outage.failures)
+        ceiling = min(self.max_backoff, self.busy_interval * 2**self.outage.failures)
         return random.uniform(ceiling / 2, ceiling)
 
     def _recovered(self) -> None:
@@ -217,6 +312,7 @@ class TaskWatcher:
                 if stopping(task) and not stopping(before):
                     _call(self.on_stopping, task)
                 if task["lastStatus"] == "STOPPED" and before["lastStatus"] != "STOPPED":
+                    self._asked.discard(task["taskArn"])
                     _call(self.on_stopped, task)
             self._changed.notify_all()
 

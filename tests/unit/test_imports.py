@@ -140,7 +140,7 @@ def _describe(found: list[list[str]]) -> str:
 
 def test_the_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
-    assert graph["starburst_dask.ecs.launcher"] >= {
+    assert graph["starburst_dask.ecs.pacing"] >= {
         "starburst_dask.fargate",  # from .. import fargate
         "starburst_dask.aws.throttling",  # from ..aws.throttling import TokenBucket
     }
