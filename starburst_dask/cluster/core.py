@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import logging
 import math
 import os
 import warnings
@@ -26,7 +25,7 @@ from distributed.security import Security
 from distributed.utils import NoOpAwaitable
 
 from .. import fargate, status
-from ..aws.clients import AwsClients, client_config
+from ..aws.clients import AwsClients
 from ..cost import limit
 from ..cost.confirm import confirm_launch
 from ..cost.estimate import meter_for
@@ -37,14 +36,12 @@ from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from ..values import Origin, checked
 from . import progress as launch_progress
-from . import widget
+from . import shutdown, widget
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
 from .registry import TaskRegistry
-from .tls import ClusterTls
-
-logger = logging.getLogger(__name__)
+from .tls import INSECURE, ClusterTls
 
 
 class FargateCluster(SpecCluster):
@@ -153,7 +150,9 @@ class FargateCluster(SpecCluster):
         #: Workers the scheduler removed while wanted: gone unless they come back.
         self.departures: Departures | None = None
         self._tasks_stopping = False  # close() has begun stopping the tasks
-        self._finalizer = weakref.finalize(self, _stop_leftovers, self.options, self.registry.live)
+        self._finalizer = weakref.finalize(
+            self, shutdown.stop_leftovers, self.options, self.registry.live
+        )
         #: Its certificates, and the secret that delivers the tasks' (``None``: plain TCP).
         self.tls = ClusterTls(self.options) if self.options.security else None
         if self.tls is None:
@@ -310,14 +309,16 @@ class FargateCluster(SpecCluster):
             self.departures.close()
         if self.provisioner is not None:
             await self.provisioner.close()
-        self.shutdown_scheduler = False  # its task is stopped, by _stop_tasks
+        self.shutdown_scheduler = False  # its task is stopped, by shutdown.stop_tasks
         if getattr(self.scheduler, "lost", False):
             # close() must not wait on connections to a scheduler that is gone.
             await self.scheduler.close()  # only ends the report of its loss
         try:
             if not self._tasks_stopping:  # once, before SpecCluster's close says "closed"
                 self._tasks_stopping = True
-                await self._stop_tasks()
+                SpecCluster.scale(self, 0)  # the workers retire (SpecCluster's close would)
+                await self._correct_state()
+                await shutdown.stop_tasks(self.registry, self.scheduler)
             await super()._close()
         finally:
             if self.registry.opened:  # what is left (a failure above) stopped, then watched
@@ -328,19 +329,6 @@ class FargateCluster(SpecCluster):
                 await self.cost.finish(self._log)  # the final cost line, and the ledger
             await self._aws.close()
             self._finalizer.detach()
-
-    async def _stop_tasks(self) -> None:
-        """Retire the workers and stop their tasks at once (as SpecCluster's close would),
-        the scheduler's once their containers exited (workers retiring on SIGTERM through
-        a closing scheduler would wait for it), then wait once for every task STOPPED."""
-        SpecCluster.scale(self, 0)
-        await self._correct_state()
-        workers = [a for a, r in self.registry.live.items() if r.role == "worker"]
-        await self.registry.stop(workers, "cluster closed", wait=False)
-        await self.registry.exited(workers)
-        if self.scheduler is not None:
-            await self.scheduler.close()
-        await self.registry.stop(list(self.registry.live), "cluster closed")
 
     async def _scheduler_lost(self, error: SchedulerLostError) -> None:
         """The scheduler task stopped by itself: the cluster failed, and its workers stop
@@ -403,29 +391,6 @@ class FargateCluster(SpecCluster):
         )
 
 
-#: Said once by a cluster made with ``security=False``.
-INSECURE = (
-    "security=False: the cluster's scheduler, workers and dashboard use plain TCP and HTTP; "
-    "anyone who can reach their ports can run code on them and read their data. Leave "
-    "security on (the default: TLS with the cluster's own certificates) unless the network "
-    "is yours alone."
-)
-
-
 def _size(options: ClusterOptions, role: str) -> str:
     cpu, memory = getattr(options, f"{role}_cpu"), getattr(options, f"{role}_memory")
     return f"{fargate.vcpus(cpu):g} vCPU / {format_bytes(memory * 2**20)}"
-
-
-def _stop_leftovers(options: ClusterOptions, live: dict[str, Any]) -> None:
-    """Stop tasks of a cluster that was garbage-collected or left open at exit."""
-    if not live:
-        return
-    import boto3
-
-    ecs = boto3.client("ecs", region_name=options.region, config=client_config())
-    for arn in list(live):
-        try:
-            ecs.stop_task(cluster=options.ecs_cluster, task=arn, reason="cluster was not closed")
-        except Exception as e:  # noqa: BLE001 - best effort at shutdown
-            logger.debug("StopTask %s: %s", arn, e)

@@ -49,6 +49,15 @@ def secret_cluster(name: str) -> str | None:
     return None
 
 
+#: Said once by a cluster made with ``security=False``.
+INSECURE = (
+    "security=False: the cluster's scheduler, workers and dashboard use plain TCP and HTTP; "
+    "anyone who can reach their ports can run code on them and read their data. Leave "
+    "security on (the default: TLS with the cluster's own certificates) unless the network "
+    "is yours alone."
+)
+
+
 class ClusterTls:
     """A cluster's certificates (made now, no AWS call) and the secret that delivers them.
 
