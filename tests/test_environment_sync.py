@@ -14,31 +14,39 @@ import os
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import dask
 import pytest
+import tomllib
 import yaml
 from conftest import IMAGE_VAR
 from distributed import Client
+from packaging.requirements import Requirement
 
 from starburst_dask import FargateCluster
 from starburst_dask.local.packages import closure, installed
 from starburst_dask.options import ClusterOptions
 
 PROJECT = "starburst-dask-images"
-#: What the fresh environment installs: the client's requirements and xarray.
-CLIENT_REQUIREMENTS = [
-    "dask[dataframe]",
-    "distributed",
-    "aiobotocore",
-    "boto3",
-    "tornado",
-    "cryptography",
-    "click",
-    "packaging",
-    "pyyaml",
-    "xarray",
-]
+#: The package's requirements that only the local Fargate uses: the client environment
+#: here runs against it, not in it, so its tasks must not find them.
+LOCAL_FARGATE_ONLY = {"moto", "flask", "flask-cors", "regex"}
+
+
+def client_requirements() -> list[str]:
+    """What the fresh environment installs: the package's requirements (read from
+    ``pyproject.toml``, so a new one is never missed) but the local Fargate's, and xarray."""
+    root = Path(__file__).parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = [Requirement(d) for d in declared]
+    return [
+        r.name + (f"[{','.join(sorted(r.extras))}]" if r.extras else "")
+        for r in wanted
+        if r.name not in LOCAL_FARGATE_ONLY
+    ] + ["pyyaml", "xarray"]
+
+
 HELPER = '''\
 """A user's own helper package: not on any index."""
 import numpy as np
@@ -107,7 +115,7 @@ def fresh_environment(tmp_path_factory):
     python = str(venv / "bin" / "python")
     done = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "-c", str(constraints)]
-        + CLIENT_REQUIREMENTS
+        + client_requirements()
         + [str(helper)],
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@ that stops each task once: at the AWS API of the local Fargate (its recorded req
 its call counters and ECS's own timestamps)."""
 
 import collections
+import dataclasses
 import json
 import threading
 import time
@@ -15,9 +16,8 @@ from helpers import wait_until
 
 from starburst_dask import FargateCluster, TaskFailedError
 from starburst_dask.ecs.tasks import TAG_ROLE
-from starburst_dask.local.task import LocalTask
 
-#: Seconds the scheduler's task stays PROVISIONING here, as on AWS (where finding
+#: Seconds tasks stay PROVISIONING here, as on AWS (where finding
 #: capacity, attaching the ENI and pulling the image take tens of seconds).
 HOLD = 4.0
 CLUSTER = "starburst-dask"
@@ -29,17 +29,13 @@ def ecs(local_fargate):
 
 
 @pytest.fixture
-def slow_scheduler_start(monkeypatch):
-    """Scheduler tasks stay ``HOLD`` seconds in PROVISIONING (their private IP known, as
-    on AWS) before the local Fargate prepares them; other tasks start at once."""
-    prepare = LocalTask.prepare
-
-    def held(task):
-        if {"key": TAG_ROLE, "value": "scheduler"} in (task.tags or []):
-            time.sleep(HOLD)
-        return prepare(task)
-
-    monkeypatch.setattr(LocalTask, "prepare", held)
+def slow_provisioning(local_fargate):
+    """Tasks stay ``HOLD`` seconds in PROVISIONING once their ENI exists (their private IP
+    known, as on AWS), through the local Fargate's latency setting."""
+    before = local_fargate.latency
+    local_fargate.latency = dataclasses.replace(before, eni_attached=(HOLD, HOLD))
+    yield
+    local_fargate.latency = before
 
 
 def requests(local_fargate, operation, started_by=None):
@@ -68,7 +64,7 @@ def role(body):
     return {t["key"]: t["value"] for t in body["tags"]}[TAG_ROLE]
 
 
-def test_workers_launch_before_the_scheduler_runs(local_fargate, ecs, slow_scheduler_start):
+def test_workers_launch_before_the_scheduler_runs(local_fargate, ecs, slow_provisioning):
     name = "early-workers"
     with (
         FargateCluster(n_workers=2, name=name) as cluster,
@@ -97,7 +93,7 @@ def test_workers_launch_before_the_scheduler_runs(local_fargate, ecs, slow_sched
 
 
 def test_a_scheduler_stopped_before_it_runs_is_one_error_and_no_worker_is_left(
-    local_fargate, ecs, slow_scheduler_start
+    local_fargate, ecs, slow_provisioning
 ):
     name = "early-failure"
     reason = "stopped by the test while it was provisioning"
