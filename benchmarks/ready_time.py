@@ -88,6 +88,7 @@ def child(product: str, n: int) -> dict[str, Any]:
                 worker_memory=WORKER["memory"],
                 scheduler_cpu=SCHEDULER["cpu"],
                 scheduler_memory=SCHEDULER["memory"],
+                confirm=False,  # 64 workers pass starburst.confirm.vcpus; no one to ask
             )
     else:
         from dask_cloudprovider.aws import FargateCluster as DcpCluster

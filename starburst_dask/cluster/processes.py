@@ -13,6 +13,8 @@ import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dask.config
+from dask.utils import parse_timedelta
 from distributed.comm import connect
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface
@@ -84,6 +86,7 @@ class FargateScheduler(FargateTask):
         self.on_lost = on_lost
         self._reporting: asyncio.Future[None] | None = None
         self._failing: asyncio.Future[None] | None = None
+        self._seen_running: float | None = None  # when this process saw its task RUNNING
 
     async def start(self) -> None:
         self.registry.on_stopped[self.role] = self._stopped
@@ -132,22 +135,22 @@ class FargateScheduler(FargateTask):
         address = self.external_address or self.address
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.registry.options.running_timeout
+        # Once its task runs, the scheduler listens within seconds: past distributed's
+        # connect timeout, this client cannot reach it (its network, or inside_vpc).
+        reach = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
         running = asyncio.ensure_future(self.registry.running(self.task_arn))
         try:
             while True:
                 if running.done():
                     running.result()  # raises when the task stopped or did not run in time
+                    deadline = min(deadline, self._running_since(loop) + reach)
                 attempt = min(CONNECT_ATTEMPT, deadline - loop.time())
                 with contextlib.suppress(OSError, asyncio.TimeoutError):
                     comm = await connect(address, timeout=max(attempt, 0.1), **connection_args)
                     await comm.close()
                     return
                 if loop.time() > deadline:
-                    raise TaskFailedError(
-                        f"the scheduler did not accept connections at {address} within "
-                        f"{self.registry.options.running_timeout:g} s; raise running_timeout "
-                        "if its start is slow"
-                    )
+                    raise TaskFailedError(self._unreachable(address, running.done(), reach))
                 if running.done():
                     await asyncio.sleep(watcher.BUSY_INTERVAL)
                 else:  # a pause, cut short by the task's news
@@ -158,6 +161,26 @@ class FargateScheduler(FargateTask):
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, TaskFailedError):
                 await running
+
+    def _running_since(self, loop: asyncio.AbstractEventLoop) -> float:
+        """When this process first saw the scheduler's task RUNNING (loop time)."""
+        if self._seen_running is None:
+            self._seen_running = loop.time()
+        return self._seen_running
+
+    def _unreachable(self, address: str, running: bool, reach: float) -> str:
+        if not running:
+            return (
+                f"the scheduler did not accept connections at {address} within "
+                f"{self.registry.options.running_timeout:g} s; raise running_timeout if its "
+                "start is slow"
+            )
+        return (
+            f"Timed out trying to connect to {address} after {reach:g} s: the scheduler's "
+            "task runs, but this client cannot reach it; check that the security group "
+            "admits this machine to port 8786, and use inside_vpc=True only from inside "
+            "the tasks' VPC"
+        )
 
     async def _start_failed(self, error: TaskFailedError) -> TaskFailedError:
         """``error`` with the scheduler task's last log lines, if it wrote any."""
