@@ -263,7 +263,7 @@ def test_security_false_runs_plain_tcp_and_says_so_once(local_fargate):
 def test_a_security_of_another_type_is_refused(local_fargate, value):
     secrets = boto3.client("secretsmanager")
     before = secrets.list_secrets()["SecretList"], local_fargate.calls["RunTask"]
-    with pytest.raises(ConfigurationError, match="security must be True .* or False"):
+    with pytest.raises(ConfigurationError, match="security must be True or False"):
         FargateCluster(n_workers=0, security=value)
     # Nothing was created.
     assert (secrets.list_secrets()["SecretList"], local_fargate.calls["RunTask"]) == before

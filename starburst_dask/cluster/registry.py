@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import datetime
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,10 @@ class TaskRecord:
     role: str
     capacity_provider: str
     vcpus: float
+    #: When RunTask answered (it holds its vCPUs from about then: ``createdAt``).
+    launched: datetime.datetime = dataclasses.field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+    )
     #: The cluster asked ECS to stop it.
     stopping: bool = False
     #: ECS reported it stopping for a reason of its own, and its role's handler was told.
@@ -164,9 +169,10 @@ class TaskRegistry:
         assert self._watcher is not None
         self._watcher.watch(arns)
 
-    def _live_usage(self) -> dict[str, tuple[str, float]]:
-        """The live tasks' capacity providers and vCPUs, by ARN (for the governor)."""
-        return {a: (r.capacity_provider, r.vcpus) for a, r in self.live.items()}
+    def _live_usage(self) -> dict[str, tuple[str, float, datetime.datetime]]:
+        """The live tasks' capacity providers, vCPUs and launch times, by ARN (for the
+        governor)."""
+        return {a: (r.capacity_provider, r.vcpus, r.launched) for a, r in self.live.items()}
 
     async def quota_status(self, provider: str) -> quota.QuotaStatus:
         """The quota of ``provider`` and the account's usage of it now, ours exactly."""

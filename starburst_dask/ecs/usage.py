@@ -23,8 +23,9 @@ from . import tagged
 
 logger = logging.getLogger(__name__)
 
-#: This cluster's live tasks as its registry knows them: ARN -> (capacity provider, vCPUs).
-LiveTasks = Callable[[], dict[str, tuple[str, float]]]
+#: This cluster's live tasks as its registry knows them: ARN -> (capacity provider, vCPUs,
+#: when RunTask answered).
+LiveTasks = Callable[[], dict[str, tuple[str, float, datetime.datetime]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +85,8 @@ class ProjectUsage:
     ecs_cluster : str
         The ECS cluster (name or ARN) the project's clusters run in.
     live : callable
-        This cluster's live tasks (:data:`LiveTasks`): counted from now when ECS does
-        not list them yet.
+        This cluster's live tasks (:data:`LiveTasks`): counted from their launch when ECS
+        does not list them yet (the metric may show them already).
     clock : callable
         Seconds, monotonic, for the cache (tests inject their own).
     """
@@ -117,8 +118,8 @@ class ProjectUsage:
         held = holdings(self._found, now)
         listed = {t["taskArn"] for t in self._found}
         held += [
-            Holding(provider, vcpus, now)
-            for arn, (provider, vcpus) in self._live().items()
+            Holding(provider, vcpus, min(launched, now))
+            for arn, (provider, vcpus, launched) in self._live().items()
             if arn not in listed
         ]
         return held

@@ -154,7 +154,8 @@ def test_usage_is_the_metric_less_the_projects_peak_in_its_minute_plus_the_proje
     async def run():
         async with stubbed("service-quotas", "cloudwatch", "ecs") as pairs:
             [(quotas, q), (cloudwatch, c), (ecs, e)] = pairs
-            live = {mine: (ON_DEMAND, 1.0), new: (ON_DEMAND, 2.0)}  # new: not listed yet
+            # new: launched just now, not listed yet
+            live = {mine: (ON_DEMAND, 1.0, at(-200)), new: (ON_DEMAND, 2.0, NOW)}
             project = ProjectUsage(ecs, "starburst-dask", lambda: live)
             governor = QuotaGovernor(quotas, cloudwatch, project, clock=lambda: NOW)
             q.add_response("get_service_quota", quota_answer(16.0), IDS)
