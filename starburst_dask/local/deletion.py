@@ -64,5 +64,5 @@ def check_delete_cluster(backend: Any, cluster: Any) -> None:
         s.cluster_arn == cluster.arn and s.status != "INACTIVE" for s in backend.services.values()
     ):
         raise ClusterContainsServicesException()
-    if any(t.last_status != "STOPPED" for t in backend.tasks.get(cluster.name, {}).values()):
+    if any(t.last_status != "STOPPED" for t in list(backend.tasks.get(cluster.name, {}).values())):
         raise ClusterContainsTasksException()

@@ -143,8 +143,8 @@ def local_tasks() -> list[LocalTask]:
     return [
         task
         for backend in _backends()
-        for cluster_tasks in backend.tasks.values()
-        for task in cluster_tasks.values()
+        for cluster_tasks in list(backend.tasks.values())  # copies: RunTask adds meanwhile
+        for task in list(cluster_tasks.values())
         if isinstance(task, LocalTask)
     ]
 
@@ -159,8 +159,8 @@ def task_usage() -> list[tuple[str, float, str, str]]:
             backend.region_name,
         )
         for backend in _backends()
-        for cluster_tasks in backend.tasks.values()
-        for task in cluster_tasks.values()
+        for cluster_tasks in list(backend.tasks.values())  # copies: RunTask adds meanwhile
+        for task in list(cluster_tasks.values())
         if isinstance(task, LocalTask) and task.last_status != "STOPPED"
     ]
 
@@ -379,7 +379,8 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
         """The task of ``cluster_str`` with this ARN or id, if any."""
         cluster = self._get_cluster(cluster_str)
         task_id = task_str.split("/")[-1]
-        for task in self.tasks.get(cluster.name, {}).values():
+        # A copy: RunTask adds tasks from other request threads meanwhile.
+        for task in list(self.tasks.get(cluster.name, {}).values()):
             if isinstance(task, LocalTask) and (task_str == task.task_arn or task_id == task.id):
                 return task
         return None
