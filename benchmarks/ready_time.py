@@ -6,8 +6,10 @@ limits serves both cluster managers, one trial at a time, interleaved (the order
 each repetition). Each trial runs in a child process, the client: the time from creating
 the cluster until ``client.wait_for_workers(N)`` returns, the time ``close()`` takes, the
 client's CPU seconds and threads; the local Fargate counts the ECS calls by operation and
-those it throttled. The baseline for closing is the local Fargate's own time to stop N + 1
-tasks (StopTask on each, until every one is STOPPED).
+those it throttled. The baseline is no cluster manager: the same scheduler and worker
+commands started by plain RunTask calls (the workers once the scheduler's address is
+known), then StopTask on each task until every one is STOPPED: the local Fargate's own
+time to start and stop the same tasks on this machine.
 
 dask-cloudprovider (``pip install 'starburst-dask[bench]'``) is given what it would find
 in an account: the ECS cluster, roles, log group, VPC, subnets and security group
@@ -38,9 +40,20 @@ from typing import Any
 OUT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 PYTHON = ".".join(platform.python_version_tuple()[:2])
 PRODUCTS = ("starburst-dask", "dask-cloudprovider")
+#: Every kind of trial, and its name in the report: the baseline is no cluster manager.
+KINDS = {**{p: p for p in PRODUCTS}, "baseline": "plain RunTask and StopTask (baseline)"}
 #: Worker and scheduler sizes, the same for both (starburst-dask's defaults).
 WORKER = {"cpu": 1024, "memory": 4096}
 SCHEDULER = {"cpu": 1024, "memory": 2048}
+#: The same sizes as starburst-dask options.
+_SIZES: dict[str, Any] = {
+    "worker_cpu": WORKER["cpu"],
+    "worker_memory": WORKER["memory"],
+    "scheduler_cpu": SCHEDULER["cpu"],
+    "scheduler_memory": SCHEDULER["memory"],
+}
+#: Seconds between the baseline's DescribeTasks polls (the product's busy interval).
+POLL = 0.5
 #: Seconds a child may take for one trial before it counts as failed.
 TRIAL_TIMEOUT = 1200
 #: Room for every trial's tasks, those still DEPROVISIONING from the last one included.
@@ -53,13 +66,13 @@ COLUMNS = (
     "cluster manager",
     "ready (s)",
     "close (s)",
-    "local Fargate stop of N + 1 tasks (s)",
     "ECS calls: RunTask / DescribeTasks / StopTask",
     "other ECS calls",
     "throttled",
     "client CPU (s)",
     "CPU per worker (s)",
     "client threads",
+    "machine CPU busy until ready (%)",
     "trials ok",
 )
 
@@ -84,10 +97,7 @@ def child(product: str, n: int) -> dict[str, Any]:
             return FargateCluster(
                 n_workers=n,
                 image=dask_image(),
-                worker_cpu=WORKER["cpu"],
-                worker_memory=WORKER["memory"],
-                scheduler_cpu=SCHEDULER["cpu"],
-                scheduler_memory=SCHEDULER["memory"],
+                **_SIZES,
                 confirm=False,  # 64 workers pass starburst.confirm.vcpus; no one to ask
             )
     else:
@@ -107,11 +117,12 @@ def child(product: str, n: int) -> dict[str, Any]:
                 **config,
             )
 
-    cpu0, start = time.process_time(), time.perf_counter()
+    machine, cpu0, start = _machine_cpu(), time.process_time(), time.perf_counter()
     cluster = make()
     client = Client(cluster)
     client.wait_for_workers(n)
     ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
+    busy = _busy_since(machine)
     threads = threading.active_count()
     closing = time.perf_counter()
     client.close()
@@ -123,7 +134,22 @@ def child(product: str, n: int) -> dict[str, Any]:
         "cpu_ready": cpu_ready,
         "cpu_total": time.process_time() - cpu0,
         "threads": threads,
+        "busy": busy,
     }
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """This machine's busy and total CPU time so far (``/proc/stat``, all cores)."""
+    fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_since(before: tuple[int, int]) -> float:
+    """Percent of the machine's CPU time busy since ``before`` (every process's, the
+    tasks' and the local Fargate's too): near 100, the machine is the limit."""
+    busy, total = (now - then for now, then in zip(_machine_cpu(), before, strict=True))
+    return 100 * busy / total if total else 0.0
 
 
 # The local Fargate side.
@@ -175,80 +201,108 @@ def trial(aws: Any, product: str, n: int) -> dict[str, Any]:
     return result
 
 
-def stop_baseline(aws: Any, n: int) -> dict[str, Any]:
-    """The local Fargate's own time to stop ``n`` running tasks: StopTask on each, until
-    all are STOPPED."""
-    ecs, ec2 = aws.client("ecs"), aws.client("ec2")
-    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+def baseline_child(n: int) -> dict[str, Any]:
+    """The local Fargate's own time to start and stop the tasks of a cluster of ``n``:
+    the product's scheduler and worker commands (over TCP: no certificates to hand out),
+    launched by plain RunTask calls, the workers as soon as the scheduler's address is
+    known; then StopTask on every task at once, until all are STOPPED. No cluster manager:
+    what any of them could at best achieve on this machine."""
+    import threading
+
+    import boto3
+    from distributed import Client
+
+    from starburst_dask.ecs import tasks
+    from starburst_dask.options import ClusterOptions
+
+    config = json.loads(os.environ[_CONFIG_VAR])
+    ecs = boto3.client("ecs")
+    options = ClusterOptions.resolve(image=dask_image(), security=False, n_workers=n, **_SIZES)
     definition = ecs.register_task_definition(
-        family="benchmark-stop",
+        family="benchmark-baseline",
         requiresCompatibilities=["FARGATE"],
         networkMode="awsvpc",
         cpu=str(WORKER["cpu"]),
         memory=str(WORKER["memory"]),
-        containerDefinitions=[
-            {
-                "name": "main",
-                "image": dask_image(),
-                "command": ["python", "-c", "import time; time.sleep(3600)"],
-            }
-        ],
+        executionRoleArn=config["execution_role_arn"],
+        containerDefinitions=[{"name": tasks.CONTAINER, "image": dask_image()}],
     )["taskDefinition"]["taskDefinitionArn"]
-    arns: list[str] = []
-    while len(arns) < n:
-        answer = ecs.run_task(
-            cluster="starburst-dask",
+    network = {
+        "awsvpcConfiguration": {
+            "subnets": config["subnets"],
+            "securityGroups": config["security_groups"],
+            "assignPublicIp": "ENABLED",
+        }
+    }
+
+    def run_task(command: list[str], count: int, size: dict[str, int], env: dict[str, str]):
+        return ecs.run_task(
+            cluster=config["cluster_arn"],
             taskDefinition=definition,
-            count=min(10, n - len(arns)),
+            count=count,
             launchType="FARGATE",
-            networkConfiguration={
-                "awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}
-            },
-        )
-        arns += [t["taskArn"] for t in answer["tasks"]]
-    _wait_all(ecs, arns, "RUNNING")
-    start = time.perf_counter()
+            networkConfiguration=network,
+            overrides=tasks.task_overrides(command, size["cpu"], size["memory"], env),
+        )["tasks"]
+
+    machine, cpu0, start = _machine_cpu(), time.process_time(), time.perf_counter()
+    [scheduler] = run_task(
+        tasks.scheduler_command(options), 1, SCHEDULER, tasks.scheduler_environment(options)
+    )
+    arns = [scheduler["taskArn"]]
+    while not tasks.addressed(task := _describe(ecs, config, arns)[0]):
+        time.sleep(POLL)
+    details = tasks.eni_details(task)
+    address = f"tcp://{details['privateIPv4Address']}:{tasks.SCHEDULER_PORT}"
+    command = tasks.worker_command(options, address)
+    for count in [10] * (n // 10) + [n % 10] * bool(n % 10):
+        arns += [t["taskArn"] for t in run_task(command, count, WORKER, {})]
+    # The client is outside the VPC: it reaches the scheduler at its public address.
+    ec2 = boto3.client("ec2")
+    while not (public := _public_ip(ec2, details["networkInterfaceId"])):
+        time.sleep(POLL)
+    with Client(f"tcp://{public}:{tasks.SCHEDULER_PORT}", timeout=TRIAL_TIMEOUT) as client:
+        client.wait_for_workers(n)
+        ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
+        busy, threads = _busy_since(machine), threading.active_count()
+    stopping = time.perf_counter()
     for arn in arns:
-        ecs.stop_task(cluster="starburst-dask", task=arn)
-    _wait_all(ecs, arns, "STOPPED")
-    return {"stop": time.perf_counter() - start}
+        ecs.stop_task(cluster=config["cluster_arn"], task=arn)
+    while any(t["lastStatus"] != "STOPPED" for t in _describe(ecs, config, arns)):
+        time.sleep(POLL)
+    stop = time.perf_counter() - stopping
+    return {"ready": ready, "stop": stop, "cpu_ready": cpu_ready, "busy": busy, "threads": threads}
 
 
-def _wait_all(ecs: Any, arns: list[str], status: str) -> None:
-    while True:
-        statuses = [
-            t["lastStatus"]
-            for i in range(0, len(arns), 100)
-            for t in ecs.describe_tasks(cluster="starburst-dask", tasks=arns[i : i + 100])["tasks"]
-        ]
-        if all(s == status for s in statuses):
-            return
-        if status == "RUNNING" and any(s in ("DEPROVISIONING", "STOPPED") for s in statuses):
-            raise RuntimeError("a baseline task stopped before it ran")
-        time.sleep(1)
+def _public_ip(ec2: Any, eni: str) -> str | None:
+    [found] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    return found.get("Association", {}).get("PublicIp")
+
+
+def _describe(ecs: Any, config: dict[str, Any], arns: list[str]) -> list[dict[str, Any]]:
+    return [
+        t
+        for i in range(0, len(arns), 100)
+        for t in ecs.describe_tasks(cluster=config["cluster_arn"], tasks=arns[i : i + 100])["tasks"]
+    ]
 
 
 def run(sizes: list[int], repeats: int, latency: str) -> dict[str, Any]:
     """Every trial, interleaved: for each repetition and size, each product in turn."""
     from starburst_dask.local import LocalFargate
 
-    results: dict[str, dict[int, list[dict[str, Any]]]] = {
-        k: {n: [] for n in sizes} for k in (*PRODUCTS, "baseline")
-    }
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {k: {n: [] for n in sizes} for k in KINDS}
     began = time.perf_counter()
     with (
         tempfile.TemporaryDirectory() as shims,
         LocalFargate(vcpu_quota=QUOTA, latency=latency) as aws,
     ):
         os.environ[_CONFIG_VAR] = json.dumps(dcp_config(aws, write_shims(shims)))
-        kinds = [*PRODUCTS, "baseline"]
+        kinds = list(KINDS)
         for rep in range(repeats):
             for n in sizes:
                 for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
-                    if kind == "baseline":
-                        outcome = stop_baseline(aws, n + 1)  # the scheduler's task too
-                    else:
-                        outcome = trial(aws, kind, n)
+                    outcome = trial(aws, kind, n)
                     print(f"rep {rep + 1} N={n} {kind}: {outcome}", flush=True)
                     results[kind][n].append(outcome)
     return {"results": results, "minutes": (time.perf_counter() - began) / 60, "latency": latency}
@@ -276,11 +330,11 @@ def _verdict(ratio: float | None, limit: float) -> str:
 
 def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
     results = data["results"]
-    sb, dcp, base = (results[k] for k in (*PRODUCTS, "baseline"))
+    sb, dcp, base = (results[k] for k in KINDS)
     rows = []
     for n in sizes:
-        for name in PRODUCTS:
-            trials = results[name][n]
+        for kind, name in KINDS.items():
+            trials = results[kind][n]
             calls: Counter[str] = Counter()
             for t in _ok(trials):
                 calls.update(t["calls"])
@@ -294,14 +348,14 @@ def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
                 str(n),
                 name,
                 _cell(_mean(trials, "ready")),
-                _cell(_mean(trials, "close")),
-                _cell(_mean(base[n], "stop")),
+                _cell(_mean(trials, "close" if kind in PRODUCTS else "stop")),
                 " / ".join(main),
                 other,
                 _cell(_mean(trials, "throttled"), 0),
                 _cell(cpu, 2),
                 _cell(cpu / n if cpu is not None else None, 3),
                 _cell(_mean(trials, "threads"), 0),
+                _cell(_mean(trials, "busy"), 0),
                 f"{len(_ok(trials))}/{len(trials)}" + (f" ({errors[0]})" if errors else ""),
             ]
             rows.append("| " + " | ".join(cells) + " |")
@@ -350,7 +404,11 @@ def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
             _verdict(ratio(at(sb, 64, "ready"), at(sb, 1, "ready")), 1.5),
         ),
         (
-            "close at 64 / the local Fargate's stop of the same 65 tasks",
+            "time to 64 workers, starburst-dask / the baseline's (no limit: how near the floor)",
+            _cell(ratio(at(sb, 64, "ready"), at(base, 64, "ready")), 2),
+        ),
+        (
+            "close at 64 / the local Fargate's stop of the same 65 tasks (baseline)",
             _verdict(ratio(at(sb, 64, "close"), at(base, 64, "stop")), 1.2),
         ),
         ("StopTask calls per close at 64 (one per task)", one_stop),
@@ -405,16 +463,12 @@ def plot(data: dict[str, Any], sizes: list[int]) -> None:
 
     results = data["results"]
     fig, (ready_ax, close_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in PRODUCTS:
-        for ax, key in ((ready_ax, "ready"), (close_ax, "close")):
-            points = [(n, v) for n in sizes if (v := _mean(results[name][n], key)) is not None]
+    for kind, name in KINDS.items():
+        style = "o-" if kind in PRODUCTS else "k--"
+        for ax, key in ((ready_ax, "ready"), (close_ax, "close" if kind in PRODUCTS else "stop")):
+            points = [(n, v) for n in sizes if (v := _mean(results[kind][n], key)) is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), "o-", label=name)
-    stops = [(n, v) for n in sizes if (v := _mean(results["baseline"][n], "stop")) is not None]
-    if stops:
-        close_ax.plot(
-            *zip(*stops, strict=True), "k--", label="local Fargate: StopTask until STOPPED"
-        )
+                ax.plot(*zip(*points, strict=True), style, label=name)
     for ax, title in ((ready_ax, "until N workers connected"), (close_ax, "close")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(n) for n in sizes])
@@ -436,7 +490,9 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("PRODUCT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]))), flush=True)
+        kind, n = args.child[0], int(args.child[1])
+        outcome = baseline_child(n) if kind == "baseline" else child(kind, n)
+        print(json.dumps(outcome), flush=True)
         return
     data = run(args.sizes, args.repeats, args.latency)
     OUT.mkdir(parents=True, exist_ok=True)
