@@ -19,16 +19,19 @@ given as an image of the user's would add them to ``daskdev/dask``, two scripts 
 ``dask scheduler`` and ``dask worker``, on the tasks' ``PATH``.
 
 Run: ``python benchmarks/ready_time.py [--sizes 1 4 16 64] [--repeats 3]``; writes
-``docs/benchmarks/ready_time.md`` and ``ready_time.png``.
+``docs/benchmarks/ready_time.md`` and ``ready_time.png``. ``--from-log FILE`` reports the
+trials a run printed again, without running.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import pathlib
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -210,7 +213,6 @@ def baseline_child(n: int) -> dict[str, Any]:
     import threading
 
     import boto3
-    from distributed import Client
 
     from starburst_dask.ecs import tasks
     from starburst_dask.options import ClusterOptions
@@ -261,7 +263,7 @@ def baseline_child(n: int) -> dict[str, Any]:
     ec2 = boto3.client("ec2")
     while not (public := _public_ip(ec2, details["networkInterfaceId"])):
         time.sleep(POLL)
-    with Client(f"tcp://{public}:{tasks.SCHEDULER_PORT}", timeout=TRIAL_TIMEOUT) as client:
+    with _connect(f"tcp://{public}:{tasks.SCHEDULER_PORT}") as client:
         client.wait_for_workers(n)
         ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
         busy, threads = _busy_since(machine), threading.active_count()
@@ -272,6 +274,20 @@ def baseline_child(n: int) -> dict[str, Any]:
         time.sleep(POLL)
     stop = time.perf_counter() - stopping
     return {"ready": ready, "stop": stop, "cpu_ready": cpu_ready, "busy": busy, "threads": threads}
+
+
+def _connect(address: str) -> Any:
+    """A client of the scheduler at ``address`` once it listens: tries of a second each
+    (one long try backs off exponentially, for up to tens of seconds between attempts)."""
+    from distributed import Client
+
+    deadline = time.monotonic() + TRIAL_TIMEOUT
+    while True:
+        try:
+            return Client(address, timeout=1)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _public_ip(ec2: Any, eni: str) -> str | None:
@@ -306,6 +322,17 @@ def run(sizes: list[int], repeats: int, latency: str) -> dict[str, Any]:
                     print(f"rep {rep + 1} N={n} {kind}: {outcome}", flush=True)
                     results[kind][n].append(outcome)
     return {"results": results, "minutes": (time.perf_counter() - began) / 60, "latency": latency}
+
+
+def from_log(path: str, sizes: list[int], latency: str) -> dict[str, Any]:
+    """The trials a run printed (its ``rep R N=n kind: {...}`` lines), as :func:`run`
+    returns them: to report a run again."""
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {k: {n: [] for n in sizes} for k in KINDS}
+    for line in pathlib.Path(path).read_text().splitlines():
+        found = re.match(r"rep \d+ N=(\d+) (\S+): (\{.*\})$", line)
+        if found and int(found[1]) in sizes:
+            results[found[2]][int(found[1])].append(ast.literal_eval(found[3]))
+    return {"results": results, "minutes": None, "latency": latency}
 
 
 # The report.
@@ -404,6 +431,10 @@ def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
             _verdict(ratio(at(sb, 64, "ready"), at(sb, 1, "ready")), 1.5),
         ),
         (
+            "time to 64 workers / time to 1 worker, the baseline (no limit: the machine's own)",
+            _cell(ratio(at(base, 64, "ready"), at(base, 1, "ready")), 2),
+        ),
+        (
             "time to 64 workers, starburst-dask / the baseline's (no limit: how near the floor)",
             _cell(ratio(at(sb, 64, "ready"), at(base, 64, "ready")), 2),
         ),
@@ -417,6 +448,8 @@ def report(data: dict[str, Any], sizes: list[int], repeats: int) -> str:
     sizes_arg = " ".join(map(str, sizes))
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
     latency = data["latency"]
+    minutes = data["minutes"]
+    took = "from its log" if minutes is None else f"in {minutes:.0f} minutes"
     return f"""# Ready time: starburst-dask and dask-cloudprovider on one local Fargate
 
 Each trial creates a cluster of N workers (1 vCPU, 4 GB; scheduler 1 vCPU, 2 GB;
@@ -450,8 +483,7 @@ images of such versions lack them): the benchmark gives them as two scripts on t
 tasks' `PATH`, as an image of the user's derived from `daskdev/dask` would add them.
 
 Written by `python benchmarks/ready_time.py --sizes {sizes_arg} --repeats {repeats}
---latency {latency}` in
-{data["minutes"]:.0f} minutes (2-core machine, the largest N {big}).
+--latency {latency}` {took} (2-core machine, the largest N {big}).
 """
 
 
@@ -487,6 +519,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency", default="aws", help="the local Fargate's (aws, fast)")
+    parser.add_argument(
+        "--from-log", metavar="FILE", help="report the trials a run printed, without running"
+    )
     parser.add_argument("--child", nargs=2, metavar=("PRODUCT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -494,9 +529,13 @@ def main() -> None:
         outcome = baseline_child(n) if kind == "baseline" else child(kind, n)
         print(json.dumps(outcome), flush=True)
         return
-    data = run(args.sizes, args.repeats, args.latency)
+    if args.from_log:
+        data = from_log(args.from_log, args.sizes, args.latency)
+        repeats = max(len(t) for by_n in data["results"].values() for t in by_n.values())
+    else:
+        data, repeats = run(args.sizes, args.repeats, args.latency), args.repeats
     OUT.mkdir(parents=True, exist_ok=True)
-    text = report(data, args.sizes, args.repeats)
+    text = report(data, args.sizes, repeats)
     (OUT / "ready_time.md").write_text(text)
     plot(data, args.sizes)
     print(text)

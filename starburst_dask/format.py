@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from .fargate import vcpus
+
 
 def format_usd(amount: float) -> str:
     """US dollars: cents from $10 (``$1,234.56``), three significant digits below
@@ -36,3 +38,10 @@ def format_duration(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def format_task_size(cpu: int, memory: int) -> str:
+    """A Fargate task size: ``1 vCPU / 4.00 GiB`` for ``cpu`` units and ``memory`` MiB."""
+    from dask.utils import format_bytes  # dask reads its config at import: the CLI's, later
+
+    return f"{vcpus(cpu):g} vCPU / {format_bytes(memory * 2**20)}"

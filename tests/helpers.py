@@ -3,16 +3,20 @@
 import contextlib
 import json
 import os
+import pathlib
 import platform
 import time
 
 import dask
 import dask.config
+import yaml
 
 #: The images of this environment's dask and Python (the local Fargate runs no other).
 PYTHON = ".".join(platform.python_version_tuple()[:2])
 DASK_IMAGE = f"daskdev/dask:{dask.__version__}-py{PYTHON}"
 PYTHON_IMAGE = f"python:{PYTHON}"
+#: A conda-lock file of a small environment (``tests/data``).
+LOCK = pathlib.Path(__file__).parent / "data" / "conda-lock.yml"
 
 
 def wait_until(predicate, timeout=60.0, interval=0.2):
@@ -67,3 +71,15 @@ def put_image(ecr, repository, tag):
     }
     with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # pushed before
         ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+def lock_with(tmp_path, name, version, platform=None):
+    """A copy of :data:`LOCK` with package ``name`` at ``version`` (on one or all platforms)."""
+    content = yaml.safe_load(LOCK.read_text())
+    for p in content["package"]:
+        if p["name"] == name and platform in (None, p["platform"]):
+            p["url"] = p["url"].replace(f"-{p['version']}-", f"-{version}-")
+            p["version"] = version
+    path = tmp_path / f"{name}-{version}-conda-lock.yml"
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path

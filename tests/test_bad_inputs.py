@@ -17,7 +17,7 @@ import sys
 import dask.config
 import pytest
 from click.testing import CliRunner
-from helpers import private_dask_config
+from helpers import lock_with, private_dask_config
 
 from starburst_dask import FargateCluster
 from starburst_dask.cli import main
@@ -164,6 +164,19 @@ def test_a_stale_setup_file_is_named_with_the_command_that_rewrites_it(
             FargateCluster(n_workers=1)
     said = one_line(str(info.value))
     assert missing in said and str(setup_file) in said and "starburst-dask setup" in said
+
+
+def test_a_stale_setup_file_is_named_before_an_image_is_built(untouched, local_fargate, tmp_path):
+    # A build creates ECR and CodeBuild resources: the account is checked before it.
+    software = lock_with(tmp_path, "tini", "0.19.1")  # an image no test has built
+    builds = local_fargate.client("codebuild").list_builds()["ids"]
+    (tmp_path / "starburst-setup.yaml").write_text(f"starburst:\n  subnets: [{STALE_SUBNET}]\n")
+    with private_dask_config(tmp_path):
+        dask.config.refresh()
+        with pytest.raises(MissingResourceError) as info:
+            FargateCluster(n_workers=1, software=str(software))
+    assert "starburst-setup.yaml" in one_line(str(info.value))
+    assert local_fargate.client("codebuild").list_builds()["ids"] == builds
 
 
 # -- dask config and DASK_STARBURST__* environment variables -----------------------------

@@ -3,12 +3,11 @@ against what the AWS API reports. On a fresh local Fargate that setup prepared; 
 last, as it deletes what setup made."""
 
 import json
-import pathlib
 
 import dask.config
 import pytest
 from click.testing import CliRunner
-from helpers import PYTHON_IMAGE, private_dask_config, put_image, wait_until
+from helpers import LOCK, PYTHON_IMAGE, private_dask_config, put_image, wait_until
 
 from starburst_dask.admin.setup import setup
 from starburst_dask.cli import main
@@ -18,7 +17,6 @@ from starburst_dask.images.lockfile import read_lock
 from starburst_dask.local import LocalFargate
 
 ECS_CLUSTER = "starburst-dask"
-LOCK = pathlib.Path(__file__).parent / "data" / "conda-lock.yml"
 
 
 @pytest.fixture(scope="module")

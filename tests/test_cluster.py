@@ -14,7 +14,7 @@ from distributed import Client
 from helpers import wait_until
 
 from starburst_dask import FargateCluster, MissingResourceError, TaskFailedError
-from starburst_dask.errors import ConfigurationError
+from starburst_dask.errors import ConfigurationError, ConfirmationError
 
 FAST = {"poll_interval": 0.5}
 
@@ -85,6 +85,15 @@ def test_computes_like_local_dask_and_scales(local_fargate, ecs):
         cluster.scale(4)
         client.wait_for_workers(4, timeout=120)
         wait_until(lambda: len(running_tasks(ecs)) == 5)  # 4 workers and the scheduler
+
+        # Past starburst.confirm.*, scale and adapt are confirmed as the launch is: with
+        # no terminal here, refused, and nothing launched.
+        launched = local_fargate.calls["RunTask"]
+        with pytest.raises(ConfirmationError, match=r"1,000 workers.*Not scaled"):
+            cluster.scale(1000)
+        with pytest.raises(ConfirmationError, match="Not scaled"):
+            cluster.adapt(maximum=1000)
+        assert local_fargate.calls["RunTask"] == launched and len(running_tasks(ecs)) == 5
     assert_nothing_left(local_fargate, ecs)
 
 

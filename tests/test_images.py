@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import urllib.request
@@ -21,7 +20,7 @@ import dask
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import put_image
+from helpers import LOCK, lock_with, put_image
 
 from starburst_dask import FargateCluster, MissingResourceError
 from starburst_dask.cli import main
@@ -40,7 +39,6 @@ from starburst_dask.images.builders import CONTEXT_PREFIX
 from starburst_dask.images.registry import ensure_repository
 from starburst_dask.options import ClusterOptions
 
-LOCK = pathlib.Path(__file__).parent / "data" / "conda-lock.yml"
 PLATFORMS = ("linux-64", "linux-aarch64")
 ACCOUNT = "123456789012"
 
@@ -49,18 +47,6 @@ def fixture_packages(platform, manager):
     """The fixture's packages for ``platform``, read independently of the code under test."""
     packages = yaml.safe_load(LOCK.read_text())["package"]
     return [p for p in packages if p["platform"] == platform and p["manager"] == manager]
-
-
-def lock_with(tmp_path, name, version, platform=None):
-    """A copy of the fixture with package ``name`` at ``version`` (on one or all platforms)."""
-    content = yaml.safe_load(LOCK.read_text())
-    for p in content["package"]:
-        if p["name"] == name and platform in (None, p["platform"]):
-            p["url"] = p["url"].replace(f"-{p['version']}-", f"-{version}-")
-            p["version"] = version
-    path = tmp_path / f"{name}-{version}-conda-lock.yml"
-    path.write_text(yaml.safe_dump(content, sort_keys=False))
-    return path
 
 
 class ApiCalls:

@@ -8,13 +8,13 @@ import json
 
 import boto3
 import pytest
+from helpers import LOCK
 
 from starburst_dask.images import read_lock, render
 from starburst_dask.images.builders import CODEBUILD_ROLE, CONTEXT_PREFIX
 from starburst_dask.images.context import template
 from starburst_dask.images.registry import ensure_repository
 
-LOCK = "tests/data/conda-lock.yml"
 PROJECT = "starburst-dask-images"  # made by the local Fargate as setup makes it
 
 

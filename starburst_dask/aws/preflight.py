@@ -1,4 +1,9 @@
-"""The read-only checks a cluster makes before it creates anything, and its network."""
+"""The read-only checks a cluster makes before it creates anything, and its network.
+
+They run before the cluster's image is found or built (a build creates ECR and CodeBuild
+resources): what a task's network must reach depends on where its image is, so that
+check (:func:`check_image_route`) runs once the image is known.
+"""
 
 from __future__ import annotations
 
@@ -23,22 +28,23 @@ async def preflight(
     """Check that what a cluster needs exists, and find its network; create nothing.
 
     The container's secrets (the user's and these ``secrets``) must exist and be readable
-    by the execution role, and over the tasks' network.
+    by the execution role. Whether the tasks' network reaches their image, logs and
+    secrets is :func:`check_image_route`'s, given what this returns.
 
     Returns
     -------
     dict
         ``cluster_arn``, ``subnets``, ``security_groups``, ``assign_public_ip`` (chosen
-        from the subnets' route tables when ``"auto"``), ``execution_role_arn`` and
-        ``task_role_arn``.
+        from the subnets' route tables when ``"auto"``), ``execution_role_arn``,
+        ``task_role_arn``, and for :func:`check_image_route` the subnets' ``routes`` and
+        the secrets' ``services``.
 
     Raises
     ------
     MissingResourceError
         Naming the missing resource and how to create it.
     ConfigurationError
-        When tasks on the chosen network could not pull their image or send logs, or
-        the execution role may not read one of the user's ``secrets``.
+        When the execution role may not read one of the user's ``secrets``.
     """
     cluster = await lookups.ecs_cluster.aio(aws.ecs, options.ecs_cluster)
     if cluster is None:
@@ -58,32 +64,30 @@ async def preflight(
     references = {**options.secrets, **(secrets or {})}
     await secret_access.check(aws, references, roles["execution_role_arn"])
     subnets, groups = await _network(aws, options)
-    public_ip = await _public_ip(aws, options, subnets, groups, secret_access.services(references))
+    routes = await _routes(aws, options, subnets, groups)
     return {
         "cluster_arn": cluster["clusterArn"],
         "subnets": subnets,
         "security_groups": groups,
-        "assign_public_ip": public_ip,
+        "assign_public_ip": network.choose_public_ip(routes, options.assign_public_ip),
         **roles,
+        "routes": routes,
+        "services": secret_access.services(references),
     }
 
 
-async def _public_ip(
-    aws: AwsClients,
-    options: ClusterOptions,
-    subnets: list[str],
-    groups: list[str],
-    services: tuple[str, ...],
-) -> bool:
-    """Whether tasks get public IPs, from the subnets' routes; check they exist and work."""
-    found = await _described(lookups.subnets, aws.ec2, subnets, "subnets", options.subnets)
-    await _described(
-        lookups.security_groups, aws.ec2, groups, "security_groups", options.security_groups
+def check_image_route(found: dict[str, Any], image: str, region: str) -> None:
+    """Check that tasks on the network :func:`preflight` ``found`` reach ``image``, their
+    logs and their secrets.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming each subnet whose tasks could not, and what would let them.
+    """
+    problems = network.problems(
+        found["routes"], found["assign_public_ip"], image, region, found["services"]
     )
-    vpcs = sorted({s["VpcId"] for s in found})
-    routes = await lookups.routes.aio(aws.ec2, options.region, vpcs, subnets)
-    public_ip = network.choose_public_ip(routes, options.assign_public_ip)
-    problems = network.problems(routes, public_ip, options.image, options.region, services)
     if problems:
         raise ConfigurationError(
             "tasks could not pull their image, send their logs or read their secrets: "
@@ -91,7 +95,18 @@ async def _public_ip(
             + ". Use subnets with a route to an internet gateway (and assign_public_ip "
             "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"
         )
-    return public_ip
+
+
+async def _routes(
+    aws: AwsClients, options: ClusterOptions, subnets: list[str], groups: list[str]
+) -> network.Routes:
+    """The subnets' routes; check the subnets and security groups exist."""
+    found = await _described(lookups.subnets, aws.ec2, subnets, "subnets", options.subnets)
+    await _described(
+        lookups.security_groups, aws.ec2, groups, "security_groups", options.security_groups
+    )
+    vpcs = sorted({s["VpcId"] for s in found})
+    return await lookups.routes.aio(aws.ec2, options.region, vpcs, subnets)
 
 
 async def _described(

@@ -12,31 +12,30 @@ import asyncio
 import contextlib
 import datetime
 import math
-import os
 import warnings
 import weakref
 from typing import Any
 
-import dask.config
-from dask.utils import format_bytes, parse_bytes
+from dask.utils import parse_bytes
 from distributed.core import Status
 from distributed.deploy.spec import SpecCluster
 from distributed.security import Security
 from distributed.utils import NoOpAwaitable
 
-from .. import fargate, status
+from .. import status
 from ..aws.clients import AwsClients
 from ..cost import limit
-from ..cost.confirm import confirm_launch
+from ..cost.confirm import ScaleGuard, confirm_launch
 from ..cost.estimate import meter_for
 from ..cost.meter import CostMeter
 from ..ecs import quota
 from ..errors import CostLimitExceeded, SchedulerLostError, StarburstError
+from ..format import format_task_size
 from ..images import resolve_cluster_image
 from ..options import ClusterOptions
 from ..values import Origin, checked
 from . import progress as launch_progress
-from . import shutdown, widget
+from . import shutdown, tls, widget
 from .departures import Departures
 from .processes import FargateScheduler, FargateWorker
 from .provisioner import Capacity, WorkerProvisioner
@@ -143,6 +142,7 @@ class FargateCluster(SpecCluster):
         self.provisioner: WorkerProvisioner | None = None
         #: Cost: estimate, running total and rate, limits (from the prices, on start).
         self.cost: CostMeter | None = None
+        self.guard: ScaleGuard | None = None  #: what scale and adapt may do unasked
         #: Why the cluster failed, once its scheduler task stopped by itself.
         self.failure: SchedulerLostError | None = None
         #: The launch progress bar (tqdm), drawn while workers are on their way.
@@ -216,16 +216,17 @@ class FargateCluster(SpecCluster):
         self._lock = asyncio.Lock()  # SpecCluster makes it later; _close needs it sooner
         self.progress.start()
         await asyncio.to_thread(self._aws.check_credentials)
-        # The prices, for the estimate (refused over max_hourly_cost); then the image for
-        # `software` (found or built in ECR), with a clear error if the image's
-        # distributed is not the client's.
+        # Before anything is created: the estimate (refused over max_hourly_cost), asked
+        # about at a terminal if expensive, and the account's read-only checks.
         self.cost = await meter_for(self.options, self.registry.descriptions)
-        # Expensive: asked at a terminal (or refused) before anything is created.
         await asyncio.to_thread(confirm_launch, self.cost, self.options, confirm=self._confirm)
+        self.guard = ScaleGuard(self.cost, self.options, self._confirm)
+        await self.registry.check()
+        # The image for `software`, found or built in ECR (its distributed checked).
         self.options = self.registry.options = await asyncio.to_thread(
             resolve_cluster_image, self.options, self._log
         )
-        # Clients, preflight, the secret with the tasks' certificates, the task definition.
+        # The route to the image, the secret with the tasks' certificates, the definition.
         await self.registry.open(tls=self.tls)
         self.provisioner = WorkerProvisioner(
             self.options,
@@ -243,14 +244,14 @@ class FargateCluster(SpecCluster):
             scheduler_events=lambda **kw: self.scheduler_comm.events(**kw),
             gone=self.provisioner.worker_gone,
         )
+        o = self.options
         self._log(
-            f"Launching {self.options.name}: scheduler {_size(self.options, 'scheduler')}, "
-            f"{self.options.n_workers} workers {_size(self.options, 'worker')}"
+            f"Launching {o.name}: scheduler {format_task_size(o.scheduler_cpu, o.scheduler_memory)}"
+            f", {o.n_workers} workers {format_task_size(o.worker_cpu, o.worker_memory)}"
         )
         self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
-        # The scheduler starts as soon as ECS reports its address (still PENDING): the
-        # workers launch then, the client connects once it listens, and SpecCluster's
-        # start finds it started.
+        # The scheduler starts once ECS reports its address (still PENDING): the workers
+        # launch then, the client connects once it listens, SpecCluster finds it started.
         self.scheduler = scheduler = self.scheduler_spec["cls"](**self.scheduler_spec["options"])
         await scheduler  # a scheduler that fails is still the cluster's to close
         self.provisioner.scheduler_address = scheduler.address
@@ -277,12 +278,15 @@ class FargateCluster(SpecCluster):
         """Scale to ``n`` workers (or enough for ``memory`` bytes or ``cores`` threads).
 
         New workers are launched together, in RunTask calls of up to ten tasks; those
-        the vCPU quota has no room for wait, and launch as room appears.
+        the vCPU quota has no room for wait, and launch as room appears. Past
+        ``starburst.confirm.*`` it is confirmed as the launch was.
         """
         if memory is not None:
             n = max(n, math.ceil(parse_bytes(memory) / self._memory_per_worker()))
         if cores is not None:
             n = max(n, math.ceil(cores / self._threads_per_worker()))
+        if self.guard is not None:  # never a question from the event loop (adapt's calls)
+            self.guard.scale(n, from_loop=self.asynchronous)
         if self.provisioner is not None:
             self.provisioner.scale(n)
         if n < len(self.worker_spec):
@@ -292,6 +296,14 @@ class FargateCluster(SpecCluster):
             self.loop.add_callback(self.provisioner.launch)
         if self.asynchronous:
             return NoOpAwaitable()
+
+    def adapt(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``SpecCluster.adapt``; past ``starburst.confirm.*`` as ``ScaleGuard`` says."""
+        if self.guard is not None:
+            kwargs["maximum"] = self.guard.adapt_maximum(
+                kwargs.get("maximum", math.inf), self._log, from_loop=self.asynchronous
+            )
+        return super().adapt(*args, **kwargs)
 
     async def scale_down(self, workers: Any) -> None:
         """Retire these workers (``adapt`` calls this); workers waiting for quota are
@@ -349,10 +361,7 @@ class FargateCluster(SpecCluster):
         says so, not this process's, which distributed reads)."""
         link = super().dashboard_link
         if link and self.tls is not None:
-            template = dask.config.get("distributed.dashboard.link")
-            port = self.scheduler_info["services"]["dashboard"]
-            host = self.scheduler_address.split("://")[1].rsplit(":", 1)[0]
-            link = template.format(**{**os.environ, "scheme": "https", "host": host, "port": port})
+            link = tls.dashboard_link(self.scheduler_info, self.scheduler_address)
         return link
 
     def __repr__(self) -> str:
@@ -389,8 +398,3 @@ class FargateCluster(SpecCluster):
             loop=self.loop,
             close=self._close,
         )
-
-
-def _size(options: ClusterOptions, role: str) -> str:
-    cpu, memory = getattr(options, f"{role}_cpu"), getattr(options, f"{role}_memory")
-    return f"{fargate.vcpus(cpu):g} vCPU / {format_bytes(memory * 2**20)}"

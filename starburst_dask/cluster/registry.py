@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import fargate
 from ..aws.clients import AwsClients
-from ..aws.preflight import preflight
+from ..aws.preflight import check_image_route, preflight
 from ..ecs import pacing, quota, tasks, watcher
 from ..ecs.launcher import Launch, TaskLauncher
 from ..ecs.usage import ProjectUsage
@@ -87,16 +87,26 @@ class TaskRegistry:
         self._modify = pacing.shared("cluster-resource-modify", options.region)
         #: Whether the tasks get public IP addresses (known once opened).
         self.assigns_public_ip = False
+        #: What preflight found, and the extra secrets: from check() for open().
+        self._found: dict[str, Any] | None = None
+        self._secrets: dict[str, str] | None = None
 
-    async def open(
-        self, secrets: dict[str, str] | None = None, tls: ClusterTls | None = None
-    ) -> None:
-        """Open the clients, check the account (``preflight``), and find or register the
-        task definition, its container taking the user's secrets, these ``secrets``
-        (environment variable -> ``valueFrom``) and, once the account checks out, those
-        delivering ``tls``'s certificates: then tasks can be launched."""
+    async def check(self, secrets: dict[str, str] | None = None) -> None:
+        """Open the clients and check the account (``preflight``), creating nothing: before
+        the cluster's image is found or built. ``secrets`` (environment variable ->
+        ``valueFrom``) are the container's besides the user's."""
         await self.aws.open()
-        found = await preflight(self.aws, self.options, secrets)
+        self._found = await preflight(self.aws, self.options, secrets)
+        self._secrets = secrets
+
+    async def open(self, tls: ClusterTls | None = None) -> None:
+        """Once :meth:`check`-ed and the image known: check the tasks' network reaches it,
+        and find or register the task definition, its container taking the user's secrets,
+        :meth:`check`'s and those delivering ``tls``'s certificates: then tasks can be
+        launched."""
+        found, secrets = self._found, self._secrets
+        assert found is not None, "check() first"
+        check_image_route(found, self.options.image, self.options.region)
         if tls is not None:
             delivered = await tls.deliver(self.aws, found["execution_role_arn"])
             secrets = {**(secrets or {}), **delivered}

@@ -12,8 +12,10 @@ cluster left behind (:mod:`starburst_dask.admin.inventory`).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+import dask.config
 from botocore.exceptions import ClientError
 from distributed.security import Security
 
@@ -169,3 +171,13 @@ async def _remove_definition(ecs: Any, arn: str) -> None:
         return
     for failure in answer.get("failures", []):
         logger.warning("could not delete task definition %s: %s", arn, failure.get("reason"))
+
+
+def dashboard_link(scheduler_info: dict[str, Any], scheduler_address: str) -> str:
+    """The scheduler's dashboard by ``distributed.dashboard.link``, over ``https``: the
+    scheduler's configuration serves it with TLS, not this process's (which distributed
+    reads for the link)."""
+    template = dask.config.get("distributed.dashboard.link")
+    port = scheduler_info["services"]["dashboard"]
+    host = scheduler_address.split("://")[1].rsplit(":", 1)[0]
+    return str(template.format(**{**os.environ, "scheme": "https", "host": host, "port": port}))
