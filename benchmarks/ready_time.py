@@ -185,7 +185,9 @@ def write_shims(directory: str) -> str:
 
 
 def trial(aws: Any, product: str, n: int) -> dict[str, Any]:
-    """One child's trial, with the ECS calls the local Fargate counted meanwhile."""
+    """One child's trial, with the ECS calls the local Fargate counted meanwhile; a failed
+    child's output is kept in a file the run names, and the tasks it left are stopped
+    before the next trial."""
     aws.reset_counters()
     command = [sys.executable, __file__, "--child", product, str(n)]
     try:
@@ -193,15 +195,32 @@ def trial(aws: Any, product: str, n: int) -> dict[str, Any]:
             command, capture_output=True, text=True, timeout=TRIAL_TIMEOUT, env=os.environ
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"no result within {TRIAL_TIMEOUT} s"}
+        return {"error": f"no result within {TRIAL_TIMEOUT} s", "left": _stop_left(aws)}
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
+            log.write(done.stderr)
+        print(f"{product} N={n} failed; its output: {log.name}", flush=True)
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return {"error": f"exit {done.returncode}: {last}"}
+        return {"error": f"exit {done.returncode}: {last}", "left": _stop_left(aws)}
     result = json.loads(lines[-1])
     result["calls"] = dict(aws.calls)
     result["throttled"] = aws.throttled_calls
     return result
+
+
+def _stop_left(aws: Any) -> int:
+    """Stop the tasks a failed trial left running, until STOPPED; how many there were."""
+    ecs = aws.client("ecs")
+    pages = ecs.get_paginator("list_tasks").paginate(cluster="starburst-dask")
+    left = [arn for page in pages for arn in page["taskArns"]]
+    for arn in left:
+        ecs.stop_task(cluster="starburst-dask", task=arn, reason="left by a failed trial")
+    while left and any(
+        t["lastStatus"] != "STOPPED" for t in _describe(ecs, "starburst-dask", left)
+    ):
+        time.sleep(POLL)
+    return len(left)
 
 
 def baseline_child(n: int) -> dict[str, Any]:
@@ -247,45 +266,51 @@ def baseline_child(n: int) -> dict[str, Any]:
             overrides=tasks.task_overrides(command, size["cpu"], size["memory"], env),
         )["tasks"]
 
+    cluster = config["cluster_arn"]
     machine, cpu0, start = _machine_cpu(), time.process_time(), time.perf_counter()
     [scheduler] = run_task(
         tasks.scheduler_command(options), 1, SCHEDULER, tasks.scheduler_environment(options)
     )
     arns = [scheduler["taskArn"]]
-    while not tasks.addressed(task := _describe(ecs, config, arns)[0]):
-        time.sleep(POLL)
-    details = tasks.eni_details(task)
-    address = f"tcp://{details['privateIPv4Address']}:{tasks.SCHEDULER_PORT}"
-    command = tasks.worker_command(options, address)
-    for count in [10] * (n // 10) + [n % 10] * bool(n % 10):
-        arns += [t["taskArn"] for t in run_task(command, count, WORKER, {})]
-    # The client is outside the VPC: it reaches the scheduler at its public address.
-    ec2 = boto3.client("ec2")
-    while not (public := _public_ip(ec2, details["networkInterfaceId"])):
-        time.sleep(POLL)
-    with _connect(f"tcp://{public}:{tasks.SCHEDULER_PORT}") as client:
-        client.wait_for_workers(n)
-        ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
-        busy, threads = _busy_since(machine), threading.active_count()
-    stopping = time.perf_counter()
-    for arn in arns:
-        ecs.stop_task(cluster=config["cluster_arn"], task=arn)
-    while any(t["lastStatus"] != "STOPPED" for t in _describe(ecs, config, arns)):
-        time.sleep(POLL)
+    try:
+        while not tasks.addressed(task := _describe(ecs, cluster, arns)[0]):
+            time.sleep(POLL)
+        details = tasks.eni_details(task)
+        address = f"tcp://{details['privateIPv4Address']}:{tasks.SCHEDULER_PORT}"
+        command = tasks.worker_command(options, address)
+        for count in [10] * (n // 10) + [n % 10] * bool(n % 10):
+            arns += [t["taskArn"] for t in run_task(command, count, WORKER, {})]
+        # The client is outside the VPC: it reaches the scheduler at its public address,
+        # once the scheduler's task runs.
+        ec2 = boto3.client("ec2")
+        while not (public := _public_ip(ec2, details["networkInterfaceId"])) or (
+            _describe(ecs, cluster, arns[:1])[0]["lastStatus"] != "RUNNING"
+        ):
+            time.sleep(POLL)
+        with _connect(f"tcp://{public}:{tasks.SCHEDULER_PORT}") as client:
+            client.wait_for_workers(n)
+            ready, cpu_ready = time.perf_counter() - start, time.process_time() - cpu0
+            busy, threads = _busy_since(machine), threading.active_count()
+    finally:  # stopped even when the trial failed: no task left to weigh on the next
+        stopping = time.perf_counter()
+        for arn in arns:
+            ecs.stop_task(cluster=cluster, task=arn)
+        while any(t["lastStatus"] != "STOPPED" for t in _describe(ecs, cluster, arns)):
+            time.sleep(POLL)
     stop = time.perf_counter() - stopping
     return {"ready": ready, "stop": stop, "cpu_ready": cpu_ready, "busy": busy, "threads": threads}
 
 
 def _connect(address: str) -> Any:
-    """A client of the scheduler at ``address`` once it listens: tries of a second each
-    (one long try backs off exponentially, for up to tens of seconds between attempts)."""
+    """A client of the scheduler at ``address`` once it listens: tries of two seconds
+    (one long try backs off exponentially, up to tens of seconds between attempts)."""
     from distributed import Client
 
     deadline = time.monotonic() + TRIAL_TIMEOUT
     while True:
         try:
-            return Client(address, timeout=1)
-        except OSError:
+            return Client(address, timeout=2)
+        except Exception:  # noqa: BLE001 - not listening yet, or slow to answer: again
             if time.monotonic() > deadline:
                 raise
 
@@ -295,11 +320,11 @@ def _public_ip(ec2: Any, eni: str) -> str | None:
     return found.get("Association", {}).get("PublicIp")
 
 
-def _describe(ecs: Any, config: dict[str, Any], arns: list[str]) -> list[dict[str, Any]]:
+def _describe(ecs: Any, cluster: str, arns: list[str]) -> list[dict[str, Any]]:
     return [
         t
         for i in range(0, len(arns), 100)
-        for t in ecs.describe_tasks(cluster=config["cluster_arn"], tasks=arns[i : i + 100])["tasks"]
+        for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])["tasks"]
     ]
 
 
