@@ -163,7 +163,9 @@ def test_a_quota_of_zero_is_a_clear_error_within_the_deadline(aws):
 def test_adapt_stays_under_the_quota_and_scales_to_zero(aws):
     with (
         Peak(aws) as peak,
-        FargateCluster(n_workers=0, **BIG_WORKERS, **FAST) as cluster,
+        # Up to 50 two-vCPU workers passes starburst.confirm.vcpus: not asked (no terminal
+        # here), as the quota, not the threshold, is what this test shows keeping it small.
+        FargateCluster(n_workers=0, confirm=False, **BIG_WORKERS, **FAST) as cluster,
         Client(cluster) as client,
     ):
         cluster.adapt(minimum=0, maximum=50, interval="500ms", wait_count=2)
