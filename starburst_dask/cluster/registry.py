@@ -276,14 +276,6 @@ class TaskRegistry:
                 ", ".join(late),
             )
 
-    async def exited(self, arns: list[str]) -> None:
-        """Wait until the containers of those of ``arns`` on their way to STOPPED have
-        exited (the tasks DEPROVISIONING or STOPPED), within their stop timeout."""
-        asked = [a for a in arns if a in self.live and self.live[a].ending]
-        if asked and self._watcher is not None:
-            timeout = fargate.STOP_TIMEOUT_MAX + 2 * self.options.poll_interval
-            await self._watcher.all_stopped(asked, timeout, watcher.EXITED_STATES)
-
     async def close(self, reason: str) -> None:
         """Stop every live task (again, those an outage kept from stopping), then stop
         watching."""

@@ -16,12 +16,11 @@ logger = logging.getLogger(__name__)
 
 
 async def stop_tasks(registry: TaskRegistry, scheduler: FargateScheduler | None) -> None:
-    """Stop the workers' tasks at once, the scheduler's once their containers exited
-    (workers retiring on SIGTERM through a closing scheduler would wait for it), then
-    wait once for every task STOPPED: one StopTask per task."""
+    """Stop every task at once, the scheduler's with the workers' (retired already: their
+    SIGTERM finds nothing to hand over), then wait once for every task STOPPED: one
+    StopTask per task, one DEPROVISIONING for them all to wait out."""
     workers = [a for a, r in registry.live.items() if r.role == "worker"]
     await registry.stop(workers, "cluster closed", wait=False)
-    await registry.exited(workers)
     if scheduler is not None:
         await scheduler.close()
     await registry.stop(list(registry.live), "cluster closed")

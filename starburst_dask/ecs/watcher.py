@@ -39,8 +39,6 @@ BUSY_INTERVAL = 0.5
 READ_SHARE = 0.5
 #: Task states that are steady: nothing to expect until ECS or someone stops the task.
 STEADY_STATES = ("RUNNING",)
-#: Task states after its containers exited ("Amazon ECS task lifecycle").
-EXITED_STATES = ("DEPROVISIONING", "STOPPED")
 
 
 def describe_error(error: BaseException) -> str:
@@ -203,22 +201,24 @@ class TaskWatcher:
         return (await self.all_stopped([arn], timeout))[arn]
 
     async def all_stopped(
-        self, arns: list[str], timeout: float, states: tuple[str, ...] = ("STOPPED",)
+        self, arns: list[str], timeout: float
     ) -> dict[str, dict[str, Any] | None]:
-        """One wait until every one of ``arns`` is STOPPED (or in one of ``states``: e.g.
-        ``EXITED_STATES``), bounded by ``timeout`` for them all, and given up as soon as
-        the endpoint is found not to answer; each one's description, ``None`` for those
-        not there."""
+        """One wait until every one of ``arns`` is STOPPED, bounded by ``timeout`` for them
+        all, and given up as soon as the endpoint is found not to answer; each one's
+        description, ``None`` for those not STOPPED."""
         self.watch(arns)
+
+        def stopped(arn: str) -> bool:
+            return self.tasks[arn]["lastStatus"] == "STOPPED"
 
         def done() -> bool:
             unreachable = self.outage is not None and self.outage.unreachable
-            return unreachable or all(self.tasks[a]["lastStatus"] in states for a in arns)
+            return unreachable or all(map(stopped, arns))
 
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(done), timeout)
-        return {a: self.tasks[a] if self.tasks[a]["lastStatus"] in states else None for a in arns}
+        return {a: self.tasks[a] if stopped(a) else None for a in arns}
 
     async def _wait(
         self, arn: str, done: Callable[[dict[str, Any]], bool], timeout: float
