@@ -1,5 +1,6 @@
 """The local Fargate, through unmodified boto3 clients: real task processes, AWS's answers."""
 
+import json
 import os
 import signal
 import subprocess
@@ -241,6 +242,91 @@ def test_task_reads_its_metadata_endpoint(local_fargate):
     assert task["containers"][0]["exitCode"] == 0
     ip = details(task)["privateIPv4Address"]
     assert log_lines(arn) == [f"{arn} {{'CPU': 0.25, 'Memory': 512}} ['{ip}']"]
+
+
+# Calls AWS from inside a task with the SDK, as users' code on a worker does.
+CALL_AWS = (
+    "import json, os, urllib.request, boto3\n"
+    "from botocore.exceptions import ClientError, NoCredentialsError\n"
+    "uri = os.environ['ECS_CONTAINER_METADATA_URI_V4']\n"
+    "task = json.load(urllib.request.urlopen(uri + '/task'))\n"
+    "def call(what, f):\n"
+    "    try:\n"
+    "        print(what, f(), flush=True)\n"
+    "    except ClientError as error:\n"
+    "        print(what, error.response['Error']['Code'], error.response['Error']['Message'])\n"
+    "    except NoCredentialsError as error:\n"
+    "        print(what, 'NoCredentialsError', error, flush=True)\n"
+    "ecs = boto3.client('ecs')\n"
+    "call('caller', lambda: boto3.client('sts').get_caller_identity()['Arn'])\n"
+    "call('own task', lambda: ecs.describe_tasks(\n"
+    "    cluster=task['Cluster'], tasks=[task['TaskARN']])['tasks'][0]['lastStatus'])\n"
+    "call('clusters', lambda: ecs.list_clusters()['clusterArns'])\n"
+    "key = boto3.Session().get_credentials()\n"
+    "forged = key and boto3.client('ecs', aws_access_key_id=key.access_key,\n"
+    "    aws_secret_access_key='not-the-secret', aws_session_token=key.token)\n"
+    "call('wrong secret', lambda: forged and forged.describe_tasks(\n"
+    "    cluster=task['Cluster'], tasks=[task['TaskARN']])['tasks'][0]['lastStatus'])\n"
+)
+
+
+def task_role(name, statements):
+    """A role ECS tasks may assume, with one inline policy of ``statements``."""
+    iam = boto3.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="calls", PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def test_a_task_calls_aws_with_its_task_role_only(local_fargate):
+    """The SDK in a task finds the task role's credentials (the container credentials
+    endpoint); what the role's policy allows works, the rest is AccessDenied as ECS words
+    it; no credentials of the host's reach the task."""
+    ecs = boto3.client("ecs")
+    describe_own = {
+        "Effect": "Allow",
+        "Action": "ecs:DescribeTasks",
+        "Resource": f"arn:aws:ecs:*:*:task/{CLUSTER}/*",
+    }
+    role = task_role("probe-describe-tasks", [describe_own])
+    boto3_image = [{"name": "EXTRA_PIP_PACKAGES", "value": "boto3"}]
+    definition = register(ecs, ["python", "-c", CALL_AWS], environment=boto3_image)
+
+    def run_once_propagated():  # ECS refuses a new role until IAM has propagated it
+        try:
+            return run(ecs, definition, overrides={"taskRoleArn": role})[0]["taskArn"]
+        except ClientError as error:
+            assert "ECS was unable to assume the role" in str(error)
+            return None
+
+    with_role = wait_until(run_once_propagated, timeout=30, interval=1)
+    without = run(ecs, definition)[0]["taskArn"]
+    wait_status(ecs, [with_role, without], "STOPPED", timeout=60)
+    task_id = with_role.rsplit("/", 1)[1]
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assert log_lines(with_role) == [
+        f"caller arn:aws:sts::{account}:assumed-role/probe-describe-tasks/{task_id}",
+        "own task RUNNING",
+        f"clusters AccessDeniedException User: arn:aws:sts::{account}:assumed-role/"
+        f"probe-describe-tasks/{task_id} is not authorized to perform: ecs:ListClusters on "
+        "resource: * because no identity-based policy allows the ecs:ListClusters action",
+        "wrong secret InvalidSignatureException The request signature we calculated does not "
+        "match the signature you provided. Check your AWS Secret Access Key and signing method. "
+        "Consult the service documentation for details.",
+    ]
+    caller, *rest = log_lines(without)
+    assert caller.startswith("caller NoCredentialsError Unable to locate credentials")
 
 
 def test_stop_task_sends_sigterm_and_lists_follow_desired_status(local_fargate):

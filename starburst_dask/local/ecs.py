@@ -37,6 +37,7 @@ from .metadata import MetadataServer
 from .quotas import FargateAccount
 from .runtime import Runtime
 from .task import LocalTask
+from .task_role import TaskRoles
 from .timeline import Timeline
 
 #: Kinds of injected RunTask faults (see :meth:`Controls.fail_next_run_task`).
@@ -61,7 +62,9 @@ class Controls:
         self.latency = latency
         #: Runs each task's next phase once its time is over.
         self.timeline = Timeline()
-        self.metadata = MetadataServer(_task_metadata)
+        #: The task role credentials issued to tasks (``task_role.py``).
+        self.task_roles = TaskRoles()
+        self.metadata = MetadataServer(_task_metadata, self.task_roles.document)
         self.calls: Counter[str] = Counter()
         self.run_task_counts: list[int] = []
         self.describe_task_sizes: list[int] = []
@@ -360,6 +363,7 @@ class LocalEcsBackend(EC2ContainerServiceBackend):
                 task_definition,
                 self,
                 metadata=self.controls.metadata,
+                task_roles=self.controls.task_roles,
                 timeline=self.controls.timeline,
                 latency=lambda: self.controls.latency,
                 network=_placed(networking_configuration or {}, next(self.controls.placements)),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .shim import SHIM_SIGNALS, exit_code
+from .task_role import HOST_CREDENTIALS
 
 SHIM = Path(__file__).with_name("shim.py")
 #: Directory whose ``sitecustomize.py`` gives a task process its own address.
@@ -221,8 +222,12 @@ class Runtime:
 
     @staticmethod
     def _environment(process: TaskProcess) -> dict[str, str]:
-        """The emulator's environment, the task's, and the task's "network namespace"."""
-        env = {**os.environ, **process.environment}
+        """The emulator's environment without its credentials, the task's, and the task's
+        "network namespace"."""
+        env = {k: v for k, v in os.environ.items() if k not in HOST_CREDENTIALS}
+        # Nor the host's AWS files: a container has none.
+        env |= {"AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
+        env |= process.environment
         # The local Python environment stands in for the image (its packages restricted
         # to the image's: see images.py): its tools come first.
         bin_dir = str(Path(sys.executable).parent)

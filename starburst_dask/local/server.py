@@ -40,6 +40,7 @@ from . import (
     recorder,
     regions,
     simulate,
+    task_role,
     validation,
     vpc,
 )
@@ -249,6 +250,8 @@ class LocalFargate:
             checkip.install(self._server)  # nor AWS's public-address service
             # Every request meets its model, where AWS has an endpoint for its region.
             self._validation = validation.install(self._server)
+            # Requests signed with a task's role credentials: as its policies allow.
+            task_role.install(self._server, controls.task_roles)
             regions.install(self._server)
             self._recorder = recorder.install(self._server)  # sees what arrives, refused too
             self._set_env()

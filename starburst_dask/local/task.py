@@ -22,6 +22,7 @@ from . import docker_hub, images, reach, secrets, vpc
 from .latency import Latency
 from .metadata import METADATA_VAR, MetadataServer
 from .runtime import TaskProcess
+from .task_role import CREDENTIALS_VAR, TaskRoles
 from .timeline import Timeline
 
 #: Fargate platform version the local tasks report.
@@ -70,6 +71,7 @@ class LocalTask(Task):
         task_definition: TaskDefinition,
         backend: EC2ContainerServiceBackend,
         metadata: MetadataServer,
+        task_roles: TaskRoles,
         timeline: Timeline,
         latency: Callable[[], Latency],
         network: dict[str, Any],
@@ -151,13 +153,22 @@ class LocalTask(Task):
         self._execution_role = overrides.get("executionRoleArn") or getattr(
             task_definition, "execution_role_arn", None
         )
+        # What ECS sets ("Amazon ECS environment variables"): the region, the metadata, and
+        # with a task role its credentials (the local Fargate's own never reach a task).
+        environment = {
+            **self._container_environment,
+            "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
+            "AWS_REGION": self.region_name,
+            "AWS_DEFAULT_REGION": self.region_name,
+            METADATA_VAR: self._metadata_uri,
+        }
+        task_role = overrides.get("taskRoleArn") or getattr(task_definition, "task_role_arn", None)
+        if task_role:
+            issued = task_roles.issue(self._account_id, self.region_name, task_role, self.id)
+            environment[CREDENTIALS_VAR] = metadata.credentials_uri(issued)
         self.process = TaskProcess(
             command=_command(container_def, overrides),
-            environment={
-                **self._container_environment,
-                "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
-                METADATA_VAR: self._metadata_uri,
-            },
+            environment=environment,
             ip="",  # the ENI's, once created
             stop_timeout=min(
                 container_def.get("stopTimeout", fargate.STOP_TIMEOUT_DEFAULT),

@@ -10,18 +10,13 @@ format and wording of the service called (:data:`SERVICE_ERRORS`); moto never se
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
-
-from botocore.model import OperationModel
 
 from ..aws.clients import APP_ID
-from . import wire
+from . import wire, wsgi
 from .constraints import Violation, WrongType, violations
 
 #: In the user agent of the project's own clients (botocore's ``app/<id>``).
@@ -147,7 +142,7 @@ class ValidationMiddleware:
         if refusal is None:
             return self.app(environ, start_response)
         code, message = refusal
-        return _respond(request, code, message, start_response)
+        return wsgi.error_answer(request, code, message, start_response)
 
 
 def install(server: Any) -> ValidationMiddleware:
@@ -230,40 +225,3 @@ def _java(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_java(k)}={_java(v)}" for k, v in value.items()) + "}"
     return "null" if value is None else str(value)
-
-
-def _respond(
-    request: wire.Request, code: str, message: str, start_response: Callable
-) -> Iterable[bytes]:
-    request_id = str(uuid.uuid4())
-    headers = [("x-amzn-RequestId", request_id)]
-    if request.protocol in ("json", "rest-json"):
-        operation: OperationModel = request.operation
-        version = operation.metadata.get("jsonVersion", "1.1")
-        body = json.dumps({"__type": code, "message": message}).encode()
-        headers += [
-            ("Content-Type", f"application/x-amz-json-{version}"),
-            ("x-amzn-ErrorType", code),
-        ]
-        if operation.metadata.get("awsQueryCompatible") is not None:
-            headers.append(("x-amzn-query-error", f"{code};Sender"))
-    else:
-        text = f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-        if request.protocol == "ec2":
-            xml = (
-                f"<Response><Errors><Error>{text}</Error></Errors>"
-                f"<RequestID>{request_id}</RequestID></Response>"
-            )
-        elif request.protocol == "query":
-            namespace = request.operation.metadata.get("xmlNamespace", "")
-            xml = (
-                f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>{text}'
-                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-            )
-        else:
-            xml = f"<Error>{text}<RequestId>{request_id}</RequestId></Error>"
-        body = f'<?xml version="1.0" encoding="UTF-8"?>\n{xml}'.encode()
-        headers.append(("Content-Type", "text/xml"))
-    headers.append(("Content-Length", str(len(body))))
-    start_response("400 Bad Request", headers)
-    return [body]
