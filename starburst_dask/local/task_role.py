@@ -188,7 +188,7 @@ def signature_matches(environ: dict[str, Any], credentials: dict[str, str]) -> b
     if found is None:
         return False
     region, service, names, signature = found.groups()
-    headers = HTTPHeaders()
+    headers = {}
     for name in names.split(";"):
         key = name.upper().replace("-", "_")
         headers[name] = environ.get(f"HTTP_{key}", environ.get(key, ""))
@@ -215,7 +215,8 @@ class _Verifier(SigV4Auth):
         return request.headers
 
     def payload(self, request: AWSRequest) -> str:
-        return hashlib.sha256(request.body or b"").hexdigest()
+        body = request.body or b""
+        return hashlib.sha256(body.encode() if isinstance(body, str) else body).hexdigest()
 
 
 def install(server: Any, roles: TaskRoles) -> None:
