@@ -226,9 +226,9 @@ def _stop_left(aws: Any) -> int:
 def baseline_child(n: int) -> dict[str, Any]:
     """The local Fargate's own time to start and stop the tasks of a cluster of ``n``:
     the product's scheduler and worker commands (over TCP: no certificates to hand out),
-    launched by plain RunTask calls, the workers as soon as the scheduler's address is
-    known; then StopTask on every task at once, until all are STOPPED. No cluster manager:
-    what any of them could at best achieve on this machine."""
+    launched by plain RunTask calls, the workers right after the scheduler's (they find
+    its address as they boot); then StopTask on every task at once, until all are
+    STOPPED. No cluster manager: what any of them could at best achieve on this machine."""
     import threading
 
     import boto3
@@ -246,6 +246,7 @@ def baseline_child(n: int) -> dict[str, Any]:
         cpu=str(WORKER["cpu"]),
         memory=str(WORKER["memory"]),
         executionRoleArn=config["execution_role_arn"],
+        taskRoleArn=config["task_role_arn"],  # workers find their scheduler with it
         containerDefinitions=[{"name": tasks.CONTAINER, "image": dask_image()}],
     )["taskDefinition"]["taskDefinitionArn"]
     network = {
@@ -273,13 +274,12 @@ def baseline_child(n: int) -> dict[str, Any]:
     )
     arns = [scheduler["taskArn"]]
     try:
-        while not tasks.addressed(task := _describe(ecs, cluster, arns)[0]):
+        command, env = tasks.worker_command(options), tasks.worker_environment(arns[0])
+        for count in [10] * (n // 10) + [n % 10] * bool(n % 10):
+            arns += [t["taskArn"] for t in run_task(command, count, WORKER, env)]
+        while not tasks.addressed(task := _describe(ecs, cluster, arns[:1])[0]):
             time.sleep(POLL)
         details = tasks.eni_details(task)
-        address = f"tcp://{details['privateIPv4Address']}:{tasks.SCHEDULER_PORT}"
-        command = tasks.worker_command(options, address)
-        for count in [10] * (n // 10) + [n % 10] * bool(n % 10):
-            arns += [t["taskArn"] for t in run_task(command, count, WORKER, {})]
         # The client is outside the VPC: it reaches the scheduler at its public address,
         # once the scheduler's task runs.
         ec2 = boto3.client("ec2")

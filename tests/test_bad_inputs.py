@@ -372,3 +372,20 @@ def test_the_demo_names_a_stale_setup_file(tmp_path):
     said = run.stderr.strip().splitlines()[-1]
     assert said.startswith("Error: ") and STALE_SUBNET in said
     assert str(tmp_path / "starburst-setup.yaml") in said and "starburst-dask setup" in said
+
+
+def test_a_task_role_with_which_workers_cannot_find_their_scheduler_is_refused(
+    local_fargate, untouched
+):
+    # Workers look up their scheduler's address with the task role (DescribeTasks): a
+    # role without that permission would leave every worker without a scheduler.
+    iam = local_fargate.client("iam")
+    trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'  # noqa: E501
+    iam.create_role(RoleName="bare-task-role", AssumeRolePolicyDocument=trust)
+    with pytest.raises(ConfigurationError) as info:
+        FargateCluster(n_workers=1, task_role="bare-task-role")
+    said = one_line(str(info.value))
+    assert "the task role bare-task-role may not describe the ECS cluster's tasks" in said
+    assert "run: starburst-dask setup again" in said
+    assert '"Action": "ecs:DescribeTasks"' in said
+    assert ':task/starburst-dask/*"' in said

@@ -1,4 +1,4 @@
-"""Workers launched at the scheduler's address, polls that follow the work, and a close
+"""Workers launched with the scheduler, polls that follow the work, and a close
 that stops each task once: at the AWS API of the local Fargate (its recorded requests,
 its call counters and ECS's own timestamps)."""
 
@@ -64,7 +64,9 @@ def role(body):
     return {t["key"]: t["value"] for t in body["tags"]}[TAG_ROLE]
 
 
-def test_workers_launch_before_the_scheduler_runs(local_fargate, ecs, slow_provisioning):
+def test_workers_launch_with_the_scheduler_and_find_its_address(
+    local_fargate, ecs, slow_provisioning
+):
     name = "early-workers"
     with (
         FargateCluster(n_workers=2, name=name) as cluster,
@@ -81,15 +83,18 @@ def test_workers_launch_before_the_scheduler_runs(local_fargate, ecs, slow_provi
     # ECS's own timestamps: the worker tasks were created before the scheduler's started.
     for worker in workers:
         assert described[worker]["createdAt"] < described[scheduler]["startedAt"]
-    # On the wire: the workers' RunTask went out while every answer about the scheduler
-    # still said it was not RUNNING, and a later one said it was.
+    # On the wire: the workers' RunTask went out before any answer about the scheduler,
+    # naming its task, not an address (none was known): they found it themselves. A later
+    # answer said the scheduler was RUNNING.
     launches = requests(local_fargate, "RunTask", started_by=name)
     assert [role(body) for _, body in launches] == ["scheduler", "worker"]
-    workers_launched = launches[1][0]
+    workers_launched, worker_launch = launches[1]
     seen = statuses_seen(local_fargate, scheduler)
-    before = [status for i, status in seen if i < workers_launched]
-    assert before and "RUNNING" not in before
+    assert [i for i, _ in seen if i < workers_launched] == []
     assert "RUNNING" in [status for i, status in seen if i > workers_launched]
+    [container] = worker_launch["overrides"]["containerOverrides"]
+    assert "tls://{scheduler}:8786" in container["command"]
+    assert {"name": "STARBURST_SCHEDULER_TASK", "value": scheduler} in container["environment"]
 
 
 def test_a_scheduler_stopped_before_it_runs_is_one_error_and_no_worker_is_left(

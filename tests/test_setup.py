@@ -25,6 +25,7 @@ from starburst_dask.admin.config_file import CONFIG_FILE
 from starburst_dask.admin.managed import MANAGED_TAG
 from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.cli import main
+from starburst_dask.errors import ConfigurationError
 from starburst_dask.local import LocalFargate
 
 ECS_CLUSTER = "starburst-dask"
@@ -240,6 +241,36 @@ def test_the_execution_role_reads_the_projects_secrets_only(aws, set_up):
     result = cli("doctor")
     assert result.exit_code == 1
     assert "may not read the project's secrets (starburst-dask/*)" in result.output
+    setup(allow_cidrs=["127.0.0.1/32"])
+    assert policy in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert cli("doctor").exit_code == 0
+
+
+def test_the_task_role_describes_the_clusters_tasks_only(aws, set_up):
+    """setup lets the task role describe its ECS cluster's tasks (workers find their
+    scheduler with it) and nothing more; doctor fails without it, a cluster is refused
+    before it launches anything, and setup puts it back."""
+    from starburst_dask.admin.setup import setup
+
+    iam = aws.client("iam")
+    role, policy = "starburst-dask-task", "starburst-dask-find-scheduler"
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+    assert document["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "ecs:DescribeTasks",
+            "Resource": "arn:aws:ecs:us-east-1:123456789012:task/starburst-dask/*",
+        }
+    ]
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == [policy]
+    iam.delete_role_policy(RoleName=role, PolicyName=policy)
+    result = cli("doctor")
+    assert result.exit_code == 1
+    assert "workers could not find their scheduler (ecs:DescribeTasks)" in result.output
+    runs = aws.calls["RunTask"]
+    with pytest.raises(ConfigurationError, match="may not describe the ECS cluster's tasks"):
+        FargateCluster(n_workers=1)
+    assert aws.calls["RunTask"] == runs
     setup(allow_cidrs=["127.0.0.1/32"])
     assert policy in iam.list_role_policies(RoleName=role)["PolicyNames"]
     assert cli("doctor").exit_code == 0

@@ -12,11 +12,14 @@ from .. import fargate
 from ..aws import lookups
 from ..aws.clients import SyncClients
 from ..aws.names import SECRET_PREFIX, trust_policy
+from ..ecs import boot
 from ..images import pull_through
 from .managed import CREATED, EXISTS, FOREIGN, MANAGED_TAG, UPDATED, Resource, is_managed
 
 EXECUTION_POLICY = "starburst-dask-execution"
 S3_POLICY = "starburst-dask-s3"
+#: The task role's inline policy letting workers find their scheduler's address.
+FIND_SCHEDULER_POLICY = "starburst-dask-find-scheduler"
 #: The execution role's inline policy reading the project's own secrets (and no others).
 SECRETS_POLICY = "starburst-dask-secrets"
 TRUST_ECS_TASKS = trust_policy("ecs-tasks.amazonaws.com")
@@ -116,6 +119,24 @@ def ensure_role(
     return role["Arn"], Resource("IAM role", name, EXISTS)
 
 
+def task_policies(aws: SyncClients, cluster: str, s3_bucket: str | None) -> dict[str, Any]:
+    """The task role's inline policies, by name, as setup puts them: its workers find
+    their scheduler in ``cluster``; with ``s3_bucket``, read and write that bucket."""
+    policies = {FIND_SCHEDULER_POLICY: find_scheduler_policy(aws, cluster)}
+    if s3_bucket:
+        policies[S3_POLICY] = s3_policy(s3_bucket)
+    return policies
+
+
+def find_scheduler_policy(aws: SyncClients, cluster: str) -> dict[str, Any]:
+    """The task role's policy letting workers find their scheduler in ECS ``cluster``."""
+    identity = lookups.caller_identity(aws.sts)
+    partition, account = identity["Arn"].split(":")[1], identity["Account"]
+    return boot.find_scheduler_policy(
+        f"arn:{partition}:ecs:{aws.region}:{account}:cluster/{cluster}"
+    )
+
+
 def s3_policy(bucket: str) -> dict[str, Any]:
     """Read and write access to one bucket: the only permission tasks get."""
     return {
@@ -169,19 +190,18 @@ def execution_policies(aws: SyncClients, pull_through_cache: bool) -> dict[str, 
     }
 
 
-def lacks_secrets_policy(aws: SyncClients, role: str) -> bool:
-    """Whether ``role`` lacks setup's policy reading the project's secrets (or it changed)."""
+def lacks_policy(aws: SyncClients, role: str, policy: str, document: dict[str, Any]) -> bool:
+    """Whether ``role`` lacks setup's inline ``policy`` as ``document`` (or it changed)."""
     try:
-        current = aws.iam.get_role_policy(RoleName=role, PolicyName=SECRETS_POLICY)
+        current = aws.iam.get_role_policy(RoleName=role, PolicyName=policy)
     except ClientError as e:
         if lookups.error_code(e) != "NoSuchEntity":
             raise
         return True
-    document = current["PolicyDocument"]
-    if isinstance(document, str):
-        document = json.loads(unquote(document))
-    account = lookups.caller_identity(aws.sts)["Account"]
-    return bool(document != secrets_policy(aws.region, account))
+    found = current["PolicyDocument"]
+    if isinstance(found, str):
+        found = json.loads(unquote(found))
+    return bool(found != document)
 
 
 def secrets_policy(region: str, account: str) -> dict[str, Any]:

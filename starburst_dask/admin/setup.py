@@ -29,11 +29,10 @@ from .ecr import check_docker_hub_secret, ensure_pull_through_rule, ensure_repos
 from .ecs_cluster import ensure_ecs_cluster, ensure_log_group
 from .managed import CREATED, EXISTS, UPDATED, Names, Resource, is_managed
 from .roles import (
-    S3_POLICY,
     ensure_role,
     ensure_service_linked_role,
     execution_policies,
-    s3_policy,
+    task_policies,
     trusts_ecs_tasks,
 )
 from .security_group import (
@@ -177,8 +176,7 @@ def setup(
         aws, names.execution_role, execution_policies(aws, rule is not None)
     )
     resources.append(res)
-    task_policies = {S3_POLICY: s3_policy(s3_bucket)} if s3_bucket else {}
-    task_arn, res = ensure_role(aws, names.task_role, task_policies)
+    task_arn, res = ensure_role(aws, names.task_role, task_policies(aws, names.cluster, s3_bucket))
     resources.append(res)
     resources.append(ensure_log_group(aws, names.log_group))
     resources.append(

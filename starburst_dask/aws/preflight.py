@@ -7,17 +7,22 @@ check (:func:`check_image_route`) runs once the image is known.
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .. import config
 from ..admin.config_file import config_path
-from ..ecs import network
+from ..admin.roles import FIND_SCHEDULER_POLICY
+from ..ecs import boot, network
 from ..errors import ConfigurationError, MissingResourceError
 from ..options import ClusterOptions
-from . import lookups, secret_access
+from . import lookups, names, secret_access
 from .clients import AwsClients
+
+logger = logging.getLogger("starburst_dask")
 
 SETUP_HINT = "run: starburst-dask setup"
 
@@ -61,6 +66,7 @@ async def preflight(
     roles = {}
     for key in ("execution_role", "task_role"):
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
+    await _finds_scheduler(aws, roles["task_role_arn"], cluster["clusterArn"])
     references = {**options.secrets, **(secrets or {})}
     await secret_access.check(aws, references, roles["execution_role_arn"])
     subnets, groups = await _network(aws, options)
@@ -72,8 +78,41 @@ async def preflight(
         "assign_public_ip": network.choose_public_ip(routes, options.assign_public_ip),
         **roles,
         "routes": routes,
-        "services": secret_access.services(references),
+        # Workers call ECS to find their scheduler; secrets come from their services.
+        "services": ("ecs", *secret_access.services(references)),
     }
+
+
+async def _finds_scheduler(aws: AwsClients, task_role_arn: str, cluster_arn: str) -> None:
+    """Refuse a task role with which workers could not find their scheduler (``BOOT``:
+    DescribeTasks on the ECS cluster's tasks), asking IAM's policy simulator."""
+    policy = boot.find_scheduler_policy(cluster_arn)
+    [statement] = policy["Statement"]
+    resource = statement["Resource"].replace("*", "0" * 32)  # any task of the cluster
+    try:
+        answer = await aws.iam.simulate_principal_policy(
+            PolicySourceArn=task_role_arn,
+            ActionNames=[boot.FIND_SCHEDULER_ACTION],
+            ResourceArns=[resource],
+        )
+    except ClientError as e:  # the caller may not simulate: workers would say it instead
+        logger.warning(
+            "could not check that the task role may find the scheduler (%s): %s",
+            boot.FIND_SCHEDULER_ACTION,
+            lookups.error_code(e),
+        )
+        return
+    [result] = answer["EvaluationResults"]
+    if result["EvalDecision"] == "allowed":
+        return
+    role = names.role_name(task_role_arn)
+    raise ConfigurationError(
+        f"the task role {role} may not describe the ECS cluster's tasks "
+        f"({boot.FIND_SCHEDULER_ACTION} on {statement['Resource']}), with which workers "
+        f"find their scheduler's address. {SETUP_HINT} again (it adds the policy "
+        f"{FIND_SCHEDULER_POLICY} to its task role), or add this statement to the role's "
+        f"policies: {json.dumps(statement)}"
+    )
 
 
 def check_image_route(found: dict[str, Any], image: str, region: str) -> None:
@@ -90,7 +129,8 @@ def check_image_route(found: dict[str, Any], image: str, region: str) -> None:
     )
     if problems:
         raise ConfigurationError(
-            "tasks could not pull their image, send their logs or read their secrets: "
+            "tasks could not pull their image, send their logs, read their secrets or find "
+            "their scheduler: "
             + "; ".join(problems)
             + ". Use subnets with a route to an internet gateway (and assign_public_ip "
             "True or 'auto') or to a NAT gateway, or add the VPC endpoints named"

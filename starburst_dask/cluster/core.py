@@ -250,12 +250,12 @@ class FargateCluster(SpecCluster):
             f", {o.n_workers} workers {format_task_size(o.worker_cpu, o.worker_memory)}"
         )
         self.cost.start(self._log, self._halt, keep=self._keep_log)  # max_cost, cost_alert
-        # The scheduler starts once ECS reports its address (still PENDING): the workers
-        # launch then, the client connects once it listens, SpecCluster finds it started.
+        # Workers launch with the scheduler (they look its address up); the client waits.
         self.scheduler = scheduler = self.scheduler_spec["cls"](**self.scheduler_spec["options"])
         await scheduler  # a scheduler that fails is still the cluster's to close
-        self.provisioner.scheduler_address = scheduler.address
+        self.provisioner.scheduler_task = scheduler.task_arn
         await self.provisioner.launch()
+        await scheduler.addressed()
         await scheduler.listening(self.security.get_connection_args("client"))
         await super()._start()
         await self.provisioner.wait_for_first()

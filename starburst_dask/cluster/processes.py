@@ -69,9 +69,9 @@ class FargateTask(ProcessInterface):
 
 class FargateScheduler(FargateTask):
     """The scheduler task: launched once the quota has room, started (``start()``
-    returns) as soon as ECS reports its address, while it is still PROVISIONING or
-    PENDING: workers can launch then. :meth:`listening` waits until it accepts
-    connections.
+    returns) as soon as RunTask answered: workers launch then, and find its address
+    when they boot. :meth:`addressed` waits until ECS reports its address (while it is
+    still PROVISIONING), :meth:`listening` until it accepts connections.
 
     ``lost`` says it stopped by itself (its idle timeout, its maximum lifetime, a crash):
     then there is nothing left to retire workers through or to terminate, and ``on_lost``
@@ -89,8 +89,15 @@ class FargateScheduler(FargateTask):
         self._seen_running: float | None = None  # when this process saw its task RUNNING
 
     async def start(self) -> None:
+        """Launch the task: started once RunTask answered (workers launch then, and find
+        its address themselves); :meth:`addressed` waits for its address."""
         self.registry.on_stopped[self.role] = self._stopped
         self.task_arn = await self._launch()
+        await super().start()
+
+    async def addressed(self) -> None:
+        """Wait until ECS reports its addresses (while it is still PROVISIONING)."""
+        assert self.task_arn is not None
         try:
             task = await self.registry.addressed(self.task_arn)
             private, public = await self._addresses(task)
@@ -102,7 +109,6 @@ class FargateScheduler(FargateTask):
         self.address = f"{scheme}://{private}:{tasks.SCHEDULER_PORT}"
         if public and not self.registry.options.inside_vpc:
             self.external_address = f"{scheme}://{public}:{tasks.SCHEDULER_PORT}"
-        await super().start()
 
     async def _addresses(self, task: dict[str, Any]) -> tuple[str, str | None]:
         """Its private and public IP addresses; the public one (from EC2) waited for

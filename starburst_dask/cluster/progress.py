@@ -82,7 +82,7 @@ def current(
     them), the plan from the provisioner (before it exists: ``requested``, the scheduler
     starting), ``connected`` from the scheduler's info."""
     workers = registry.statuses("worker")
-    if provisioner is None or provisioner.scheduler_address is None:
+    if provisioner is None or provisioner.scheduler_task is None:
         scheduler = next(iter(registry.statuses("scheduler")), "starting")
         return LaunchCounts(requested, connected=connected, scheduler=scheduler)
     quota = provisioner.quota

@@ -104,8 +104,8 @@ class WorkerProvisioner:
         #: Names of workers that left by themselves (and were replaced).
         self.departed: set[str] = set()
         self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
-        #: The scheduler's address, once ECS reports it (workers' command needs it).
-        self.scheduler_address: str | None = None
+        #: The scheduler's task, once launched: workers find its address themselves.
+        self.scheduler_task: str | None = None
         self._closed = False
         self._started = False  # wait_for_first has returned: give-ups are logged, not raised
         self._lock = asyncio.Lock()
@@ -140,7 +140,7 @@ class WorkerProvisioner:
         """Launch what is requested and the quota allows, in batches; the rest wait."""
         async with self._lock:
             missing = self.affordable(self.requested - len(self.worker_spec))
-            if missing <= 0 or not self.active or self.scheduler_address is None:
+            if missing <= 0 or not self.active or self.scheduler_task is None:
                 self._set_waiting(0)
                 return
             launched: list[str] = []
@@ -173,8 +173,8 @@ class WorkerProvisioner:
         """Launch ``count`` workers on ``provider``; Spot missing from the ECS cluster
         switches to On-Demand for good."""
         o = self.options
-        assert self.scheduler_address is not None
-        command = tasks.worker_command(o, self.scheduler_address) + lifetime.worker_args(o)
+        assert self.scheduler_task is not None
+        command = tasks.worker_command(o) + lifetime.worker_args(o)
         last = provider == self.providers[-1]
         try:
             launch = await self.registry.launch(
@@ -185,6 +185,7 @@ class WorkerProvisioner:
                 memory=o.worker_memory,
                 provider=provider,
                 retry_capacity=last,
+                environment=tasks.worker_environment(self.scheduler_task),
             )
         except TaskFailedError as e:
             self._add(e.arns)

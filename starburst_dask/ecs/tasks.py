@@ -20,6 +20,7 @@ from .. import fargate
 from ..aws.throttling import TokenBucket
 from ..cluster import lifetime
 from . import pacing
+from .boot import BOOT, RETIRE_ON_SIGTERM, SCHEDULER_TASK_VAR
 
 if TYPE_CHECKING:  # options validates the overrides these commands make: no import back
     from ..options import ClusterOptions
@@ -46,57 +47,6 @@ TAG_ROLE = "starburst-dask:role"
 #: The tasks' plain settings with TLS (their certificates come as ``secrets``): no
 #: connection without it.
 TLS_ENVIRONMENT = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
-
-#: Every task's entry point: ``python -c BOOT <dask arguments>``. With TLS, the HTTP
-#: servers of the scheduler (its dashboard) and of the workers read their certificate and
-#: key (``distributed.scheduler.dashboard.tls.*``) from files only: they are written from
-#: the task's environment (its secret) into a private directory first. One RunTask call
-#: carries one command for all its tasks, so each worker learns its own dask name, its
-#: task id, from the ECS task metadata endpoint (as every Fargate task can).
-BOOT = """\
-import json, os, sys, tempfile, urllib.request
-argv, tls = ["dask", *sys.argv[1:]], "DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__"
-if tls + "CERT" in os.environ:
-    d = tempfile.mkdtemp()
-    for part in ("CERT", "KEY"):
-        path = os.path.join(d, part.lower() + ".pem")
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            f.write(os.environ[tls + part])
-        os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TLS__" + part] = path
-if argv[1] == "worker":
-    url = os.environ["ECS_CONTAINER_METADATA_URI_V4"] + "/task"
-    arn = json.load(urllib.request.urlopen(url, timeout=30))["TaskARN"]
-    argv += ["--name", arn.rsplit("/", 1)[1]]
-os.execvp("dask", argv)
-"""
-
-
-#: Run by each worker's nanny in the ``dask worker`` process (``--preload-nanny`` takes a
-#: script's text): on SIGTERM (a Spot interruption, StopTask) the worker retires
-#: gracefully, its data moved to other workers as ``Client.retire_workers`` does (asked of
-#: the scheduler with the nanny's connection, TLS included), and the nanny closes once
-#: its worker has: before SIGKILL. Without a scheduler to retire through, it closes at
-#: once, as the CLI's own handler (installed before, replaced here) does.
-RETIRE_ON_SIGTERM = """\
-import asyncio, signal, time
-def dask_setup(nanny):
-    loop, retiring = asyncio.get_running_loop(), []
-    async def retire():
-        retired = None
-        try:  # a scheduler that is gone would hold the retirement for the connect timeout
-            await asyncio.wait_for(nanny.scheduler.identity(), 5)
-            retired = await nanny.scheduler.retire_workers(
-                workers=[nanny.worker_address], close_workers=True,
-                stimulus_id=f"sigterm-{time.time()}")
-        except Exception:
-            pass
-        if not retired:  # no scheduler, or nowhere to move the data: close now
-            await nanny.close(reason="sigterm")
-    def on_sigterm(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it now
-        loop.call_soon_threadsafe(lambda: retiring.append(loop.create_task(retire())))
-    signal.signal(signal.SIGTERM, on_sigterm)
-"""
 
 
 def task_id(arn: str) -> str:
@@ -127,14 +77,15 @@ def scheduler_command(options: ClusterOptions) -> list[str]:
     ]
 
 
-def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
-    """The worker tasks' command (one for all workers; see ``BOOT``)."""
+def worker_command(options: ClusterOptions) -> list[str]:
+    """The worker tasks' command (one for all workers): the scheduler's address is filled
+    in by ``BOOT``, from the task :func:`worker_environment` names."""
     return [
         "python",
         "-c",
         BOOT,
         "worker",
-        scheduler,
+        f"{scheme(options)}://{{scheduler}}:{SCHEDULER_PORT}",
         "--nthreads",
         str(options.worker_vcpus),
         "--memory-limit",
@@ -150,6 +101,11 @@ def worker_command(options: ClusterOptions, scheduler: str) -> list[str]:
         "--preload-nanny",
         RETIRE_ON_SIGTERM,
     ]
+
+
+def worker_environment(scheduler_task: str) -> dict[str, str]:
+    """The worker tasks' own environment: their scheduler's task, whose address they find."""
+    return {SCHEDULER_TASK_VAR: scheduler_task}
 
 
 def scheduler_environment(options: ClusterOptions) -> dict[str, str]:
@@ -168,8 +124,9 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
-#: The longest address a scheduler can have (IPv4): sizes the worker command before launch.
-LONGEST_SCHEDULER_ADDRESS = f"tcp://255.255.255.255:{SCHEDULER_PORT}"
+#: The longest scheduler task ARN (partition, region, a 255-character ECS cluster name):
+#: sizes the workers' environment before launch.
+LONGEST_TASK_ARN = f"arn:aws-us-gov:ecs:us-gov-west-1:123456789012:task/{'c' * 255}/{'0' * 32}"
 
 
 def task_overrides(
@@ -193,7 +150,7 @@ def overrides_length(options: ClusterOptions) -> int:
     """Characters of the largest RunTask ``overrides`` the cluster sends, as JSON.
 
     Scheduler and worker commands as :class:`~starburst_dask.cluster.core.FargateCluster`
-    builds them, the worker's with the longest scheduler address.
+    builds them, the workers' with the longest scheduler task ARN.
     """
     commands = [
         (
@@ -203,10 +160,10 @@ def overrides_length(options: ClusterOptions) -> int:
             {**options.environment, **scheduler_environment(options)},
         ),
         (
-            worker_command(options, LONGEST_SCHEDULER_ADDRESS) + lifetime.worker_args(options),
+            worker_command(options) + lifetime.worker_args(options),
             options.worker_cpu,
             options.worker_memory,
-            options.environment,
+            {**options.environment, **worker_environment(LONGEST_TASK_ARN)},
         ),
     ]
     return max(

@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from .. import fargate
 from ..admin import roles
+from ..ecs import boot
 from . import (
     checkip,
     codebuild,
@@ -354,7 +355,8 @@ class LocalFargate:
 
         The ECS service-linked role, the ECS cluster (with the Fargate capacity
         providers), the execution and task roles (the execution role reading the
-        project's own secrets, as setup allows it), the log group, the CodeBuild project
+        project's own secrets, the task role describing the cluster's tasks, as setup
+        allows them), the log group, the CodeBuild project
         that builds images where no Docker engine runs, and the security group
         ``starburst-dask setup --allow-cidr 127.0.0.1/32`` would make (the default VPC's
         default group admits only its own members, not this machine), which this
@@ -382,11 +384,18 @@ class LocalFargate:
                 AssumeRolePolicyDocument=json.dumps(roles.TRUST_ECS_TASKS),
             )
             iam.clock().backdate(account, role.rsplit("/", 1)[-1])
-        # As setup leaves it: the execution role reads the project's own secrets.
+        # As setup leaves them: the execution role reads the project's own secrets, the
+        # task role lets workers find their scheduler.
         iam_client.put_role_policy(
             RoleName=names["execution-role"].rsplit("/", 1)[-1],
             PolicyName=roles.SECRETS_POLICY,
             PolicyDocument=json.dumps(roles.secrets_policy(self.region, account)),
+        )
+        cluster = f"arn:aws:ecs:{self.region}:{account}:cluster/{names['ecs-cluster']}"
+        iam_client.put_role_policy(
+            RoleName=names["task-role"].rsplit("/", 1)[-1],
+            PolicyName=roles.FIND_SCHEDULER_POLICY,
+            PolicyDocument=json.dumps(boot.find_scheduler_policy(cluster)),
         )
         _ignore(
             "ResourceAlreadyExistsException",

@@ -69,6 +69,7 @@ class FakeRegistry:
         memory: int,
         provider: str = "FARGATE",
         retry_capacity: bool = True,
+        environment: dict[str, str] | None = None,
     ) -> Launch:
         if provider == "FARGATE_SPOT" and self.no_spot:
             raise TaskFailedError(
@@ -138,7 +139,7 @@ def provisioner(
         log=lines.append,
     )
     registry.start("scheduler", "FARGATE", 1.0)
-    p.scheduler_address = "tcp://10.0.0.1:8786"
+    p.scheduler_task = "arn:aws:ecs:us-east-1:123456789012:task/starburst-dask/" + "0" * 32
     return p, spec, lines
 
 
