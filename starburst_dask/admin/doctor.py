@@ -24,14 +24,7 @@ from ..images.errors import ImageVersionError
 from ..options import configured_image
 from . import permissions, policy
 from .managed import DEFAULT_NAME
-from .roles import (
-    FIND_SCHEDULER_POLICY,
-    SECRETS_POLICY,
-    find_scheduler_policy,
-    lacks_policy,
-    secrets_policy,
-    trusts_ecs_tasks,
-)
+from .roles import lacking_policy, trusts_ecs_tasks
 from .security_group import WIDE_FIX, open_to_world, wide_admission
 from .setup import fargate_quota
 
@@ -234,16 +227,9 @@ def _role(key: str) -> Callable[[SyncClients], Check]:
                 "attach AmazonECSTaskExecutionRolePolicy, "
                 "or " + SETUP_FIX + " with another role name",
             )
-        if key == "execution_role":
-            secrets = secrets_policy(aws.region, lookups.caller_identity(aws.sts)["Account"])
-            if lacks_policy(aws, name, SECRETS_POLICY, secrets):
-                why = f"{name}: may not read the project's secrets ({names.SECRET_PREFIX}*)"
-                return Check(label, FAIL, why, SETUP_FIX)
-        if key == "task_role":
-            finds = find_scheduler_policy(aws, str(config.setting("ecs_cluster")))
-            if lacks_policy(aws, name, FIND_SCHEDULER_POLICY, finds):
-                why = f"{name}: workers could not find their scheduler (ecs:DescribeTasks)"
-                return Check(label, FAIL, why, SETUP_FIX)
+        lacking = lacking_policy(aws, name, key, str(config.setting("ecs_cluster")))
+        if lacking:
+            return Check(label, FAIL, f"{name}: {lacking}", SETUP_FIX)
         return Check(label, OK, f"{name}, assumable by ECS tasks")
 
     check.check_name = f"IAM {key.replace('-', ' ')}"  # type: ignore[attr-defined]

@@ -190,6 +190,19 @@ def execution_policies(aws: SyncClients, pull_through_cache: bool) -> dict[str, 
     }
 
 
+def lacking_policy(aws: SyncClients, role: str, kind: str, cluster: str) -> str | None:
+    """What ``role`` (``kind``: ``execution_role`` or ``task_role``) could not do without
+    setup's inline policy, if it lacks it or it changed; ``cluster`` is the ECS cluster."""
+    if kind == "execution_role":
+        account = lookups.caller_identity(aws.sts)["Account"]
+        policy, document = SECRETS_POLICY, secrets_policy(aws.region, account)
+        why = f"may not read the project's secrets ({SECRET_PREFIX}*)"
+    else:
+        policy, document = FIND_SCHEDULER_POLICY, find_scheduler_policy(aws, cluster)
+        why = "workers could not find their scheduler (ecs:DescribeTasks)"
+    return why if lacks_policy(aws, role, policy, document) else None
+
+
 def lacks_policy(aws: SyncClients, role: str, policy: str, document: dict[str, Any]) -> bool:
     """Whether ``role`` lacks setup's inline ``policy`` as ``document`` (or it changed)."""
     try:

@@ -27,14 +27,12 @@ logger = logging.getLogger("starburst_dask")
 SETUP_HINT = "run: starburst-dask setup"
 
 
-async def preflight(
-    aws: AwsClients, options: ClusterOptions, secrets: dict[str, str] | None = None
-) -> dict[str, Any]:
+async def preflight(aws: AwsClients, options: ClusterOptions) -> dict[str, Any]:
     """Check that what a cluster needs exists, and find its network; create nothing.
 
-    The container's secrets (the user's and these ``secrets``) must exist and be readable
-    by the execution role. Whether the tasks' network reaches their image, logs and
-    secrets is :func:`check_image_route`'s, given what this returns.
+    The user's secrets must exist and be readable by the execution role, and the task role
+    must let workers find their scheduler. Whether the tasks' network reaches their image,
+    logs, ECS and secrets is :func:`check_image_route`'s, given what this returns.
 
     Returns
     -------
@@ -42,14 +40,15 @@ async def preflight(
         ``cluster_arn``, ``subnets``, ``security_groups``, ``assign_public_ip`` (chosen
         from the subnets' route tables when ``"auto"``), ``execution_role_arn``,
         ``task_role_arn``, and for :func:`check_image_route` the subnets' ``routes`` and
-        the secrets' ``services``.
+        the ``services`` the tasks call (ECS, and their secrets').
 
     Raises
     ------
     MissingResourceError
         Naming the missing resource and how to create it.
     ConfigurationError
-        When the execution role may not read one of the user's ``secrets``.
+        When the execution role may not read one of the user's ``secrets``, or the task
+        role may not describe the cluster's tasks.
     """
     cluster = await lookups.ecs_cluster.aio(aws.ecs, options.ecs_cluster)
     if cluster is None:
@@ -67,8 +66,7 @@ async def preflight(
     for key in ("execution_role", "task_role"):
         roles[f"{key}_arn"] = await _role_arn(aws, getattr(options, key), key)
     await _finds_scheduler(aws, roles["task_role_arn"], cluster["clusterArn"])
-    references = {**options.secrets, **(secrets or {})}
-    await secret_access.check(aws, references, roles["execution_role_arn"])
+    await secret_access.check(aws, options.secrets, roles["execution_role_arn"])
     subnets, groups = await _network(aws, options)
     routes = await _routes(aws, options, subnets, groups)
     return {
@@ -79,7 +77,7 @@ async def preflight(
         **roles,
         "routes": routes,
         # Workers call ECS to find their scheduler; secrets come from their services.
-        "services": ("ecs", *secret_access.services(references)),
+        "services": ("ecs", *secret_access.services(options.secrets)),
     }
 
 

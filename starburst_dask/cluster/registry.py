@@ -87,29 +87,24 @@ class TaskRegistry:
         self._modify = pacing.shared("cluster-resource-modify", options.region)
         #: Whether the tasks get public IP addresses (known once opened).
         self.assigns_public_ip = False
-        #: What preflight found, and the extra secrets: from check() for open().
+        #: What preflight found: from check() for open().
         self._found: dict[str, Any] | None = None
-        self._secrets: dict[str, str] | None = None
 
-    async def check(self, secrets: dict[str, str] | None = None) -> None:
+    async def check(self) -> None:
         """Open the clients and check the account (``preflight``), creating nothing: before
-        the cluster's image is found or built. ``secrets`` (environment variable ->
-        ``valueFrom``) are the container's besides the user's."""
+        the cluster's image is found or built."""
         await self.aws.open()
-        self._found = await preflight(self.aws, self.options, secrets)
-        self._secrets = secrets
+        self._found = await preflight(self.aws, self.options)
 
     async def open(self, tls: ClusterTls | None = None) -> None:
         """Once :meth:`check`-ed and the image known: check the tasks' network reaches it,
-        and find or register the task definition, its container taking the user's secrets,
-        :meth:`check`'s and those delivering ``tls``'s certificates: then tasks can be
-        launched."""
-        found, secrets = self._found, self._secrets
+        and find or register the task definition, its container taking the user's secrets
+        and those delivering ``tls``'s certificates: then tasks can be launched."""
+        found, secrets = self._found, None
         assert found is not None, "check() first"
         check_image_route(found, self.options.image, self.options.region)
         if tls is not None:
-            delivered = await tls.deliver(self.aws, found["execution_role_arn"])
-            secrets = {**(secrets or {}), **delivered}
+            secrets = await tls.deliver(self.aws, found["execution_role_arn"])
         self.definition = definition = await tasks.ensure_task_definition(
             self.aws.ecs, self.options, found, secrets=secrets
         )

@@ -139,9 +139,7 @@ class ScaleGuard:
 
 
 def _per_hour(meter: CostMeter, n_workers: float | None) -> float:
-    if n_workers is None:
-        return meter.estimate_per_hour
-    return meter.scheduler_rate + n_workers * meter.worker_rate
+    return meter.estimate_per_hour if n_workers is None else meter.per_hour(n_workers)
 
 
 def _confirm(

@@ -104,7 +104,7 @@ class CostMeter:
         self.scheduler_rate = rates.task_rate(*scheduler_size, architecture=architecture)
         self.worker_rate = rates.task_rate(*worker_size, architecture=architecture, spot=spot)
         #: US dollars per hour of the cluster as requested: the scheduler and every worker.
-        self.estimate_per_hour = self.scheduler_rate + n_workers * self.worker_rate
+        self.estimate_per_hour = self.per_hour(n_workers)
         self.alerted = False
         self.limit_reached = False
         self.started_at: datetime.datetime | None = None
@@ -121,6 +121,10 @@ class CostMeter:
         self._capped = False
 
     # The figures
+    def per_hour(self, n_workers: float) -> float:
+        """US dollars per hour of the scheduler and ``n_workers`` workers."""
+        return self.scheduler_rate + n_workers * self.worker_rate
+
     @property
     def total(self) -> float:
         """US dollars billed so far for every task of the cluster (with minimums)."""

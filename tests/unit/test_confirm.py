@@ -19,6 +19,7 @@ def meter(per_hour, scheduler_rate=0.05, worker_rate=0.2):
         estimate_per_hour=per_hour,
         scheduler_rate=scheduler_rate,
         worker_rate=worker_rate,
+        per_hour=lambda n: scheduler_rate + n * worker_rate,
         prices=types.SimpleNamespace(source="published prices"),
     )
 
