@@ -1,5 +1,6 @@
 """FargateCluster end to end on the local Fargate: real AWS clients, real dask processes."""
 
+import json
 import time
 
 import boto3
@@ -100,18 +101,28 @@ def test_computes_like_local_dask_and_scales(local_fargate, ecs):
 def test_twenty_workers_take_two_runtask_calls_and_shared_polls(local_fargate, ecs):
     local_fargate.reset_counters()
     start = time.monotonic()
+    seen = len(local_fargate.recorded())
     with FargateCluster(n_workers=20, worker_cpu=256, worker_memory=512, **FAST) as cluster:
         elapsed = time.monotonic() - start
         counts = list(local_fargate.run_task_counts)
-        polls = list(local_fargate.describe_task_sizes)
+        describes = [e for e in local_fargate.recorded()[seen:] if e.operation == "DescribeTasks"]
+        scheduler = cluster.scheduler.task_arn
         assert len(cluster.workers) == 20
         with Client(cluster) as client:  # and all twenty are dask workers
             client.wait_for_workers(20, timeout=300)
+        everything = local_fargate.recorded()[seen:]
     assert counts == [1, 10, 10]  # the scheduler, then the workers in two calls
-    # One poller: at most one DescribeTasks call per poll interval (plus the last), each
-    # covering every launching task, never one call per task.
+    # The client's one poller (its own credentials): at most one DescribeTasks call per
+    # poll interval (plus the last), each covering every launching task, never one per task.
+    mine = local_fargate.env["AWS_ACCESS_KEY_ID"]
+    polls = [len(json.loads(e.request)["tasks"]) for e in describes if e.access_key == mine]
     assert len(polls) <= elapsed / FAST["poll_interval"] + 2
     assert max(polls) == 21  # every task of the cluster, the scheduler included
+    # The workers' own (their task roles'): each asked for the scheduler's task only, to
+    # find its address, under twenty keys.
+    theirs = [e for e in everything if e.operation == "DescribeTasks" and e.access_key != mine]
+    assert len({e.access_key for e in theirs}) == 20
+    assert {tuple(json.loads(e.request)["tasks"]) for e in theirs} == {(scheduler,)}
     assert_nothing_left(local_fargate, ecs)
 
 

@@ -9,6 +9,7 @@ DescribeTasks answer). Only ECS is recorded; other services pass through untouch
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,15 +17,18 @@ from typing import Any
 from . import wire
 
 SERVICE = "ecs"
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 
 
 @dataclasses.dataclass(frozen=True)
 class Exchange:
-    """One ECS request and its answer, as text."""
+    """One ECS request and its answer, as text, and the access key that signed it."""
 
     operation: str
     request: str
     answer: str
+    #: The SigV4 credential's access key id ("" unsigned): the client's, or a task's.
+    access_key: str = ""
 
 
 class RecordingMiddleware:
@@ -52,10 +56,12 @@ class RecordingMiddleware:
         if request is None or request.service != SERVICE:
             return self.app(environ, start_response)
         answer = b"".join(self.app(environ, start_response))
+        signed = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
         exchange = Exchange(
             request.operation.name,
             body.decode("utf-8", "replace"),
             answer.decode("utf-8", "replace"),
+            signed.group(1) if signed else "",
         )
         with self._lock:
             self._exchanges.append(exchange)

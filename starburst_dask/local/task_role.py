@@ -78,7 +78,7 @@ SIGNATURE_MISMATCH = (
     "your AWS Secret Access Key and signing method. Consult the service documentation for "
     "details."
 )
-_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
+_KEY = re.compile(r"Credential=([^/]+)/")
 _SIGV4 = re.compile(
     r"AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})"
