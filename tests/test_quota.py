@@ -11,6 +11,7 @@ from distributed import Client
 from helpers import PYTHON_IMAGE, wait_until
 
 from starburst_dask import FargateCluster, fargate
+from starburst_dask.ecs.boot import find_scheduler_policy
 from starburst_dask.errors import QuotaExceededError
 from starburst_dask.local import LocalFargate
 
@@ -213,7 +214,8 @@ def test_quota_command_shows_and_requests(aws):
 
 
 def test_auto_request_raises_the_quota_and_all_workers_run(aws):
-    aws.account.approval_delay = 1
+    # Approved after the cluster is up (its first worker connected): it shows the wait.
+    aws.account.approval_delay = 10
     with (
         FargateCluster(n_workers=8, quota_auto_request=True, **BIG_WORKERS, **FAST) as cluster,
         Client(cluster) as client,
@@ -297,13 +299,23 @@ def test_the_local_fargate_throttles_bursts_like_aws(aws):
 
 
 def test_spot_fallback_when_the_ecs_cluster_has_no_spot_provider(aws):
-    ecs = boto3.client("ecs")
-    ecs.create_cluster(clusterName="on-demand-only", capacityProviders=["FARGATE"])
-    with FargateCluster(n_workers=2, spot="fallback", cluster="on-demand-only", **FAST) as cluster:
-        arns = [w.task_arn for w in cluster.workers.values()]
-        described = ecs.describe_tasks(cluster="on-demand-only", tasks=arns)["tasks"]
-        assert [t.get("capacityProviderName", "FARGATE") for t in described] == ["FARGATE"] * 2
-        assert cluster.quota.capacity_provider == "FARGATE"
+    ecs, iam = boto3.client("ecs"), boto3.client("iam")
+    created = ecs.create_cluster(clusterName="on-demand-only", capacityProviders=["FARGATE"])
+    # Its workers find their scheduler with the task role, as in setup's cluster.
+    policy = find_scheduler_policy(created["cluster"]["clusterArn"])
+    role = {"RoleName": "starburst-dask-task", "PolicyName": "on-demand-only"}
+    iam.put_role_policy(**role, PolicyDocument=json.dumps(policy))
+    try:
+        with FargateCluster(
+            n_workers=2, spot="fallback", cluster="on-demand-only", **FAST
+        ) as cluster:
+            arns = [w.task_arn for w in cluster.workers.values()]
+            described = ecs.describe_tasks(cluster="on-demand-only", tasks=arns)["tasks"]
+            providers = [t.get("capacityProviderName", "FARGATE") for t in described]
+            assert providers == ["FARGATE"] * 2
+            assert cluster.quota.capacity_provider == "FARGATE"
+    finally:
+        iam.delete_role_policy(**role)
 
 
 def test_an_account_without_an_applied_quota_value_uses_the_default(aws):
