@@ -24,9 +24,13 @@ FIND_SCHEDULER_ACTION = "ecs:DescribeTasks"
 #: ``<scheme>://{scheduler}:<port>``, and each asks ECS for the private IP of the task
 #: ``$SCHEDULER_TASK_VAR`` names (DescribeTasks, signed with SigV4 by the task role's
 #: credentials from the container credentials endpoint: standard library only, as an
-#: image need not have an AWS SDK) until the scheduler's ENI has one.
+#: image need not have an AWS SDK) until the scheduler's ENI has one, then waits until the
+#: scheduler accepts connections (TCP only, no API call; its task asked about every 30 s
+#: in case it stopped): ``dask worker`` starts then, so its ``--death-timeout`` counts
+#: from a listening scheduler, however late the scheduler's own task started.
 BOOT = """\
-import hashlib, hmac, json, os, random, sys, tempfile, time, urllib.error, urllib.request as r
+import contextlib, hashlib, hmac, json, os, random, socket, sys, tempfile, time, urllib.error
+import urllib.request as r
 argv, tls, e = ["dask", *sys.argv[1:]], "DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__", os.environ
 if tls + "CERT" in e:
     d = tempfile.mkdtemp()
@@ -69,19 +73,29 @@ def scheduler_ip(cluster, arn):
             if "Throttling" not in (why := error.read().decode()):
                 sys.exit(f"DescribeTasks on the scheduler task {arn}: {why}")
             t = {"lastStatus": "", "attachments": []}
+        if t["lastStatus"] in ("DEPROVISIONING", "STOPPED"):
+            sys.exit(f"the scheduler task {arn} stopped: {t.get('stoppedReason')}")
         for a in t["attachments"]:
             for detail in a["details"]:
                 if detail["name"] == "privateIPv4Address":
                     return detail["value"]
-        if t["lastStatus"] in ("DEPROVISIONING", "STOPPED"):
-            sys.exit(f"the scheduler task {arn} stopped: {t.get('stoppedReason')}")
         time.sleep(1 + random.random())  # jittered: many workers share the rate limit
+def listening(cluster, arn, ip, port):  # no API call: the death timeout starts after
+    asked = time.monotonic()
+    while True:
+        with contextlib.suppress(OSError):
+            return socket.create_connection((ip, port), 2).close()
+        if time.monotonic() - asked > 30:  # still not listening: stopped, maybe
+            scheduler_ip(cluster, arn)
+            asked = time.monotonic()
+        time.sleep(1)
 if argv[1] == "worker":
     task = json.load(r.urlopen(e["ECS_CONTAINER_METADATA_URI_V4"] + "/task", timeout=30))
     argv += ["--name", task["TaskARN"].rsplit("/", 1)[1]]
     if SCHEDULER_TASK_VAR in e:
-        ip = scheduler_ip(task["Cluster"], e[SCHEDULER_TASK_VAR])
-        argv[2] = argv[2].format(scheduler=ip)
+        cluster, arn = task["Cluster"], e[SCHEDULER_TASK_VAR]
+        argv[2] = argv[2].format(scheduler=(ip := scheduler_ip(cluster, arn)))
+        listening(cluster, arn, ip, int(argv[2].rsplit(":", 1)[1]))
 os.execvp("dask", argv)
 """.replace("SCHEDULER_TASK_VAR", repr(SCHEDULER_TASK_VAR))
 
