@@ -18,8 +18,10 @@ from helpers import DASK_IMAGE, PYTHON_IMAGE
 
 import starburst_dask.local
 from starburst_dask import fargate
+from starburst_dask.ecs import tasks
 from starburst_dask.ecs.tasks import NANNY_PORT, WORKER_PORT
 from starburst_dask.local import LocalFargate
+from starburst_dask.options import ClusterOptions
 
 CLUSTER = "starburst-dask"
 LOG_GROUP = "/starburst-dask"
@@ -327,6 +329,40 @@ def test_a_task_calls_aws_with_its_task_role_only(local_fargate):
     ]
     caller, *rest = log_lines(without)
     assert caller.startswith("caller NoCredentialsError Unable to locate credentials")
+
+
+def test_a_worker_whose_running_scheduler_refuses_connections_ends_saying_why(local_fargate):
+    """The product's worker boot finds its scheduler's address with the task role, waits
+    for it to accept connections, and gives up after its death timeout once the
+    scheduler's task runs (a task that never listens here), with the reason."""
+    ecs, iam = boto3.client("ecs"), boto3.client("iam")
+    role = iam.get_role(RoleName="starburst-dask-task")["Role"]["Arn"]
+    scheduler = run(ecs, register(ecs, SLEEP, family="silent"))[0]["taskArn"]
+    options = ClusterOptions.resolve(worker_death_timeout=3, security=False)
+    worker = run(
+        ecs,
+        register(ecs, tasks.worker_command(options), family="worker"),
+        overrides={
+            "taskRoleArn": role,
+            "containerOverrides": [
+                {
+                    "name": "main",
+                    "environment": [
+                        {"name": k, "value": v}
+                        for k, v in tasks.worker_environment(scheduler).items()
+                    ],
+                }
+            ],
+        },
+    )[0]["taskArn"]
+    stopped = wait_status(ecs, [worker], "STOPPED", timeout=60)[0]
+    assert stopped["containers"][0]["exitCode"] == 1
+    ip = details(describe(ecs, [scheduler])[0])["privateIPv4Address"]
+    assert log_lines(worker)[-1] == (
+        f"the scheduler's task runs, but {ip}:8786 refused connections for 3 s: does the "
+        "security group admit the cluster's tasks?"
+    )
+    ecs.stop_task(cluster=CLUSTER, task=scheduler)
 
 
 def test_stop_task_sends_sigterm_and_lists_follow_desired_status(local_fargate):

@@ -25,9 +25,10 @@ FIND_SCHEDULER_ACTION = "ecs:DescribeTasks"
 #: ``$SCHEDULER_TASK_VAR`` names (DescribeTasks, signed with SigV4 by the task role's
 #: credentials from the container credentials endpoint: standard library only, as an
 #: image need not have an AWS SDK) until the scheduler's ENI has one, then waits until the
-#: scheduler accepts connections (TCP only, no API call; its task asked about every 30 s
-#: in case it stopped): ``dask worker`` starts then, so its ``--death-timeout`` counts
-#: from a listening scheduler, however late the scheduler's own task started.
+#: scheduler accepts connections (TCP; its task asked about every 10-15 s until it runs):
+#: ``dask worker`` starts then, so its ``--death-timeout`` counts from a listening
+#: scheduler however late the scheduler's task started, and a scheduler that runs but
+#: refuses connections for that long ends the worker with the reason.
 BOOT = """\
 import contextlib, hashlib, hmac, json, os, random, socket, sys, tempfile, time, urllib.error
 import urllib.request as r
@@ -65,7 +66,7 @@ def describe(cluster, arn):
         f"SignedHeaders={names}, Signature="
         + hmac.new(key, text.encode(), hashlib.sha256).hexdigest())
     return json.load(r.urlopen(r.Request(end + "/", body, h), timeout=30))["tasks"][0]
-def scheduler_ip(cluster, arn):
+def scheduler(cluster, arn):  # its address and whether it runs; exits if it stopped
     while True:
         try:
             t = describe(cluster, arn)
@@ -78,24 +79,29 @@ def scheduler_ip(cluster, arn):
         for a in t["attachments"]:
             for detail in a["details"]:
                 if detail["name"] == "privateIPv4Address":
-                    return detail["value"]
+                    return detail["value"], t["lastStatus"] == "RUNNING"
         time.sleep(1 + random.random())  # jittered: many workers share the rate limit
-def listening(cluster, arn, ip, port):  # no API call: the death timeout starts after
-    asked = time.monotonic()
+def listening(cluster, arn, ip, port, patience):  # the death timeout, from it running
+    asked = running = None
     while True:
         with contextlib.suppress(OSError):
             return socket.create_connection((ip, port), 2).close()
-        if time.monotonic() - asked > 30:  # still not listening: stopped, maybe
-            scheduler_ip(cluster, arn)
-            asked = time.monotonic()
+        now = time.monotonic()
+        if running is None and (asked is None or now - asked > 10 + 5 * random.random()):
+            asked, up = now, scheduler(cluster, arn)[1]
+            running = now if up else None
+        if running is not None and now - running > patience:
+            sys.exit(f"the scheduler's task runs, but {ip}:{port} refused connections for "
+                     f"{patience:g} s: does the security group admit the cluster's tasks?")
         time.sleep(1)
 if argv[1] == "worker":
     task = json.load(r.urlopen(e["ECS_CONTAINER_METADATA_URI_V4"] + "/task", timeout=30))
     argv += ["--name", task["TaskARN"].rsplit("/", 1)[1]]
     if SCHEDULER_TASK_VAR in e:
         cluster, arn = task["Cluster"], e[SCHEDULER_TASK_VAR]
-        argv[2] = argv[2].format(scheduler=(ip := scheduler_ip(cluster, arn)))
-        listening(cluster, arn, ip, int(argv[2].rsplit(":", 1)[1]))
+        argv[2] = argv[2].format(scheduler=(ip := scheduler(cluster, arn)[0]))
+        patience = float(argv[argv.index("--death-timeout") + 1].rstrip("s"))
+        listening(cluster, arn, ip, int(argv[2].rsplit(":", 1)[1]), patience)
 os.execvp("dask", argv)
 """.replace("SCHEDULER_TASK_VAR", repr(SCHEDULER_TASK_VAR))
 
