@@ -10,6 +10,7 @@ RegisterTaskDefinition on the wire (the local Fargate's ``recorded()``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 from helpers import lock_with, private_dask_config
 
 from starburst_dask import FargateCluster
+from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.cli import main
 from starburst_dask.errors import (
     ConfigurationError,
@@ -380,7 +382,7 @@ def test_a_task_role_with_which_workers_cannot_find_their_scheduler_is_refused(
     # Workers look up their scheduler's address with the task role (DescribeTasks): a
     # role without that permission would leave every worker without a scheduler.
     iam = local_fargate.client("iam")
-    trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'  # noqa: E501
+    trust = json.dumps(TRUST_ECS_TASKS)
     iam.create_role(RoleName="bare-task-role", AssumeRolePolicyDocument=trust)
     with pytest.raises(ConfigurationError) as info:
         FargateCluster(n_workers=1, task_role="bare-task-role")

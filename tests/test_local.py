@@ -18,6 +18,7 @@ from helpers import DASK_IMAGE, PYTHON_IMAGE
 
 import starburst_dask.local
 from starburst_dask import fargate
+from starburst_dask.admin.roles import TRUST_ECS_TASKS
 from starburst_dask.ecs import tasks
 from starburst_dask.ecs.tasks import NANNY_PORT, WORKER_PORT
 from starburst_dask.local import LocalFargate
@@ -275,17 +276,8 @@ CALL_AWS = (
 def task_role(name, statements):
     """A role ECS tasks may assume, with one inline policy of ``statements``."""
     iam = boto3.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    trust = json.dumps(TRUST_ECS_TASKS)
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     policy = {"Version": "2012-10-17", "Statement": statements}
     iam.put_role_policy(RoleName=name, PolicyName="calls", PolicyDocument=json.dumps(policy))
     return arn

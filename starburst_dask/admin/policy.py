@@ -131,7 +131,9 @@ IAM_PREFIXES = {"service-quotas": "servicequotas"}
 S3_ACTIONS = {
     "HeadBucket": "ListBucket",
     "HeadObject": "GetObject",
+    "ListObjects": "ListBucket",
     "ListObjectsV2": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
     "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
     "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
     "DeleteObjects": "DeleteObject",

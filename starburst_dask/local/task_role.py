@@ -29,6 +29,7 @@ from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.iam.exceptions import NotFoundException
 from moto.sts.models import sts_backends
 
+from ..admin.policy import iam_action
 from . import simulate, wire, wsgi
 from .evaluation import ALLOWED, EXPLICIT_DENY, evaluate
 from .simulate import InvalidInput
@@ -53,16 +54,6 @@ CREDENTIALS_VAR = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 DURATION = 6 * 3600
 #: Operations that need no permission ("GetCallerIdentity": "No permissions are required").
 UNAUTHORIZED = frozenset({("sts", "GetCallerIdentity")})
-#: IAM's service prefix where it is not the signing name.
-ACTION_PREFIXES = {"monitoring": "cloudwatch"}
-#: S3 operations authorized as another action (Service Authorization Reference, S3).
-S3_ACTIONS = {
-    "HeadObject": "GetObject",
-    "HeadBucket": "ListBucket",
-    "ListObjects": "ListBucket",
-    "ListObjectsV2": "ListBucket",
-    "ListObjectVersions": "ListBucketVersions",
-}
 #: AccessDenied by protocol: the error code and HTTP status (each service's Common Errors).
 ACCESS_DENIED = {
     "json": ("AccessDeniedException", 400),
@@ -228,21 +219,17 @@ def install(server: Any, roles: TaskRoles) -> None:
 def access(request: wire.Request, account: str, region: str) -> tuple[str, list[str]]:
     """The IAM action a request needs, and the resources it acts on (``*`` where this
     table does not know them: then only statements for every resource allow it)."""
-    model = request.operation.service_model
-    prefix = ACTION_PREFIXES.get(model.signing_name, model.signing_name)
     name, params = request.operation.name, request.params or {}
+    action = iam_action(request.service, name)
     if request.service == "s3":
-        action = S3_ACTIONS.get(name, name)
         bucket, key = params.get("Bucket"), params.get("Key")
         resource = f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
-        return f"s3:{action}", [resource if bucket else "*"]
+        return action, [resource if bucket else "*"]
     if (request.service, name) == ("ecs", "DescribeTasks"):  # each task (its cluster's)
         cluster = params.get("cluster", "default").rsplit("/", 1)[-1]
         tasks = [t.rsplit("/", 1)[-1] for t in params.get("tasks", [])]
-        return "ecs:DescribeTasks", [
-            f"arn:aws:ecs:{region}:{account}:task/{cluster}/{t}" for t in tasks
-        ]
-    return f"{prefix}:{name}", ["*"]
+        return action, [f"arn:aws:ecs:{region}:{account}:task/{cluster}/{t}" for t in tasks]
+    return action, ["*"]
 
 
 def _denial(signer: TaskCredentials, action: str, resource: str) -> str | None:
