@@ -17,6 +17,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from .. import fargate
 from ..errors import ConfigurationError
 
 #: Every client the project makes names it in its user agent (``app/starburst-dask``), so
@@ -54,6 +55,11 @@ def aio_command_config() -> AioConfig:
     """:func:`command_config` for a command's async clients."""
     return aio_client_config(**COMMAND_CLIENT_OPTIONS)
 
+
+#: Connections per cluster client: a close's StopTask calls, one per task, go out at once
+#: (botocore's default, 10, would queue a 100-task close behind ten at a time); AWS paces
+#: them with its "cluster resource modify" bucket (burst 100), as the cluster does.
+MAX_POOL_CONNECTIONS = int(fargate.RATE_LIMITS["cluster-resource-modify"][0])
 
 #: Client attribute -> AWS service.
 _SERVICES = {
@@ -103,7 +109,9 @@ class AwsClients:
         """Create the clients."""
         for name, service in _SERVICES.items():
             client = self._session.create_client(
-                service, region_name=self.region, config=aio_client_config()
+                service,
+                region_name=self.region,
+                config=aio_client_config(max_pool_connections=MAX_POOL_CONNECTIONS),
             )
             setattr(self, name, await self._stack.enter_async_context(client))
 

@@ -328,9 +328,9 @@ class FargateCluster(SpecCluster):
         try:
             if not self._tasks_stopping:  # once, before SpecCluster's close says "closed"
                 self._tasks_stopping = True
-                SpecCluster.scale(self, 0)  # the workers retire (SpecCluster's close would)
-                await self._correct_state()
-                await shutdown.stop_tasks(self.registry, self.scheduler)
+                async with self._lock:  # no worker is left for SpecCluster's close to retire
+                    self.worker_spec.clear()
+                    await shutdown.stop_tasks(self.registry, self.scheduler, self.workers)
             await super()._close()
         finally:
             if self.registry.opened:  # what is left (a failure above) stopped, then watched
