@@ -22,6 +22,7 @@ import dask.config
 import yaml
 from botocore.exceptions import ClientError
 from moto.core.base_backend import BackendDict
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import ThreadedMotoServer
 
 from .. import fargate
@@ -241,6 +242,9 @@ class LocalFargate:
             werkzeug_log.setLevel(logging.WARNING)
             if self.port:
                 _check_free(self.port)
+            # AWS's endpoints keep connections alive (HTTP/1.1); werkzeug's HTTP/1.0 would
+            # make every call open a connection, slowing a burst of calls on a busy machine.
+            MotoRequestHandler.protocol_version = "HTTP/1.1"
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._server.start()
             assert self._server._server is not None  # the werkzeug server, serving
