@@ -112,22 +112,23 @@ def test_others_usage_shrinks_headroom(aws):
     cloudwatch = boto3.client("cloudwatch")
 
     def usage():
-        from starburst_dask import fargate
-
         end = time.time()
         points = cloudwatch.get_metric_statistics(
             Namespace="AWS/Usage",
             MetricName="ResourceCount",
             Dimensions=fargate.usage_dimensions("FARGATE"),
-            StartTime=end - 60,
+            StartTime=end - 180,
             EndTime=end,
             Period=60,
             Statistics=["Maximum"],
         )["Datapoints"]
+        # One datapoint a minute, once the minute is over: none for the minute under way.
+        assert all(p["Timestamp"].timestamp() + 60 <= end for p in points)
         return max((p["Maximum"] for p in points), default=0)
 
     try:
-        wait_until(lambda: usage() >= 4)  # the other user's 4 vCPU show in AWS/Usage
+        # The other user's 4 vCPU show in AWS/Usage after the minute they ran in.
+        wait_until(lambda: usage() >= 4, timeout=150)
         with FargateCluster(n_workers=8, **BIG_WORKERS, **FAST) as cluster:
             # 9 - 4 (others) - 1 (scheduler) leaves room for two 2-vCPU workers.
             assert (cluster.quota.running, cluster.quota.waiting) == (2, 6)

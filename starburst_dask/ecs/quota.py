@@ -144,7 +144,8 @@ class QuotaGovernor:
                         },
                     }
                 ],
-                StartTime=now - datetime.timedelta(minutes=5),
+                # On a minute, as CloudWatch rounds it: each period is then one minute.
+                StartTime=(now - datetime.timedelta(minutes=5)).replace(second=0, microsecond=0),
                 EndTime=now,
                 ScanBy="TimestampDescending",
             )

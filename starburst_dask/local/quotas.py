@@ -7,6 +7,7 @@ CloudWatch ``AWS/Usage`` as AWS does, answers Service Quotas for the Fargate quo
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import threading
@@ -25,8 +26,8 @@ from .. import fargate
 from ..aws.throttling import TokenBucket
 from . import limits
 
-#: Seconds between usage datapoints published to CloudWatch.
-USAGE_PERIOD = 1.0
+#: Seconds between samples of the usage: a task that runs for a second shows in its minute.
+USAGE_SAMPLE = 1.0
 
 
 class FargateAccount:
@@ -155,24 +156,53 @@ class FargateAccount:
             timer.cancel()
 
     def _publish(self) -> None:
-        while not self._closed.wait(USAGE_PERIOD):
-            totals: dict[tuple[str, str], dict[str, float]] = {}
-            for provider, vcpus, account, region in self._usage():
-                by_provider = totals.setdefault((account, region), {})
-                by_provider[provider] = by_provider.get(provider, 0.0) + vcpus
-            for (account, region), by_provider in totals.items():
-                cloudwatch_backends[account][region].put_metric_data(
-                    fargate.USAGE_NAMESPACE,
-                    [
-                        {
-                            "MetricName": fargate.USAGE_METRIC,
-                            "Value": by_provider.get(p, 0.0),
-                            "Dimensions": fargate.usage_dimensions(p),
-                            "Unit": "None",
-                        }
-                        for p in fargate.QUOTA_CODES
-                    ],
-                )
+        """Sample the usage every second; once a minute is over, publish its maximum as
+        one datapoint stamped with the minute's start, as AWS publishes usage metrics
+        every minute: the minute under way shows in no datapoint. The first sample of a
+        minute counts in the one before too, so a task started in a minute's last second
+        is in its datapoint."""
+        minute = _minute()
+        peaks: dict[tuple[str, str, str], float] = {}
+        while not self._closed.wait(USAGE_SAMPLE):
+            sample = self._sample()
+            for key, vcpus in sample.items():
+                peaks[key] = max(peaks.get(key, 0.0), vcpus)
+            if _minute() != minute:
+                _put_usage(minute, peaks)
+                minute, peaks = _minute(), sample
+
+    def _sample(self) -> dict[tuple[str, str, str], float]:
+        """vCPUs in use now by account, region and capacity provider."""
+        sample: dict[tuple[str, str, str], float] = {}
+        for provider, vcpus, account, region in self._usage():
+            key = (account, region, provider)
+            sample[key] = sample.get(key, 0.0) + vcpus
+        return sample
+
+
+def _minute() -> int:
+    """The minute under way, in minutes since the epoch."""
+    return int(time.time() // fargate.USAGE_PERIOD)
+
+
+def _put_usage(minute: int, peaks: dict[tuple[str, str, str], float]) -> None:
+    """One ``AWS/Usage`` datapoint per capacity provider for each account and region
+    that ran tasks in ``minute``: the most vCPUs sampled (0 for a provider with none)."""
+    stamp = datetime.datetime.fromtimestamp(minute * fargate.USAGE_PERIOD, datetime.timezone.utc)
+    for account, region in {(a, r) for a, r, _ in peaks}:
+        cloudwatch_backends[account][region].put_metric_data(
+            fargate.USAGE_NAMESPACE,
+            [
+                {
+                    "MetricName": fargate.USAGE_METRIC,
+                    "Value": peaks.get((account, region, p), 0.0),
+                    "Dimensions": fargate.usage_dimensions(p),
+                    "Unit": "None",
+                    "Timestamp": stamp.replace(tzinfo=None),  # moto's are naive UTC
+                }
+                for p in fargate.QUOTA_CODES
+            ],
+        )
 
 
 _account: FargateAccount | None = None
