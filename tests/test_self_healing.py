@@ -233,3 +233,22 @@ def test_workers_restarted_by_their_nannies_are_not_lost(local_fargate):
         wait_until(lambda: time.monotonic() > restarted + REJOIN_GRACE + 2, timeout=60)
         assert not [line for line in cluster_log(cluster) if " left: " in line]
         assert worker_tasks(ecs, cluster) == tasks  # the same tasks, none stopped or added
+
+
+def test_a_removal_of_a_worker_the_cluster_never_saw_changes_nothing(local_fargate):
+    """With 64 workers registering at once, the scheduler reported removing a worker the
+    cluster had not been told of; the cluster's watch of its workers ended there and its
+    close raised KeyError."""
+
+    def remove_unknown(dask_scheduler):
+        for plugin in dask_scheduler.plugins.values():
+            if type(plugin).__name__ == "WorkerStatusPlugin":  # the cluster's subscription
+                plugin.remove_worker(scheduler=dask_scheduler, worker="tls://127.0.0.9:1")
+
+    with FargateCluster(n_workers=1, **FAST) as cluster, Client(cluster) as client:
+        client.wait_for_workers(1, timeout=120)
+        client.run_on_scheduler(remove_unknown)
+        cluster.scale(2)  # a worker that joins later still reaches the cluster's view
+        wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, timeout=120)
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert cluster.status.name == "closed"

@@ -272,6 +272,11 @@ class FargateCluster(SpecCluster):
             self.provisioner.joined.update(str(w.get("name")) for w in msg["workers"].values())
         if op == "remove" and self.departures is not None:
             self.departures.removed(msg)  # not retired by the cluster: gone unless it returns
+        if op == "remove" and msg not in self.scheduler_info["workers"]:
+            # Seen with 64 workers registering at once: the scheduler reports removing a
+            # worker the cluster was never told of. SpecCluster's handler would raise, and
+            # end the watch that keeps the cluster's view of its workers.
+            return
         super()._update_worker_status(op, msg)
 
     def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
