@@ -1,7 +1,7 @@
 """FargateCluster: a dask cluster whose scheduler and workers are ECS Fargate tasks.
 
-Only the ``SpecCluster`` glue lives here. The cluster's ECS tasks are kept by its
-:class:`~.registry.TaskRegistry`; the workers it wants are launched by its
+Only the ``SpecCluster`` glue lives here. Its ECS tasks are kept by its
+:class:`~.registry.TaskRegistry`, the workers it wants launched by its
 :class:`~.provisioner.WorkerProvisioner`; the scheduler and worker objects
 (:mod:`.processes`) own their tasks' lifecycles through the registry.
 """
@@ -272,12 +272,8 @@ class FargateCluster(SpecCluster):
             self.provisioner.joined.update(str(w.get("name")) for w in msg["workers"].values())
         if op == "remove" and self.departures is not None:
             self.departures.removed(msg)  # not retired by the cluster: gone unless it returns
-        if op == "remove" and msg not in self.scheduler_info["workers"]:
-            # Seen with 64 workers registering at once: the scheduler reports removing a
-            # worker the cluster was never told of. SpecCluster's handler would raise, and
-            # end the watch that keeps the cluster's view of its workers.
-            return
-        super()._update_worker_status(op, msg)
+        if op != "remove" or msg in self.scheduler_info["workers"]:  # else SpecCluster raises
+            super()._update_worker_status(op, msg)
 
     def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
         """Scale to ``n`` workers (or enough for ``memory`` bytes or ``cores`` threads).
@@ -311,8 +307,7 @@ class FargateCluster(SpecCluster):
         return super().adapt(*args, **kwargs)
 
     async def scale_down(self, workers: Any) -> None:
-        """Retire these workers (``adapt`` calls this); workers waiting for quota are
-        no longer wanted either."""
+        """Retire these workers (``adapt`` calls this); those waiting for quota go too."""
         names = {self.scheduler_info["workers"].get(w, {}).get("name", w) for w in workers}
         if self.provisioner is not None:
             self.provisioner.requested = len(set(self.worker_spec) - names)
