@@ -167,9 +167,9 @@ class FargateAccount:
             sample = self._sample()
             for key, vcpus in sample.items():
                 peaks[key] = max(peaks.get(key, 0.0), vcpus)
-            if _minute() != minute:
+            if (now := _minute()) != minute:
                 _put_usage(minute, peaks)
-                minute, peaks = _minute(), sample
+                minute, peaks = now, sample
 
     def _sample(self) -> dict[tuple[str, str, str], float]:
         """vCPUs in use now by account, region and capacity provider."""
