@@ -106,6 +106,13 @@ RETRY_BACKOFF_MAX = 20.0
 #: Most results one ListTasks page returns.
 LIST_TASKS_MAX = 100
 
+#: ECS's deployment circuit breaker (Developer Guide, "How the Amazon ECS deployment
+#: circuit breaker detects failures"; API ``ThresholdConfiguration``): tasks that fail in
+#: a row before it stops launching, by default half the desired count (``BOUNDED_PERCENT``
+#: 50) at most 200, the count reset by a task that became healthy (``resetOnHealthyTask``).
+CIRCUIT_BREAKER_SHARE = 0.5
+CIRCUIT_BREAKER_MAX = 200
+
 #: Container ``stopTimeout``: seconds between SIGTERM and SIGKILL (default, maximum).
 STOP_TIMEOUT_DEFAULT = 30
 STOP_TIMEOUT_MAX = 120

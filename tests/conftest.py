@@ -7,12 +7,16 @@ emulator tests beside it, marked ``emulator`` here, automatically: those that us
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import types
 from pathlib import Path
 
 import dask
 import leaks
 import pytest
+from helpers import SUITE_DONE_VAR
 
 ROOMY_QUOTA = 64
 #: The image option as child processes read it from their environment.
@@ -23,10 +27,52 @@ LATENCY_VAR = "DASK_STARBURST__LOCAL__LATENCY"
 #: one (``python -m starburst_dask.local``, ``starburst-dask local`` and ``demo``).
 STARTERS = {"LocalFargate", "starburst_dask.local", "local", "demo"}
 UNIT = Path(__file__).parent / "unit"
+#: The module that checks the calls every other test made: it runs last.
+POLICY = "test_policy.py"
 
 
 def pytest_configure(config):
     leaks.track_event_loops()
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: it inherits the environment set below
+    from starburst_dask.local.server import AUDIT_VAR
+
+    directory = Path(tempfile.mkdtemp(prefix="starburst-tests-"))
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+    # Every local Fargate of the run, in any process, records the project's own AWS calls
+    # in one file (test_policy).
+    _set_env(config, AUDIT_VAR, str(directory / "calls.jsonl"))
+    if getattr(config.option, "tx", None):  # the tests run in workers
+        _set_env(config, SUITE_DONE_VAR, str(directory / "done"))
+        config.pluginmanager.register(SuiteDone(directory / "done"), "suite_done")
+
+
+def _set_env(config, name, value):
+    os.environ[name] = value
+    config.add_cleanup(lambda: os.environ.pop(name, None))
+
+
+class SuiteDone:
+    """In a run with workers (pytest-xdist): creates ``path`` once every test outside
+    test_policy.py has finished, in whichever worker; test_policy waits for it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.left = None
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if self.left is None:  # every worker collects the same tests
+            self.left = {i for i in ids if not i.split("::")[0].endswith(POLICY)}
+            self._check()
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "teardown" and self.left is not None:
+            self.left.discard(report.nodeid)
+            self._check()
+
+    def _check(self):
+        if not self.left:
+            self.path.touch()
 
 
 @pytest.fixture(scope="module")
@@ -81,26 +127,8 @@ def dask_image_unless_about_environments():
     patch.undo()
 
 
-@pytest.fixture(scope="session")
-def audit_project_calls(tmp_path_factory):
-    """Every local Fargate records the project's own AWS calls in one file (test_policy)."""
-    from starburst_dask.local.server import AUDIT_VAR
-
-    patch = pytest.MonkeyPatch()
-    patch.setenv(AUDIT_VAR, str(tmp_path_factory.mktemp("audit") / "calls.jsonl"))
-    yield
-    patch.undo()
-
-
 @pytest.fixture(autouse=True)
-def emulator_layer(request):
-    """Outside the unit layer, the audit every local Fargate writes (started once)."""
-    if not _is_unit(request.node):
-        request.getfixturevalue("audit_project_calls")
-
-
-@pytest.fixture(autouse=True)
-def no_leaks(request, emulator_layer):
+def no_leaks(request):
     """After each test: no thread, pending asyncio task or child process it started.
 
     Requested after every other fixture of a wider scope (pytest sets those up first), so
@@ -122,7 +150,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if not _is_unit(item) and _starts_local_fargate(item):
             item.add_marker(pytest.mark.emulator)
-    items.sort(key=lambda item: item.path.name == "test_policy.py")
+    items.sort(key=lambda item: item.path.name == POLICY)
 
 
 @pytest.hookimpl(tryfirst=True)

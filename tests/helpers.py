@@ -17,6 +17,9 @@ DASK_IMAGE = f"daskdev/dask:{dask.__version__}-py{PYTHON}"
 PYTHON_IMAGE = f"python:{PYTHON}"
 #: A conda-lock file of a small environment (``tests/data``).
 LOCK = pathlib.Path(__file__).parent / "data" / "conda-lock.yml"
+#: In a run with workers (pytest-xdist), a file that exists once every test outside
+#: test_policy.py has finished (``conftest.SuiteDone``).
+SUITE_DONE_VAR = "STARBURST_TEST_SUITE_DONE"
 
 
 def wait_until(predicate, timeout=60.0, interval=0.2):

@@ -1,8 +1,9 @@
 """The IAM policy `starburst-dask iam-policy` prints allows every call the project makes.
 
 Every local Fargate of the suite records the AWS operations the project's own clients
-sent (their user agent says ``app/starburst-dask``); this module runs last and checks
-each against the printed policy, and against AWS's models for deprecated operations.
+sent (their user agent says ``app/starburst-dask``); this module runs last (in a run with
+workers, once the other tests have finished in every worker) and checks each against the
+printed policy, and against AWS's models for deprecated operations.
 """
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 from click.testing import CliRunner
+from helpers import SUITE_DONE_VAR, wait_until
 
 from starburst_dask.admin.policy import allows, iam_action
 from starburst_dask.cli import main
@@ -28,7 +30,9 @@ def recorded_calls():
 
 
 @pytest.fixture(scope="module")
-def calls(audit_project_calls):
+def calls():
+    if os.environ.get(SUITE_DONE_VAR):  # the other tests may still run in other workers
+        wait_until(lambda: os.path.exists(os.environ[SUITE_DONE_VAR]), timeout=540, interval=1)
     found = recorded_calls()
     if not found:
         pytest.skip("no calls recorded: run this module with the whole suite")

@@ -307,9 +307,11 @@ def scheduler_log(aws, arn):
 
 def test_max_lifetime_stops_a_cluster_whose_client_is_alive(aws, set_up):
     # An idle timeout far below the lifetime: a connected client keeps the scheduler up.
+    # (Long enough for the client to connect on a busy machine: with no client yet, the
+    # scheduler goes at its idle timeout.)
     with (
         FargateCluster(
-            n_workers=1, scheduler_timeout=2, max_lifetime=8, poll_interval=0.5
+            n_workers=1, scheduler_timeout=10, max_lifetime=30, poll_interval=0.5
         ) as cluster,
         Client(cluster) as client,
     ):

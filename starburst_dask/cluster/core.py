@@ -269,7 +269,7 @@ class FargateCluster(SpecCluster):
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         if op == "add" and self.provisioner is not None:  # a worker that never joined failed
-            self.provisioner.joined.update(str(w.get("name")) for w in msg["workers"].values())
+            self.provisioner.replacement.join(str(w.get("name")) for w in msg["workers"].values())
         if op == "remove" and self.departures is not None:
             self.departures.removed(msg)  # not retired by the cluster: gone unless it returns
         if op != "remove" or msg in self.scheduler_info["workers"]:  # else SpecCluster raises

@@ -99,8 +99,6 @@ class WorkerProvisioner:
         self.quota = quota.QuotaStatus(self.capacity.value[0])
         #: Relaunching workers that stop: back off after failures, give up after many.
         self.replacement = ReplacementPolicy()
-        #: Names of workers that reached the scheduler: one that never did has failed.
-        self.joined: set[str] = set()
         #: Names of workers that left by themselves (and were replaced).
         self.departed: set[str] = set()
         self._work: set[asyncio.Future[None]] = set()  # stops and replacements under way
@@ -332,7 +330,7 @@ class WorkerProvisioner:
 
     async def _replace(self, name: str, arn: str, reason: str) -> None:
         """Relaunch a worker that left by itself, unless workers keep failing."""
-        joined = name in self.joined
+        joined = name in self.replacement.joined
         if not joined:
             try:
                 lines = await tasks.last_log_lines(
@@ -342,7 +340,7 @@ class WorkerProvisioner:
                 lines = []
             if lines:
                 reason += "; its last log lines:\n  " + "\n  ".join(lines)
-        self.replacement.stopped(joined, reason)
+        self.replacement.stopped(joined, reason, wanted=self.requested)
         if self.replacement.exhausted:
             self.requested = len(self.worker_spec)
             self._set_waiting(0)

@@ -2,14 +2,21 @@
 
 A worker that ran and served its scheduler is replaced at once. A worker that stopped
 before it ever joined (its image cannot start, its command fails, it is killed at
-once) counts as a failure: replacements back off exponentially, and after
-``max_failures`` in a row the cluster stops replacing and says why, instead of paying
-for a task that can never work, forever.
+once) counts as a failure: replacements back off exponentially, and after too many
+failures in a row the cluster stops replacing and says why, instead of paying for a
+task that can never work, forever. As ECS's deployment circuit breaker counts: too many
+is half the workers wanted (at least ``max_failures``, at most 200), and a worker that
+joins starts the count again, so a burst of failures among many workers starting at
+once (a busy image registry, a slow start) is replaced, not given up on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterable
+
+from .. import fargate
 
 
 @dataclasses.dataclass
@@ -19,7 +26,8 @@ class ReplacementPolicy:
     Parameters
     ----------
     max_failures : int
-        Consecutive workers that stop without joining before replacing stops.
+        Consecutive workers that stop without joining before replacing stops, for up to
+        twice as many workers wanted; half the workers wanted, for more (at most 200).
     base_delay, max_delay : float
         Seconds before the replacement after the first failure, doubling with each
         further failure, capped at ``max_delay``.
@@ -32,19 +40,34 @@ class ReplacementPolicy:
     failures: int = 0
     #: Why the latest of them stopped (ECS's words, exit code, last log lines).
     last_reason: str = ""
+    #: Failures in a row that stop replacing, for the workers wanted at the latest one.
+    limit: int = dataclasses.field(init=False)
+    #: Names of workers that reached their scheduler: one that never did has failed.
+    joined: set[str] = dataclasses.field(default_factory=set)
 
-    def stopped(self, joined: bool, reason: str) -> None:
-        """Note a worker that stopped by itself; ``joined``: it had served its scheduler."""
+    def __post_init__(self) -> None:
+        self.limit = self.max_failures
+
+    def join(self, names: Iterable[str]) -> None:
+        """Workers reached their scheduler: the failures in a row start again from zero."""
+        self.joined.update(names)
+        self.failures, self.last_reason = 0, ""
+
+    def stopped(self, joined: bool, reason: str, wanted: int = 0) -> None:
+        """Note a worker that stopped by itself while ``wanted`` workers were wanted;
+        ``joined``: it had served its scheduler."""
         if joined:
             self.failures, self.last_reason = 0, ""
         else:
             self.failures += 1
             self.last_reason = reason
+            share = math.ceil(fargate.CIRCUIT_BREAKER_SHARE * wanted)
+            self.limit = min(fargate.CIRCUIT_BREAKER_MAX, max(self.max_failures, share))
 
     @property
     def exhausted(self) -> bool:
         """Whether to stop replacing: too many workers in a row failed."""
-        return self.failures >= self.max_failures
+        return self.failures >= self.limit
 
     @property
     def delay(self) -> float:

@@ -635,11 +635,16 @@ def _audit(calls: Counter[tuple[str, str]]) -> None:
     """Append the project's calls to ``$STARBURST_DASK_LOCAL_AUDIT``, if set."""
     path = os.environ.get(AUDIT_VAR)
     if path and calls:
-        with open(path, "a") as f:
-            for (service, operation), count in sorted(calls.items()):
-                f.write(
-                    json.dumps({"service": service, "operation": operation, "count": count}) + "\n"
-                )
+        lines = "".join(
+            json.dumps({"service": s, "operation": o, "count": n}) + "\n"
+            for (s, o), n in sorted(calls.items())
+        )
+        # One appending write: local Fargates in other processes may append at once.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
 
 
 def _check_free(port: int) -> None:

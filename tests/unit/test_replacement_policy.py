@@ -48,3 +48,25 @@ def test_the_error_names_the_count_the_last_reason_and_the_fix():
     assert message.startswith("2 worker tasks in a row stopped before joining the scheduler")
     assert "The last one: Essential container in task exited (exit code 3)" in message
     assert "cluster.scale(n)" in message
+
+
+@pytest.mark.parametrize(("wanted", "limit"), [(1, 5), (10, 5), (11, 6), (64, 32), (1000, 200)])
+def test_the_limit_is_half_the_workers_wanted_within_five_and_200(wanted, limit):
+    # As ECS's deployment circuit breaker: half the desired count, at most 200.
+    policy = ReplacementPolicy()
+    for i in range(limit):
+        assert not policy.exhausted, i
+        policy.stopped(joined=False, reason="exit code 1", wanted=wanted)
+    assert policy.exhausted
+
+
+def test_a_worker_joining_resets_the_count_of_failures_in_a_row():
+    policy = ReplacementPolicy(max_failures=3)
+    for _ in range(2):
+        policy.stopped(joined=False, reason="CannotPullContainerError")
+    policy.join(["worker-7"])
+    assert (policy.failures, policy.last_reason, policy.delay) == (0, "", 0.0)
+    assert "worker-7" in policy.joined
+    for _ in range(2):
+        policy.stopped(joined=False, reason="exit code 1")
+    assert not policy.exhausted
