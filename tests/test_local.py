@@ -36,8 +36,9 @@ SHOW_ADDRESS = (
 )
 
 
-def wait_until(predicate, timeout=20.0, interval=0.2):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` s."""
+def wait_until(predicate, timeout=60.0, interval=0.2):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` s (ample:
+    other test modules run at once on the same cores)."""
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
         if time.monotonic() > deadline:
@@ -50,7 +51,7 @@ def describe(ecs, arns):
     return ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]
 
 
-def wait_status(ecs, arns, status, timeout=20.0):
+def wait_status(ecs, arns, status, timeout=60.0):
     """Wait until every task in ``arns`` has ``lastStatus == status``; return them."""
     return wait_until(
         lambda: (
@@ -731,7 +732,7 @@ def test_no_task_outlives_a_killed_emulator():
         )
         emulator.send_signal(signal.SIGKILL)
         emulator.wait(10)
-        wait_until(lambda: all(gone(p.pid) for p in task_processes), timeout=10)
+        wait_until(lambda: all(gone(p.pid) for p in task_processes), timeout=30)
     finally:
         if emulator.poll() is None:
             emulator.kill()

@@ -385,7 +385,7 @@ def test_client_outside_the_vpc_reaches_a_task_only_when_its_group_admits_it(aws
             }
         ],
     )
-    wait_until(lambda: reachable_from_here(public, 8000), timeout=10)
+    wait_until(lambda: reachable_from_here(public, 8000), timeout=30)
     assert not reachable_from_here(private, 8000)  # still outside the VPC
 
 
